@@ -1,0 +1,40 @@
+# faas — build, run and test.
+#   make            build build/bin/server and build/bin/worker (release)
+#   make run        toolchains + build + ./build/bin/server RR
+#   make test       toolchains + build + every test (unit and end to end)
+#   make lint       rustfmt check + clippy -D warnings
+#   make toolchains install compilers/runtimes (Debian 12, as root; idempotent)
+SHELL := /bin/bash
+CARGO ?= cargo
+# Tests, binaries and clippy all use the release profile, so the heavy
+# dependencies (Wasmer, cranelift) are compiled once.
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+BIN_DIR := build/bin
+
+.PHONY: all build run test lint toolchains clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked --workspace --bins
+	@mkdir -p $(BIN_DIR)
+	install -m 755 $(CARGO_TARGET_DIR)/release/faas-server $(BIN_DIR)/server
+	install -m 755 $(CARGO_TARGET_DIR)/release/worker $(BIN_DIR)/worker
+
+toolchains:
+	./scripts/install-toolchains.sh
+
+run: toolchains build
+	./build/bin/server RR
+
+test: toolchains build
+	FAAS_BIN_DIR=$(CURDIR)/$(BIN_DIR) $(CARGO) test --release --locked --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf build
+	$(CARGO) clean

@@ -1,0 +1,348 @@
+//! Newline-delimited JSON framing.
+//!
+//! [`FrameDecoder`] buffers bytes as they arrive and hands out complete lines.
+//! It never holds more than `max_len` bytes of one unfinished line: a peer that
+//! sends an endless line gets [`FrameError::TooLong`] instead of making the
+//! reader allocate without bound.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Largest line accepted by default: room for a 16 MiB body even when JSON
+/// escaping grows every byte sixfold, plus the envelope.
+pub const DEFAULT_MAX_FRAME: usize = 100 * 1024 * 1024;
+
+/// Why a line could not be turned into a message.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// A line grew past the decoder's limit; the rest of it is discarded.
+    #[error("message longer than the {limit}-byte limit")]
+    TooLong { limit: usize },
+    /// The stream ended in the middle of a line.
+    #[error("connection closed in the middle of a message ({pending} bytes pending)")]
+    Incomplete { pending: usize },
+    /// The line is not a JSON message of the expected shape.
+    #[error("malformed message: {0}")]
+    Invalid(#[from] serde_json::Error),
+}
+
+/// Serialises `msg` as one JSON line, newline included.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Serialising our own message types cannot fail: they hold no maps with
+    // non-string keys and no types whose Serialize impl can error.
+    let mut line = serde_json::to_vec(msg).expect("protocol messages always serialise");
+    line.push(b'\n');
+    line
+}
+
+/// Parses one line (with or without its trailing newline) as a `T`.
+pub fn decode<T: DeserializeOwned>(line: &[u8]) -> Result<T, FrameError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Ok(serde_json::from_slice(line)?)
+}
+
+/// Splits a byte stream into lines of at most `max_len` bytes.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already scanned for a newline, so each byte is scanned once.
+    scanned: usize,
+    /// Set while dropping the remainder of a line that was too long.
+    discarding: bool,
+    max_len: usize,
+}
+
+impl FrameDecoder {
+    pub fn new(max_len: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            scanned: 0,
+            discarding: false,
+            max_len,
+        }
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Returns the next complete line without its newline, `Ok(None)` when
+    /// more bytes are needed, or `TooLong` once per oversized line (the
+    /// decoder then skips to the next newline and carries on).
+    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        loop {
+            match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                Some(offset) => {
+                    let end = self.scanned + offset;
+                    let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                    self.scanned = 0;
+                    line.pop();
+                    if self.discarding {
+                        self.discarding = false;
+                        continue;
+                    }
+                    if line.len() > self.max_len {
+                        return Err(FrameError::TooLong {
+                            limit: self.max_len,
+                        });
+                    }
+                    return Ok(Some(line));
+                }
+                None => {
+                    self.scanned = self.buf.len();
+                    if self.buf.len() > self.max_len {
+                        self.buf.clear();
+                        self.scanned = 0;
+                        if !self.discarding {
+                            self.discarding = true;
+                            return Err(FrameError::TooLong {
+                                limit: self.max_len,
+                            });
+                        }
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Call at end of stream: an unfinished line is an error.
+    pub fn finish(&mut self) -> Result<(), FrameError> {
+        let pending = self.buf.len();
+        self.buf.clear();
+        self.scanned = 0;
+        if pending == 0 || self.discarding {
+            self.discarding = false;
+            Ok(())
+        } else {
+            Err(FrameError::Incomplete { pending })
+        }
+    }
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+/// Reads messages from a blocking reader, one line at a time.
+pub struct LineReader<R> {
+    inner: R,
+    decoder: FrameDecoder,
+    chunk: Box<[u8]>,
+}
+
+impl<R: std::io::Read> LineReader<R> {
+    pub fn new(inner: R, max_len: usize) -> Self {
+        Self {
+            inner,
+            decoder: FrameDecoder::new(max_len),
+            chunk: vec![0; 64 * 1024].into_boxed_slice(),
+        }
+    }
+
+    /// The next line, `Ok(None)` at a clean end of stream.
+    pub fn next_line(&mut self) -> std::io::Result<Option<Result<Vec<u8>, FrameError>>> {
+        loop {
+            match self.decoder.next_line() {
+                Ok(Some(line)) => return Ok(Some(Ok(line))),
+                Ok(None) => {}
+                Err(err) => return Ok(Some(Err(err))),
+            }
+            let n = match self.inner.read(&mut self.chunk) {
+                Ok(n) => n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            if n == 0 {
+                return match self.decoder.finish() {
+                    Ok(()) => Ok(None),
+                    Err(err) => Ok(Some(Err(err))),
+                };
+            }
+            self.decoder.feed(&self.chunk[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::*;
+
+    #[test]
+    fn lines_split_across_feeds() {
+        let mut d = FrameDecoder::new(100);
+        d.feed(b"{\"a\":");
+        assert!(d.next_line().unwrap().is_none());
+        d.feed(b"1}\n{\"b\":2}\n{\"c\"");
+        assert_eq!(d.next_line().unwrap().unwrap(), b"{\"a\":1}");
+        assert_eq!(d.next_line().unwrap().unwrap(), b"{\"b\":2}");
+        assert!(d.next_line().unwrap().is_none());
+        assert!(matches!(
+            d.finish(),
+            Err(FrameError::Incomplete { pending: 4 })
+        ));
+    }
+
+    #[test]
+    fn oversized_line_is_reported_once_then_skipped() {
+        let mut d = FrameDecoder::new(8);
+        d.feed(b"0123456789abcdef");
+        assert!(matches!(
+            d.next_line(),
+            Err(FrameError::TooLong { limit: 8 })
+        ));
+        d.feed(b"still the same line");
+        assert!(d.next_line().unwrap().is_none());
+        d.feed(b"\nok\n");
+        assert_eq!(d.next_line().unwrap().unwrap(), b"ok");
+        assert!(d.finish().is_ok());
+    }
+
+    #[test]
+    fn oversized_complete_line_is_rejected() {
+        let mut d = FrameDecoder::new(4);
+        d.feed(b"toolong\nok\n");
+        assert!(matches!(d.next_line(), Err(FrameError::TooLong { .. })));
+        assert_eq!(d.next_line().unwrap().unwrap(), b"ok");
+    }
+
+    #[test]
+    fn malformed_json_is_a_typed_error() {
+        for bad in [
+            &b"not json"[..],
+            b"{\"type\":\"invoke\"}",
+            b"{\"type\":\"nope\",\"req\":1}",
+            b"[1,2]",
+            b"",
+        ] {
+            assert!(matches!(
+                decode::<ServerRequest>(bad),
+                Err(FrameError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn line_reader_reads_until_eof() {
+        let data = b"{\"x\":1}\n{\"y\":2}\n".to_vec();
+        let mut r = LineReader::new(&data[..], 1024);
+        assert_eq!(r.next_line().unwrap().unwrap().unwrap(), b"{\"x\":1}");
+        assert_eq!(r.next_line().unwrap().unwrap().unwrap(), b"{\"y\":2}");
+        assert!(r.next_line().unwrap().is_none());
+        let partial = b"{\"x\":1".to_vec();
+        let mut r = LineReader::new(&partial[..], 1024);
+        assert!(matches!(
+            r.next_line().unwrap().unwrap(),
+            Err(FrameError::Incomplete { .. })
+        ));
+    }
+
+    fn round_trip<T>(msg: T)
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let line = encode(&msg);
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(decode::<T>(&line).unwrap(), msg);
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let job = Job {
+            req: 7,
+            function: "hello_1".into(),
+            payload: Some("line1\nline2 \u{e9}\"".into()),
+            lang: Some("c".into()),
+            timeout_ms: Some(1000),
+            max_memory_mb: Some(64),
+            max_output_bytes: Some(1024),
+        };
+        round_trip(ServerRequest::Deploy {
+            req: 1,
+            name: "hello".into(),
+            lang: "c".into(),
+            code: "int main(){}\n".into(),
+            timeout_ms: Some(5),
+            max_memory_mb: None,
+        });
+        round_trip(ServerRequest::Invoke {
+            req: 2,
+            function: "hello".into(),
+            payload: "x\n".into(),
+        });
+        round_trip(ServerRequest::GetSource {
+            req: 3,
+            name: "hello".into(),
+        });
+        round_trip(ServerRequest::List { req: 4 });
+        round_trip(ServerRequest::Stats { req: 5 });
+        round_trip(ServerReply {
+            req: 1,
+            status: 201,
+            body: serde_json::json!({"ok": true}),
+            text: false,
+        });
+        round_trip(LbRequest::Invoke {
+            req: 9,
+            function: "f".into(),
+            payload: None,
+        });
+        round_trip(LbRequest::JobDone {
+            req: 9,
+            worker_id: 1,
+            ok: false,
+        });
+        round_trip(LbRequest::WorkerDown { worker_id: 2 });
+        round_trip(LbRequest::WorkerUp { worker_id: 2 });
+        round_trip(LbRequest::Stats { req: 3 });
+        round_trip(LbReply::ForwardToWorker {
+            req: 9,
+            worker_id: 3,
+            job: job.clone(),
+        });
+        round_trip(LbReply::Stats {
+            req: 3,
+            strategy: "RR".into(),
+            queue_len: 0,
+            workers: vec![WorkerStats {
+                worker_id: 0,
+                up: true,
+                weight: 1,
+                in_flight: 2,
+                completed: 3,
+                failed: 1,
+            }],
+        });
+        round_trip(LbReply::Error {
+            req: 4,
+            error: "no worker".into(),
+        });
+        round_trip(job);
+        round_trip(JobResult::success(1, "out".into(), "err".into(), 0, 1.5));
+        round_trip(JobResult::failure(2, FailureKind::Timeout, "timed out"));
+    }
+
+    #[test]
+    fn seed_messages_parse() {
+        let msg: LbRequest = decode(br#"{"type":"invoke","fn":"hello_XXX","payload":""}"#).unwrap();
+        assert_eq!(
+            msg,
+            LbRequest::Invoke {
+                req: 0,
+                function: "hello_XXX".into(),
+                payload: Some(String::new())
+            }
+        );
+        let msg: ServerRequest =
+            decode(br#"{"type":"deploy","name":"hello","lang":"c","code":"..."}"#).unwrap();
+        assert!(matches!(msg, ServerRequest::Deploy { req: 0, .. }));
+        let job: Job = decode(br#"{"fn":"hello_1"}"#).unwrap();
+        assert_eq!(job.function, "hello_1");
+        assert_eq!(job.payload, None);
+    }
+}

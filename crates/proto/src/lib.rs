@@ -1,0 +1,31 @@
+//! Wire formats shared by every faas process, and their newline-delimited JSON
+//! framing.
+//!
+//! Three conversations use these types, each one JSON object per line and each
+//! message carrying a request id (`req`) so one connection can carry many
+//! requests at once:
+//!
+//! - gateway → Server on the Server's UNIX socket: [`ServerRequest`] /
+//!   [`ServerReply`];
+//! - Server → load balancer on `/tmp/faas_lb.sock`: [`LbRequest`] / [`LbReply`]
+//!   (the seed's `{"type":"invoke",...}` answered by
+//!   `{"type":"forward_to_worker","worker_id":N,"job":{...}}`);
+//! - Server → worker on the worker's stdin/stdout: [`Job`] / [`JobResult`].
+//!
+//! Modules:
+//! - [`frame`]: a sans-I/O line decoder with a size cap and typed errors, plus
+//!   [`frame::encode`].
+//! - [`client`] (feature `tokio`): a multiplexing NDJSON client used by the
+//!   gateway and the Server for their persistent connections.
+//!
+//! This crate holds no I/O policy: the framing works on byte slices so that a
+//! blocking reader, an async reader and a test can all drive it.
+
+pub mod frame;
+pub mod messages;
+
+#[cfg(feature = "tokio")]
+pub mod client;
+
+pub use frame::{decode, encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
+pub use messages::*;

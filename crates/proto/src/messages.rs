@@ -1,0 +1,308 @@
+//! Message types. Field names follow the seed: `fn` for the function id,
+//! `type` as the tag, `worker_id`, `job`, `ok`, `output`.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one request on a connection; replies echo it. Seed-style
+/// messages without one read as 0.
+pub type RequestId = u64;
+
+/// A message that may expect a reply carrying the same request id.
+pub trait Correlated {
+    /// The id a reply to this message carries, `None` for one-way messages.
+    fn req_id(&self) -> Option<RequestId>;
+}
+
+/// Gateway → Server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerRequest {
+    /// Store, compile and register a function.
+    Deploy {
+        #[serde(default)]
+        req: RequestId,
+        name: String,
+        lang: String,
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_memory_mb: Option<u64>,
+    },
+    /// Run a function with `payload` as its stdin.
+    Invoke {
+        #[serde(default)]
+        req: RequestId,
+        #[serde(rename = "fn")]
+        function: String,
+        #[serde(default)]
+        payload: String,
+    },
+    /// The stored source of a function (by name or id).
+    GetSource {
+        #[serde(default)]
+        req: RequestId,
+        name: String,
+    },
+    /// Every deployed function's metadata.
+    List {
+        #[serde(default)]
+        req: RequestId,
+    },
+    /// Load-balancer and worker counters.
+    Stats {
+        #[serde(default)]
+        req: RequestId,
+    },
+}
+
+impl Correlated for ServerRequest {
+    fn req_id(&self) -> Option<RequestId> {
+        Some(match self {
+            Self::Deploy { req, .. }
+            | Self::Invoke { req, .. }
+            | Self::GetSource { req, .. }
+            | Self::List { req }
+            | Self::Stats { req } => *req,
+        })
+    }
+}
+
+impl ServerRequest {
+    /// Replaces the request id (the multiplexing client numbers requests).
+    pub fn set_req_id(&mut self, id: RequestId) {
+        match self {
+            Self::Deploy { req, .. }
+            | Self::Invoke { req, .. }
+            | Self::GetSource { req, .. }
+            | Self::List { req }
+            | Self::Stats { req } => *req = id,
+        }
+    }
+}
+
+/// Server → gateway: the HTTP status and JSON body to answer with. The Server
+/// decides the status because it alone knows why a request failed; the
+/// gateway only routes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerReply {
+    pub req: RequestId,
+    pub status: u16,
+    pub body: serde_json::Value,
+    /// `body` is a string to send as plain text (a function's source).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text: bool,
+}
+
+impl Correlated for ServerReply {
+    fn req_id(&self) -> Option<RequestId> {
+        Some(self.req)
+    }
+}
+
+impl ServerReply {
+    /// A JSON reply.
+    pub fn json(req: RequestId, status: u16, body: serde_json::Value) -> Self {
+        Self {
+            req,
+            status,
+            body,
+            text: false,
+        }
+    }
+
+    /// The platform's error shape: `{"ok":false,"error":"..."}`.
+    pub fn error(req: RequestId, status: u16, error: impl Into<String>) -> Self {
+        Self::json(
+            req,
+            status,
+            serde_json::json!({"ok": false, "error": error.into()}),
+        )
+    }
+}
+
+/// Server → load balancer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LbRequest {
+    /// Pick a worker for a job; answered by [`LbReply::ForwardToWorker`]
+    /// (possibly later, when FIFO queues it).
+    Invoke {
+        #[serde(default)]
+        req: RequestId,
+        #[serde(rename = "fn")]
+        function: String,
+        /// The Server leaves the payload out (it keeps it and adds it to the
+        /// job itself); the LB echoes whatever it was given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<String>,
+    },
+    /// A job forwarded earlier has ended (one-way).
+    JobDone {
+        req: RequestId,
+        worker_id: usize,
+        ok: bool,
+    },
+    /// Worker `worker_id` died: route around it (one-way).
+    WorkerDown { worker_id: usize },
+    /// Worker `worker_id` is (again) ready for jobs (one-way).
+    WorkerUp { worker_id: usize },
+    /// Ask for per-worker counters.
+    Stats {
+        #[serde(default)]
+        req: RequestId,
+    },
+}
+
+impl Correlated for LbRequest {
+    fn req_id(&self) -> Option<RequestId> {
+        match self {
+            Self::Invoke { req, .. } | Self::Stats { req } => Some(*req),
+            Self::JobDone { .. } | Self::WorkerDown { .. } | Self::WorkerUp { .. } => None,
+        }
+    }
+}
+
+/// Load balancer → Server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LbReply {
+    ForwardToWorker {
+        req: RequestId,
+        worker_id: usize,
+        job: Job,
+    },
+    Stats {
+        req: RequestId,
+        strategy: String,
+        queue_len: usize,
+        workers: Vec<WorkerStats>,
+    },
+    Error {
+        #[serde(default)]
+        req: RequestId,
+        error: String,
+    },
+}
+
+impl Correlated for LbReply {
+    fn req_id(&self) -> Option<RequestId> {
+        Some(match self {
+            Self::ForwardToWorker { req, .. }
+            | Self::Stats { req, .. }
+            | Self::Error { req, .. } => *req,
+        })
+    }
+}
+
+/// One worker's counters as the LB sees them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub worker_id: usize,
+    pub up: bool,
+    pub weight: u32,
+    pub in_flight: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// Server → worker (one line on the worker's stdin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    #[serde(default)]
+    pub req: RequestId,
+    /// Function id: the directory name under the functions dir.
+    #[serde(rename = "fn")]
+    pub function: String,
+    /// The function's stdin; absent means empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// The function's language; absent means "read metadata.json".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+}
+
+/// Why a job did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The function ran and exited non-zero.
+    Exit,
+    /// The function trapped (unreachable, out of bounds, stack overflow...).
+    Trap,
+    /// The function ran past its deadline and was stopped.
+    Timeout,
+    /// No such function in the worker's functions dir.
+    NotFound,
+    /// The job itself was unusable (bad line, unknown language).
+    BadJob,
+    /// The worker could not load or start the function.
+    Internal,
+    /// The worker process died while holding the job.
+    WorkerCrashed,
+}
+
+/// Worker → Server (one line on the worker's stdout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    #[serde(default)]
+    pub req: RequestId,
+    pub ok: bool,
+    #[serde(default)]
+    pub output: String,
+    #[serde(default)]
+    pub stderr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub duration_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FailureKind>,
+    /// Output or stderr was cut at the output cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl JobResult {
+    pub fn success(
+        req: RequestId,
+        output: String,
+        stderr: String,
+        exit_code: i32,
+        duration_ms: f64,
+    ) -> Self {
+        Self {
+            req,
+            ok: true,
+            output,
+            stderr,
+            exit_code: Some(exit_code),
+            duration_ms,
+            error: None,
+            kind: None,
+            truncated: false,
+        }
+    }
+
+    pub fn failure(req: RequestId, kind: FailureKind, error: impl Into<String>) -> Self {
+        Self {
+            req,
+            ok: false,
+            output: String::new(),
+            stderr: String::new(),
+            exit_code: None,
+            duration_ms: 0.0,
+            error: Some(error.into()),
+            kind: Some(kind),
+            truncated: false,
+        }
+    }
+}

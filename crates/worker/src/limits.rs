@@ -1,0 +1,181 @@
+//! Per-call limits for WebAssembly guests.
+//!
+//! - **Memory**: [`CappedTunables`] clamps every linear memory's maximum to
+//!   the current job's cap, so `memory.grow` past it fails *inside* the guest
+//!   (malloc returns NULL) instead of growing the host. Tunables belong to the
+//!   engine, and a worker runs one job at a time, so the cap is a shared
+//!   atomic set before each instantiation.
+//! - **Time**: [`Watchdog`] is one long-lived thread that interrupts the
+//!   running store when its deadline passes (Wasmer's host interrupt, a
+//!   signal to the guest's thread). No thread is created per call.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmer::sys::vm::{
+    MemoryError, MemoryStyle, TableStyle, VMMemory, VMMemoryDefinition, VMTable, VMTableDefinition,
+};
+use wasmer::sys::{BaseTunables, Tunables};
+use wasmer::{MemoryType, Pages, TableType};
+
+/// WebAssembly pages are 64 KiB.
+pub const WASM_PAGE: u64 = 64 * 1024;
+
+/// Tunables that cap linear memory at a limit that can change between calls.
+pub struct CappedTunables {
+    base: BaseTunables,
+    max_pages: Arc<AtomicU32>,
+}
+
+impl CappedTunables {
+    pub fn new(base: BaseTunables, max_pages: Arc<AtomicU32>) -> Self {
+        Self { base, max_pages }
+    }
+
+    fn capped(&self, ty: &MemoryType) -> Result<MemoryType, MemoryError> {
+        let cap = Pages(self.max_pages.load(Ordering::Relaxed));
+        if ty.minimum > cap {
+            return Err(MemoryError::Generic(format!(
+                "the module needs {} MiB of memory at start; the limit is {} MiB",
+                u64::from(ty.minimum.0) * WASM_PAGE / (1024 * 1024),
+                u64::from(cap.0) * WASM_PAGE / (1024 * 1024)
+            )));
+        }
+        let mut ty = *ty;
+        ty.maximum = Some(ty.maximum.map_or(cap, |max| max.min(cap)));
+        Ok(ty)
+    }
+}
+
+impl Tunables for CappedTunables {
+    fn memory_style(&self, memory: &MemoryType) -> MemoryStyle {
+        self.base.memory_style(memory)
+    }
+
+    fn table_style(&self, table: &TableType) -> TableStyle {
+        self.base.table_style(table)
+    }
+
+    fn create_host_memory(
+        &self,
+        ty: &MemoryType,
+        style: &MemoryStyle,
+    ) -> Result<VMMemory, MemoryError> {
+        self.base.create_host_memory(&self.capped(ty)?, style)
+    }
+
+    unsafe fn create_vm_memory(
+        &self,
+        ty: &MemoryType,
+        style: &MemoryStyle,
+        vm_definition_location: NonNull<VMMemoryDefinition>,
+    ) -> Result<VMMemory, MemoryError> {
+        let ty = self.capped(ty)?;
+        // SAFETY: forwarded unchanged from our caller, who upholds the
+        // contract of `Tunables::create_vm_memory`.
+        unsafe {
+            self.base
+                .create_vm_memory(&ty, style, vm_definition_location)
+        }
+    }
+
+    fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
+        self.base.create_host_table(ty, style)
+    }
+
+    unsafe fn create_vm_table(
+        &self,
+        ty: &TableType,
+        style: &TableStyle,
+        vm_definition_location: NonNull<VMTableDefinition>,
+    ) -> Result<VMTable, String> {
+        // SAFETY: as above.
+        unsafe { self.base.create_vm_table(ty, style, vm_definition_location) }
+    }
+}
+
+enum WatchdogCommand {
+    Arm {
+        deadline: Instant,
+        interrupter: wasmer::Interrupter,
+        fired: Arc<AtomicBool>,
+    },
+    Disarm,
+}
+
+/// Interrupts a running guest at its deadline.
+pub struct Watchdog {
+    commands: mpsc::Sender<WatchdogCommand>,
+}
+
+/// Disarms the watchdog when dropped; says whether it fired.
+pub struct Armed<'a> {
+    watchdog: &'a Watchdog,
+    fired: Arc<AtomicBool>,
+}
+
+impl Armed<'_> {
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        let _ = self.watchdog.commands.send(WatchdogCommand::Disarm);
+    }
+}
+
+impl Watchdog {
+    pub fn start() -> std::io::Result<Self> {
+        let (commands, rx) = mpsc::channel::<WatchdogCommand>();
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                let mut armed: Option<(Instant, wasmer::Interrupter, Arc<AtomicBool>)> = None;
+                loop {
+                    let next = match &armed {
+                        Some((deadline, ..)) => {
+                            let wait = deadline.saturating_duration_since(Instant::now());
+                            rx.recv_timeout(wait)
+                        }
+                        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    };
+                    match next {
+                        Ok(WatchdogCommand::Arm {
+                            deadline,
+                            interrupter,
+                            fired,
+                        }) => armed = Some((deadline, interrupter, fired)),
+                        Ok(WatchdogCommand::Disarm) => armed = None,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Some((_, interrupter, fired)) = armed.take() {
+                                fired.store(true, Ordering::Release);
+                                interrupter.interrupt();
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })?;
+        Ok(Self { commands })
+    }
+
+    /// Interrupts `interrupter`'s store at `deadline` unless the returned
+    /// guard is dropped first.
+    pub fn arm(&self, deadline: Instant, interrupter: wasmer::Interrupter) -> Armed<'_> {
+        let fired = Arc::new(AtomicBool::new(false));
+        let _ = self.commands.send(WatchdogCommand::Arm {
+            deadline,
+            interrupter,
+            fired: fired.clone(),
+        });
+        Armed {
+            watchdog: self,
+            fired,
+        }
+    }
+}

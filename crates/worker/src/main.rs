@@ -1,0 +1,135 @@
+//! `worker`: a faas worker process.
+//!
+//! - `worker --functions-dir DIR`: reads jobs as JSON lines on stdin and
+//!   answers on stdout, exactly as under the Server, so a job can be run by
+//!   hand: `echo '{"fn":"hello_1","payload":"x"}' | worker`.
+//! - `worker run FILE.wasm [ARGS...]`: runs one module with the terminal's
+//!   stdin/stdout and exits with its exit code (like `wasmer run`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use faas_worker::jobs::{JobRunner, DEFAULT_MAX_OUTPUT_BYTES};
+use faas_worker::wasm::{RunOptions, Sandbox, Stdin};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "worker",
+    version,
+    about = "faas worker: runs functions in Wasmer"
+)]
+struct Cli {
+    /// Where deployed functions live (one directory per function id).
+    #[arg(long, env = "FAAS_FUNCTIONS_DIR", default_value = "./functions")]
+    functions_dir: PathBuf,
+    /// This worker's number, shown in its log lines.
+    #[arg(long, env = "FAAS_WORKER_ID", default_value_t = 0)]
+    id: usize,
+    /// Most compiled modules kept in memory.
+    #[arg(long, env = "FAAS_MODULE_CACHE_SIZE", default_value_t = 256)]
+    module_cache_size: usize,
+    /// Most bytes of stdout (and of stderr) a function may return.
+    #[arg(long, env = "FAAS_MAX_OUTPUT_BYTES", default_value_t = DEFAULT_MAX_OUTPUT_BYTES)]
+    max_output_bytes: usize,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one WebAssembly (WASI) module with this terminal's stdin/stdout.
+    Run {
+        /// Set an environment variable for the module (repeatable).
+        #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Map a host directory into the module: HOST or HOST:GUEST (repeatable).
+        #[arg(long = "dir", value_name = "HOST[:GUEST]", value_parser = parse_dir)]
+        dirs: Vec<(String, String)>,
+        /// The .wasm file.
+        file: PathBuf,
+        /// Arguments passed to the module.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected K=V, got '{s}'")),
+    }
+}
+
+fn parse_dir(s: &str) -> Result<(String, String), String> {
+    let (host, guest) = s.split_once(':').unwrap_or((s, s));
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("expected HOST or HOST:GUEST, got '{s}'"));
+    }
+    Ok((host.to_string(), guest.to_string()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let part: &'static str = Box::leak(format!("WORKER-{}", cli.id).into_boxed_str());
+    faas_logging::init(part);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            log::error!("{err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let sandbox = Sandbox::new()?;
+    match cli.command {
+        Some(Command::Run {
+            env,
+            dirs,
+            file,
+            args,
+        }) => {
+            let module = sandbox.load_file(&file)?;
+            let mut argv = vec![file.display().to_string()];
+            argv.extend(args);
+            let out = sandbox.run(
+                &module,
+                RunOptions {
+                    args: argv,
+                    env,
+                    stdin: Stdin::Inherit,
+                    capture: false,
+                    dirs,
+                    max_output_bytes: cli.max_output_bytes,
+                    timeout: None,
+                    max_memory_bytes: 4 * 1024 * 1024 * 1024,
+                },
+            )?;
+            if let Some(trap) = out.trap {
+                eprintln!("error: {} trapped: {trap}", file.display());
+            }
+            Ok(ExitCode::from(out.exit_code.clamp(0, 255) as u8))
+        }
+        None => {
+            log::info!(
+                "worker ready (functions dir {})",
+                cli.functions_dir.display()
+            );
+            let mut runner = JobRunner::new(
+                cli.functions_dir,
+                sandbox,
+                cli.module_cache_size,
+                cli.max_output_bytes,
+            );
+            faas_worker::serve::serve(
+                &mut runner,
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+            )?;
+            log::info!("stdin closed, exiting");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The Wasmer sandbox.
+//!
+//! One [`Engine`] (cranelift) and one tokio runtime + `PluggableRuntime` live
+//! as long as the process; every call gets a fresh `Store`, `WasiEnv` and
+//! instance, so no state leaks from one invocation to the next. Guests get no
+//! host networking (`UnsupportedVirtualNetworking`) and no host files (the
+//! default in-memory root file system, no pre-opened host directories) unless
+//! `worker run --dir` maps one for debugging.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmer::sys::{BaseTunables, NativeEngineExt};
+use wasmer::{Engine, Module, Store};
+use wasmer_wasix::runtime::task_manager::tokio::TokioTaskManager;
+use wasmer_wasix::virtual_fs::{self, StaticFile};
+use wasmer_wasix::{Pipe, PluggableRuntime, UnsupportedVirtualNetworking, WasiEnv, WasiError};
+
+use crate::limits::{CappedTunables, Watchdog, WASM_PAGE};
+
+/// Linear-memory cap when a call sets none (the server passes its own).
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Errors that stop a module from being loaded or started (as opposed to a
+/// guest that runs and fails, which is a [`RunOutput`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid WebAssembly module: {0}")]
+    Compile(String),
+    #[error("cannot start the module: {0}")]
+    Instantiate(String),
+    #[error("the module has no _start function (not a WASI command)")]
+    NoStart,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What the guest reads on stdin.
+pub enum Stdin {
+    /// These bytes, then end of file.
+    Bytes(Vec<u8>),
+    /// The worker process's own stdin (for `worker run`).
+    Inherit,
+}
+
+/// How one call runs.
+pub struct RunOptions {
+    /// argv, including argv[0].
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Stdin,
+    /// Capture stdout/stderr (`true`) or pass them to the worker's own.
+    pub capture: bool,
+    /// Host directory → guest path, for debugging only.
+    pub dirs: Vec<(String, String)>,
+    /// Most bytes kept of stdout and of stderr each.
+    pub max_output_bytes: usize,
+    /// Interrupt the guest after this long.
+    pub timeout: Option<Duration>,
+    /// Cap on the guest's linear memory.
+    pub max_memory_bytes: u64,
+}
+
+/// What a call did.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub exit_code: i32,
+    /// Set when the guest trapped instead of exiting.
+    pub trap: Option<String>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// stdout or stderr was cut at `max_output_bytes`.
+    pub truncated: bool,
+    /// The guest was interrupted at its deadline.
+    pub timed_out: bool,
+    pub duration_ms: f64,
+}
+
+/// A process-wide Wasmer engine and runtime.
+pub struct Sandbox {
+    engine: Engine,
+    runtime: Arc<PluggableRuntime>,
+    tokio: tokio::runtime::Runtime,
+    /// The memory cap [`CappedTunables`] applies, in pages.
+    max_pages: Arc<AtomicU32>,
+    watchdog: Watchdog,
+}
+
+impl Sandbox {
+    pub fn new() -> Result<Self, SandboxError> {
+        // WASI's blocking calls and timers run on this runtime; one thread is
+        // plenty since a worker runs one guest at a time.
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wasi-rt")
+            .enable_all()
+            .build()
+            .map_err(SandboxError::Runtime)?;
+        let max_pages = Arc::new(AtomicU32::new(pages(DEFAULT_MAX_MEMORY_BYTES)));
+        let mut engine = Engine::default();
+        engine.set_tunables(CappedTunables::new(BaseTunables::new(), max_pages.clone()));
+        let watchdog = Watchdog::start().map_err(SandboxError::Runtime)?;
+        // PluggableRuntime sets up its (replaced) networking on the current
+        // tokio runtime, so one must be entered.
+        let _enter = tokio.enter();
+        let mut runtime =
+            PluggableRuntime::new(Arc::new(TokioTaskManager::new(tokio.handle().clone())));
+        runtime
+            .set_engine(engine.clone())
+            .set_networking_implementation(UnsupportedVirtualNetworking::default());
+        drop(_enter);
+        Ok(Self {
+            engine,
+            runtime: Arc::new(runtime),
+            tokio,
+            max_pages,
+            watchdog,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles WebAssembly bytes (or WAT text) with cranelift.
+    pub fn compile(&self, wasm: &[u8]) -> Result<Module, SandboxError> {
+        Module::new(&self.engine, wasm).map_err(|e| SandboxError::Compile(e.to_string()))
+    }
+
+    /// Reads and compiles a `.wasm` file.
+    pub fn load_file(&self, path: &std::path::Path) -> Result<Module, SandboxError> {
+        let bytes = std::fs::read(path).map_err(|source| SandboxError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.compile(&bytes)
+    }
+
+    /// Runs the module's `_start` in a fresh store and instance.
+    pub fn run(&self, module: &Module, opts: RunOptions) -> Result<RunOutput, SandboxError> {
+        let _enter = self.tokio.enter();
+        let started = Instant::now();
+        let mut store = Store::new(self.engine.clone());
+
+        let program = opts
+            .args
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "function".into());
+        let mut builder = WasiEnv::builder(program)
+            .args(opts.args.iter().skip(1))
+            .envs(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .runtime(self.runtime.clone());
+        // One guest thread: a function cannot fan out threads inside a worker.
+        builder.capabilities_mut().threading.max_threads = Some(1);
+        if let Stdin::Bytes(bytes) = opts.stdin {
+            builder = builder.stdin(Box::new(StaticFile::new(bytes)));
+        }
+        let mut pipes = None;
+        if opts.capture {
+            let (stdout_tx, stdout_rx) = Pipe::channel();
+            let (stderr_tx, stderr_rx) = Pipe::channel();
+            builder = builder
+                .stdout(Box::new(stdout_tx))
+                .stderr(Box::new(stderr_tx));
+            pipes = Some((stdout_rx, stderr_rx));
+        }
+        if !opts.dirs.is_empty() {
+            let host_root = virtual_fs::host_fs::FileSystem::new(self.tokio.handle().clone(), "/")
+                .map_err(|e| SandboxError::Instantiate(e.to_string()))?;
+            builder =
+                builder.fs(Arc::new(host_root) as Arc<dyn virtual_fs::FileSystem + Send + Sync>);
+            for (host, guest) in &opts.dirs {
+                builder = builder
+                    .map_dir(guest, host)
+                    .map_err(|e| SandboxError::Instantiate(e.to_string()))?;
+            }
+        }
+
+        self.max_pages
+            .store(pages(opts.max_memory_bytes), Ordering::Relaxed);
+        let (instance, wasi_env) = builder
+            .instantiate(module.clone(), &mut store)
+            .map_err(|e| SandboxError::Instantiate(e.to_string()))?;
+        let start = instance
+            .exports
+            .get_function("_start")
+            .map_err(|_| SandboxError::NoStart)?
+            .clone();
+
+        let armed = opts
+            .timeout
+            .map(|t| self.watchdog.arm(Instant::now() + t, store.interrupter()));
+        let called = start.call(&mut store, &[]);
+        let timed_out = armed.as_ref().is_some_and(|a| a.fired()) && called.is_err();
+        drop(armed);
+        let (exit_code, trap) = match called {
+            Ok(_) => (0, None),
+            Err(err) => match err.downcast::<WasiError>() {
+                Ok(WasiError::Exit(code)) => (code.raw(), None),
+                Ok(other) => (1, Some(other.to_string())),
+                Err(trap) => (1, Some(trap.message())),
+            },
+        };
+        wasi_env.on_exit(&mut store, Some(exit_code.into()));
+        // Dropping everything that holds the write ends lets the pipes reach EOF.
+        drop(start);
+        drop(instance);
+        drop(wasi_env);
+        drop(store);
+
+        let mut out = RunOutput {
+            exit_code,
+            trap,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            truncated: false,
+            timed_out,
+            duration_ms: 0.0,
+        };
+        if let Some((stdout_rx, stderr_rx)) = pipes {
+            let cap = opts.max_output_bytes;
+            let (stdout, cut_out) = read_capped(stdout_rx, cap);
+            let (stderr, cut_err) = read_capped(stderr_rx, cap);
+            out.stdout = stdout;
+            out.stderr = stderr;
+            out.truncated = cut_out || cut_err;
+        }
+        out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(out)
+    }
+}
+
+/// Bytes → whole WebAssembly pages (at least one).
+fn pages(bytes: u64) -> u32 {
+    (bytes / WASM_PAGE).clamp(1, 65536) as u32
+}
+
+/// Reads at most `cap` bytes; says whether more was there.
+fn read_capped(pipe: impl Read, cap: usize) -> (Vec<u8>, bool) {
+    let mut buf = Vec::new();
+    let _ = pipe.take(cap as u64 + 1).read_to_end(&mut buf);
+    let truncated = buf.len() > cap;
+    buf.truncate(cap);
+    (buf, truncated)
+}

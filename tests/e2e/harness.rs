@@ -1,0 +1,309 @@
+//! Starts real `faas-server` processes on free ports with their own sockets
+//! and function dirs, and talks HTTP to them the way curl does.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The directory holding `faas-server`/`server` and `worker`.
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_faas-server"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_faas-server"))
+}
+
+pub fn worker_bin() -> PathBuf {
+    let path = std::env::var_os("FAAS_BIN_DIR")
+        .map(|d| PathBuf::from(d).join("worker"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| bin_dir().join("worker"));
+    assert!(
+        path.is_file(),
+        "worker binary not found at {}: run `make test` (it builds every binary first)",
+        path.display()
+    );
+    path
+}
+
+/// The repository root (for examples/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn example(name: &str) -> String {
+    let path = repo_root().join("examples").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A running server; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct TestServer {
+    pub dir: Arc<tempfile::TempDir>,
+    pub addr: String,
+    pub child: Option<Child>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub args: Vec<String>,
+}
+
+impl TestServer {
+    /// Starts `faas-server STRATEGY` in a fresh temporary directory.
+    pub fn start(strategy: &str, extra: &[&str]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut args = vec![strategy.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_in(dir, args)
+    }
+
+    fn start_in(dir: Arc<tempfile::TempDir>, args: Vec<String>) -> Self {
+        let (child, log, addr) = spawn_server(dir.path(), &args);
+        let addr = addr.unwrap_or_else(|| {
+            panic!(
+                "server did not start; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            )
+        });
+        let server = Self {
+            dir,
+            addr,
+            child: Some(child),
+            log,
+            args,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Waits until every worker is up (the Server logs "ready" after
+    /// spawning them; workers log "worker ready" when their engine is built).
+    fn wait_ready(&self) {
+        let workers = self
+            .args
+            .iter()
+            .position(|a| a == "--workers")
+            .map(|i| self.args[i + 1].parse::<usize>().unwrap())
+            .unwrap_or(4);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let ready = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("worker ready"))
+                .count();
+            if ready >= workers {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("workers not ready:\n{}", self.log_text());
+    }
+
+    pub fn functions_dir(&self) -> PathBuf {
+        self.dir.path().join("functions")
+    }
+
+    pub fn lb_socket(&self) -> PathBuf {
+        self.dir.path().join("lb.sock")
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not stop within 30 s after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops this server and starts a new one on the same directory.
+    pub fn restart(mut self) -> Self {
+        let status = self.stop();
+        assert!(status.success(), "server exited with {status}");
+        let dir = self.dir.clone();
+        let args = self.args.clone();
+        drop(self);
+        Self::start_in(dir, args)
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        http(&self.addr, method, path, body)
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Response {
+        self.request("POST", path, body.as_bytes())
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, b"")
+    }
+
+    /// Deploys and asserts 201; returns the id.
+    pub fn deploy(&self, name: &str, lang: &str, code: &str) -> String {
+        let resp = self.post(&format!("/deploy?name={name}&lang={lang}"), code);
+        assert_eq!(resp.status, 201, "deploy {name}: {}", resp.body);
+        resp.json()["id"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Spawns the server binary with isolated paths under `dir`; returns the
+/// child, its collected stderr lines and the HTTP address once logged.
+pub fn spawn_server(
+    dir: &Path,
+    args: &[String],
+) -> (Child, Arc<Mutex<Vec<String>>>, Option<String>) {
+    let mut child = Command::new(server_bin())
+        .args(args)
+        .arg("--port")
+        .arg("0")
+        .arg("--lb-socket")
+        .arg(dir.join("lb.sock"))
+        .arg("--server-socket")
+        .arg(dir.join("server.sock"))
+        .arg("--functions-dir")
+        .arg(dir.join("functions"))
+        .arg("--worker-bin")
+        .arg(worker_bin())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning faas-server");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("  | {line}");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.trim().to_string());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).ok();
+    (child, log, addr)
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts a JSON error with this status.
+    pub fn assert_error(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        let json = self.json();
+        assert_eq!(json["ok"], false, "body: {}", self.body);
+        json["error"].as_str().expect("error message").to_string()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, as curl sends it.
+pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: e2e\r\nAccept: */*\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading a large body and close.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("reading the response");
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = String::from_utf8_lossy(&raw[split + 4..]).into_owned();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}

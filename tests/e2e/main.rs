@@ -1,0 +1,6 @@
+//! End-to-end tests: real `faas-server` and `worker` binaries, real HTTP.
+//! One test binary with modules (faster to link than one per file).
+
+mod harness;
+
+mod core;
