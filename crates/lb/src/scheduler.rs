@@ -121,7 +121,24 @@ impl<T> Scheduler<T> {
     }
 
     /// Picks a worker for a new job, or queues it (FIFO).
+    ///
+    /// RR and WEIGHTED hand jobs to busy workers too (they wait in the
+    /// worker's pipe); `max_queue` bounds how many may wait that way, so a
+    /// flood is refused instead of piling up without limit.
     pub fn submit(&mut self, item: T) -> (Decision, Option<T>) {
+        if self.strategy != Strategy::Fifo {
+            let up = self.workers.iter().filter(|w| w.up).count() as u64;
+            let in_flight: u64 = self.workers.iter().map(|w| w.in_flight).sum();
+            if up > 0 && in_flight >= up + self.max_queue as u64 {
+                return (
+                    Decision::Rejected(format!(
+                        "queue full ({} jobs waiting for a worker)",
+                        in_flight - up
+                    )),
+                    Some(item),
+                );
+            }
+        }
         let choice = match self.strategy {
             Strategy::RoundRobin => self.pick_round_robin(|_| true),
             Strategy::Weighted => self.pick_weighted(),
@@ -272,7 +289,7 @@ mod tests {
 
     #[test]
     fn weighted_shares_follow_weights_smoothly() {
-        let mut s = Scheduler::new(Strategy::Weighted, &[4, 2, 1, 1], 10);
+        let mut s = Scheduler::new(Strategy::Weighted, &[4, 2, 1, 1], 1000);
         let picks = forwards(&mut s, 80);
         let count = |w| picks.iter().filter(|&&p| p == w).count();
         assert_eq!([count(0), count(1), count(2), count(3)], [40, 20, 10, 10]);
@@ -313,6 +330,15 @@ mod tests {
         s.worker_down(0);
         assert_eq!(s.submit(1).0, Decision::Queued);
         assert_eq!(s.worker_up(0), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn round_robin_bounds_waiting_jobs() {
+        let mut s = Scheduler::new(Strategy::RoundRobin, &[1; 2], 3);
+        assert_eq!(forwards(&mut s, 5), [0, 1, 0, 1, 0]);
+        assert!(matches!(s.submit(9).0, Decision::Rejected(_)));
+        s.job_done(0, true);
+        assert_eq!(s.submit(9).0, Decision::Forward(1));
     }
 
     #[test]

@@ -174,9 +174,7 @@ async fn serve(
     if !matches!(joined, Ok(Ok(Ok(())))) {
         log::warn!(target: PART, "the gateway did not stop cleanly");
     }
-    workers.close_all();
-    // Give workers a moment to exit on stdin EOF; kill_on_drop ends the rest.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    workers.stop(Duration::from_secs(5)).await;
     log::info!(target: PART, "stopped");
     Ok(())
 }

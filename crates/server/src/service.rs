@@ -215,28 +215,6 @@ impl Service {
         let timeout_ms = meta.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
         let job_id = self.next_job.fetch_add(1, Ordering::Relaxed);
 
-        // The LB decides; the payload stays here rather than crossing the LB.
-        let decision = self
-            .lb
-            .client
-            .call(|req| LbRequest::Invoke {
-                req,
-                function: meta.id.clone(),
-                payload: None,
-            })
-            .await;
-        let worker_id = match decision {
-            Ok(LbReply::ForwardToWorker { worker_id, .. }) => worker_id,
-            Ok(LbReply::Error { error, .. }) => {
-                return ServerReply::error(0, 503, format!("overloaded: {error}"))
-            }
-            Ok(other) => {
-                log::error!(target: PART, "unexpected LB reply {other:?}");
-                return ServerReply::error(0, 500, "load balancer gave an unexpected answer");
-            }
-            Err(_) => return ServerReply::error(0, 503, "load balancer unavailable"),
-        };
-
         let job = Job {
             req: job_id,
             function: meta.id.clone(),
@@ -246,36 +224,91 @@ impl Service {
             max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
             max_output_bytes: Some(self.limits.max_output_bytes),
         };
-        let result = match self.workers.dispatch(worker_id, &job) {
-            Err(err) => JobResult::failure(job_id, FailureKind::WorkerCrashed, err.to_string()),
-            Ok(rx) => {
-                let wait = Duration::from_millis(timeout_ms) + DEADLINE_GRACE;
-                match tokio::time::timeout(wait, rx).await {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(_)) => JobResult::failure(
-                        job_id,
-                        FailureKind::WorkerCrashed,
-                        format!("worker {worker_id} stopped before answering"),
-                    ),
-                    Err(_) => {
-                        // The worker did not stop the function itself: the
-                        // process is replaced so the slot serves again.
-                        self.workers.kill(worker_id);
-                        JobResult::failure(
-                            job_id,
-                            FailureKind::Timeout,
-                            format!("timed out after {timeout_ms} ms"),
-                        )
-                    }
+        // A worker the LB picked may have died a moment before: ask again
+        // (the LB learns of the death and routes around it).
+        let mut attempts = 0;
+        let (worker_id, rx) = loop {
+            attempts += 1;
+            let worker_id = match self.pick_worker(&meta.id).await {
+                Ok(worker_id) => worker_id,
+                Err(reply) => return reply,
+            };
+            match self.workers.dispatch(worker_id, &job) {
+                Ok(rx) => break (worker_id, rx),
+                Err(err) if attempts < 3 => {
+                    log::warn!(target: PART, "req {job_id}: {err}; asking the LB again");
+                    self.job_done(job_id, worker_id, false);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => {
+                    self.job_done(job_id, worker_id, false);
+                    return invoke_reply(
+                        JobResult::failure(job_id, FailureKind::WorkerCrashed, err.to_string()),
+                        worker_id,
+                    );
                 }
             }
         };
-        let _ = self.lb.events.send(LbRequest::JobDone {
-            req: job_id,
-            worker_id,
-            ok: result.ok,
-        });
+        // The job's line is queued for the worker; free the payload now.
+        drop(job);
+        let wait = Duration::from_millis(timeout_ms) + DEADLINE_GRACE;
+        let result = match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => JobResult::failure(
+                job_id,
+                FailureKind::WorkerCrashed,
+                format!("worker {worker_id} stopped before answering"),
+            ),
+            Err(_) => {
+                // The worker did not stop the function itself: the process
+                // is replaced so the slot serves again.
+                self.workers.kill(worker_id);
+                JobResult::failure(
+                    job_id,
+                    FailureKind::Timeout,
+                    format!("timed out after {timeout_ms} ms"),
+                )
+            }
+        };
+        self.job_done(job_id, worker_id, result.ok);
         invoke_reply(result, worker_id)
+    }
+
+    /// Asks the LB which worker runs `function`'s next job.
+    async fn pick_worker(&self, function: &str) -> Result<usize, ServerReply> {
+        // The payload stays here rather than crossing the LB.
+        let decision = self
+            .lb
+            .client
+            .call(|req| LbRequest::Invoke {
+                req,
+                function: function.to_string(),
+                payload: None,
+            })
+            .await;
+        match decision {
+            Ok(LbReply::ForwardToWorker { worker_id, .. }) => Ok(worker_id),
+            Ok(LbReply::Error { error, .. }) => {
+                Err(ServerReply::error(0, 503, format!("overloaded: {error}")))
+            }
+            Ok(other) => {
+                log::error!(target: PART, "unexpected LB reply {other:?}");
+                Err(ServerReply::error(
+                    0,
+                    500,
+                    "load balancer gave an unexpected answer",
+                ))
+            }
+            Err(_) => Err(ServerReply::error(0, 503, "load balancer unavailable")),
+        }
+    }
+
+    /// Tells the LB a job has ended (FIFO and WEIGHTED count on it).
+    fn job_done(&self, req: u64, worker_id: usize, ok: bool) {
+        let _ = self
+            .lb
+            .events
+            .send(LbRequest::JobDone { req, worker_id, ok });
     }
 
     fn source(&self, name: &str) -> ServerReply {

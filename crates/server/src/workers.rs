@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,8 @@ pub struct WorkerPool {
     slots: Vec<Arc<Slot>>,
     spec: WorkerSpec,
     lb: LbNotifier,
+    /// Set at shutdown: exiting workers are not replaced.
+    stopping: AtomicBool,
 }
 
 /// Why a job could not be handed to a worker.
@@ -74,7 +76,12 @@ impl WorkerPool {
                 })
             })
             .collect();
-        let pool = Arc::new(Self { slots, spec, lb });
+        let pool = Arc::new(Self {
+            slots,
+            spec,
+            lb,
+            stopping: AtomicBool::new(false),
+        });
         for slot in &pool.slots {
             let child = pool.spawn(slot)?;
             tokio::spawn(pool.clone().supervise(slot.clone(), child));
@@ -145,10 +152,21 @@ impl WorkerPool {
         }
     }
 
-    /// Closes every worker's stdin so they exit after their current job.
-    pub fn close_all(&self) {
+    /// Stops every worker: closes their stdin (they exit after their
+    /// current job), waits up to `timeout`, then kills what is left.
+    pub async fn stop(&self, timeout: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
         for slot in &self.slots {
             slot.input.lock().unwrap().take();
+        }
+        let deadline = Instant::now() + timeout;
+        while self.pids().iter().any(|&pid| pid != 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for (worker_id, pid) in self.pids().into_iter().enumerate() {
+            if pid != 0 {
+                self.kill(worker_id);
+            }
         }
     }
 
@@ -200,8 +218,8 @@ impl WorkerPool {
             };
             slot.pid.store(0, Ordering::Relaxed);
             let orphans: Vec<_> = slot.pending.lock().unwrap().drain().collect();
-            if self.lb.is_closed() {
-                // Shutting down: no replacement.
+            if self.stopping.load(Ordering::SeqCst) {
+                log::info!(target: PART, "worker {} stopped ({status})", slot.id);
                 return;
             }
             log::error!(

@@ -7,7 +7,6 @@
 //! default in-memory root file system, no pre-opened host directories) unless
 //! `worker run --dir` maps one for debugging.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +15,10 @@ use wasmer::sys::{BaseTunables, NativeEngineExt};
 use wasmer::{Engine, Module, Store};
 use wasmer_wasix::runtime::task_manager::tokio::TokioTaskManager;
 use wasmer_wasix::virtual_fs::{self, StaticFile};
-use wasmer_wasix::{Pipe, PluggableRuntime, UnsupportedVirtualNetworking, WasiEnv, WasiError};
+use wasmer_wasix::{PluggableRuntime, UnsupportedVirtualNetworking, WasiEnv, WasiError};
 
 use crate::limits::{CappedTunables, Watchdog, WASM_PAGE};
+use crate::output::CappedOutput;
 
 /// Linear-memory cap when a call sets none (the server passes its own).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
@@ -163,14 +163,14 @@ impl Sandbox {
         if let Stdin::Bytes(bytes) = opts.stdin {
             builder = builder.stdin(Box::new(StaticFile::new(bytes)));
         }
-        let mut pipes = None;
+        let mut captured = None;
         if opts.capture {
-            let (stdout_tx, stdout_rx) = Pipe::channel();
-            let (stderr_tx, stderr_rx) = Pipe::channel();
+            let stdout = CappedOutput::new(opts.max_output_bytes);
+            let stderr = CappedOutput::new(opts.max_output_bytes);
             builder = builder
-                .stdout(Box::new(stdout_tx))
-                .stderr(Box::new(stderr_tx));
-            pipes = Some((stdout_rx, stderr_rx));
+                .stdout(Box::new(stdout.clone()))
+                .stderr(Box::new(stderr.clone()));
+            captured = Some((stdout, stderr));
         }
         if !opts.dirs.is_empty() {
             let host_root = virtual_fs::host_fs::FileSystem::new(self.tokio.handle().clone(), "/")
@@ -210,11 +210,6 @@ impl Sandbox {
             },
         };
         wasi_env.on_exit(&mut store, Some(exit_code.into()));
-        // Dropping everything that holds the write ends lets the pipes reach EOF.
-        drop(start);
-        drop(instance);
-        drop(wasi_env);
-        drop(store);
 
         let mut out = RunOutput {
             exit_code,
@@ -225,10 +220,9 @@ impl Sandbox {
             timed_out,
             duration_ms: 0.0,
         };
-        if let Some((stdout_rx, stderr_rx)) = pipes {
-            let cap = opts.max_output_bytes;
-            let (stdout, cut_out) = read_capped(stdout_rx, cap);
-            let (stderr, cut_err) = read_capped(stderr_rx, cap);
+        if let Some((stdout, stderr)) = captured {
+            let (stdout, cut_out) = stdout.take();
+            let (stderr, cut_err) = stderr.take();
             out.stdout = stdout;
             out.stderr = stderr;
             out.truncated = cut_out || cut_err;
@@ -241,13 +235,4 @@ impl Sandbox {
 /// Bytes → whole WebAssembly pages (at least one).
 fn pages(bytes: u64) -> u32 {
     (bytes / WASM_PAGE).clamp(1, 65536) as u32
-}
-
-/// Reads at most `cap` bytes; says whether more was there.
-fn read_capped(pipe: impl Read, cap: usize) -> (Vec<u8>, bool) {
-    let mut buf = Vec::new();
-    let _ = pipe.take(cap as u64 + 1).read_to_end(&mut buf);
-    let truncated = buf.len() > cap;
-    buf.truncate(cap);
-    (buf, truncated)
 }

@@ -1,0 +1,365 @@
+//! Load balancing and worker lifecycle: strategies, deadlines, memory and
+//! output caps, crashes, backpressure and shutdown.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::{example, http, TestServer};
+
+/// A Python function that sleeps as many seconds as its payload says.
+const SLEEPER: &str =
+    "import sys, time\ntime.sleep(float(sys.stdin.read() or '1'))\nprint('slept')\n";
+
+fn wait_for(server: &TestServer, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if cond(&server.get("/stats").json()) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "timed out waiting for {what}: {}",
+        server.get("/stats").body
+    );
+}
+
+fn in_flight(stats: &serde_json::Value) -> u64 {
+    stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["in_flight"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn weighted_spreads_calls_in_the_ratio_of_the_weights() {
+    let server = TestServer::start("WEIGHTED", &["--weights", "4,2,1,1"]);
+    server.deploy("w", "c", &example("hello.c"));
+    let mut counts = [0u32; 4];
+    for _ in 0..80 {
+        let resp = server.post("/invoke?fn=w", "");
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        counts[resp.json()["worker_id"].as_u64().unwrap() as usize] += 1;
+    }
+    assert_eq!(counts, [40, 20, 10, 10]);
+    let stats = server.get("/stats").json();
+    assert_eq!(stats["strategy"], "WEIGHTED");
+    assert_eq!(stats["workers"][0]["weight"], 4);
+    assert_eq!(stats["workers"][0]["completed"], 40);
+}
+
+#[test]
+fn fifo_keeps_quick_calls_flowing_past_a_slow_one() {
+    let server = TestServer::start("FIFO", &[]);
+    server.deploy("slow", "python", SLEEPER);
+    server.deploy("quick", "c", &example("hello.c"));
+    let addr = server.addr.clone();
+    let slow = thread::spawn(move || http(&addr, "POST", "/invoke?fn=slow", b"2"));
+    wait_for(&server, "the slow call to start", |s| in_flight(s) == 1);
+    let busy = server.get("/stats").json()["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|w| w["in_flight"] == 1)
+        .unwrap() as u64;
+
+    // Quick calls arrive 30 ms apart, concurrently with the slow one.
+    let start = Instant::now();
+    let callers: Vec<_> = (0..6)
+        .map(|i| {
+            let addr = server.addr.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(30 * i));
+                let resp = http(&addr, "POST", "/invoke?fn=quick", format!("{i}").as_bytes());
+                (i, resp, Instant::now())
+            })
+        })
+        .collect();
+    let mut finished: Vec<_> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    for (i, resp, _) in &finished {
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let body = resp.json();
+        assert_eq!(body["output"], format!("Hello from FAAS!\n{i}"));
+        assert_ne!(
+            body["worker_id"].as_u64().unwrap(),
+            busy,
+            "a quick call waited on the busy worker"
+        );
+    }
+    // None waited for the slow call, and they completed in arrival order.
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    finished.sort_by_key(|(_, _, done)| *done);
+    let order: Vec<u64> = finished.iter().map(|(i, _, _)| *i).collect();
+    assert_eq!(order, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(slow.join().unwrap().json()["output"], "slept\n");
+}
+
+#[test]
+fn fifo_queues_in_arrival_order_when_every_worker_is_busy() {
+    let server = TestServer::start("FIFO", &["--workers", "1"]);
+    server.deploy("slow", "python", SLEEPER);
+    let addr = server.addr.clone();
+    let first = thread::spawn(move || http(&addr, "POST", "/invoke?fn=slow", b"0.5"));
+    wait_for(&server, "the first call to run", |s| in_flight(s) == 1);
+    let queued: Vec<_> = (0..3)
+        .map(|i| {
+            let addr = server.addr.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(60 * i));
+                let resp = http(&addr, "POST", "/invoke?fn=slow", b"0");
+                (i, resp, Instant::now())
+            })
+        })
+        .collect();
+    wait_for(&server, "three queued calls", |s| {
+        s["queue_len"] == 3 || in_flight(s) == 0
+    });
+    let mut done: Vec<_> = queued.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(first.join().unwrap().status, 200);
+    for (_, resp, _) in &done {
+        assert_eq!(resp.status, 200, "{}", resp.body);
+    }
+    done.sort_by_key(|(_, _, t)| *t);
+    assert_eq!(done.iter().map(|(i, ..)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+#[test]
+fn infinite_loops_time_out_and_the_worker_serves_the_next_call() {
+    let server = TestServer::start("RR", &["--workers", "1", "--timeout-ms", "1000"]);
+    server.deploy(
+        "cloop",
+        "c",
+        "int main(void){ volatile unsigned x = 0; for (;;) x++; }\n",
+    );
+    server.deploy("pyloop", "python", "while True:\n    pass\n");
+    server.deploy("ok", "c", &example("hello.c"));
+    for name in ["cloop", "pyloop"] {
+        let start = Instant::now();
+        let resp = server.post(&format!("/invoke?fn={name}"), "");
+        let elapsed = start.elapsed();
+        let e = resp.assert_error(504);
+        assert!(e.contains("timed out after 1000 ms"), "{e}");
+        assert!(
+            elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_millis(2500),
+            "{name}: {elapsed:?}"
+        );
+        let next = server.post("/invoke?fn=ok", "after");
+        assert_eq!(next.status, 200, "{}", next.body);
+        assert_eq!(next.json()["output"], "Hello from FAAS!\nafter");
+    }
+    // A per-function deadline shorter than the default.
+    let resp = server.post(
+        "/deploy?name=short&lang=c&timeout_ms=300",
+        "int main(void){ volatile int x = 0; for (;;) x++; }\n",
+    );
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    let start = Instant::now();
+    server.post("/invoke?fn=short", "").assert_error(504);
+    assert!(start.elapsed() < Duration::from_millis(900));
+    // Above the global maximum is refused.
+    server
+        .post(
+            "/deploy?name=long&lang=c&timeout_ms=99999999",
+            &example("hello.c"),
+        )
+        .assert_error(400);
+}
+
+const MEMORY_BOMB: &str = r#"#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static char *keep[100000];
+int main(void) {
+    size_t mib = 0;
+    for (;;) {
+        char *p = malloc(1 << 20);
+        if (!p) { printf("malloc failed after %zu MiB\n", mib); return 1; }
+        memset(p, (int)mib, 1 << 20);
+        keep[mib++] = p;
+    }
+}
+"#;
+
+#[test]
+fn a_memory_bomb_fails_inside_the_function() {
+    let server = TestServer::start("RR", &["--workers", "1", "--max-memory-mb", "64"]);
+    server.deploy("bomb", "c", MEMORY_BOMB);
+    let resp = server.post("/invoke?fn=bomb", "");
+    resp.assert_error(500);
+    let out = resp.json()["output"].as_str().unwrap().to_string();
+    let mib: u64 = out
+        .trim()
+        .strip_prefix("malloc failed after ")
+        .and_then(|s| s.strip_suffix(" MiB"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .parse()
+        .unwrap();
+    assert!((48..64).contains(&mib), "{out}");
+    // Per function, at deploy.
+    let resp = server.post("/deploy?name=small&lang=c&max_memory_mb=16", MEMORY_BOMB);
+    assert_eq!(resp.status, 201);
+    let out = server.post("/invoke?fn=small", "").json()["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(out.starts_with("malloc failed after 1"), "{out}");
+    // The worker is fine: no restart, still serving.
+    server.deploy("ok", "c", &example("hello.c"));
+    assert_eq!(server.post("/invoke?fn=ok", "").status, 200);
+    assert_eq!(server.get("/stats").json()["worker_restarts"][0], 0);
+
+    // Python: the same cap through rlimits.
+    server.deploy(
+        "pybomb",
+        "python",
+        "x = []\nwhile True:\n    x.append(bytearray(1 << 20))\n",
+    );
+    let resp = server.post("/invoke?fn=pybomb", "");
+    resp.assert_error(500);
+    assert!(resp.json()["stderr"]
+        .as_str()
+        .unwrap()
+        .contains("MemoryError"));
+}
+
+#[test]
+fn output_and_input_caps() {
+    let server = TestServer::start(
+        "RR",
+        &[
+            "--workers",
+            "1",
+            "--max-output-bytes",
+            "1000",
+            "--max-body-bytes",
+            "2000",
+        ],
+    );
+    server.deploy(
+        "chatty",
+        "c",
+        "#include <stdio.h>\nint main(void){ for (int i = 0; i < 100000; i++) printf(\"0123456789\"); return 0; }\n",
+    );
+    let resp = server.post("/invoke?fn=chatty", "");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let body = resp.json();
+    assert_eq!(body["truncated"], true);
+    assert_eq!(body["output"].as_str().unwrap().len(), 1000);
+
+    server.deploy(
+        "pychatty",
+        "python",
+        "import sys\nfor _ in range(100000):\n    sys.stdout.write('0123456789')\n",
+    );
+    let body = server.post("/invoke?fn=pychatty", "").json();
+    assert_eq!(body["truncated"], true);
+    assert_eq!(body["output"].as_str().unwrap().len(), 1000);
+
+    let e = server
+        .post("/invoke?fn=chatty", &"x".repeat(3000))
+        .assert_error(413);
+    assert!(e.contains("2000"), "{e}");
+    server
+        .post("/deploy?name=big&lang=c", &"x".repeat(3000))
+        .assert_error(413);
+}
+
+#[test]
+fn a_killed_worker_fails_its_calls_fast_and_is_replaced() {
+    let server = TestServer::start("RR", &[]);
+    server.deploy("slow", "python", SLEEPER);
+    server.deploy("ok", "c", &example("hello.c"));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let addr = server.addr.clone();
+            thread::spawn(move || {
+                let start = Instant::now();
+                (
+                    http(&addr, "POST", "/invoke?fn=slow", b"0.3"),
+                    start.elapsed(),
+                )
+            })
+        })
+        .collect();
+    wait_for(&server, "calls in flight", |s| in_flight(s) >= 4);
+    let victim = server.get("/stats").json()["worker_pids"][2]
+        .as_u64()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut crashed = 0;
+    for caller in callers {
+        let (resp, elapsed) = caller.join().unwrap();
+        match resp.status {
+            200 => assert_eq!(resp.json()["output"], "slept\n"),
+            502 => {
+                crashed += 1;
+                assert!(resp.assert_error(502).contains("crashed"));
+            }
+            other => panic!("unexpected {other}: {}", resp.body),
+        }
+        assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
+    }
+    assert!(crashed >= 1, "the killed worker held no call");
+    wait_for(&server, "a replacement worker", |s| {
+        s["worker_restarts"][2] == 1 && s["worker_pids"][2].as_u64().unwrap_or(0) != 0
+    });
+    let stats = server.get("/stats").json();
+    assert_ne!(stats["worker_pids"][2].as_u64().unwrap(), victim);
+    assert_eq!(stats["workers"][2]["up"], true);
+    for _ in 0..8 {
+        assert_eq!(server.post("/invoke?fn=ok", "").status, 200);
+    }
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let server = TestServer::start("FIFO", &["--workers", "1", "--max-queue", "1"]);
+    server.deploy("slow", "python", SLEEPER);
+    let addr = server.addr.clone();
+    let running = thread::spawn(move || http(&addr, "POST", "/invoke?fn=slow", b"0.8"));
+    wait_for(&server, "a running call", |s| in_flight(s) == 1);
+    let addr = server.addr.clone();
+    let waiting = thread::spawn(move || http(&addr, "POST", "/invoke?fn=slow", b"0"));
+    wait_for(&server, "a queued call", |s| s["queue_len"] == 1);
+    let resp = server.post("/invoke?fn=slow", "0");
+    let e = resp.assert_error(503);
+    assert!(e.contains("queue full"), "{e}");
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    assert_eq!(running.join().unwrap().status, 200);
+    assert_eq!(waiting.join().unwrap().status, 200);
+}
+
+#[test]
+fn sigterm_lets_open_calls_finish_then_exits_cleanly() {
+    let mut server = TestServer::start("RR", &[]);
+    server.deploy("slow", "python", SLEEPER);
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = server.addr.clone();
+            thread::spawn(move || http(&addr, "POST", "/invoke?fn=slow", b"0.7"))
+        })
+        .collect();
+    wait_for(&server, "calls in flight", |s| in_flight(s) == 3);
+    let status = server.stop();
+    for caller in callers {
+        let resp = caller.join().unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(resp.json()["output"], "slept\n");
+    }
+    assert!(status.success(), "{status}");
+    assert!(!server.lb_socket().exists());
+    assert!(!server.dir.path().join("server.sock").exists());
+    // No worker outlives the server.
+    let log = server.log_text();
+    assert_eq!(log.matches("stopped (exit status: 0)").count(), 4, "{log}");
+}
