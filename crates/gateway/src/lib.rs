@@ -136,6 +136,25 @@ pub async fn serve(
 
 type HttpResponse = Response<Full<Bytes>>;
 
+/// A request the gateway answers itself with a JSON error.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self) -> HttpResponse {
+        error(self.status, self.message)
+    }
+}
+
 async fn handle(
     state: Arc<State>,
     peer: SocketAddr,
@@ -171,17 +190,16 @@ async fn route(state: &State, req: Request<Incoming>) -> HttpResponse {
                     "POST /deploy needs ?name=NAME&lang=LANG and the source as body",
                 );
             };
-            let timeout_ms = match number_param(param("timeout_ms"), "timeout_ms") {
-                Ok(v) => v,
-                Err(resp) => return resp,
-            };
-            let max_memory_mb = match number_param(param("max_memory_mb"), "max_memory_mb") {
-                Ok(v) => v,
-                Err(resp) => return resp,
+            let limits = number_param(param("timeout_ms"), "timeout_ms").and_then(|t| {
+                number_param(param("max_memory_mb"), "max_memory_mb").map(|m| (t, m))
+            });
+            let (timeout_ms, max_memory_mb) = match limits {
+                Ok(limits) => limits,
+                Err(err) => return err.into_response(),
             };
             let code = match read_text_body(state, req, "source code").await {
                 Ok(code) => code,
-                Err(resp) => return resp,
+                Err(err) => return err.into_response(),
             };
             log::info!(target: PART, "deploy name={name} lang={lang} ({} bytes)", code.len());
             ServerRequest::Deploy {
@@ -202,7 +220,7 @@ async fn route(state: &State, req: Request<Incoming>) -> HttpResponse {
             };
             let payload = match read_text_body(state, req, "payload").await {
                 Ok(payload) => payload,
-                Err(resp) => return resp,
+                Err(err) => return err.into_response(),
             };
             ServerRequest::Invoke {
                 req: 0,
@@ -273,10 +291,10 @@ async fn read_text_body(
     state: &State,
     req: Request<Incoming>,
     what: &str,
-) -> Result<String, HttpResponse> {
+) -> Result<String, ApiError> {
     let limit = state.config.max_body_bytes;
     let too_large = || {
-        error(
+        ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("{what} larger than the {limit}-byte limit"),
         )
@@ -293,25 +311,25 @@ async fn read_text_body(
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(err) => {
-            return Err(error(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("could not read the request body: {err}"),
             ))
         }
     };
     String::from_utf8(bytes.to_vec()).map_err(|_| {
-        error(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("{what} must be UTF-8 text"),
         )
     })
 }
 
-fn number_param(value: Option<String>, name: &str) -> Result<Option<u64>, HttpResponse> {
+fn number_param(value: Option<String>, name: &str) -> Result<Option<u64>, ApiError> {
     value
         .map(|v| {
             v.parse::<u64>().map_err(|_| {
-                error(
+                ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("{name} must be a whole number, got '{v}'"),
                 )
