@@ -409,3 +409,55 @@ fn the_worker_runs_standalone() {
     assert_eq!(lines[1]["kind"], "not_found");
     assert_eq!(lines[2]["kind"], "bad_job");
 }
+
+#[test]
+fn artifacts_are_built_at_deploy_reused_on_restart_and_rebuilt_when_stale() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let id = server.deploy("art", "c", &example("hello.c"));
+    let other = server.deploy("art2", "c", &example("hello.c"));
+    let artifact = server.functions_dir().join(&id).join("code.wasmu");
+    let stale = server.functions_dir().join(&other).join("code.wasmu");
+    let bytes = std::fs::read(&artifact).unwrap();
+    assert!(bytes.starts_with(b"faas-artifact/1 wasmer=7.4.2 compiler=cranelift"));
+    assert_eq!(server.post("/invoke?fn=art", "").status, 200);
+    assert!(
+        !server.log_text().contains("compiling code.wasm"),
+        "a worker compiled although an artifact was there:\n{}",
+        server.log_text()
+    );
+    let built_at = std::fs::metadata(&artifact).unwrap().modified().unwrap();
+
+    // An artifact from "another Wasmer" must be rebuilt, not loaded.
+    let mut old = std::fs::read(&stale).unwrap();
+    let newline = old.iter().position(|&b| b == b'\n').unwrap();
+    old.splice(
+        ..newline,
+        b"faas-artifact/1 wasmer=0.0.1 compiler=cranelift"
+            .iter()
+            .copied(),
+    );
+    std::fs::write(&stale, &old).unwrap();
+
+    let server = server.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.log_text().contains("rebuilt 1 stale artifacts") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(std::fs::read(&stale)
+        .unwrap()
+        .starts_with(b"faas-artifact/1 wasmer=7.4.2"));
+    assert_eq!(
+        std::fs::metadata(&artifact).unwrap().modified().unwrap(),
+        built_at,
+        "a current artifact was recompiled on restart"
+    );
+    assert_eq!(
+        server.post("/invoke?fn=art2", "x").json()["output"],
+        "Hello from FAAS!\nx"
+    );
+}

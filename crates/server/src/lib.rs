@@ -124,7 +124,10 @@ async fn serve(
         compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
         cache_dir,
         next_job: AtomicU64::new(1),
+        engine: faas_worker::artifact::new_engine(Default::default()),
     });
+    let refresher = service.clone();
+    tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
 
     // One-way LB notifications (job_done, worker_down/up) go out in order.
     let notifier = service.clone();

@@ -13,6 +13,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Semaphore};
 
+use faas_worker::artifact::ArtifactError;
+
 use crate::lang::Lang;
 use crate::store::{now_secs, FunctionMeta, FunctionStore, StoreError};
 use crate::toolchain::{missing_hint, BuildError, Toolchains};
@@ -53,6 +55,8 @@ pub struct Service {
     pub compile_slots: Semaphore,
     pub cache_dir: std::path::PathBuf,
     pub next_job: AtomicU64,
+    /// Builds deploy-time artifacts with the workers' engine settings.
+    pub engine: faas_worker::artifact::Engine,
 }
 
 /// Extra time past a job's deadline before the Server stops waiting for the
@@ -161,7 +165,16 @@ impl Service {
                 &source,
                 &this.cache_dir,
                 this.limits.compile_timeout,
-            )
+            )?;
+            if lang.is_wasm() {
+                // Compile once, here: workers load this artifact instead of
+                // running cranelift on their first call.
+                faas_worker::artifact::build_file(&this.engine, &staging).map_err(|e| match e {
+                    ArtifactError::Compile(msg) => BuildError::Rejected(msg),
+                    other => BuildError::Failed(other.to_string()),
+                })?;
+            }
+            Ok(())
         })
         .await
         .unwrap_or_else(|e| Err(BuildError::Failed(format!("build task failed: {e}"))));
@@ -309,6 +322,26 @@ impl Service {
             .lb
             .events
             .send(LbRequest::JobDone { req, worker_id, ok });
+    }
+
+    /// Rebuilds artifacts that are missing or were built by another Wasmer
+    /// (after an upgrade). Runs once at start, off the request path; until
+    /// it reaches a function, workers compile that function's `code.wasm`.
+    pub fn refresh_artifacts(&self) {
+        let mut rebuilt = 0;
+        for meta in self.store.list().iter().filter(|m| m.wasm) {
+            let dir = self.store.function_dir(&meta.id);
+            if faas_worker::artifact::is_current(&self.engine, &dir) {
+                continue;
+            }
+            match faas_worker::artifact::build_file(&self.engine, &dir) {
+                Ok(()) => rebuilt += 1,
+                Err(err) => log::error!(target: PART, "{}: {err}", meta.id),
+            }
+        }
+        if rebuilt > 0 {
+            log::info!(target: PART, "rebuilt {rebuilt} stale artifacts");
+        }
     }
 
     fn source(&self, name: &str) -> ServerReply {

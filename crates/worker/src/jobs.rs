@@ -152,7 +152,7 @@ impl JobRunner {
                     return Err(not_found(&job.function, "no code.wasm"));
                 }
                 self.sandbox
-                    .load_file(&path)
+                    .load_function(&dir)
                     .map(Loaded::Wasm)
                     .map_err(|e| JobResult::failure(0, FailureKind::Internal, e.to_string()))
             }

@@ -5,6 +5,7 @@
 //! Modules:
 //! - [`wasm`]: the Wasmer sandbox (one engine and tokio runtime per process,
 //!   a fresh `Store` and instance per call, compiled modules cached);
+//! - [`artifact`]: compile-once artifacts (built by the Server at deploy);
 //! - [`cache`]: the bounded LRU of compiled modules;
 //! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
 //! - [`native`]: JavaScript, Python and PHP run as confined host processes;
@@ -14,6 +15,7 @@
 //! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
 //!   standalone debugging mode.
 
+pub mod artifact;
 pub mod cache;
 pub mod jobs;
 pub mod limits;

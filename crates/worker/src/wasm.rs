@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmer::sys::{BaseTunables, NativeEngineExt};
 use wasmer::{Engine, Module, Store};
 use wasmer_wasix::runtime::task_manager::tokio::TokioTaskManager;
 use wasmer_wasix::virtual_fs::{self, StaticFile};
 use wasmer_wasix::{PluggableRuntime, UnsupportedVirtualNetworking, WasiEnv, WasiError};
 
-use crate::limits::{CappedTunables, Watchdog, WASM_PAGE};
+use crate::artifact;
+use crate::limits::{Watchdog, WASM_PAGE};
 use crate::output::CappedOutput;
 
 /// Linear-memory cap when a call sets none (the server passes its own).
@@ -88,7 +88,7 @@ pub struct Sandbox {
     engine: Engine,
     runtime: Arc<PluggableRuntime>,
     tokio: tokio::runtime::Runtime,
-    /// The memory cap [`CappedTunables`] applies, in pages.
+    /// The memory cap the engine's tunables apply, in pages.
     max_pages: Arc<AtomicU32>,
     watchdog: Watchdog,
 }
@@ -104,8 +104,7 @@ impl Sandbox {
             .build()
             .map_err(SandboxError::Runtime)?;
         let max_pages = Arc::new(AtomicU32::new(pages(DEFAULT_MAX_MEMORY_BYTES)));
-        let mut engine = Engine::default();
-        engine.set_tunables(CappedTunables::new(BaseTunables::new(), max_pages.clone()));
+        let engine = artifact::new_engine(max_pages.clone());
         let watchdog = Watchdog::start().map_err(SandboxError::Runtime)?;
         // PluggableRuntime sets up its (replaced) networking on the current
         // tokio runtime, so one must be entered.
@@ -141,6 +140,20 @@ impl Sandbox {
             source,
         })?;
         self.compile(&bytes)
+    }
+
+    /// Loads a deployed function's module: its artifact when current (no
+    /// compiling), else `code.wasm` compiled now.
+    pub fn load_function(&self, dir: &std::path::Path) -> Result<Module, SandboxError> {
+        match artifact::load(&self.engine, dir) {
+            Ok(Some(module)) => return Ok(module),
+            Ok(None) => log::warn!(
+                "{}: no current artifact; compiling code.wasm",
+                dir.display()
+            ),
+            Err(err) => log::warn!("{}: {err}; compiling code.wasm", dir.display()),
+        }
+        self.load_file(&dir.join("code.wasm"))
     }
 
     /// Runs the module's `_start` in a fresh store and instance.

@@ -1,0 +1,190 @@
+//! Compile once, at deploy: the Server turns `code.wasm` into a serialized
+//! Wasmer artifact (`code.wasmu`) with the same engine settings the workers
+//! use, and workers load it in about a millisecond instead of running
+//! cranelift (tens to hundreds of milliseconds) on first call.
+//!
+//! An artifact starts with a one-line stamp naming the Wasmer version, the
+//! compiler, the target triple and CPU features. Wasmer does not validate
+//! artifacts on load, so a worker only loads one whose stamp matches its own
+//! engine exactly, and only from the function store the Server writes;
+//! anything else is recompiled from `code.wasm` (and the Server rebuilds
+//! stale artifacts at start).
+
+use std::path::Path;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+use wasmer::sys::{BaseTunables, NativeEngineExt};
+pub use wasmer::Engine;
+use wasmer::Module;
+
+use crate::limits::CappedTunables;
+
+/// The Wasmer version this crate is built against (pinned in Cargo.toml; a
+/// test checks it against Cargo.lock).
+pub const WASMER_VERSION: &str = "7.4.2";
+
+/// File name of the artifact inside a function's directory.
+pub const ARTIFACT_FILE: &str = "code.wasmu";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("invalid WebAssembly module: {0}")]
+    Compile(String),
+    #[error("cannot serialize the module: {0}")]
+    Serialize(String),
+    #[error("cannot load the artifact: {0}")]
+    Deserialize(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The engine every worker (and the Server, to build artifacts) uses:
+/// cranelift with memory-capping tunables. `max_pages` is the cap the
+/// tunables read at instantiation.
+pub fn new_engine(max_pages: Arc<AtomicU32>) -> Engine {
+    let mut engine = Engine::default();
+    engine.set_tunables(CappedTunables::new(BaseTunables::new(), max_pages));
+    engine
+}
+
+/// The stamp an artifact built by `engine` carries.
+pub fn stamp(engine: &Engine) -> String {
+    let target = engine.target();
+    let mut features: Vec<String> = target
+        .cpu_features()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    features.sort();
+    format!(
+        "faas-artifact/1 wasmer={WASMER_VERSION} compiler=cranelift triple={} cpu={}\n",
+        target.triple(),
+        features.join(",")
+    )
+}
+
+/// Compiles WebAssembly bytes and returns the stamped artifact.
+pub fn build(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
+    let module = Module::new(engine, wasm).map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    let bytes = module
+        .serialize()
+        .map_err(|e| ArtifactError::Serialize(e.to_string()))?;
+    let mut out = stamp(engine).into_bytes();
+    out.extend_from_slice(&bytes);
+    Ok(out)
+}
+
+/// Builds `dir/code.wasmu` from `dir/code.wasm` (written atomically).
+pub fn build_file(engine: &Engine, dir: &Path) -> Result<(), ArtifactError> {
+    let wasm_path = dir.join("code.wasm");
+    let wasm = std::fs::read(&wasm_path).map_err(|source| ArtifactError::Io {
+        path: wasm_path.display().to_string(),
+        source,
+    })?;
+    let artifact = build(engine, &wasm)?;
+    let tmp = dir.join(format!("{ARTIFACT_FILE}.tmp"));
+    let io = |source| ArtifactError::Io {
+        path: tmp.display().to_string(),
+        source,
+    };
+    std::fs::write(&tmp, artifact).map_err(io)?;
+    std::fs::rename(&tmp, dir.join(ARTIFACT_FILE)).map_err(io)
+}
+
+/// Whether `dir/code.wasmu` exists and was built by an engine like `engine`.
+pub fn is_current(engine: &Engine, dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(dir.join(ARTIFACT_FILE)) else {
+        return false;
+    };
+    let mut first = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut first);
+    first == stamp(engine)
+}
+
+/// Loads `dir/code.wasmu` if its stamp matches `engine`; `Ok(None)` when it
+/// is missing or stale.
+pub fn load(engine: &Engine, dir: &Path) -> Result<Option<Module>, ArtifactError> {
+    let path = dir.join(ARTIFACT_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ArtifactError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    let stamp = stamp(engine);
+    let Some(body) = bytes.strip_prefix(stamp.as_bytes()) else {
+        return Ok(None);
+    };
+    // SAFETY: the artifact was written by this platform's Server into its
+    // own function store (never uploaded by a client), and its stamp shows
+    // it was built by this Wasmer version, compiler, target and CPU feature
+    // set, which is what `deserialize` requires of its input.
+    let module = unsafe { Module::deserialize(engine, body.to_vec()) }
+        .map_err(|e| ArtifactError::Deserialize(e.to_string()))?;
+    Ok(Some(module))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasmer_version_matches_the_lock_file() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .unwrap();
+        let entry = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"wasmer\"\n"))
+            .unwrap();
+        assert!(
+            entry.contains(&format!("version = \"{WASMER_VERSION}\"")),
+            "{entry}"
+        );
+    }
+
+    #[test]
+    fn artifacts_round_trip_and_stale_ones_are_refused() {
+        let engine = new_engine(Arc::new(AtomicU32::new(16)));
+        let dir = std::env::temp_dir().join(format!("faas-artifact-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // (module (func (export "_start")))
+        let wasm = wat_start();
+        std::fs::write(dir.join("code.wasm"), &wasm).unwrap();
+        assert!(!is_current(&engine, &dir));
+        assert!(load(&engine, &dir).unwrap().is_none());
+        build_file(&engine, &dir).unwrap();
+        assert!(is_current(&engine, &dir));
+        let module = load(&engine, &dir)
+            .unwrap()
+            .expect("current artifact loads");
+        assert!(module.exports().any(|e| e.name() == "_start"));
+        // Another version's artifact is not loaded.
+        let bytes = std::fs::read(dir.join(ARTIFACT_FILE)).unwrap();
+        let body = &bytes[stamp(&engine).len()..];
+        let mut other = stamp(&engine).replace(WASMER_VERSION, "0.0.1").into_bytes();
+        other.extend_from_slice(body);
+        std::fs::write(dir.join(ARTIFACT_FILE), other).unwrap();
+        assert!(!is_current(&engine, &dir));
+        assert!(load(&engine, &dir).unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn wat_start() -> Vec<u8> {
+        vec![
+            0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+            0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+            0x03, 0x02, 0x01, 0x00, // func 0: type 0
+            0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // export
+            0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: empty body
+        ]
+    }
+}
