@@ -4,6 +4,7 @@
 #   make test       toolchains + build + every test (unit and end to end)
 #   make lint       rustfmt check + clippy -D warnings
 #   make toolchains install compilers/runtimes (Debian 12, as root; idempotent)
+#   make bench      benchmarks against baselines; writes BENCHMARKS.md
 SHELL := /bin/bash
 CARGO ?= cargo
 # Tests, binaries and clippy all use the release profile, so the heavy
@@ -12,7 +13,7 @@ CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 BIN_DIR := build/bin
 
-.PHONY: all build run test lint toolchains clean
+.PHONY: all build run test lint toolchains bench clean
 
 all: build
 
@@ -21,6 +22,7 @@ build:
 	@mkdir -p $(BIN_DIR)
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas-server $(BIN_DIR)/server
 	install -m 755 $(CARGO_TARGET_DIR)/release/worker $(BIN_DIR)/worker
+	install -m 755 $(CARGO_TARGET_DIR)/release/faas-http-floor $(BIN_DIR)/faas-http-floor
 
 toolchains:
 	./scripts/install-toolchains.sh
@@ -30,6 +32,10 @@ run: toolchains build
 
 test: toolchains build
 	FAAS_BIN_DIR=$(CURDIR)/$(BIN_DIR) $(CARGO) test --release --locked --workspace
+
+# Prints a table (faas vs baselines, with ratios) and writes BENCHMARKS.md.
+bench: toolchains build
+	python3 scripts/bench.py
 
 lint:
 	$(CARGO) fmt --all -- --check

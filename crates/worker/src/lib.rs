@@ -6,6 +6,7 @@
 //! - [`wasm`]: the Wasmer sandbox (one engine and tokio runtime per process,
 //!   a fresh `Store` and instance per call, compiled modules cached);
 //! - [`artifact`]: compile-once artifacts (built by the Server at deploy);
+//! - [`bench`]: the in-process runtime floor `make bench` compares with;
 //! - [`cache`]: the bounded LRU of compiled modules;
 //! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
 //! - [`native`]: JavaScript, Python and PHP run as confined host processes;
@@ -16,6 +17,7 @@
 //!   standalone debugging mode.
 
 pub mod artifact;
+pub mod bench;
 pub mod cache;
 pub mod jobs;
 pub mod limits;

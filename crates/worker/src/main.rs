@@ -52,6 +52,21 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Benchmark floor: run a module in a tight loop, a fresh instance per
+    /// call (as for an invocation), on N threads; prints one JSON line.
+    Bench {
+        /// Threads, each with its own engine and runtime (like workers).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// How long to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// stdin of every call.
+        #[arg(long, default_value = "")]
+        payload: String,
+        /// The .wasm file.
+        file: PathBuf,
+    },
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -111,6 +126,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("error: {} trapped: {trap}", file.display());
             }
             Ok(ExitCode::from(out.exit_code.clamp(0, 255) as u8))
+        }
+        Some(Command::Bench {
+            threads,
+            seconds,
+            payload,
+            file,
+        }) => {
+            drop(sandbox);
+            let report = faas_worker::bench::run(&file, threads, seconds, &payload)?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
         }
         None => {
             log::info!(

@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""make bench: measures faas against baselines on this machine, in one run.
+
+Every figure is printed beside its baseline and the ratio, then written to
+BENCHMARKS.md. Baselines run in this same script, on the same machine:
+
+  1. invoke over HTTP (wrk)             vs  -
+  2. runtime floor: the same module in-process, fresh instance per call
+     (`worker bench`)                   -> ratio invoke / floor
+  3. HTTP floor: a bare hyper server answering a constant (`faas-http-floor`),
+     loaded the same way                -> ratio
+  4. the seed's cold path: one `worker run` process per call -> speed-up
+  5. compute: n-queens(13) over HTTP vs the same C compiled natively (clang -O2)
+  6. deploy: C, Rust, Go hellos vs the bare compiler command
+  7. scale: p50 with 10 vs 10,000 functions; RSS idle / after 10,000 deploys /
+     after invoking 1,000 distinct functions
+
+Needs: build/bin/{server,worker,faas-http-floor} (make build), wrk, clang-19,
+/usr/bin/rustc, go (make toolchains). Standard library only.
+"""
+import concurrent.futures
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "build" / "bin"
+EXAMPLES = ROOT / "examples"
+QUICK = os.environ.get("FAAS_BENCH_QUICK") == "1"  # shorter runs, for a smoke test
+SECS = 2 if QUICK else 8
+SCALE_FUNCTIONS = 300 if QUICK else 10_000
+SCALE_DISTINCT = 100 if QUICK else 1_000
+
+rows = []  # (section, metric, value, baseline, ratio, target, ok)
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def record(section, metric, value, baseline="", ratio="", target="", ok=None):
+    rows.append((section, metric, value, baseline, ratio, target, ok))
+    status = "" if ok is None else ("  PASS" if ok else "  MISS")
+    print(f"{section:<10} {metric:<44} {value:>14} {baseline:>16} {ratio:>9} {target:>14}{status}", flush=True)
+
+
+def http(addr, method, path, body=b""):
+    req = urllib.request.Request(f"http://{addr}{path}", data=body if method == "POST" else None, method=method)
+    req.add_header("Content-Type", "text/plain")
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+class Server:
+    def __init__(self, tmp, extra=()):
+        self.tmp = Path(tmp)
+        args = [str(BIN / "server"), "RR", "--port", "0",
+                "--lb-socket", str(self.tmp / "lb.sock"), "--server-socket", str(self.tmp / "s.sock"),
+                "--functions-dir", str(self.tmp / "functions"), *extra]
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     env={**os.environ, "RUST_LOG": "warn,GATEWAY=info"}, text=True)
+        self.addr = None
+        for line in self.proc.stderr:
+            m = re.search(r"listening on http://(\S+)", line)
+            if m:
+                self.addr = m.group(1)
+                break
+        if not self.addr:
+            raise SystemExit("server did not start")
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if all(self.stats()["worker_pids"]):
+                    break
+            except Exception:
+                pass
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the workers finish building their engines
+
+    def stats(self):
+        return json.loads(http(self.addr, "GET", "/stats")[1])
+
+    def deploy(self, name, lang, code):
+        status, body = http(self.addr, "POST", f"/deploy?name={name}&lang={lang}", code.encode())
+        if status != 201:
+            raise SystemExit(f"deploy {name} failed: {status} {body[:300]}")
+        return json.loads(body)["id"]
+
+    def rss_mb(self):
+        pids = [self.proc.pid] + self.stats()["worker_pids"]
+        return [rss_mb(p) for p in pids]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def wrk(url, connections, seconds=SECS, body=""):
+    threads = min(2, connections)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "text/plain"\n')
+        script.write(f"wrk.body = {json.dumps(body)}\n")
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        res[f"p{pct}"] = to_ms(re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M).group(1))
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    res["errors"] = errors
+    return res
+
+
+def floor_runtime(wasm, threads, seconds=SECS):
+    out = subprocess.run([str(BIN / "worker"), "bench", "--threads", str(threads), "--seconds", str(seconds),
+                          str(wasm)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def cold_path(wasm, seconds=SECS):
+    """The seed's way: a fresh worker process (engine init + compile) per call."""
+    deadline = time.time() + seconds
+    latencies = []
+    lock = threading.Lock()
+
+    def loop():
+        while time.time() < deadline:
+            t = time.perf_counter()
+            subprocess.run([str(BIN / "worker"), "run", str(wasm)], input=b"", capture_output=True, check=True)
+            with lock:
+                latencies.append((time.perf_counter() - t) * 1000)
+
+    start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        for f in [pool.submit(loop) for _ in range(os.cpu_count())]:
+            f.result()
+    return {"rps": len(latencies) / (time.time() - start), "p50": statistics.median(latencies)}
+
+
+def timed(cmd, **kw):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, **kw)
+    return (time.perf_counter() - t) * 1000
+
+
+def median_of(n, fn):
+    return statistics.median(fn() for _ in range(n))
+
+
+def fmt(v, unit):
+    return f"{v:,.1f} {unit}" if v < 100 else f"{v:,.0f} {unit}"
+
+
+def main():
+    for b in ("server", "worker", "faas-http-floor"):
+        if not (BIN / b).exists():
+            raise SystemExit(f"{BIN / b} missing: run `make build`")
+    tmp = tempfile.mkdtemp(prefix="faas-bench-")
+    print(f"{'section':<10} {'metric':<44} {'faas':>14} {'baseline':>16} {'ratio':>9} {'target':>14}")
+    server = Server(tmp)
+    try:
+        run(server, Path(tmp))
+    finally:
+        server.stop()
+    write_markdown()
+    failed = [r for r in rows if r[6] is False]
+    log(f"done: {len(rows)} figures, {len(failed)} targets missed (see BENCHMARKS.md)")
+
+
+def run(server, tmp):
+    addr = server.addr
+    idle_rss = server.rss_mb()
+    hello_id = server.deploy("hello", "c", (EXAMPLES / "hello.c").read_text())
+    wasm = tmp / "functions" / hello_id / "code.wasm"
+    url = f"http://{addr}/invoke?fn={hello_id}"
+    http(addr, "POST", f"/invoke?fn={hello_id}")  # warm every worker's cache
+    for _ in range(8):
+        http(addr, "POST", f"/invoke?fn={hello_id}")
+
+    # 1-3: invoke vs runtime floor vs HTTP floor.
+    log("invoke, concurrency 1 and 32")
+    inv1 = wrk(url, 1)
+    inv32 = wrk(url, 32)
+    log("runtime floor (in-process, fresh instance per call)")
+    floor1 = floor_runtime(wasm, 1)
+    floorN = floor_runtime(wasm, os.cpu_count())
+    log("HTTP floor (bare hyper)")
+    hf = subprocess.Popen([str(BIN / "faas-http-floor"), "0"], stderr=subprocess.PIPE, text=True)
+    hf_addr = re.search(r"listening on http://(\S+)", hf.stderr.readline()).group(1)
+    http1 = wrk(f"http://{hf_addr}/invoke", 1)
+    http32 = wrk(f"http://{hf_addr}/invoke", 32)
+    hf.kill()
+
+    record("invoke", "p50 latency, concurrency 1", fmt(inv1["p50"], "ms"))
+    record("invoke", "p99 latency, concurrency 1", fmt(inv1["p99"], "ms"))
+    record("invoke", "throughput, concurrency 32", fmt(inv32["rps"], "req/s"))
+    record("invoke", "p99 latency, concurrency 32", fmt(inv32["p99"], "ms"))
+    record("invoke", "errors (c=1 + c=32)", str(inv1["errors"] + inv32["errors"]), "", "", "0",
+           inv1["errors"] + inv32["errors"] == 0)
+    floor_p50 = floor1["p50_us"] / 1000
+    record("floor", "runtime p50, 1 thread (in-process)", "", fmt(floor_p50, "ms"))
+    record("floor", f"runtime throughput, {floorN['threads']} threads", "", fmt(floorN["calls_per_sec"], "calls/s"))
+    record("floor", "HTTP p50, concurrency 1", "", fmt(http1["p50"], "ms"))
+    record("floor", "HTTP throughput, concurrency 32", "", fmt(http32["rps"], "req/s"))
+    ratio = inv32["rps"] / floorN["calls_per_sec"]
+    record("invoke", "throughput c=32 vs runtime floor", fmt(inv32["rps"], "req/s"),
+           fmt(floorN["calls_per_sec"], "calls/s"), f"{ratio:.2f}x", ">= 0.70x", ratio >= 0.70)
+    budget = floor_p50 + 3 * http1["p50"]
+    record("invoke", "p50 c=1 vs floor + 3 x HTTP floor", fmt(inv1["p50"], "ms"), fmt(budget, "ms"),
+           f"{inv1['p50'] / budget:.2f}x", "<= 1.00x", inv1["p50"] <= budget)
+    record("invoke", "throughput c=32 vs HTTP floor", fmt(inv32["rps"], "req/s"), fmt(http32["rps"], "req/s"),
+           f"{inv32['rps'] / http32['rps']:.2f}x")
+
+    # 4: the seed's cold path.
+    log("cold path: one `worker run` process per call")
+    cold = cold_path(wasm)
+    speedup = inv32["rps"] / cold["rps"]
+    record("cold", "throughput vs one process per call", fmt(inv32["rps"], "req/s"), fmt(cold["rps"], "req/s"),
+           f"{speedup:.1f}x", ">= 20x", speedup >= 20)
+    record("cold", "p50 latency vs one process per call", fmt(inv1["p50"], "ms"), fmt(cold["p50"], "ms"),
+           f"{cold['p50'] / inv1['p50']:.1f}x faster")
+
+    # 5: compute.
+    log("compute: n-queens(13)")
+    queens = (EXAMPLES / "queens.c").read_text()
+    server.deploy("queens", "c", queens)
+    http(addr, "POST", "/invoke?fn=queens", b"13")
+    http_ms = median_of(3, lambda: timed_http(addr, "/invoke?fn=queens", b"13"))
+    native = tmp / "queens-native"
+    subprocess.run(["clang-19", "-O2", "-o", str(native), str(EXAMPLES / "queens.c")], check=True)
+    native_ms = median_of(3, lambda: timed([str(native)], input=b"13"))
+    r = http_ms / native_ms
+    record("compute", "n-queens(13): invoke vs native clang -O2", fmt(http_ms, "ms"), fmt(native_ms, "ms"),
+           f"{r:.2f}x", "<= 1.50x", r <= 1.5)
+
+    # 6: deploy.
+    log("deploy vs bare compilers")
+    bare = {
+        "c": lambda out: ["clang-19", "--target=wasm32-wasi", "-O2", "-o", out, str(EXAMPLES / "hello.c")],
+        "rust": lambda out: ["/usr/bin/rustc", "--target", "wasm32-wasi", "--edition", "2021", "-C", "opt-level=2",
+                             "-C", "strip=debuginfo", "-o", out, str(EXAMPLES / "hello.rs")],
+        "go": lambda out: ["go", "build", "-trimpath", "-o", out, str(EXAMPLES / "hello.go")],
+    }
+    ext = {"c": "c", "rust": "rs", "go": "go"}
+    go_env = {**os.environ, "GOOS": "wasip1", "GOARCH": "wasm", "GOCACHE": str(tmp / "gocache"),
+              "GOTOOLCHAIN": "local", "GOPROXY": "off"}
+    for lang in ("c", "rust", "go"):
+        code = (EXAMPLES / f"hello.{ext[lang]}").read_text()
+        server.deploy(f"warm_{lang}", lang, code)  # warms the Go build cache, like a second deploy
+        dep = median_of(3, lambda: timed_deploy(server, lang, code))
+        out = str(tmp / f"bare_{lang}.wasm")
+        env = go_env if lang == "go" else None
+        timed(bare[lang](out), env=env)  # warm-up (Go cache)
+        b = median_of(3, lambda: timed(bare[lang](out), env=env))
+        record("deploy", f"{lang} hello: deploy vs bare compiler", fmt(dep, "ms"), fmt(b, "ms"), f"{dep / b:.2f}x")
+
+    # 7: scale.
+    log(f"scale: deploying up to {SCALE_FUNCTIONS} functions ({SCALE_DISTINCT} of them C)")
+    p50_small = wrk(url, 1)["p50"]
+    c_ids = deploy_many(server, SCALE_DISTINCT, SCALE_FUNCTIONS)
+    deployed_rss = server.rss_mb()
+    p50_large = wrk(url, 1)["p50"]
+    r = p50_large / p50_small
+    record("scale", f"p50: {SCALE_FUNCTIONS} vs 10 functions", fmt(p50_large, "ms"), fmt(p50_small, "ms"),
+           f"{r:.2f}x", "<= 1.10x", r <= 1.10)
+    log(f"invoking {len(c_ids)} distinct functions")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: http(addr, "POST", f"/invoke?fn={i}")[0], c_ids))
+    bad = sum(1 for s in statuses if s != 200)
+    invoked_rss = server.rss_mb()
+    record("scale", f"errors invoking {len(c_ids)} distinct functions", str(bad), "", "", "0", bad == 0)
+    for label, rss in (("idle", idle_rss), (f"after {SCALE_FUNCTIONS} deploys", deployed_rss),
+                       (f"after invoking {len(c_ids)} distinct", invoked_rss)):
+        record("memory", f"RSS server, {label}", fmt(rss[0], "MiB"))
+        record("memory", f"RSS workers (max of {len(rss) - 1}), {label}", fmt(max(rss[1:]), "MiB"))
+
+
+def timed_http(addr, path, body):
+    t = time.perf_counter()
+    status, out = http(addr, "POST", path, body)
+    if status != 200:
+        raise SystemExit(f"{path}: {status} {out[:200]}")
+    return (time.perf_counter() - t) * 1000
+
+
+_deploy_seq = [0]
+
+
+def timed_deploy(server, lang, code):
+    _deploy_seq[0] += 1
+    t = time.perf_counter()
+    server.deploy(f"d{_deploy_seq[0]}_{lang}", lang, code)
+    return (time.perf_counter() - t) * 1000
+
+
+def deploy_many(server, distinct_c, total):
+    """Deploys `distinct_c` C functions (each its own module) and html ones up to `total`."""
+    template = (EXAMPLES / "hello.c").read_text()
+
+    def c_fn(i):
+        # A different constant makes each a distinct module.
+        return server.deploy(f"scale_c_{i}", "c", template.replace("Hello from FAAS!", f"Hello from FAAS {i}!"))
+
+    def html_fn(i):
+        return server.deploy(f"scale_html_{i}", "html", f"<p>page {i}</p>\n")
+
+    already = server.stats()["functions"]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        c_ids = list(pool.map(c_fn, range(distinct_c)))
+        list(pool.map(html_fn, range(max(0, total - distinct_c - already))))
+    return c_ids
+
+
+def write_markdown():
+    cpu = "unknown CPU"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except StopIteration:
+        pass
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `make bench` ({'quick mode, ' if QUICK else ''}{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}) "
+        f"on {os.cpu_count()} cores ({cpu}), Wasmer 7.4.2 (cranelift), release build. "
+        "Every baseline ran in the same script on the same machine; ratios are faas / baseline.",
+        "",
+        "| section | metric | faas | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for section, metric, value, baseline, ratio, target, ok in rows:
+        met = "" if ok is None else ("yes" if ok else "**no**")
+        lines.append(f"| {section} | {metric} | {value} | {baseline} | {ratio} | {target} | {met} |")
+    notes = ROOT / "scripts" / "bench_notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
