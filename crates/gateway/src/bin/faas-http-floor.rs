@@ -20,7 +20,9 @@ const BODY: &str = r#"{"ok":true,"output":"Hello from FAAS!\n"}"#;
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the body as the gateway does, so both pay for it.
     let _ = req.into_body().collect().await;
-    Ok(Response::new(Full::new(Bytes::from_static(BODY.as_bytes()))))
+    Ok(Response::new(Full::new(Bytes::from_static(
+        BODY.as_bytes(),
+    ))))
 }
 
 fn main() -> std::io::Result<()> {

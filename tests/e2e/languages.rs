@@ -1,0 +1,346 @@
+//! Every seed language, deployed and invoked over HTTP: the examples, compile
+//! and syntax errors, failing functions, and what confines native functions.
+
+use crate::harness::{example, TestServer};
+
+/// (lang, hello file) for every language.
+const HELLOS: [(&str, &str); 7] = [
+    ("c", "hello.c"),
+    ("rust", "hello.rs"),
+    ("go", "hello.go"),
+    ("js", "hello.js"),
+    ("python", "hello.py"),
+    ("php", "hello.php"),
+    ("html", "hello.html"),
+];
+
+#[test]
+fn every_hello_greets_and_echoes_its_payload() {
+    let server = TestServer::start("RR", &[]);
+    for (lang, file) in HELLOS {
+        let name = format!("hello_{lang}");
+        let resp = server.post(&format!("/deploy?name={name}&lang={lang}"), &example(file));
+        assert_eq!(resp.status, 201, "{lang}: {}", resp.body);
+        let body = resp.json();
+        assert_eq!(body["lang"], lang);
+        assert_eq!(body["wasm"], matches!(lang, "c" | "rust" | "go"), "{lang}");
+
+        let payload = format!("payload for {lang}: \u{e9}t\u{e9}\nsecond line");
+        let resp = server.post(&format!("/invoke?fn={name}"), &payload);
+        assert_eq!(resp.status, 200, "{lang}: {}", resp.body);
+        let out = resp.json();
+        let expected = if lang == "html" {
+            example(file)
+        } else {
+            format!("Hello from FAAS!\n{payload}")
+        };
+        assert_eq!(out["output"], expected.as_str(), "{lang}");
+        assert_eq!(out["exit_code"], 0, "{lang}");
+        assert_eq!(server.get(&format!("/function/{name}")).body, example(file));
+    }
+}
+
+#[test]
+fn compile_errors_answer_422_with_the_compilers_message_and_store_nothing() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let broken = [
+        ("c", "int main(void) { return nope; }\n", "nope"),
+        (
+            "rust",
+            "fn main() { let x: u32 = \"text\"; }\n",
+            "mismatched types",
+        ),
+        (
+            "go",
+            "package main\nfunc main() { undefinedCall() }\n",
+            "undefined",
+        ),
+        ("js", "function (\n", "SyntaxError"),
+        ("python", "def broken(:\n    pass\n", "SyntaxError"),
+        ("php", "<?php echo 'a' \n", "syntax error"),
+    ];
+    for (lang, code, needle) in broken {
+        let resp = server.post(&format!("/deploy?name=bad_{lang}&lang={lang}"), code);
+        resp.assert_error(422);
+        let details = resp.json()["details"].as_str().unwrap().to_string();
+        assert!(details.contains(needle), "{lang}: {details}");
+        server
+            .get(&format!("/function/bad_{lang}"))
+            .assert_error(404);
+    }
+    let stored: Vec<_> = std::fs::read_dir(server.functions_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(stored.is_empty(), "{stored:?}");
+}
+
+#[test]
+fn native_functions_that_fail_answer_500_with_their_stderr() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let failing = [
+        ("js", "console.log('before'); console.error('js went wrong'); process.exit(4);\n", 4),
+        ("python", "import sys\nprint('before')\nprint('python went wrong', file=sys.stderr)\nsys.exit(5)\n", 5),
+        ("php", "<?php\necho \"before\\n\";\nfwrite(STDERR, \"php went wrong\\n\");\nexit(6);\n", 6),
+    ];
+    for (lang, code, exit_code) in failing {
+        server.deploy(&format!("fail_{lang}"), lang, code);
+        let resp = server.post(&format!("/invoke?fn=fail_{lang}"), "");
+        resp.assert_error(500);
+        let body = resp.json();
+        assert_eq!(body["exit_code"], exit_code, "{lang}");
+        assert_eq!(body["output"], "before\n", "{lang}");
+        assert!(
+            body["stderr"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{lang} went wrong")),
+            "{lang}: {body}"
+        );
+    }
+    // An uncaught exception is a failure too, with its traceback.
+    server.deploy("raises", "python", "raise ValueError('boom')\n");
+    let resp = server.post("/invoke?fn=raises", "");
+    resp.assert_error(500);
+    assert!(resp.json()["stderr"]
+        .as_str()
+        .unwrap()
+        .contains("ValueError: boom"));
+}
+
+#[test]
+fn native_functions_are_confined() {
+    let secret = "s3cr3t-value-the-function-must-not-see";
+    let server =
+        TestServer::start_with_env("RR", &["--workers", "1"], &[("FAAS_TEST_SECRET", secret)]);
+    let before: Vec<_> = std::fs::read_dir(server.dir.path()).unwrap().collect();
+
+    // Python: reports its directory and environment, writes files, and tries
+    // to read the server's environment through /proc.
+    let probe = r#"
+import os, json
+here = os.getcwd()
+open('left-behind.txt', 'w').write('x')
+os.makedirs('sub/dir', exist_ok=True)
+open('sub/dir/f', 'w').write('y')
+try:
+    server_env = open('/proc/%d/environ' % os.getppid(), 'rb').read().decode('latin-1')
+except OSError as e:
+    server_env = 'denied: ' + type(e).__name__
+try:
+    open('/root/.bashrc').read()
+    root_files = 'readable'
+except OSError:
+    root_files = 'denied'
+print(json.dumps({'cwd': here, 'env': dict(os.environ), 'server_env': server_env,
+                  'uid': os.getuid(), 'root_files': root_files}))
+"#;
+    server.deploy("probe", "python", probe);
+    let out = server.post("/invoke?fn=probe", "").json();
+    assert_eq!(out["ok"], true, "{out}");
+    let report: serde_json::Value = serde_json::from_str(out["output"].as_str().unwrap()).unwrap();
+    let text = report.to_string();
+    assert!(
+        !text.contains(secret),
+        "the function saw the server's secret: {text}"
+    );
+    let env = report["env"].as_object().unwrap();
+    let mut names: Vec<_> = env.keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "FAAS_FUNCTION",
+            "FAAS_REQUEST_ID",
+            "HOME",
+            "LANG",
+            "PATH",
+            "TMPDIR"
+        ],
+        "{text}"
+    );
+    assert_eq!(env["HOME"], report["cwd"]);
+    // Its working directory was its own and is gone.
+    let cwd = report["cwd"].as_str().unwrap();
+    assert!(!std::path::Path::new(cwd).exists(), "{cwd} was left behind");
+    assert!(!cwd.starts_with(server.dir.path().to_str().unwrap()));
+    // Nothing appeared in the server's directories.
+    let after: Vec<_> = std::fs::read_dir(server.dir.path()).unwrap().collect();
+    assert_eq!(before.len(), after.len());
+    let fdir = server.functions_dir().join(
+        server.get("/functions").json()["functions"][0]["id"]
+            .as_str()
+            .unwrap(),
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&fdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["code.py", "metadata.json"]);
+    if nix::unistd::Uid::effective().is_root() {
+        // Run as root, the server runs native functions as nobody.
+        assert_eq!(report["uid"], 65534, "{text}");
+        assert_eq!(report["root_files"], "denied", "{text}");
+        assert!(
+            report["server_env"].as_str().unwrap().starts_with("denied"),
+            "{text}"
+        );
+    }
+
+    // JavaScript and PHP see the same cleared environment.
+    server.deploy(
+        "jsenv",
+        "js",
+        "console.log(JSON.stringify(Object.keys(process.env).sort()))\n",
+    );
+    assert_eq!(
+        server.post("/invoke?fn=jsenv", "").json()["output"],
+        "[\"FAAS_FUNCTION\",\"FAAS_REQUEST_ID\",\"HOME\",\"LANG\",\"PATH\",\"TMPDIR\"]\n"
+    );
+    server.deploy(
+        "phpenv",
+        "php",
+        "<?php $e = getenv(); ksort($e); echo implode(',', array_keys($e)), \"\\n\";\n",
+    );
+    assert_eq!(
+        server.post("/invoke?fn=phpenv", "").json()["output"],
+        "FAAS_FUNCTION,FAAS_REQUEST_ID,HOME,LANG,PATH,TMPDIR\n"
+    );
+
+    // A background process left running is killed with the call.
+    server.deploy(
+        "daemon",
+        "python",
+        "import subprocess\nsubprocess.Popen(['sleep', '300'])\nprint('started')\n",
+    );
+    assert_eq!(
+        server.post("/invoke?fn=daemon", "").json()["output"],
+        "started\n"
+    );
+    if nix::unistd::Uid::effective().is_root() {
+        // Only `nobody`'s live (non-zombie) sleeps count.
+        let live_sleepers = || {
+            let ps = std::process::Command::new("ps")
+                .args(["-u", "nobody", "-o", "stat=,comm="])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&ps.stdout)
+                .lines()
+                .filter(|l| l.trim_end().ends_with("sleep") && !l.trim_start().starts_with('Z'))
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while live_sleepers() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a function's background process survived the call"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn wasm_functions_see_no_host_files_or_variables() {
+    let secret = "wasm-secret-value";
+    let server =
+        TestServer::start_with_env("RR", &["--workers", "1"], &[("FAAS_TEST_SECRET", secret)]);
+    let code = r#"#include <stdio.h>
+#include <stdlib.h>
+extern char **environ;
+int main(void) {
+    FILE *f = fopen("/etc/passwd", "r");
+    printf("passwd:%s\n", f ? "open" : "denied");
+    FILE *w = fopen("/tmp/escape.txt", "w");
+    printf("write:%s\n", w ? "open" : "denied");
+    for (char **e = environ; *e; e++) printf("env:%s\n", *e);
+    return 0;
+}
+"#;
+    server.deploy("wasmprobe", "c", code);
+    let out = server.post("/invoke?fn=wasmprobe", "").json();
+    let text = out["output"].as_str().unwrap();
+    assert!(text.contains("passwd:denied"), "{text}");
+    assert!(text.contains("write:denied"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+}
+
+#[test]
+fn a_slow_go_build_stalls_neither_invocations_nor_other_deploys() {
+    let server = TestServer::start("RR", &[]);
+    server.deploy("quick", "c", &example("hello.c"));
+    // The first Go deploy of a fresh server builds Go's runtime: seconds.
+    let addr = server.addr.clone();
+    let go = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let resp = crate::harness::http(
+            &addr,
+            "POST",
+            "/deploy?name=slowgo&lang=go",
+            example("hello.go").as_bytes(),
+        );
+        (resp, start.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut worst = std::time::Duration::ZERO;
+    let mut calls = 0;
+    while !go.is_finished() && calls < 200 {
+        let start = std::time::Instant::now();
+        let resp = server.post("/invoke?fn=quick", "during");
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        worst = worst.max(start.elapsed());
+        calls += 1;
+        if calls == 5 {
+            // Another deploy answers on its own time too.
+            let start = std::time::Instant::now();
+            server.deploy("page", "html", "<p>quick</p>\n");
+            assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (resp, go_took) = go.join().unwrap();
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    assert!(
+        calls >= 5,
+        "the Go build was too quick to overlap ({go_took:?})"
+    );
+    assert!(
+        worst < go_took / 2 && worst < std::time::Duration::from_secs(1),
+        "an invocation waited {worst:?} during a {go_took:?} Go build"
+    );
+    assert_eq!(
+        server.post("/invoke?fn=slowgo", "go!").json()["output"],
+        "Hello from FAAS!\ngo!"
+    );
+}
+
+#[test]
+fn a_missing_toolchain_answers_503_naming_what_to_install() {
+    let server = TestServer::start_with_env(
+        "RR",
+        &["--workers", "1"],
+        &[
+            ("FAAS_GO", "/nonexistent/go"),
+            ("FAAS_PHP", "/nonexistent/php"),
+        ],
+    );
+    for (lang, file) in [("go", "hello.go"), ("php", "hello.php")] {
+        let resp = server.post(
+            &format!("/deploy?name=x_{lang}&lang={lang}"),
+            &example(file),
+        );
+        let e = resp.assert_error(503);
+        assert!(e.contains("make toolchains"), "{e}");
+        assert!(e.contains(lang), "{e}");
+    }
+    let log = server.log_text();
+    assert!(log.contains("go: not available"), "{log}");
+    assert!(
+        log.contains("c: /"),
+        "the toolchain summary is logged at start: {log}"
+    );
+    // The others still work.
+    server.deploy("still_c", "c", &example("hello.c"));
+}
