@@ -461,3 +461,26 @@ fn artifacts_are_built_at_deploy_reused_on_restart_and_rebuilt_when_stale() {
         "Hello from FAAS!\nx"
     );
 }
+
+#[test]
+fn every_call_gets_a_fresh_instance() {
+    // One worker, so every call lands where the previous one ran (and where
+    // the idle worker prepared the next instance).
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    server.deploy(
+        "counter",
+        "c",
+        "#include <stdio.h>\nstatic int calls;\nint main(void){ char b[64]; size_t n = fread(b, 1, sizeof b - 1, stdin); b[n] = 0; printf(\"%d %s\", ++calls, b); return 0; }\n",
+    );
+    for i in 0..6 {
+        let payload = format!("p{i}");
+        let resp = server.post("/invoke?fn=counter", &payload);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(resp.json()["output"], format!("1 {payload}"));
+        std::thread::sleep(std::time::Duration::from_millis(if i % 2 == 0 {
+            50
+        } else {
+            0
+        }));
+    }
+}

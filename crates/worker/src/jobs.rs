@@ -12,7 +12,7 @@ use wasmer::Module;
 
 use crate::cache::LruCache;
 use crate::native::{NativeLimits, NativeRunner};
-use crate::wasm::{RunOptions, RunOutput, Sandbox, Stdin, DEFAULT_MAX_MEMORY_BYTES};
+use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, DEFAULT_MAX_MEMORY_BYTES};
 
 /// Most bytes of stdout (and of stderr) a function may return by default.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
@@ -37,6 +37,11 @@ pub struct JobRunner {
     native: NativeRunner,
     loaded: LruCache<Loaded>,
     max_output_bytes: usize,
+    /// The Wasm function that ran last (id, module, memory cap): the one an
+    /// idle worker prepares an instance of.
+    last_wasm: Option<(String, Module, u64)>,
+    /// An instance built while idle, for that function.
+    prepared: Option<(String, Prepared)>,
 }
 
 impl JobRunner {
@@ -52,6 +57,27 @@ impl JobRunner {
             native: NativeRunner::detect(),
             loaded: LruCache::new(module_cache_size),
             max_output_bytes,
+            last_wasm: None,
+            prepared: None,
+        }
+    }
+
+    /// Called when no job is waiting: builds the next instance of the last
+    /// Wasm function, so that if it is called again the call only pays for
+    /// `_start`. Does nothing if one is ready already.
+    pub fn prepare_idle(&mut self) {
+        if self.prepared.is_some() {
+            return;
+        }
+        let Some((id, module, max_memory_bytes)) = &self.last_wasm else {
+            return;
+        };
+        match self
+            .sandbox
+            .prepare(module, &wasm_options(id, *max_memory_bytes))
+        {
+            Ok(prepared) => self.prepared = Some((id.clone(), prepared)),
+            Err(err) => log::warn!("preparing {id}: {err}"),
         }
     }
 
@@ -93,22 +119,29 @@ impl JobRunner {
             Loaded::Html(doc) => {
                 return JobResult::success(req, doc.as_ref().clone(), String::new(), 0, 0.0)
             }
-            Loaded::Wasm(module) => self
-                .sandbox
-                .run(
-                    &module,
-                    RunOptions {
-                        args: vec![job.function.clone()],
-                        env: vec![("FAAS_FUNCTION".into(), job.function.clone())],
-                        stdin: Stdin::Bytes(payload),
-                        capture: true,
-                        dirs: Vec::new(),
-                        max_output_bytes,
-                        timeout: Some(timeout),
-                        max_memory_bytes,
-                    },
-                )
-                .map_err(|e| e.to_string()),
+            Loaded::Wasm(module) => {
+                let started = std::time::Instant::now();
+                // A ready instance of this very function (and memory cap)
+                // is used; any other is dropped (it never ran).
+                let ready = match self.prepared.take() {
+                    Some((id, p))
+                        if id == job.function && p.max_memory_bytes() == max_memory_bytes =>
+                    {
+                        Ok(p)
+                    }
+                    _ => self
+                        .sandbox
+                        .prepare(&module, &wasm_options(&job.function, max_memory_bytes)),
+                };
+                self.last_wasm = Some((job.function.clone(), module, max_memory_bytes));
+                ready.map_err(|e| e.to_string()).map(|prepared| {
+                    let mut out =
+                        self.sandbox
+                            .call(prepared, payload, max_output_bytes, Some(timeout));
+                    out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    out
+                })
+            }
             Loaded::Native { lang, code } => self
                 .native
                 .run(
@@ -175,6 +208,18 @@ impl JobRunner {
                 format!("unknown language '{other}'"),
             )),
         }
+    }
+}
+
+/// How every invocation of Wasm function `id` is instantiated.
+fn wasm_options(id: &str, max_memory_bytes: u64) -> PrepareOptions {
+    PrepareOptions {
+        args: vec![id.to_string()],
+        env: vec![("FAAS_FUNCTION".into(), id.to_string())],
+        capture: true,
+        inherit_stdin: false,
+        dirs: Vec::new(),
+        max_memory_bytes,
     }
 }
 

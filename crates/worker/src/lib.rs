@@ -10,7 +10,7 @@
 //! - [`cache`]: the bounded LRU of compiled modules;
 //! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
 //! - [`native`]: JavaScript, Python and PHP run as confined host processes;
-//! - [`output`]: capped in-memory stdout/stderr for guests;
+//! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
 //! - [`jobs`]: finds a job's function on disk and turns the run into a
 //!   [`JobResult`](faas_proto::JobResult);
 //! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
@@ -22,8 +22,8 @@ pub mod cache;
 pub mod jobs;
 pub mod limits;
 pub mod native;
-pub mod output;
 pub mod serve;
+pub mod stdio;
 pub mod wasm;
 
 /// Whether a function id is safe to use as one path component.

@@ -149,11 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.module_cache_size,
                 cli.max_output_bytes,
             );
-            faas_worker::serve::serve(
-                &mut runner,
-                std::io::stdin().lock(),
-                std::io::stdout().lock(),
-            )?;
+            faas_worker::serve::serve(&mut runner, std::io::stdin(), std::io::stdout().lock())?;
             log::info!("stdin closed, exiting");
             Ok(ExitCode::SUCCESS)
         }

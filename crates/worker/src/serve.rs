@@ -1,22 +1,52 @@
 //! The worker's stdin/stdout loop: one [`Job`] line in, one [`JobResult`]
 //! line out, in order, until stdin closes.
+//!
+//! A reader thread parses lines as they arrive, so the loop can tell when no
+//! job is waiting and use that idle time to prepare the next instance
+//! ([`JobRunner::prepare_idle`]).
 
 use std::io::Write;
+use std::sync::mpsc::{self, TryRecvError};
 
 use faas_proto::frame::LineReader;
-use faas_proto::{decode, encode, FailureKind, Job, JobResult, DEFAULT_MAX_FRAME};
+use faas_proto::{decode, encode, FailureKind, FrameError, Job, JobResult, DEFAULT_MAX_FRAME};
 
 use crate::jobs::JobRunner;
 
 /// Serves jobs from `input` to `output` until `input` ends.
 pub fn serve(
     runner: &mut JobRunner,
-    input: impl std::io::Read,
+    input: impl std::io::Read + Send + 'static,
     mut output: impl Write,
 ) -> std::io::Result<()> {
-    let mut lines = LineReader::new(input, DEFAULT_MAX_FRAME);
-    while let Some(line) = lines.next_line()? {
-        let result = match line.and_then(|line| decode::<Job>(&line)) {
+    // Bounded: the Server already bounds what it sends; this only keeps the
+    // reader from running far ahead of the runner.
+    let (tx, rx) = mpsc::sync_channel::<Result<Job, FrameError>>(64);
+    let reader = std::thread::Builder::new().name("stdin".into()).spawn(
+        move || -> std::io::Result<()> {
+            let mut lines = LineReader::new(input, DEFAULT_MAX_FRAME);
+            while let Some(line) = lines.next_line()? {
+                if tx.send(line.and_then(|line| decode::<Job>(&line))).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        },
+    )?;
+
+    loop {
+        let next = match rx.try_recv() {
+            Ok(next) => next,
+            Err(TryRecvError::Empty) => {
+                runner.prepare_idle();
+                match rx.recv() {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let result = match next {
             Ok(job) => {
                 let (req, function) = (job.req, job.function.clone());
                 let result = runner.run(job);
@@ -35,5 +65,5 @@ pub fn serve(
         output.write_all(&encode(&result))?;
         output.flush()?;
     }
-    Ok(())
+    reader.join().unwrap_or(Ok(()))
 }

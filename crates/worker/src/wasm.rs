@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use wasmer::{Engine, Module, Store};
 use wasmer_wasix::runtime::task_manager::tokio::TokioTaskManager;
-use wasmer_wasix::virtual_fs::{self, StaticFile};
+use wasmer_wasix::virtual_fs;
 use wasmer_wasix::{PluggableRuntime, UnsupportedVirtualNetworking, WasiEnv, WasiError};
 
 use crate::artifact;
 use crate::limits::{Watchdog, WASM_PAGE};
-use crate::output::CappedOutput;
+use crate::stdio::{CappedOutput, PendingInput};
 
 /// Linear-memory cap when a call sets none (the server passes its own).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
@@ -158,8 +158,37 @@ impl Sandbox {
 
     /// Runs the module's `_start` in a fresh store and instance.
     pub fn run(&self, module: &Module, opts: RunOptions) -> Result<RunOutput, SandboxError> {
-        let _enter = self.tokio.enter();
         let started = Instant::now();
+        let inherit_stdin = matches!(opts.stdin, Stdin::Inherit);
+        let stdin = match opts.stdin {
+            Stdin::Bytes(bytes) => bytes,
+            Stdin::Inherit => Vec::new(),
+        };
+        let prepared = self.prepare(
+            module,
+            &PrepareOptions {
+                args: opts.args,
+                env: opts.env,
+                capture: opts.capture,
+                inherit_stdin,
+                dirs: opts.dirs,
+                max_memory_bytes: opts.max_memory_bytes,
+            },
+        )?;
+        let mut out = self.call(prepared, stdin, opts.max_output_bytes, opts.timeout);
+        out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(out)
+    }
+
+    /// Builds a fresh store, WASI environment and instance for `module`,
+    /// ready for [`call`](Self::call). Everything an invocation needs except
+    /// its payload, so a worker can do this while it waits for the next job.
+    pub fn prepare(
+        &self,
+        module: &Module,
+        opts: &PrepareOptions,
+    ) -> Result<Prepared, SandboxError> {
+        let _enter = self.tokio.enter();
         let mut store = Store::new(self.engine.clone());
 
         let program = opts
@@ -173,13 +202,14 @@ impl Sandbox {
             .runtime(self.runtime.clone());
         // One guest thread: a function cannot fan out threads inside a worker.
         builder.capabilities_mut().threading.max_threads = Some(1);
-        if let Stdin::Bytes(bytes) = opts.stdin {
-            builder = builder.stdin(Box::new(StaticFile::new(bytes)));
+        let stdin = PendingInput::default();
+        if !opts.inherit_stdin {
+            builder = builder.stdin(Box::new(stdin.clone()));
         }
         let mut captured = None;
         if opts.capture {
-            let stdout = CappedOutput::new(opts.max_output_bytes);
-            let stderr = CappedOutput::new(opts.max_output_bytes);
+            let stdout = CappedOutput::new(0);
+            let stderr = CappedOutput::new(0);
             builder = builder
                 .stdout(Box::new(stdout.clone()))
                 .stderr(Box::new(stderr.clone()));
@@ -207,10 +237,43 @@ impl Sandbox {
             .get_function("_start")
             .map_err(|_| SandboxError::NoStart)?
             .clone();
+        Ok(Prepared {
+            store,
+            _instance: instance,
+            wasi_env,
+            start,
+            stdin,
+            captured,
+            max_memory_bytes: opts.max_memory_bytes,
+        })
+    }
 
-        let armed = opts
-            .timeout
-            .map(|t| self.watchdog.arm(Instant::now() + t, store.interrupter()));
+    /// Runs a prepared instance's `_start` with `stdin` as its input.
+    pub fn call(
+        &self,
+        prepared: Prepared,
+        stdin: Vec<u8>,
+        max_output_bytes: usize,
+        timeout: Option<Duration>,
+    ) -> RunOutput {
+        let _enter = self.tokio.enter();
+        let started = Instant::now();
+        let Prepared {
+            mut store,
+            _instance,
+            wasi_env,
+            start,
+            stdin: input,
+            captured,
+            ..
+        } = prepared;
+        input.set(stdin);
+        if let Some((stdout, stderr)) = &captured {
+            stdout.set_cap(max_output_bytes);
+            stderr.set_cap(max_output_bytes);
+        }
+
+        let armed = timeout.map(|t| self.watchdog.arm(Instant::now() + t, store.interrupter()));
         let called = start.call(&mut store, &[]);
         let timed_out = armed.as_ref().is_some_and(|a| a.fired()) && called.is_err();
         drop(armed);
@@ -241,7 +304,41 @@ impl Sandbox {
             out.truncated = cut_out || cut_err;
         }
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(out)
+        out
+    }
+}
+
+/// What [`Sandbox::prepare`] needs to know ahead of the call.
+#[derive(Debug, Clone)]
+pub struct PrepareOptions {
+    /// argv, including argv[0].
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Capture stdout/stderr (else they are the worker's own).
+    pub capture: bool,
+    /// Use the worker's own stdin (for `worker run`).
+    pub inherit_stdin: bool,
+    /// Host directory → guest path, for debugging only.
+    pub dirs: Vec<(String, String)>,
+    /// Cap on the guest's linear memory (fixed at instantiation).
+    pub max_memory_bytes: u64,
+}
+
+/// A fresh instance waiting for its call.
+pub struct Prepared {
+    store: Store,
+    _instance: wasmer::Instance,
+    wasi_env: wasmer_wasix::WasiFunctionEnv,
+    start: wasmer::Function,
+    stdin: PendingInput,
+    captured: Option<(CappedOutput, CappedOutput)>,
+    max_memory_bytes: u64,
+}
+
+impl Prepared {
+    /// The memory cap the instance was built with.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.max_memory_bytes
     }
 }
 
