@@ -363,3 +363,55 @@ fn sigterm_lets_open_calls_finish_then_exits_cleanly() {
     let log = server.log_text();
     assert_eq!(log.matches("stopped (exit status: 0)").count(), 4, "{log}");
 }
+
+#[test]
+fn a_worker_that_loaded_many_modules_is_recycled_without_failing_calls() {
+    let server = TestServer::start("RR", &["--workers", "1", "--recycle-after", "3"]);
+    let hello = example("hello.c");
+    let ids: Vec<String> = (0..7)
+        .map(|i| {
+            server.deploy(
+                &format!("m{i}"),
+                "c",
+                &hello.replace("FAAS!", &format!("FAAS {i}!")),
+            )
+        })
+        .collect();
+    let first_pid = server.get("/stats").json()["worker_pids"][0]
+        .as_u64()
+        .unwrap();
+    // Concurrent calls over distinct modules: the third load triggers a
+    // recycle while other calls are queued on the old process.
+    let callers: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(i, id)| (0..3).map(move |_| (i, id.clone())))
+        .map(|(i, id)| {
+            let addr = server.addr.clone();
+            thread::spawn(move || (i, http(&addr, "POST", &format!("/invoke?fn={id}"), b"")))
+        })
+        .collect();
+    for caller in callers {
+        let (i, resp) = caller.join().unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(resp.json()["output"], format!("Hello from FAAS {i}!\n"));
+    }
+    wait_for(&server, "a recycle", |s| {
+        s["worker_recycles"][0].as_u64().unwrap() >= 1
+    });
+    let stats = server.get("/stats").json();
+    assert_ne!(stats["worker_pids"][0].as_u64().unwrap(), first_pid);
+    assert_eq!(stats["worker_restarts"][0], 0, "a recycle is not a crash");
+    assert_eq!(stats["workers"][0]["failed"], 0);
+    // The old process drains its queue, then exits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("retired after recycling") {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !server.log_text().contains("crashed"),
+        "{}",
+        server.log_text()
+    );
+}

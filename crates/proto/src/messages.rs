@@ -269,6 +269,10 @@ pub struct JobResult {
     /// Output or stderr was cut at the output cap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Modules this worker process has loaded since it started (Wasmer
+    /// never frees code memory, so the Server recycles busy loaders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules_loaded: Option<u64>,
 }
 
 impl JobResult {
@@ -289,6 +293,7 @@ impl JobResult {
             error: None,
             kind: None,
             truncated: false,
+            modules_loaded: None,
         }
     }
 
@@ -303,6 +308,7 @@ impl JobResult {
             error: Some(error.into()),
             kind: Some(kind),
             truncated: false,
+            modules_loaded: None,
         }
     }
 }

@@ -73,6 +73,10 @@ pub struct Cli {
     /// Compiled modules each worker keeps in memory.
     #[arg(long, env = "FAAS_MODULE_CACHE_SIZE", default_value_t = 256)]
     pub module_cache_size: usize,
+    /// Replace a worker once it has loaded this many modules (Wasmer never
+    /// frees a process's code memory); 0 disables recycling.
+    #[arg(long, env = "FAAS_RECYCLE_AFTER", default_value_t = 1000)]
+    pub recycle_after: u64,
     /// Compiles allowed at once.
     #[arg(long, env = "FAAS_COMPILE_JOBS", default_value_t = 2)]
     pub compile_jobs: usize,

@@ -101,6 +101,7 @@ async fn serve(
         program: cli.worker_program()?,
         functions_dir: store.dir().to_path_buf(),
         extra_args: cli.worker_args(),
+        recycle_after_loads: cli.recycle_after,
     };
     let workers = WorkerPool::start(usize::from(cli.workers), spec, events_tx.clone())?;
 

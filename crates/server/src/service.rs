@@ -383,6 +383,7 @@ impl Service {
                 "workers": workers,
                 "worker_pids": self.workers.pids(),
                 "worker_restarts": self.workers.restarts(),
+                "worker_recycles": self.workers.recycles(),
                 "functions": self.store.len(),
             }),
         )

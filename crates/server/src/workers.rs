@@ -1,17 +1,23 @@
 //! Worker processes: spawning (fork+exec of the `worker` binary), feeding
-//! jobs to their stdin, matching result lines from their stdout, and
-//! replacing a worker that dies.
+//! jobs to their stdin, matching result lines from their stdout, replacing a
+//! worker that dies, and recycling one that has loaded many modules.
 //!
 //! A dead worker never leaves a caller waiting: when its stdout closes, every
 //! job it held is answered with a `worker_crashed` failure at once, the LB is
-//! told (`job_done` for each, then `worker_down`) so it routes around the
-//! slot, and a replacement is started (with back-off if it keeps dying), after
-//! which the LB hears `worker_up`.
+//! told (`worker_down`) so it routes around the slot, and a replacement is
+//! started (with back-off if it keeps dying), after which the LB hears
+//! `worker_up`.
+//!
+//! Recycling (Wasmer never frees a process's code memory): once a worker
+//! reports `modules_loaded` at the threshold, a fresh process is started for
+//! its slot and takes every new job; the old one's stdin is closed, so it
+//! finishes the jobs already queued to it, answers them and exits. No call
+//! fails and the slot never goes down.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,19 +35,28 @@ pub struct WorkerSpec {
     pub functions_dir: PathBuf,
     /// Extra arguments after `--functions-dir DIR --id N`.
     pub extra_args: Vec<String>,
+    /// Recycle a worker once it has loaded this many modules (0: never).
+    pub recycle_after_loads: u64,
 }
 
 /// Where worker events go (the LB, through the Server).
 pub type LbNotifier = mpsc::UnboundedSender<LbRequest>;
 
-/// One worker slot: the current process behind it and the jobs it holds.
-struct Slot {
-    id: usize,
-    /// Lines for the current process's stdin; `None` while it is down.
+/// One worker process and the jobs it holds.
+struct Process {
+    pid: u32,
+    /// Lines for its stdin; `None` once closed (retiring or dead).
     input: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
     pending: Mutex<HashMap<RequestId, oneshot::Sender<JobResult>>>,
-    pid: AtomicU32,
+}
+
+/// One worker slot (a worker id): the process currently serving it.
+struct Slot {
+    id: usize,
+    current: Mutex<Option<Arc<Process>>>,
     restarts: AtomicU64,
+    recycles: AtomicU64,
+    recycling: AtomicBool,
 }
 
 /// The pool of worker processes.
@@ -69,10 +84,10 @@ impl WorkerPool {
             .map(|id| {
                 Arc::new(Slot {
                     id,
-                    input: Mutex::new(None),
-                    pending: Mutex::new(HashMap::new()),
-                    pid: AtomicU32::new(0),
+                    current: Mutex::new(None),
                     restarts: AtomicU64::new(0),
+                    recycles: AtomicU64::new(0),
+                    recycling: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -83,8 +98,7 @@ impl WorkerPool {
             stopping: AtomicBool::new(false),
         });
         for slot in &pool.slots {
-            let child = pool.spawn(slot)?;
-            tokio::spawn(pool.clone().supervise(slot.clone(), child));
+            pool.start_process(slot)?;
         }
         Ok(pool)
     }
@@ -101,15 +115,23 @@ impl WorkerPool {
     pub fn pids(&self) -> Vec<u32> {
         self.slots
             .iter()
-            .map(|s| s.pid.load(Ordering::Relaxed))
+            .map(|s| s.current.lock().unwrap().as_ref().map_or(0, |p| p.pid))
             .collect()
     }
 
-    /// How many times each slot's process was replaced.
+    /// How many times each slot's process crashed and was replaced.
     pub fn restarts(&self) -> Vec<u64> {
         self.slots
             .iter()
             .map(|s| s.restarts.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// How many times each slot's process was recycled.
+    pub fn recycles(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .map(|s| s.recycles.load(Ordering::Relaxed))
             .collect()
     }
 
@@ -124,14 +146,20 @@ impl WorkerPool {
             .slots
             .get(worker_id)
             .ok_or(DispatchError::NoSuchWorker(worker_id))?;
+        let process = slot
+            .current
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(DispatchError::WorkerDown(worker_id))?;
         let (tx, rx) = oneshot::channel();
-        let input = slot.input.lock().unwrap();
+        let input = process.input.lock().unwrap();
         let Some(input) = input.as_ref() else {
             return Err(DispatchError::WorkerDown(worker_id));
         };
-        slot.pending.lock().unwrap().insert(job.req, tx);
+        process.pending.lock().unwrap().insert(job.req, tx);
         if input.send(encode(job)).is_err() {
-            slot.pending.lock().unwrap().remove(&job.req);
+            process.pending.lock().unwrap().remove(&job.req);
             return Err(DispatchError::WorkerDown(worker_id));
         }
         Ok(rx)
@@ -140,15 +168,13 @@ impl WorkerPool {
     /// Kills worker `worker_id`'s process (used when a job overruns its
     /// deadline and the guest cannot be interrupted); it is then replaced.
     pub fn kill(&self, worker_id: usize) {
-        if let Some(slot) = self.slots.get(worker_id) {
-            let pid = slot.pid.load(Ordering::Relaxed);
-            if pid != 0 {
-                log::warn!(target: PART, "killing worker {worker_id} (pid {pid})");
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        let pid = self.pids().get(worker_id).copied().unwrap_or(0);
+        if pid != 0 {
+            log::warn!(target: PART, "killing worker {worker_id} (pid {pid})");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 
@@ -157,7 +183,9 @@ impl WorkerPool {
     pub async fn stop(&self, timeout: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
         for slot in &self.slots {
-            slot.input.lock().unwrap().take();
+            if let Some(process) = slot.current.lock().unwrap().as_ref() {
+                process.input.lock().unwrap().take();
+            }
         }
         let deadline = Instant::now() + timeout;
         while self.pids().iter().any(|&pid| pid != 0) && Instant::now() < deadline {
@@ -170,7 +198,9 @@ impl WorkerPool {
         }
     }
 
-    fn spawn(&self, slot: &Slot) -> std::io::Result<Child> {
+    /// Spawns a process for `slot`, makes it the slot's current one, and
+    /// watches it. Returns the process it replaced, if any.
+    fn start_process(self: &Arc<Self>, slot: &Arc<Slot>) -> std::io::Result<Option<Arc<Process>>> {
         let mut cmd = Command::new(&self.spec.program);
         cmd.arg("--functions-dir")
             .arg(&self.spec.functions_dir)
@@ -191,77 +221,170 @@ impl WorkerPool {
         let stdin = child.stdin.take().expect("piped stdin");
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_lines(stdin, rx));
-        *slot.input.lock().unwrap() = Some(tx);
-        let pid = child.id().unwrap_or(0);
-        slot.pid.store(pid, Ordering::Relaxed);
-        log::info!(target: PART, "worker {} started (pid {pid})", slot.id);
-        Ok(child)
+        let process = Arc::new(Process {
+            pid: child.id().unwrap_or(0),
+            input: Mutex::new(Some(tx)),
+            pending: Mutex::new(HashMap::new()),
+        });
+        log::info!(target: PART, "worker {} started (pid {})", slot.id, process.pid);
+        let previous = slot.current.lock().unwrap().replace(process.clone());
+        tokio::spawn(self.clone().watch(slot.clone(), process, child));
+        Ok(previous)
     }
 
-    /// Reads one process's results until it dies, then replaces it; loops for
-    /// the life of the pool.
-    async fn supervise(self: Arc<Self>, slot: Arc<Slot>, mut child: Child) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let started = Instant::now();
-            let stdout = child.stdout.take().expect("piped stdout");
-            read_results(&slot, stdout).await;
+    /// Delivers one process's results until it exits, then decides what its
+    /// exit means: shutdown, retirement after recycling, or a crash.
+    async fn watch(self: Arc<Self>, slot: Arc<Slot>, process: Arc<Process>, mut child: Child) {
+        let stdout = child.stdout.take().expect("piped stdout");
+        self.read_results(&slot, &process, stdout).await;
 
-            // stdout closed: the process is gone or going.
-            slot.input.lock().unwrap().take();
-            let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-                Ok(Ok(status)) => status.to_string(),
-                _ => {
-                    let _ = child.kill().await;
-                    "killed after closing its stdout".to_string()
-                }
-            };
-            slot.pid.store(0, Ordering::Relaxed);
-            let orphans: Vec<_> = slot.pending.lock().unwrap().drain().collect();
+        // stdout closed: the process is gone or going.
+        process.input.lock().unwrap().take();
+        let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+            Ok(Ok(status)) => status.to_string(),
+            _ => {
+                let _ = child.kill().await;
+                "killed after closing its stdout".to_string()
+            }
+        };
+        let orphans: Vec<_> = process.pending.lock().unwrap().drain().collect();
+        let was_current = {
+            let mut current = slot.current.lock().unwrap();
+            let same = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &process));
+            if same {
+                current.take();
+            }
+            same
+        };
+        for (req, waiter) in orphans {
+            let _ = waiter.send(JobResult::failure(
+                req,
+                FailureKind::WorkerCrashed,
+                format!(
+                    "worker {} crashed ({status}) while running the function",
+                    slot.id
+                ),
+            ));
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            log::info!(target: PART, "worker {} stopped ({status})", slot.id);
+            return;
+        }
+        if !was_current {
+            log::info!(
+                target: PART,
+                "worker {} (pid {}) retired after recycling ({status})",
+                slot.id,
+                process.pid
+            );
+            return;
+        }
+        log::error!(target: PART, "worker {} exited ({status}); replacing it", slot.id);
+        let _ = self.lb.send(LbRequest::WorkerDown { worker_id: slot.id });
+        self.replace_crashed(&slot).await;
+    }
+
+    /// Starts a replacement for a crashed worker, backing off while it
+    /// keeps failing, then tells the LB the slot is up again.
+    async fn replace_crashed(self: &Arc<Self>, slot: &Arc<Slot>) {
+        let restarts = slot.restarts.fetch_add(1, Ordering::Relaxed);
+        // A slot that keeps crashing is probably broken: back off instead
+        // of spinning (50 ms, doubling, at most 5 s).
+        let mut backoff = Duration::from_millis(50 << restarts.min(6)).min(Duration::from_secs(5));
+        loop {
+            tokio::time::sleep(backoff).await;
             if self.stopping.load(Ordering::SeqCst) {
-                log::info!(target: PART, "worker {} stopped ({status})", slot.id);
                 return;
             }
-            log::error!(
-                target: PART,
-                "worker {} exited ({status}) holding {} jobs; replacing it",
-                slot.id,
-                orphans.len()
-            );
-            for (req, waiter) in orphans {
-                let _ = waiter.send(JobResult::failure(
-                    req,
-                    FailureKind::WorkerCrashed,
-                    format!(
-                        "worker {} crashed ({status}) while running the function",
-                        slot.id
-                    ),
-                ));
-            }
-            let _ = self.lb.send(LbRequest::WorkerDown { worker_id: slot.id });
-
-            // A worker that dies right after starting is probably broken:
-            // back off instead of spinning.
-            if started.elapsed() > Duration::from_secs(10) {
-                backoff = Duration::from_millis(50);
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-            loop {
-                match self.spawn(&slot) {
-                    Ok(new_child) => {
-                        child = new_child;
-                        break;
-                    }
-                    Err(err) => {
-                        log::error!(target: PART, "{err}; retrying in {backoff:?}");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
+            match self.start_process(slot) {
+                Ok(_) => break,
+                Err(err) => {
+                    log::error!(target: PART, "{err}; retrying in {backoff:?}");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
-            slot.restarts.fetch_add(1, Ordering::Relaxed);
-            let _ = self.lb.send(LbRequest::WorkerUp { worker_id: slot.id });
+        }
+        let _ = self.lb.send(LbRequest::WorkerUp { worker_id: slot.id });
+    }
+
+    /// Replaces a healthy worker that has loaded many modules: the new
+    /// process takes new jobs at once, the old one drains and exits.
+    fn recycle(self: &Arc<Self>, slot: &Arc<Slot>) {
+        if self.stopping.load(Ordering::SeqCst) || slot.recycling.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match self.start_process(slot) {
+            Ok(Some(old)) => {
+                slot.recycles.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    target: PART,
+                    "recycling worker {}: pid {} takes new jobs, pid {} finishes its queue",
+                    slot.id,
+                    slot.current.lock().unwrap().as_ref().map_or(0, |p| p.pid),
+                    old.pid
+                );
+                old.input.lock().unwrap().take();
+            }
+            Ok(None) => {}
+            Err(err) => log::error!(target: PART, "cannot recycle worker {}: {err}", slot.id),
+        }
+        slot.recycling.store(false, Ordering::SeqCst);
+    }
+
+    /// Hands each result line to the job waiting for it, until EOF.
+    async fn read_results(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        process: &Process,
+        mut stdout: ChildStdout,
+    ) {
+        let mut decoder = FrameDecoder::default();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match stdout.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            decoder.feed(&chunk[..n]);
+            loop {
+                let line = match decoder.next_line() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(err) => {
+                        log::error!(target: PART, "worker {}: {err}", slot.id);
+                        return;
+                    }
+                };
+                let result = match decode::<JobResult>(&line) {
+                    Ok(result) => result,
+                    Err(err) => {
+                        log::warn!(target: PART, "worker {} sent a bad line: {err}", slot.id);
+                        continue;
+                    }
+                };
+                let threshold = self.spec.recycle_after_loads;
+                let is_current = slot
+                    .current
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .is_some_and(|c| c.pid == process.pid);
+                if threshold > 0 && is_current && result.modules_loaded.unwrap_or(0) >= threshold {
+                    self.recycle(slot);
+                }
+                let waiter = process.pending.lock().unwrap().remove(&result.req);
+                match waiter {
+                    Some(waiter) => {
+                        let _ = waiter.send(result);
+                    }
+                    None => log::warn!(
+                        target: PART,
+                        "worker {} answered unknown job {}",
+                        slot.id,
+                        result.req
+                    ),
+                }
+            }
         }
     }
 }
@@ -270,47 +393,6 @@ async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<V
     while let Some(line) = lines.recv().await {
         if stdin.write_all(&line).await.is_err() {
             break;
-        }
-    }
-}
-
-/// Hands each result line to the job waiting for it, until EOF.
-async fn read_results(slot: &Slot, mut stdout: ChildStdout) {
-    let mut decoder = FrameDecoder::default();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = match stdout.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        decoder.feed(&chunk[..n]);
-        loop {
-            match decoder.next_line() {
-                Ok(Some(line)) => match decode::<JobResult>(&line) {
-                    Ok(result) => {
-                        let waiter = slot.pending.lock().unwrap().remove(&result.req);
-                        match waiter {
-                            Some(waiter) => {
-                                let _ = waiter.send(result);
-                            }
-                            None => log::warn!(
-                                target: PART,
-                                "worker {} answered unknown job {}",
-                                slot.id,
-                                result.req
-                            ),
-                        }
-                    }
-                    Err(err) => {
-                        log::warn!(target: PART, "worker {} sent a bad line: {err}", slot.id)
-                    }
-                },
-                Ok(None) => break,
-                Err(err) => {
-                    log::error!(target: PART, "worker {}: {err}", slot.id);
-                    return;
-                }
-            }
         }
     }
 }

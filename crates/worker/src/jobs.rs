@@ -42,6 +42,8 @@ pub struct JobRunner {
     last_wasm: Option<(String, Module, u64)>,
     /// An instance built while idle, for that function.
     prepared: Option<(String, Prepared)>,
+    /// Wasm modules loaded since the process started.
+    modules_loaded: u64,
 }
 
 impl JobRunner {
@@ -59,6 +61,7 @@ impl JobRunner {
             max_output_bytes,
             last_wasm: None,
             prepared: None,
+            modules_loaded: 0,
         }
     }
 
@@ -82,6 +85,12 @@ impl JobRunner {
     }
 
     pub fn run(&mut self, job: Job) -> JobResult {
+        let mut result = self.run_job(job);
+        result.modules_loaded = Some(self.modules_loaded);
+        result
+    }
+
+    fn run_job(&mut self, job: Job) -> JobResult {
         let req = job.req;
         if !crate::is_valid_function_id(&job.function) {
             return JobResult::failure(
@@ -94,6 +103,9 @@ impl JobRunner {
             Some(loaded) => loaded,
             None => match self.load(&job) {
                 Ok(loaded) => {
+                    if matches!(loaded, Loaded::Wasm(_)) {
+                        self.modules_loaded += 1;
+                    }
                     self.loaded.insert(job.function.clone(), loaded.clone());
                     loaded
                 }
