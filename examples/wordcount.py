@@ -5,6 +5,7 @@
 # A word is a maximal run of Unicode letters, lowercased character by
 # character. Lines are the "\n"-terminated lines plus a last unterminated one
 # ("" has 0 lines, "a" 1, "a\n" 1, "a\nb" 2).
+# A payload nesting arrays/objects deeper than 1000 levels is refused.
 # On bad input it prints {"error":"..."} on stderr and exits 1.
 # Same contract, byte for byte, as wordcount.go (Go's encoding/json and
 # unicode packages): the notes below say where Python needs help to agree.
@@ -16,7 +17,8 @@ import re
 import sys
 from collections import Counter
 
-MAX_DEPTH = 10000  # Go's encoding/json nesting limit
+GO_JSON_DEPTH = 10000  # deeper is not valid JSON to Go's encoding/json
+MAX_DEPTH = 1000  # deeper is refused (wordcount.go's limit)
 # Runs of word characters other than digits and "_": every letter, plus the
 # few numeric characters (such as "²") that are split off below.
 WORD_RUN = re.compile(r"[^\W\d_]+")
@@ -64,13 +66,16 @@ def lower(word):
 def main():
     # Go's decoder turns invalid UTF-8 into U+FFFD (not a letter) too.
     payload = sys.stdin.buffer.read().decode("utf-8", "replace")
-    sys.setrecursionlimit(MAX_DEPTH + 100)
+    sys.setrecursionlimit(GO_JSON_DEPTH + 100)
     try:
         data = json.loads(payload, parse_constant=reject_constant)
     except (ValueError, RecursionError):
         fail("payload is not valid JSON")
-    if depth(data) > MAX_DEPTH:
+    levels = depth(data)
+    if levels > GO_JSON_DEPTH:
         fail("payload is not valid JSON")
+    if levels > MAX_DEPTH:
+        fail("payload nests deeper than 1000 levels")
     if not isinstance(data, dict):
         fail("payload must be a JSON object")
     if "text" not in data:
