@@ -344,3 +344,79 @@ fn a_missing_toolchain_answers_503_naming_what_to_install() {
     // The others still work.
     server.deploy("still_c", "c", &example("hello.c"));
 }
+
+#[test]
+fn the_realistic_examples_compute_their_answers() {
+    let server = TestServer::start("RR", &[]);
+    let cases = [
+        ("primes.c", "c", r#"{"n": 30}"#, "{\"n\":30,\"count\":10,\"primes\":[2,3,5,7,11,13,17,19,23,29]}\n"),
+        ("primes.c", "c", r#"{"n": 1000000}"#, "{\"n\":1000000,\"count\":78498,\"largest\":999983}\n"),
+        ("fibonacci.rs", "rust", r#"{"n": 186}"#, "{\"n\":186,\"fib\":332825110087067562321196029789634457848}\n"),
+        ("fibonacci.php", "php", r#"{"n": 92}"#, "{\"n\":92,\"fib\":7540113804746346429}\n"),
+        (
+            "wordcount.go",
+            "go",
+            "{\"text\": \"The cat and the dog.\\nThe cat!\"}",
+            "{\"words\":7,\"lines\":2,\"top\":[{\"word\":\"the\",\"count\":3},{\"word\":\"cat\",\"count\":2},{\"word\":\"and\",\"count\":1}]}\n",
+        ),
+        (
+            "wordcount.py",
+            "python",
+            "{\"text\": \"The cat and the dog.\\nThe cat!\"}",
+            "{\"words\":7,\"lines\":2,\"top\":[{\"word\":\"the\",\"count\":3},{\"word\":\"cat\",\"count\":2},{\"word\":\"and\",\"count\":1}]}\n",
+        ),
+        ("stats.js", "js", r#"{"values":[1,2,3,4]}"#, "{\"count\":4,\"sum\":10,\"mean\":2.5,\"min\":1,\"max\":4,\"median\":2.5}\n"),
+    ];
+    for (file, lang, payload, expected) in cases {
+        let name = file.replace('.', "_");
+        if server.get(&format!("/function/{name}")).status == 404 {
+            server.deploy(&name, lang, &example(file));
+        }
+        let resp = server.post(&format!("/invoke?fn={name}"), payload);
+        assert_eq!(resp.status, 200, "{file}: {}", resp.body);
+        assert_eq!(resp.json()["output"], expected, "{file}");
+    }
+    // Bad input: a JSON error on stderr and a 500.
+    let resp = server.post("/invoke?fn=fibonacci_rs", r#"{"n": 187}"#);
+    resp.assert_error(500);
+    assert_eq!(
+        resp.json()["stderr"],
+        "{\"error\":\"n must be an integer from 0 to 186\"}\n"
+    );
+}
+
+#[test]
+fn the_same_program_in_six_languages_gives_the_same_answer() {
+    let server = TestServer::start("RR", &[]);
+    let langs = [
+        ("queens.c", "c"),
+        ("queens.rs", "rust"),
+        ("queens.go", "go"),
+        ("queens.js", "js"),
+        ("queens.py", "python"),
+        ("queens.php", "php"),
+    ];
+    for (file, lang) in langs {
+        let name = format!("queens_{lang}");
+        server.deploy(&name, lang, &example(file));
+        for (n, solutions) in [("8", 92), ("6", 4), ("", 92)] {
+            let resp = server.post(&format!("/invoke?fn={name}"), n);
+            assert_eq!(resp.status, 200, "{lang}: {}", resp.body);
+            let shown = if n.is_empty() { "8" } else { n };
+            assert_eq!(
+                resp.json()["output"],
+                format!("N={shown} solutions={solutions}\n"),
+                "{lang} n={n:?}"
+            );
+        }
+        let resp = server.post(&format!("/invoke?fn={name}"), "99");
+        resp.assert_error(500);
+        assert!(
+            resp.json()["stderr"]
+                .as_str()
+                .unwrap()
+                .contains("N must be an integer from 1 to 14"),
+            "{lang}"
+        );
+    }
+}

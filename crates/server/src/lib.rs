@@ -97,8 +97,9 @@ async fn serve(
     let lb_client: Client<LbRequest, faas_proto::LbReply> = lb_client;
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<LbRequest>();
 
+    let worker_program = cli.worker_program()?;
     let spec = WorkerSpec {
-        program: cli.worker_program()?,
+        program: worker_program.clone(),
         functions_dir: store.dir().to_path_buf(),
         extra_args: cli.worker_args(),
         recycle_after_loads: cli.recycle_after,
@@ -125,7 +126,7 @@ async fn serve(
         compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
         cache_dir,
         next_job: AtomicU64::new(1),
-        engine: faas_worker::artifact::new_engine(Default::default()),
+        worker_program,
     });
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());

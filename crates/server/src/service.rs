@@ -13,11 +13,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Semaphore};
 
-use faas_worker::artifact::ArtifactError;
-
 use crate::lang::Lang;
 use crate::store::{now_secs, FunctionMeta, FunctionStore, StoreError};
-use crate::toolchain::{missing_hint, BuildError, Toolchains};
+use crate::toolchain::{build_artifact, missing_hint, run_with_timeout, BuildError, Toolchains};
 use crate::workers::WorkerPool;
 
 const PART: &str = "SERVER";
@@ -55,8 +53,8 @@ pub struct Service {
     pub compile_slots: Semaphore,
     pub cache_dir: std::path::PathBuf,
     pub next_job: AtomicU64,
-    /// Builds deploy-time artifacts with the workers' engine settings.
-    pub engine: faas_worker::artifact::Engine,
+    /// The worker binary, also used to build artifacts.
+    pub worker_program: std::path::PathBuf,
 }
 
 /// Extra time past a job's deadline before the Server stops waiting for the
@@ -168,11 +166,10 @@ impl Service {
             )?;
             if lang.is_wasm() {
                 // Compile once, here: workers load this artifact instead of
-                // running cranelift on their first call.
-                faas_worker::artifact::build_file(&this.engine, &staging).map_err(|e| match e {
-                    ArtifactError::Compile(msg) => BuildError::Rejected(msg),
-                    other => BuildError::Failed(other.to_string()),
-                })?;
+                // running cranelift on their first call. In a child process
+                // (`worker compile`), because a Wasmer engine never frees the
+                // code it compiled: the Server's memory stays flat.
+                build_artifact(&this.worker_program, &staging, this.limits.compile_timeout)?;
             }
             Ok(())
         })
@@ -325,22 +322,30 @@ impl Service {
     }
 
     /// Rebuilds artifacts that are missing or were built by another Wasmer
-    /// (after an upgrade). Runs once at start, off the request path; until
-    /// it reaches a function, workers compile that function's `code.wasm`.
+    /// (after an upgrade), with `worker refresh-artifacts`. Runs once at
+    /// start, off the request path; until it reaches a function, workers
+    /// compile that function's `code.wasm` themselves.
     pub fn refresh_artifacts(&self) {
-        let mut rebuilt = 0;
-        for meta in self.store.list().iter().filter(|m| m.wasm) {
-            let dir = self.store.function_dir(&meta.id);
-            if faas_worker::artifact::is_current(&self.engine, &dir) {
-                continue;
+        let mut cmd = std::process::Command::new(&self.worker_program);
+        cmd.arg("--functions-dir")
+            .arg(self.store.dir())
+            .arg("refresh-artifacts");
+        match run_with_timeout(cmd, Duration::from_secs(3600)) {
+            Ok(Some((true, out))) => {
+                let summary = out
+                    .lines()
+                    .rfind(|l| l.starts_with("rebuilt "))
+                    .unwrap_or("");
+                let rebuilt = summary.split_whitespace().nth(1).unwrap_or("0");
+                if rebuilt != "0" {
+                    log::info!(target: PART, "rebuilt {rebuilt} stale artifacts");
+                }
             }
-            match faas_worker::artifact::build_file(&self.engine, &dir) {
-                Ok(()) => rebuilt += 1,
-                Err(err) => log::error!(target: PART, "{}: {err}", meta.id),
+            Ok(Some((false, out))) => {
+                log::error!(target: PART, "refreshing artifacts failed: {out}")
             }
-        }
-        if rebuilt > 0 {
-            log::info!(target: PART, "rebuilt {rebuilt} stale artifacts");
+            Ok(None) => log::error!(target: PART, "refreshing artifacts timed out"),
+            Err(err) => log::error!(target: PART, "cannot refresh artifacts: {err}"),
         }
     }
 

@@ -234,6 +234,48 @@ impl Toolchains {
     }
 }
 
+/// Builds `dir/code.wasmu` with `worker compile` (exit 3: the module is not
+/// valid WebAssembly).
+pub fn build_artifact(worker: &Path, dir: &Path, timeout: Duration) -> Result<(), BuildError> {
+    let mut cmd = Command::new(worker);
+    cmd.arg("compile").arg(dir);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .map_err(|e| BuildError::Failed(format!("cannot run {}: {e}", worker.display())))?;
+    let deadline = Instant::now() + timeout;
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    while !waiter.is_finished() {
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = waiter.join();
+            return Err(BuildError::Failed(format!(
+                "compiling to a Wasmer artifact timed out after {} s",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let output = waiter
+        .join()
+        .map_err(|_| BuildError::Failed("artifact build thread panicked".into()))?
+        .map_err(|e| BuildError::Failed(e.to_string()))?;
+    let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    match output.status.code() {
+        Some(0) => Ok(()),
+        Some(3) => Err(BuildError::Rejected(message)),
+        _ => Err(BuildError::Failed(format!(
+            "artifact build failed: {message}"
+        ))),
+    }
+}
+
 /// What to tell a user whose language has no toolchain here.
 pub fn missing_hint(lang: Lang) -> String {
     let what = match lang {

@@ -105,6 +105,33 @@ pub fn is_current(engine: &Engine, dir: &Path) -> bool {
     first == stamp(engine)
 }
 
+/// Rebuilds the artifact of every function under `functions_dir` that has a
+/// `code.wasm` and no current artifact. Returns (rebuilt, wasm functions).
+/// A fresh engine per build: an engine keeps the code of every module it
+/// compiled until it is dropped.
+pub fn refresh_all(functions_dir: &Path) -> std::io::Result<(usize, usize)> {
+    let stamp_engine = new_engine(Default::default());
+    let (mut rebuilt, mut total) = (0, 0);
+    for entry in std::fs::read_dir(functions_dir)? {
+        let dir = entry?.path();
+        let hidden = dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden || !dir.join("code.wasm").is_file() {
+            continue;
+        }
+        total += 1;
+        if is_current(&stamp_engine, &dir) {
+            continue;
+        }
+        match build_file(&new_engine(Default::default()), &dir) {
+            Ok(()) => rebuilt += 1,
+            Err(err) => log::error!("{}: {err}", dir.display()),
+        }
+    }
+    Ok((rebuilt, total))
+}
+
 /// Loads `dir/code.wasmu` if its stamp matches `engine`; `Ok(None)` when it
 /// is missing or stale.
 pub fn load(engine: &Engine, dir: &Path) -> Result<Option<Module>, ArtifactError> {

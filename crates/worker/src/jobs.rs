@@ -12,7 +12,7 @@ use wasmer::Module;
 
 use crate::cache::LruCache;
 use crate::native::{NativeLimits, NativeRunner};
-use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, DEFAULT_MAX_MEMORY_BYTES};
+use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, Spent, DEFAULT_MAX_MEMORY_BYTES};
 
 /// Most bytes of stdout (and of stderr) a function may return by default.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
@@ -44,6 +44,8 @@ pub struct JobRunner {
     prepared: Option<(String, Prepared)>,
     /// Wasm modules loaded since the process started.
     modules_loaded: u64,
+    /// The last call's used instance, freed after the answer is sent.
+    spent: Option<Spent>,
 }
 
 impl JobRunner {
@@ -62,7 +64,14 @@ impl JobRunner {
             last_wasm: None,
             prepared: None,
             modules_loaded: 0,
+            spent: None,
         }
+    }
+
+    /// Frees what the last call left (its store and linear memory); called
+    /// once its result has been written, so the client does not wait on it.
+    pub fn tidy(&mut self) {
+        self.spent = None;
     }
 
     /// Called when no job is waiting: builds the next instance of the last
@@ -147,9 +156,10 @@ impl JobRunner {
                 };
                 self.last_wasm = Some((job.function.clone(), module, max_memory_bytes));
                 ready.map_err(|e| e.to_string()).map(|prepared| {
-                    let mut out =
+                    let (mut out, spent) =
                         self.sandbox
                             .call(prepared, payload, max_output_bytes, Some(timeout));
+                    self.spent = Some(spent);
                     out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                     out
                 })

@@ -52,6 +52,18 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build DIR/code.wasmu (the compile-once artifact) from DIR/code.wasm.
+    /// Exits 3 if the module is not valid WebAssembly. The Server runs this
+    /// at deploy, in a child process, so compiler memory and crashes stay
+    /// out of the Server.
+    Compile {
+        /// A function directory holding code.wasm.
+        dir: PathBuf,
+    },
+    /// Rebuild every missing or stale artifact under --functions-dir (run by
+    /// the Server at start, e.g. after a Wasmer upgrade); prints
+    /// `rebuilt N of M`.
+    RefreshArtifacts,
     /// Benchmark floor: run a module in a tight loop, a fresh instance per
     /// call (as for an invocation), on N threads; prints one JSON line.
     Bench {
@@ -98,8 +110,31 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use faas_worker::artifact;
+    match &cli.command {
+        Some(Command::Compile { dir }) => {
+            let engine = artifact::new_engine(Default::default());
+            return match artifact::build_file(&engine, dir) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(err @ artifact::ArtifactError::Compile(_)) => {
+                    eprintln!("{err}");
+                    Ok(ExitCode::from(3))
+                }
+                Err(err) => Err(err.into()),
+            };
+        }
+        Some(Command::RefreshArtifacts) => {
+            let (rebuilt, total) = artifact::refresh_all(&cli.functions_dir)?;
+            println!("rebuilt {rebuilt} of {total}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let sandbox = Sandbox::new()?;
     match cli.command {
+        Some(Command::Compile { .. }) | Some(Command::RefreshArtifacts) => {
+            unreachable!("handled above")
+        }
         Some(Command::Run {
             env,
             dirs,

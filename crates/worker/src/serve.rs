@@ -64,6 +64,7 @@ pub fn serve(
         };
         output.write_all(&encode(&result))?;
         output.flush()?;
+        runner.tidy();
     }
     reader.join().unwrap_or(Ok(()))
 }

@@ -175,7 +175,8 @@ impl Sandbox {
                 max_memory_bytes: opts.max_memory_bytes,
             },
         )?;
-        let mut out = self.call(prepared, stdin, opts.max_output_bytes, opts.timeout);
+        let (mut out, spent) = self.call(prepared, stdin, opts.max_output_bytes, opts.timeout);
+        drop(spent);
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(out)
     }
@@ -249,13 +250,15 @@ impl Sandbox {
     }
 
     /// Runs a prepared instance's `_start` with `stdin` as its input.
+    /// Returns the outcome and the used instance: dropping it unmaps the
+    /// guest's memory, which the caller can do after answering.
     pub fn call(
         &self,
         prepared: Prepared,
         stdin: Vec<u8>,
         max_output_bytes: usize,
         timeout: Option<Duration>,
-    ) -> RunOutput {
+    ) -> (RunOutput, Spent) {
         let _enter = self.tokio.enter();
         let started = Instant::now();
         let Prepared {
@@ -304,8 +307,20 @@ impl Sandbox {
             out.truncated = cut_out || cut_err;
         }
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        out
+        let spent = Spent {
+            _store: store,
+            _instance,
+            _env: wasi_env,
+        };
+        (out, spent)
     }
+}
+
+/// An instance that has run; dropping it frees its store and memory.
+pub struct Spent {
+    _store: Store,
+    _instance: wasmer::Instance,
+    _env: wasmer_wasix::WasiFunctionEnv,
 }
 
 /// What [`Sandbox::prepare`] needs to know ahead of the call.
