@@ -14,11 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{de::DeserializeOwned, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::ops::ControlFlow;
+
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::frame::{decode, encode, FrameDecoder, DEFAULT_MAX_FRAME};
+use crate::frame::{decode, encode, DEFAULT_MAX_FRAME};
+use crate::lines::read_lines;
 use crate::messages::{Correlated, RequestId};
 
 /// Why a call got no reply.
@@ -51,7 +54,7 @@ where
 
     /// Wraps a connected stream, spawning its reader and writer tasks.
     pub fn new(stream: UnixStream) -> Self {
-        let (mut read_half, mut write_half) = stream.into_split();
+        let (read_half, mut write_half) = stream.into_split();
         let pending: Pending<Rep> = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         // Bounded: a stalled peer pushes back on callers instead of letting
@@ -71,34 +74,28 @@ where
         let reader_pending = pending.clone();
         let reader_closed = closed.clone();
         tokio::spawn(async move {
-            let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
-            let mut chunk = vec![0u8; 64 * 1024];
-            'read: loop {
-                let n = match read_half.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
+            read_lines(read_half, DEFAULT_MAX_FRAME, |line| {
+                let line = match line {
+                    Ok(line) => line,
+                    Err(err) => {
+                        log::error!("peer sent an unusable line: {err}");
+                        return ControlFlow::Break(());
+                    }
                 };
-                decoder.feed(&chunk[..n]);
-                loop {
-                    match decoder.next_line() {
-                        Ok(Some(line)) => match decode::<Rep>(&line) {
-                            Ok(reply) => {
-                                let Some(id) = reply.req_id() else { continue };
-                                let waiter = reader_pending.lock().unwrap().remove(&id);
-                                if let Some(waiter) = waiter {
-                                    let _ = waiter.send(reply);
-                                }
+                match decode::<Rep>(&line) {
+                    Ok(reply) => {
+                        if let Some(id) = reply.req_id() {
+                            let waiter = reader_pending.lock().unwrap().remove(&id);
+                            if let Some(waiter) = waiter {
+                                let _ = waiter.send(reply);
                             }
-                            Err(err) => log::warn!("dropping a reply: {err}"),
-                        },
-                        Ok(None) => break,
-                        Err(err) => {
-                            log::error!("peer sent an unusable line: {err}");
-                            break 'read;
                         }
                     }
+                    Err(err) => log::warn!("dropping a reply: {err}"),
                 }
-            }
+                ControlFlow::Continue(())
+            })
+            .await;
             reader_closed.store(true, Ordering::Release);
             // Dropping the senders wakes every waiting caller with Closed.
             reader_pending.lock().unwrap().clear();

@@ -16,7 +16,9 @@
 //! - [`frame`]: a sans-I/O line decoder with a size cap and typed errors, plus
 //!   [`frame::encode`].
 //! - [`client`] (feature `tokio`): a multiplexing NDJSON client used by the
-//!   gateway and the Server for their persistent connections.
+//!   gateway and the Server for their persistent connections;
+//! - [`lines`] (feature `tokio`): the async line-reading loop every reader
+//!   shares.
 //!
 //! This crate holds no I/O policy: the framing works on byte slices so that a
 //! blocking reader, an async reader and a test can all drive it.
@@ -26,6 +28,8 @@ pub mod messages;
 
 #[cfg(feature = "tokio")]
 pub mod client;
+#[cfg(feature = "tokio")]
+pub mod lines;
 
 pub use frame::{decode, encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
 pub use messages::*;

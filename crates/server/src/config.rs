@@ -62,7 +62,11 @@ pub struct Cli {
     #[arg(long, env = "FAAS_MAX_MEMORY_MB", default_value_t = 128)]
     pub max_memory_mb: u64,
     /// The largest memory cap a function may set at deploy, in MiB.
-    #[arg(long, env = "FAAS_MEMORY_LIMIT_MB", default_value_t = 1024)]
+    #[arg(
+        long = "memory-limit-mb",
+        env = "FAAS_MEMORY_LIMIT_MB",
+        default_value_t = 1024
+    )]
     pub max_memory_mb_limit: u64,
     /// Largest request body (source or payload), in bytes.
     #[arg(long, env = "FAAS_MAX_BODY_BYTES", default_value_t = faas_gateway::DEFAULT_MAX_BODY_BYTES)]

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::bail;
-use faas_proto::{decode, encode, FrameDecoder, ServerReply, ServerRequest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use faas_proto::lines::read_lines;
+use faas_proto::{decode, encode, ServerReply, ServerRequest, DEFAULT_MAX_FRAME};
+use std::ops::ControlFlow;
+
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::service::Service;
@@ -61,7 +64,7 @@ pub async fn serve_requests(listener: tokio::net::UnixListener, service: Arc<Ser
 }
 
 async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>) {
-    let (mut read_half, mut write_half) = stream.into_split();
+    let (read_half, mut write_half) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
@@ -70,36 +73,23 @@ async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>)
             }
         }
     });
-    let mut decoder = FrameDecoder::default();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = match read_half.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        decoder.feed(&chunk[..n]);
-        loop {
-            let line = match decoder.next_line() {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(err) => {
-                    let _ = tx.send(encode(&ServerReply::error(0, 400, err.to_string())));
-                    continue;
-                }
-            };
-            match decode::<ServerRequest>(&line) {
-                Ok(request) => {
-                    let service = service.clone();
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let reply = service.handle(request).await;
-                        let _ = tx.send(encode(&reply));
-                    });
-                }
-                Err(err) => {
-                    let _ = tx.send(encode(&ServerReply::error(0, 400, err.to_string())));
-                }
+    read_lines(read_half, DEFAULT_MAX_FRAME, |line| {
+        let request = line.and_then(|line| decode::<ServerRequest>(&line));
+        match request {
+            Ok(request) => {
+                let service = service.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let reply = service.handle(request).await;
+                    let _ = tx.send(encode(&reply));
+                });
+            }
+            // A bad line gets an error; the connection stays usable.
+            Err(err) => {
+                let _ = tx.send(encode(&ServerReply::error(0, 400, err.to_string())));
             }
         }
-    }
+        ControlFlow::Continue(())
+    })
+    .await;
 }

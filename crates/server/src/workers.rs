@@ -21,8 +21,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faas_proto::{decode, encode, FailureKind, FrameDecoder, Job, JobResult, LbRequest, RequestId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use faas_proto::lines::read_lines;
+use faas_proto::{
+    decode, encode, FailureKind, FrameError, Job, JobResult, LbRequest, RequestId,
+    DEFAULT_MAX_FRAME,
+};
+use std::ops::ControlFlow;
+
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 
@@ -336,56 +342,45 @@ impl WorkerPool {
         self: &Arc<Self>,
         slot: &Arc<Slot>,
         process: &Process,
-        mut stdout: ChildStdout,
+        stdout: ChildStdout,
     ) {
-        let mut decoder = FrameDecoder::default();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = match stdout.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+        read_lines(stdout, DEFAULT_MAX_FRAME, |line| {
+            let result = match line.and_then(|line| decode::<JobResult>(&line)) {
+                Ok(result) => result,
+                Err(err @ FrameError::Invalid(_)) => {
+                    log::warn!(target: PART, "worker {} sent a bad line: {err}", slot.id);
+                    return ControlFlow::Continue(());
+                }
+                Err(err) => {
+                    log::error!(target: PART, "worker {}: {err}", slot.id);
+                    return ControlFlow::Break(());
+                }
             };
-            decoder.feed(&chunk[..n]);
-            loop {
-                let line = match decoder.next_line() {
-                    Ok(Some(line)) => line,
-                    Ok(None) => break,
-                    Err(err) => {
-                        log::error!(target: PART, "worker {}: {err}", slot.id);
-                        return;
-                    }
-                };
-                let result = match decode::<JobResult>(&line) {
-                    Ok(result) => result,
-                    Err(err) => {
-                        log::warn!(target: PART, "worker {} sent a bad line: {err}", slot.id);
-                        continue;
-                    }
-                };
-                let threshold = self.spec.recycle_after_loads;
-                let is_current = slot
-                    .current
-                    .lock()
-                    .unwrap()
-                    .as_ref()
-                    .is_some_and(|c| c.pid == process.pid);
-                if threshold > 0 && is_current && result.modules_loaded.unwrap_or(0) >= threshold {
-                    self.recycle(slot);
-                }
-                let waiter = process.pending.lock().unwrap().remove(&result.req);
-                match waiter {
-                    Some(waiter) => {
-                        let _ = waiter.send(result);
-                    }
-                    None => log::warn!(
-                        target: PART,
-                        "worker {} answered unknown job {}",
-                        slot.id,
-                        result.req
-                    ),
-                }
+            let threshold = self.spec.recycle_after_loads;
+            let is_current = slot
+                .current
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|c| c.pid == process.pid);
+            if threshold > 0 && is_current && result.modules_loaded.unwrap_or(0) >= threshold {
+                self.recycle(slot);
             }
-        }
+            let waiter = process.pending.lock().unwrap().remove(&result.req);
+            match waiter {
+                Some(waiter) => {
+                    let _ = waiter.send(result);
+                }
+                None => log::warn!(
+                    target: PART,
+                    "worker {} answered unknown job {}",
+                    slot.id,
+                    result.req
+                ),
+            }
+            ControlFlow::Continue(())
+        })
+        .await;
     }
 }
 
