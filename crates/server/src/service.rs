@@ -184,7 +184,7 @@ impl Service {
                 return Err(ServerReply::json(
                     0,
                     422,
-                    json!({"ok": false, "error": "compilation failed", "details": msg}),
+                    json!({"ok": false, "error": format!("compilation failed: {msg}"), "details": msg}),
                 ));
             }
             Err(BuildError::Failed(msg)) => {
