@@ -107,6 +107,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Whether a complete line is already buffered (so reading the next one
+    /// will not block).
+    pub fn has_line(&self) -> bool {
+        self.buf.contains(&b'\n')
+    }
+
     /// Call at end of stream: an unfinished line is an error.
     pub fn finish(&mut self) -> Result<(), FrameError> {
         let pending = self.buf.len();
@@ -141,6 +147,16 @@ impl<R: std::io::Read> LineReader<R> {
             decoder: FrameDecoder::new(max_len),
             chunk: vec![0; 64 * 1024].into_boxed_slice(),
         }
+    }
+
+    /// Whether a complete line is already buffered.
+    pub fn has_line(&self) -> bool {
+        self.decoder.has_line()
+    }
+
+    /// The underlying reader (e.g. to poll it for readiness).
+    pub fn get_ref(&self) -> &R {
+        &self.inner
     }
 
     /// The next line, `Ok(None)` at a clean end of stream.

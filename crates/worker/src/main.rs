@@ -6,6 +6,7 @@
 //! - `worker run FILE.wasm [ARGS...]`: runs one module with the terminal's
 //!   stdin/stdout and exits with its exit code (like `wasmer run`).
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -184,7 +185,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.module_cache_size,
                 cli.max_output_bytes,
             );
-            faas_worker::serve::serve(&mut runner, std::io::stdin(), std::io::stdout().lock())?;
+            // Unbuffered fd 0: readiness checks must see every waiting byte,
+            // which std's buffered Stdin could hide.
+            let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+            faas_worker::serve::serve(&mut runner, stdin, std::io::stdout().lock())?;
             log::info!("stdin closed, exiting");
             Ok(ExitCode::SUCCESS)
         }

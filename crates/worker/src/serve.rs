@@ -1,52 +1,35 @@
 //! The worker's stdin/stdout loop: one [`Job`] line in, one [`JobResult`]
 //! line out, in order, until stdin closes.
 //!
-//! A reader thread parses lines as they arrive, so the loop can tell when no
-//! job is waiting and use that idle time to prepare the next instance
-//! ([`JobRunner::prepare_idle`]).
+//! Before blocking for the next job, the loop checks whether one is already
+//! waiting (buffered, or readable on stdin); if not, it uses the idle time to
+//! prepare the next instance ([`JobRunner::prepare_idle`]). No extra thread
+//! sits between stdin and the runner.
 
 use std::io::Write;
-use std::sync::mpsc::{self, TryRecvError};
+use std::os::fd::AsFd;
 
 use faas_proto::frame::LineReader;
-use faas_proto::{decode, encode, FailureKind, FrameError, Job, JobResult, DEFAULT_MAX_FRAME};
+use faas_proto::{decode, encode, FailureKind, Job, JobResult, DEFAULT_MAX_FRAME};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::jobs::JobRunner;
 
 /// Serves jobs from `input` to `output` until `input` ends.
-pub fn serve(
+pub fn serve<R: std::io::Read + AsFd>(
     runner: &mut JobRunner,
-    input: impl std::io::Read + Send + 'static,
+    input: R,
     mut output: impl Write,
 ) -> std::io::Result<()> {
-    // Bounded: the Server already bounds what it sends; this only keeps the
-    // reader from running far ahead of the runner.
-    let (tx, rx) = mpsc::sync_channel::<Result<Job, FrameError>>(64);
-    let reader = std::thread::Builder::new().name("stdin".into()).spawn(
-        move || -> std::io::Result<()> {
-            let mut lines = LineReader::new(input, DEFAULT_MAX_FRAME);
-            while let Some(line) = lines.next_line()? {
-                if tx.send(line.and_then(|line| decode::<Job>(&line))).is_err() {
-                    break;
-                }
-            }
-            Ok(())
-        },
-    )?;
-
+    let mut lines = LineReader::new(input, DEFAULT_MAX_FRAME);
     loop {
-        let next = match rx.try_recv() {
-            Ok(next) => next,
-            Err(TryRecvError::Empty) => {
-                runner.prepare_idle();
-                match rx.recv() {
-                    Ok(next) => next,
-                    Err(_) => break,
-                }
-            }
-            Err(TryRecvError::Disconnected) => break,
+        if !lines.has_line() && !readable_now(lines.get_ref()) {
+            runner.prepare_idle();
+        }
+        let Some(line) = lines.next_line()? else {
+            break;
         };
-        let result = match next {
+        let result = match line.and_then(|line| decode::<Job>(&line)) {
             Ok(job) => {
                 let (req, function) = (job.req, job.function.clone());
                 let result = runner.run(job);
@@ -66,5 +49,11 @@ pub fn serve(
         output.flush()?;
         runner.tidy();
     }
-    reader.join().unwrap_or(Ok(()))
+    Ok(())
+}
+
+/// Whether `fd` has bytes (or end of file) to read right now.
+fn readable_now(fd: &impl AsFd) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
