@@ -242,10 +242,10 @@ def run(server, tmp):
     record("floor", "HTTP throughput, concurrency 32", "", fmt(http32["rps"], "req/s"))
     ratio = inv32["rps"] / floorN["calls_per_sec"]
     record("invoke", "throughput c=32 vs runtime floor", fmt(inv32["rps"], "req/s"),
-           fmt(floorN["calls_per_sec"], "calls/s"), f"{ratio:.2f}x", ">= 0.70x", ratio >= 0.70)
+           fmt(floorN["calls_per_sec"], "calls/s"), f"{ratio:.3f}x", ">= 0.70x", ratio >= 0.70)
     budget = floor_p50 + 3 * http1["p50"]
     record("invoke", "p50 c=1 vs floor + 3 x HTTP floor", fmt(inv1["p50"], "ms"), fmt(budget, "ms"),
-           f"{inv1['p50'] / budget:.2f}x", "<= 1.00x", inv1["p50"] <= budget)
+           f"{inv1['p50'] / budget:.3f}x", "<= 1.00x", inv1["p50"] <= budget)
     record("invoke", "throughput c=32 vs HTTP floor", fmt(inv32["rps"], "req/s"), fmt(http32["rps"], "req/s"),
            f"{inv32['rps'] / http32['rps']:.2f}x")
 
