@@ -41,6 +41,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub struct GatewayConfig {
     pub server_socket: PathBuf,
     pub max_body_bytes: usize,
+    /// Threads of the gateway's tokio runtime.
+    pub threads: usize,
 }
 
 type ServerClient = Client<ServerRequest, ServerReply>;
@@ -73,6 +75,7 @@ pub fn run(
     grace: Duration,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads.max(1))
         .thread_name("gateway")
         .enable_all()
         .build()?;

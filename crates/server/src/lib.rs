@@ -71,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .spawn(move || faas_lb::run(lb_listener, lb_config))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.io_threads())
         .thread_name("server")
         .enable_all()
         .build()?;
@@ -152,6 +153,7 @@ async fn serve(
     let gateway_config = faas_gateway::GatewayConfig {
         server_socket: cli.server_socket.clone(),
         max_body_bytes: cli.max_body_bytes,
+        threads: cli.io_threads(),
     };
     let grace = Duration::from_millis(cli.grace_ms);
     let gateway = std::thread::Builder::new()
@@ -167,7 +169,7 @@ async fn serve(
         target: PART,
         "ready: {} workers, strategy {}, LB socket {}, server socket {}",
         cli.workers,
-        cli.strategy,
+        cli.strategy().map_or("?", |s| s.name()),
         cli.lb_socket.display(),
         cli.server_socket.display()
     );

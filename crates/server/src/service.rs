@@ -247,11 +247,11 @@ impl Service {
                 Ok(rx) => break (worker_id, rx),
                 Err(err) if attempts < 3 => {
                     log::warn!(target: PART, "req {job_id}: {err}; asking the LB again");
-                    self.job_done(job_id, worker_id, false);
+                    self.job_done(job_id, worker_id, false).await;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(err) => {
-                    self.job_done(job_id, worker_id, false);
+                    self.job_done(job_id, worker_id, false).await;
                     return invoke_reply(
                         JobResult::failure(job_id, FailureKind::WorkerCrashed, err.to_string()),
                         worker_id,
@@ -280,7 +280,7 @@ impl Service {
                 )
             }
         };
-        self.job_done(job_id, worker_id, result.ok);
+        self.job_done(job_id, worker_id, result.ok).await;
         invoke_reply(result, worker_id)
     }
 
@@ -314,11 +314,13 @@ impl Service {
     }
 
     /// Tells the LB a job has ended (FIFO and WEIGHTED count on it).
-    fn job_done(&self, req: u64, worker_id: usize, ok: bool) {
+    /// Straight onto the LB connection (no hop through the events task).
+    async fn job_done(&self, req: u64, worker_id: usize, ok: bool) {
         let _ = self
             .lb
-            .events
-            .send(LbRequest::JobDone { req, worker_id, ok });
+            .client
+            .send(&LbRequest::JobDone { req, worker_id, ok })
+            .await;
     }
 
     /// Rebuilds artifacts that are missing or were built by another Wasmer
