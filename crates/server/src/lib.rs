@@ -7,7 +7,8 @@
 //! - [`lang`]: the supported languages;
 //! - [`store`]: the on-disk function store and its in-memory index;
 //! - [`toolchain`]: finding compilers/runtimes and building functions;
-//! - [`workers`]: worker processes (spawn, pipes, crash replacement);
+//! - [`workers`]: worker processes (spawn, pipes, crash replacement,
+//!   recycling);
 //! - [`service`]: what each gateway request does;
 //! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket loop.
 
@@ -89,13 +90,13 @@ async fn serve(
     let toolchains = Toolchains::detect();
     toolchains.log_summary();
 
-    let lb_client = Client::connect(&cli.lb_socket).await.with_context(|| {
-        format!(
-            "connecting to the load balancer at {}",
-            cli.lb_socket.display()
-        )
-    })?;
-    let lb_client: Client<LbRequest, faas_proto::LbReply> = lb_client;
+    let lb_client: Client<LbRequest, faas_proto::LbReply> =
+        Client::connect(&cli.lb_socket).await.with_context(|| {
+            format!(
+                "connecting to the load balancer at {}",
+                cli.lb_socket.display()
+            )
+        })?;
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<LbRequest>();
 
     let worker_program = cli.worker_program()?;
