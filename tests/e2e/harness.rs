@@ -33,9 +33,13 @@ pub fn worker_bin() -> PathBuf {
     path
 }
 
-/// The repository root (for examples/).
+/// The repository root (for examples/). Cargo's runtime value first: a
+/// test binary reused by another checkout sharing the target dir must read
+/// this checkout's files.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    Path::new(&manifest_dir).join("../..")
 }
 
 pub fn example(name: &str) -> String {
