@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::wasm::{RunOptions, Sandbox, SandboxError, Stdin, DEFAULT_MAX_MEMORY_BYTES};
+use crate::wasm::{PrepareOptions, RunOptions, Sandbox, SandboxError, DEFAULT_MAX_MEMORY_BYTES};
 
 /// Runs the loop and returns a one-line JSON report.
 pub fn run(
@@ -29,14 +29,17 @@ pub fn run(
                     let out = sandbox.run(
                         &module,
                         RunOptions {
-                            args: vec!["bench".into()],
-                            env: Vec::new(),
-                            stdin: Stdin::Bytes(payload.clone()),
-                            capture: true,
-                            dirs: Vec::new(),
+                            instance: PrepareOptions {
+                                args: vec!["bench".into()],
+                                env: Vec::new(),
+                                capture: true,
+                                inherit_stdin: false,
+                                dirs: Vec::new(),
+                                max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+                            },
+                            stdin: payload.clone(),
                             max_output_bytes: 1024 * 1024,
                             timeout: Some(Duration::from_secs(10)),
-                            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                         },
                     )?;
                     assert_eq!(out.exit_code, 0, "the benchmarked module failed");

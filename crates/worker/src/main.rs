@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use faas_worker::jobs::{JobRunner, DEFAULT_MAX_OUTPUT_BYTES};
-use faas_worker::wasm::{RunOptions, Sandbox, Stdin};
+use faas_worker::wasm::{PrepareOptions, RunOptions, Sandbox};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -148,14 +148,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let out = sandbox.run(
                 &module,
                 RunOptions {
-                    args: argv,
-                    env,
-                    stdin: Stdin::Inherit,
-                    capture: false,
-                    dirs,
+                    // The terminal's own stdio, no deadline, the whole
+                    // 4 GiB a wasm32 module can address.
+                    instance: PrepareOptions {
+                        args: argv,
+                        env,
+                        capture: false,
+                        inherit_stdin: true,
+                        dirs,
+                        max_memory_bytes: 4 * 1024 * 1024 * 1024,
+                    },
+                    stdin: Vec::new(),
                     max_output_bytes: cli.max_output_bytes,
                     timeout: None,
-                    max_memory_bytes: 4 * 1024 * 1024 * 1024,
                 },
             )?;
             if let Some(trap) = out.trap {

@@ -42,30 +42,15 @@ pub enum SandboxError {
     Runtime(std::io::Error),
 }
 
-/// What the guest reads on stdin.
-pub enum Stdin {
-    /// These bytes, then end of file.
-    Bytes(Vec<u8>),
-    /// The worker process's own stdin (for `worker run`).
-    Inherit,
-}
-
-/// How one call runs.
+/// How one call runs: its instance, then its input and limits.
 pub struct RunOptions {
-    /// argv, including argv[0].
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub stdin: Stdin,
-    /// Capture stdout/stderr (`true`) or pass them to the worker's own.
-    pub capture: bool,
-    /// Host directory → guest path, for debugging only.
-    pub dirs: Vec<(String, String)>,
+    pub instance: PrepareOptions,
+    /// The guest's stdin (ignored when `instance.inherit_stdin`).
+    pub stdin: Vec<u8>,
     /// Most bytes kept of stdout and of stderr each.
     pub max_output_bytes: usize,
     /// Interrupt the guest after this long.
     pub timeout: Option<Duration>,
-    /// Cap on the guest's linear memory.
-    pub max_memory_bytes: u64,
 }
 
 /// What a call did.
@@ -159,23 +144,8 @@ impl Sandbox {
     /// Runs the module's `_start` in a fresh store and instance.
     pub fn run(&self, module: &Module, opts: RunOptions) -> Result<RunOutput, SandboxError> {
         let started = Instant::now();
-        let inherit_stdin = matches!(opts.stdin, Stdin::Inherit);
-        let stdin = match opts.stdin {
-            Stdin::Bytes(bytes) => bytes,
-            Stdin::Inherit => Vec::new(),
-        };
-        let prepared = self.prepare(
-            module,
-            &PrepareOptions {
-                args: opts.args,
-                env: opts.env,
-                capture: opts.capture,
-                inherit_stdin,
-                dirs: opts.dirs,
-                max_memory_bytes: opts.max_memory_bytes,
-            },
-        )?;
-        let (mut out, spent) = self.call(prepared, stdin, opts.max_output_bytes, opts.timeout);
+        let prepared = self.prepare(module, &opts.instance)?;
+        let (mut out, spent) = self.call(prepared, opts.stdin, opts.max_output_bytes, opts.timeout);
         drop(spent);
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(out)
