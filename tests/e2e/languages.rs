@@ -189,6 +189,31 @@ print(json.dumps({'cwd': here, 'env': dict(os.environ), 'server_env': server_env
         );
     }
 
+    // JavaScript and PHP writers leave nothing behind either.
+    let writers = [
+        (
+            "js",
+            "const fs = require('fs'); fs.writeFileSync('left.txt', 'x'); fs.mkdirSync('d'); fs.writeFileSync('d/f', 'y'); console.log(process.cwd());\n",
+        ),
+        (
+            "php",
+            "<?php file_put_contents('left.txt', 'x'); mkdir('d'); file_put_contents('d/f', 'y'); echo getcwd(), \"\\n\";\n",
+        ),
+    ];
+    for (lang, code) in writers {
+        server.deploy(&format!("writer_{lang}"), lang, code);
+        let out = server.post(&format!("/invoke?fn=writer_{lang}"), "").json();
+        assert_eq!(out["ok"], true, "{lang}: {out}");
+        let cwd = out["output"].as_str().unwrap().trim().to_string();
+        assert!(cwd.contains("faas-call-"), "{lang}: {cwd}");
+        assert!(
+            !std::path::Path::new(&cwd).exists(),
+            "{lang}: {cwd} was left behind"
+        );
+    }
+    let after: Vec<_> = std::fs::read_dir(server.dir.path()).unwrap().collect();
+    assert_eq!(before.len(), after.len());
+
     // JavaScript and PHP see the same cleared environment.
     server.deploy(
         "jsenv",
