@@ -377,6 +377,40 @@ fn the_worker_runs_standalone() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2 arg1 salut\n");
 
+    // `--dir HOST:GUEST` maps a host directory; without it the module sees
+    // no host files.
+    let dir_id = server.deploy(
+        "reads",
+        "c",
+        "#include <stdio.h>\nint main(void){ char b[64]; FILE *f = fopen(\"/data/in.txt\", \"r\"); if (!f) { puts(\"no file\"); return 2; } size_t n = fread(b, 1, 63, f); b[n] = 0; printf(\"read %s\", b); FILE *w = fopen(\"/data/out.txt\", \"w\"); fputs(\"written\", w); fclose(w); return 0; }\n",
+    );
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("in.txt"), "from the host\n").unwrap();
+    let reads_wasm = server.functions_dir().join(&dir_id).join("code.wasm");
+    let out = Command::new(worker_bin())
+        .arg("run")
+        .arg(format!("--dir={}:/data", data.path().display()))
+        .arg(&reads_wasm)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "read from the host\n");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("out.txt")).unwrap(),
+        "written"
+    );
+    let out = Command::new(worker_bin())
+        .arg("run")
+        .arg(&reads_wasm)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no file\n");
+
     // The JSON-lines mode, exactly as under the server.
     let mut child = Command::new(worker_bin())
         .arg("--functions-dir")
