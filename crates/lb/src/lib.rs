@@ -20,6 +20,7 @@ use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use faas_proto::frame::LineReader;
 use faas_proto::{decode, encode, Job, LbReply, LbRequest, RequestId, DEFAULT_MAX_FRAME};
@@ -50,6 +51,9 @@ type Conn = Arc<Mutex<UnixStream>>;
 struct Shared {
     scheduler: Mutex<Scheduler<Waiting>>,
     conns: Mutex<HashMap<u64, Conn>>,
+    /// Refusals not yet logged, and when the last log line was written: an
+    /// overload logs one line a second, not one per refused job.
+    refused: Mutex<(u64, Option<Instant>)>,
 }
 
 /// Serves the LB protocol on `listener` until accepting fails (the listener
@@ -69,6 +73,7 @@ pub fn run(listener: UnixListener, config: LbConfig) {
             config.max_queue,
         )),
         conns: Mutex::new(HashMap::new()),
+        refused: Mutex::new((0, None)),
     });
     let next_conn = AtomicU64::new(1);
     for stream in listener.incoming() {
@@ -170,7 +175,7 @@ fn handle(shared: &Shared, conn_id: u64, writer: &Conn, request: LbRequest) {
                     send(writer, &forward(worker_id, w.job));
                 }
                 (Decision::Rejected(error), _) => {
-                    log::warn!(target: PART, "req {req} refused: {error}");
+                    note_refusal(shared, &error);
                     send(writer, &LbReply::Error { req, error });
                 }
                 _ => log::debug!(target: PART, "req {req} queued"),
@@ -200,6 +205,20 @@ fn handle(shared: &Shared, conn_id: u64, writer: &Conn, request: LbRequest) {
             drop(scheduler);
             send(writer, &reply);
         }
+    }
+}
+
+/// Counts a refused job; logs at most one line a second about refusals.
+fn note_refusal(shared: &Shared, error: &str) {
+    let mut refused = shared.refused.lock().unwrap();
+    refused.0 += 1;
+    let now = Instant::now();
+    if refused
+        .1
+        .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1))
+    {
+        log::warn!(target: PART, "refused {} job(s): {error}", refused.0);
+        *refused = (0, Some(now));
     }
 }
 
