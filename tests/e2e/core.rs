@@ -171,11 +171,7 @@ fn bad_requests_get_json_errors_and_store_nothing() {
     let details = resp.json()["details"].as_str().unwrap().to_string();
     assert!(details.contains("undefined_thing"), "{details}");
     assert!(!details.contains(server.functions_dir().to_str().unwrap()));
-    let leftovers: Vec<_> = std::fs::read_dir(server.functions_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
+    let leftovers = server.stored_functions();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     server.get("/function/broken").assert_error(404);
     // The failed name is free again.

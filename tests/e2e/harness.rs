@@ -130,6 +130,16 @@ impl TestServer {
         self.dir.path().join("functions")
     }
 
+    /// Function directories in the store (hidden staging and cache dirs
+    /// left out).
+    pub fn stored_functions(&self) -> Vec<String> {
+        std::fs::read_dir(self.functions_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
     pub fn lb_socket(&self) -> PathBuf {
         self.dir.path().join("lb.sock")
     }

@@ -68,11 +68,7 @@ fn compile_errors_answer_422_with_the_compilers_message_and_store_nothing() {
             .get(&format!("/function/bad_{lang}"))
             .assert_error(404);
     }
-    let stored: Vec<_> = std::fs::read_dir(server.functions_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
+    let stored = server.stored_functions();
     assert!(stored.is_empty(), "{stored:?}");
 }
 

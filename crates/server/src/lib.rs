@@ -30,7 +30,7 @@ use faas_proto::LbRequest;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 pub use config::Cli;
-use service::{LbLink, Limits, Service};
+use service::{Limits, Service};
 use store::FunctionStore;
 use toolchain::Toolchains;
 use workers::{WorkerPool, WorkerSpec};
@@ -106,17 +106,14 @@ async fn serve(
         extra_args: cli.worker_args(),
         recycle_after_loads: cli.recycle_after,
     };
-    let workers = WorkerPool::start(usize::from(cli.workers), spec, events_tx.clone())?;
+    let workers = WorkerPool::start(usize::from(cli.workers), spec, events_tx)?;
 
     let cache_dir = store.dir().join(".cache");
     let service = Arc::new(Service {
         store,
         toolchains,
         workers: workers.clone(),
-        lb: LbLink {
-            client: lb_client,
-            events: events_tx,
-        },
+        lb: lb_client,
         limits: Limits {
             default_timeout_ms: cli.timeout_ms,
             max_timeout_ms: cli.max_timeout_ms.max(cli.timeout_ms),
@@ -133,11 +130,12 @@ async fn serve(
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
 
-    // One-way LB notifications (job_done, worker_down/up) go out in order.
+    // The worker pool's one-way LB notifications (worker_down/up) go out in
+    // order; job_done is sent by each invoke directly.
     let notifier = service.clone();
     tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
-            if notifier.lb.client.send(&event).await.is_err() {
+            if notifier.lb.send(&event).await.is_err() {
                 log::error!(target: PART, "load balancer connection lost");
                 break;
             }

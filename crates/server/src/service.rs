@@ -11,7 +11,7 @@ use faas_proto::client::Client;
 use faas_proto::{FailureKind, Job, JobResult, LbReply, LbRequest, ServerReply, ServerRequest};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::lang::Lang;
 use crate::store::{now_secs, FunctionMeta, FunctionStore, StoreError};
@@ -36,18 +36,13 @@ pub struct Limits {
     pub compile_timeout: Duration,
 }
 
-/// The load balancer as the Server sees it.
-pub struct LbLink {
-    pub client: Client<LbRequest, LbReply>,
-    pub events: mpsc::UnboundedSender<LbRequest>,
-}
-
 /// The Server's state, shared by every request.
 pub struct Service {
     pub store: FunctionStore,
     pub toolchains: Toolchains,
     pub workers: Arc<WorkerPool>,
-    pub lb: LbLink,
+    /// The persistent connection to the load balancer.
+    pub lb: Client<LbRequest, LbReply>,
     pub limits: Limits,
     /// Bounds concurrent compiles so a burst of deploys cannot starve invokes.
     pub compile_slots: Semaphore,
@@ -289,7 +284,6 @@ impl Service {
         // The payload stays here rather than crossing the LB.
         let decision = self
             .lb
-            .client
             .call(|req| LbRequest::Invoke {
                 req,
                 function: function.to_string(),
@@ -318,7 +312,6 @@ impl Service {
     async fn job_done(&self, req: u64, worker_id: usize, ok: bool) {
         let _ = self
             .lb
-            .client
             .send(&LbRequest::JobDone { req, worker_id, ok })
             .await;
     }
@@ -333,7 +326,7 @@ impl Service {
             .arg(self.store.dir())
             .arg("refresh-artifacts");
         match run_with_timeout(cmd, Duration::from_secs(3600)) {
-            Ok(Some((true, out))) => {
+            Ok(Some((status, out))) if status.success() => {
                 let summary = out
                     .lines()
                     .rfind(|l| l.starts_with("rebuilt "))
@@ -343,7 +336,7 @@ impl Service {
                     log::info!(target: PART, "rebuilt {rebuilt} stale artifacts");
                 }
             }
-            Ok(Some((false, out))) => {
+            Ok(Some((_, out))) => {
                 log::error!(target: PART, "refreshing artifacts failed: {out}")
             }
             Ok(None) => log::error!(target: PART, "refreshing artifacts timed out"),
@@ -370,7 +363,7 @@ impl Service {
     }
 
     async fn stats(&self) -> ServerReply {
-        let lb = self.lb.client.call(|req| LbRequest::Stats { req }).await;
+        let lb = self.lb.call(|req| LbRequest::Stats { req }).await;
         let Ok(LbReply::Stats {
             strategy,
             queue_len,

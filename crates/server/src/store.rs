@@ -191,11 +191,6 @@ impl FunctionStore {
             .join(format!("code.{}", meta.lang.extension()));
         std::fs::read_to_string(&path).map_err(io_err(&path))
     }
-
-    /// The directory of a deployed function.
-    pub fn function_dir(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
-    }
 }
 
 impl Reservation<'_> {

@@ -15,7 +15,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::lang::Lang;
@@ -130,14 +130,6 @@ impl Toolchains {
         }
     }
 
-    /// The runtime program for a native language (what the worker runs).
-    pub fn runtime_program(&self, lang: Lang) -> Option<&Path> {
-        match lang {
-            Lang::Js | Lang::Python | Lang::Php => self.tool(lang).map(|t| t.program.as_path()),
-            _ => None,
-        }
-    }
-
     /// Checks (native languages) or compiles (wasm languages) `source` in
     /// `dir`. For wasm languages writes `dir/code.wasm`.
     pub fn build(
@@ -224,12 +216,12 @@ impl Toolchains {
                 "{lang} build timed out after {} s",
                 timeout.as_secs()
             ))),
-            Some((true, _)) if !lang.is_wasm() || out.exists() => Ok(()),
-            Some((true, _)) => Err(BuildError::Failed(format!(
+            Some((status, _)) if status.success() && (!lang.is_wasm() || out.exists()) => Ok(()),
+            Some((status, _)) if status.success() => Err(BuildError::Failed(format!(
                 "{} exited 0 but wrote no code.wasm",
                 tool.program.display()
             ))),
-            Some((false, message)) => Err(BuildError::Rejected(clean_message(&message, dir))),
+            Some((_, message)) => Err(BuildError::Rejected(clean_message(&message, dir))),
         }
     }
 }
@@ -239,39 +231,20 @@ impl Toolchains {
 pub fn build_artifact(worker: &Path, dir: &Path, timeout: Duration) -> Result<(), BuildError> {
     let mut cmd = Command::new(worker);
     cmd.arg("compile").arg(dir);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
+    let output = run_with_timeout(cmd, timeout)
         .map_err(|e| BuildError::Failed(format!("cannot run {}: {e}", worker.display())))?;
-    let deadline = Instant::now() + timeout;
-    let pid = child.id();
-    let waiter = std::thread::spawn(move || child.wait_with_output());
-    while !waiter.is_finished() {
-        if Instant::now() >= deadline {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = waiter.join();
-            return Err(BuildError::Failed(format!(
-                "compiling to a Wasmer artifact timed out after {} s",
-                timeout.as_secs()
-            )));
+    match output {
+        None => Err(BuildError::Failed(format!(
+            "compiling to a Wasmer artifact timed out after {} s",
+            timeout.as_secs()
+        ))),
+        Some((status, _)) if status.success() => Ok(()),
+        Some((status, message)) if status.code() == Some(3) => {
+            Err(BuildError::Rejected(message.trim().to_string()))
         }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let output = waiter
-        .join()
-        .map_err(|_| BuildError::Failed("artifact build thread panicked".into()))?
-        .map_err(|e| BuildError::Failed(e.to_string()))?;
-    let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
-    match output.status.code() {
-        Some(0) => Ok(()),
-        Some(3) => Err(BuildError::Rejected(message)),
-        _ => Err(BuildError::Failed(format!(
-            "artifact build failed: {message}"
+        Some((_, message)) => Err(BuildError::Failed(format!(
+            "artifact build failed: {}",
+            message.trim()
         ))),
     }
 }
@@ -349,7 +322,7 @@ fn probe(program: &Path, args: &[&str]) -> Option<String> {
     let mut cmd = Command::new(program);
     cmd.args(args);
     match run_with_timeout(cmd, Duration::from_secs(20)) {
-        Ok(Some((true, out))) => out
+        Ok(Some((status, out))) if status.success() => out
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty())
@@ -359,12 +332,12 @@ fn probe(program: &Path, args: &[&str]) -> Option<String> {
 }
 
 /// Runs a command in its own process group with stdin closed; returns
-/// `(success, stdout+stderr)`, or `None` if it outlived `timeout` (then the
-/// whole group is killed, compiler sub-processes included).
+/// `(exit status, stderr+stdout)`, or `None` if it outlived `timeout` (then
+/// the whole group is killed, compiler sub-processes included).
 pub fn run_with_timeout(
     mut cmd: Command,
     timeout: Duration,
-) -> std::io::Result<Option<(bool, String)>> {
+) -> std::io::Result<Option<(ExitStatus, String)>> {
     use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -408,7 +381,7 @@ pub fn run_with_timeout(
         text.extend_from_slice(&out);
     }
     let text = String::from_utf8_lossy(&text).into_owned();
-    Ok(status.map(|s| (s.success(), text)))
+    Ok(status.map(|s| (s, text)))
 }
 
 /// Shortens a compiler message and hides the server's directories in it.

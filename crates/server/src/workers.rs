@@ -109,14 +109,6 @@ impl WorkerPool {
         Ok(pool)
     }
 
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Current process ids (0 while a slot is being restarted).
     pub fn pids(&self) -> Vec<u32> {
         self.slots

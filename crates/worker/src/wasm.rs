@@ -109,10 +109,6 @@ impl Sandbox {
         })
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Compiles WebAssembly bytes (or WAT text) with cranelift.
     pub fn compile(&self, wasm: &[u8]) -> Result<Module, SandboxError> {
         Module::new(&self.engine, wasm).map_err(|e| SandboxError::Compile(e.to_string()))
