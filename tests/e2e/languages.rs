@@ -304,7 +304,15 @@ fn a_slow_go_build_stalls_neither_invocations_nor_other_deploys() {
         );
         (resp, start.elapsed())
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.log_text().contains("deploy slowgo (go): building") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let mut worst = std::time::Duration::ZERO;
     let mut calls = 0;
     while !go.is_finished() && calls < 200 {

@@ -7,12 +7,14 @@
 //! knows each worker's load; `{"type":"stats"}` returns the counters.
 //!
 //! Modules:
-//! - [`scheduler`]: the strategies (RR, FIFO, WEIGHTED), pure logic.
+//! - [`scheduler`]: the strategies (RR, FIFO, WEIGHTED), pure logic;
+//! - [`args`]: the LB's flags ([`LbArgs`]), flattened into `faas-server`.
 //!
 //! Plain threads, not tokio: the LB does microseconds of work per message, and
 //! a blocking accept loop with a reader thread per connection (the Server
 //! keeps one persistent connection) is the simplest thing that is fast here.
 
+pub mod args;
 pub mod scheduler;
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use faas_proto::frame::LineReader;
 use faas_proto::{decode, encode, Job, LbReply, LbRequest, RequestId, DEFAULT_MAX_FRAME};
 
+pub use args::LbArgs;
 pub use scheduler::{Decision, Scheduler, Strategy};
 
 const PART: &str = "LB";
@@ -156,13 +159,8 @@ fn handle(shared: &Shared, conn_id: u64, writer: &Conn, request: LbRequest) {
             payload,
         } => {
             let job = Job {
-                req,
-                function,
                 payload,
-                lang: None,
-                timeout_ms: None,
-                max_memory_mb: None,
-                max_output_bytes: None,
+                ..Job::new(req, function)
             };
             let (decision, item) = shared
                 .scheduler

@@ -16,12 +16,11 @@ use std::sync::{Arc, Mutex};
 use serde::{de::DeserializeOwned, Serialize};
 use std::ops::ControlFlow;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::frame::{decode, encode, DEFAULT_MAX_FRAME};
-use crate::lines::read_lines;
+use crate::lines::{read_lines, write_lines};
 use crate::messages::{Correlated, RequestId};
 
 /// Why a call got no reply.
@@ -54,20 +53,16 @@ where
 
     /// Wraps a connected stream, spawning its reader and writer tasks.
     pub fn new(stream: UnixStream) -> Self {
-        let (read_half, mut write_half) = stream.into_split();
+        let (read_half, write_half) = stream.into_split();
         let pending: Pending<Rep> = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         // Bounded: a stalled peer pushes back on callers instead of letting
         // queued lines grow without limit.
-        let (writer, mut lines) = mpsc::channel::<Vec<u8>>(1024);
+        let (writer, lines) = mpsc::channel::<Vec<u8>>(1024);
 
         let writer_closed = closed.clone();
         tokio::spawn(async move {
-            while let Some(line) = lines.recv().await {
-                if write_half.write_all(&line).await.is_err() {
-                    break;
-                }
-            }
+            write_lines(write_half, lines).await;
             writer_closed.store(true, Ordering::Release);
         });
 

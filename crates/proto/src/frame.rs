@@ -187,6 +187,7 @@ impl<R: std::io::Read> LineReader<R> {
 mod tests {
     use super::*;
     use crate::messages::*;
+    use crate::{Lang, ServiceError};
 
     #[test]
     fn lines_split_across_feeds() {
@@ -270,51 +271,79 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         let job = Job {
-            req: 7,
-            function: "hello_1".into(),
             payload: Some("line1\nline2 \u{e9}\"".into()),
-            lang: Some("c".into()),
+            lang: Some(Lang::C),
             timeout_ms: Some(1000),
             max_memory_mb: Some(64),
             max_output_bytes: Some(1024),
+            ..Job::new(7, "hello_1")
         };
-        round_trip(ServerRequest::Deploy {
-            req: 1,
+        let meta = FunctionMeta {
+            id: "hello_1".into(),
             name: "hello".into(),
-            lang: "c".into(),
-            code: "int main(){}\n".into(),
-            timeout_ms: Some(5),
-            max_memory_mb: None,
-        });
-        round_trip(ServerRequest::Invoke {
-            req: 2,
-            function: "hello".into(),
-            payload: "x\n".into(),
-        });
-        round_trip(ServerRequest::GetSource {
-            req: 3,
-            name: "hello".into(),
-        });
-        round_trip(ServerRequest::List { req: 4 });
-        round_trip(ServerRequest::Stats { req: 5 });
-        round_trip(ServerReply {
-            req: 1,
-            status: 201,
-            body: serde_json::json!({"ok": true}),
-            text: false,
-        });
+            lang: Lang::Python,
+            created: 1,
+            sha256: "00".into(),
+            wasm: false,
+            timeout_ms: None,
+            max_memory_mb: Some(8),
+        };
+        let ops = [
+            Operation::Deploy {
+                name: "hello".into(),
+                lang: Lang::C,
+                code: "int main(){}\n".into(),
+                timeout_ms: Some(5),
+                max_memory_mb: None,
+            },
+            Operation::Invoke {
+                function: "hello".into(),
+                payload: "x".into(),
+            },
+            Operation::GetSource { name: "h".into() },
+            Operation::List,
+            Operation::Stats,
+        ];
+        for (req, op) in ops.into_iter().enumerate() {
+            round_trip(ServerRequest {
+                req: req as u64,
+                op,
+            });
+        }
+        let replies = [
+            Reply::Deployed {
+                function: meta.clone(),
+            },
+            Reply::Invoked {
+                worker_id: 2,
+                result: JobResult::success(1, "out".into(), "err".into(), 0, 1.5),
+            },
+            Reply::Source {
+                lang: Lang::Go,
+                code: "package main".into(),
+            },
+            Reply::Functions {
+                functions: vec![meta],
+            },
+            Reply::Failed {
+                error: ServiceError::bad_request("no").with_details("why"),
+            },
+        ];
+        for reply in replies {
+            round_trip(ServerReply { req: 9, reply });
+        }
         round_trip(LbRequest::Invoke {
-            req: 9,
+            req: 2,
             function: "f".into(),
             payload: None,
         });
         round_trip(LbRequest::JobDone {
-            req: 9,
+            req: 2,
             worker_id: 1,
-            ok: false,
+            ok: true,
         });
-        round_trip(LbRequest::WorkerDown { worker_id: 2 });
-        round_trip(LbRequest::WorkerUp { worker_id: 2 });
+        round_trip(LbRequest::WorkerDown { worker_id: 1 });
+        round_trip(LbRequest::WorkerUp { worker_id: 1 });
         round_trip(LbRequest::Stats { req: 3 });
         round_trip(LbReply::ForwardToWorker {
             req: 9,
@@ -339,7 +368,6 @@ mod tests {
             error: "no worker".into(),
         });
         round_trip(job);
-        round_trip(JobResult::success(1, "out".into(), "err".into(), 0, 1.5));
         round_trip(JobResult::failure(2, FailureKind::Timeout, "timed out"));
     }
 
@@ -356,7 +384,8 @@ mod tests {
         );
         let msg: ServerRequest =
             decode(br#"{"type":"deploy","name":"hello","lang":"c","code":"..."}"#).unwrap();
-        assert!(matches!(msg, ServerRequest::Deploy { req: 0, .. }));
+        assert_eq!(msg.req, 0);
+        assert!(matches!(msg.op, Operation::Deploy { lang: Lang::C, .. }));
         let job: Job = decode(br#"{"fn":"hello_1"}"#).unwrap();
         assert_eq!(job.function, "hello_1");
         assert_eq!(job.payload, None);

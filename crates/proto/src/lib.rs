@@ -13,17 +13,23 @@
 //! - Server → worker on the worker's stdin/stdout: [`Job`] / [`JobResult`].
 //!
 //! Modules:
+//! - [`lang`]: the supported languages ([`Lang`]), shared by every part;
+//! - [`error`]: [`ServiceError`] and its [`ErrorKind`], the one vocabulary of
+//!   failures (the gateway alone turns it into HTTP statuses);
+//! - [`messages`]: the message types;
 //! - [`frame`]: a sans-I/O line decoder with a size cap and typed errors, plus
-//!   [`frame::encode`].
+//!   [`frame::encode`];
+//! - [`lines`] (feature `tokio`): the async line reader and line writer every
+//!   connection shares;
 //! - [`client`] (feature `tokio`): a multiplexing NDJSON client used by the
-//!   gateway and the Server for their persistent connections;
-//! - [`lines`] (feature `tokio`): the async line-reading loop every reader
-//!   shares.
+//!   gateway and the Server for their persistent connections.
 //!
-//! This crate holds no I/O policy: the framing works on byte slices so that a
-//! blocking reader, an async reader and a test can all drive it.
+//! The framing works on byte slices so that a blocking reader, an async
+//! reader and a test can all drive it.
 
+pub mod error;
 pub mod frame;
+pub mod lang;
 pub mod messages;
 
 #[cfg(feature = "tokio")]
@@ -31,5 +37,7 @@ pub mod client;
 #[cfg(feature = "tokio")]
 pub mod lines;
 
+pub use error::{ErrorKind, ServiceError};
 pub use frame::{decode, encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
+pub use lang::Lang;
 pub use messages::*;

@@ -1,9 +1,10 @@
-//! The async read loop every NDJSON reader shares: bytes in, complete lines
-//! out, with the decoder's size cap.
+//! The async loops every NDJSON connection shares: bytes in → complete
+//! lines out (with the decoder's size cap), and queued lines → one writer.
 
 use std::ops::ControlFlow;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 use crate::frame::{FrameDecoder, FrameError};
 
@@ -33,5 +34,55 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
                 return;
             }
         }
+    }
+}
+
+/// Writes every line received on `lines` to `writer`, in order, until the
+/// channel closes or a write fails. Lines already queued are written
+/// together, so a burst costs one system call instead of one per line.
+pub async fn write_lines<W, C>(mut writer: W, mut lines: C)
+where
+    W: AsyncWrite + Unpin,
+    C: LineSource,
+{
+    let mut batch = Vec::new();
+    while let Some(line) = lines.next().await {
+        batch.clear();
+        batch.extend_from_slice(&line);
+        while batch.len() < 256 * 1024 {
+            match lines.try_next() {
+                Some(more) => batch.extend_from_slice(&more),
+                None => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A queue of encoded lines: bounded or unbounded tokio channels.
+pub trait LineSource {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send;
+    fn try_next(&mut self) -> Option<Vec<u8>>;
+}
+
+impl LineSource for mpsc::Receiver<Vec<u8>> {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send {
+        self.recv()
+    }
+
+    fn try_next(&mut self) -> Option<Vec<u8>> {
+        self.try_recv().ok()
+    }
+}
+
+impl LineSource for mpsc::UnboundedReceiver<Vec<u8>> {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send {
+        self.recv()
+    }
+
+    fn try_next(&mut self) -> Option<Vec<u8>> {
+        self.try_recv().ok()
     }
 }

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ServiceError;
+use crate::lang::Lang;
+
 /// Identifies one request on a connection; replies echo it. Seed-style
 /// messages without one read as 0.
 pub type RequestId = u64;
@@ -13,16 +16,25 @@ pub trait Correlated {
     fn req_id(&self) -> Option<RequestId>;
 }
 
-/// Gateway → Server.
+/// Gateway → Server: one operation and the id its reply will carry. On the
+/// wire the operation's fields sit beside `req`, as in the seed:
+/// `{"type":"deploy","req":1,"name":"hello","lang":"c","code":"..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRequest {
+    #[serde(default)]
+    pub req: RequestId,
+    #[serde(flatten)]
+    pub op: Operation,
+}
+
+/// What the gateway asks of the Server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerRequest {
+pub enum Operation {
     /// Store, compile and register a function.
     Deploy {
-        #[serde(default)]
-        req: RequestId,
         name: String,
-        lang: String,
+        lang: Lang,
         code: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
@@ -31,67 +43,58 @@ pub enum ServerRequest {
     },
     /// Run a function with `payload` as its stdin.
     Invoke {
-        #[serde(default)]
-        req: RequestId,
         #[serde(rename = "fn")]
         function: String,
         #[serde(default)]
         payload: String,
     },
     /// The stored source of a function (by name or id).
-    GetSource {
-        #[serde(default)]
-        req: RequestId,
-        name: String,
-    },
+    GetSource { name: String },
     /// Every deployed function's metadata.
-    List {
-        #[serde(default)]
-        req: RequestId,
-    },
+    List,
     /// Load-balancer and worker counters.
-    Stats {
-        #[serde(default)]
-        req: RequestId,
-    },
+    Stats,
 }
 
 impl Correlated for ServerRequest {
     fn req_id(&self) -> Option<RequestId> {
-        Some(match self {
-            Self::Deploy { req, .. }
-            | Self::Invoke { req, .. }
-            | Self::GetSource { req, .. }
-            | Self::List { req }
-            | Self::Stats { req } => *req,
-        })
+        Some(self.req)
     }
 }
 
-impl ServerRequest {
-    /// Replaces the request id (the multiplexing client numbers requests).
-    pub fn set_req_id(&mut self, id: RequestId) {
-        match self {
-            Self::Deploy { req, .. }
-            | Self::Invoke { req, .. }
-            | Self::GetSource { req, .. }
-            | Self::List { req }
-            | Self::Stats { req } => *req = id,
-        }
-    }
-}
-
-/// Server → gateway: the HTTP status and JSON body to answer with. The Server
-/// decides the status because it alone knows why a request failed; the
-/// gateway only routes.
+/// Server → gateway: the outcome of one [`ServerRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerReply {
     pub req: RequestId,
-    pub status: u16,
-    pub body: serde_json::Value,
-    /// `body` is a string to send as plain text (a function's source).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub text: bool,
+    #[serde(flatten)]
+    pub reply: Reply,
+}
+
+/// What an operation produced. The gateway decides the HTTP status from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Deployed {
+        function: FunctionMeta,
+    },
+    /// The function ran (successfully or not) on `worker_id`.
+    Invoked {
+        worker_id: usize,
+        result: JobResult,
+    },
+    Source {
+        lang: Lang,
+        code: String,
+    },
+    Functions {
+        functions: Vec<FunctionMeta>,
+    },
+    Stats {
+        stats: PlatformStats,
+    },
+    Failed {
+        error: ServiceError,
+    },
 }
 
 impl Correlated for ServerReply {
@@ -100,25 +103,34 @@ impl Correlated for ServerReply {
     }
 }
 
-impl ServerReply {
-    /// A JSON reply.
-    pub fn json(req: RequestId, status: u16, body: serde_json::Value) -> Self {
-        Self {
-            req,
-            status,
-            body,
-            text: false,
-        }
-    }
+/// A deployed function, as `metadata.json` stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionMeta {
+    pub id: String,
+    pub name: String,
+    pub lang: Lang,
+    /// Unix seconds.
+    pub created: u64,
+    /// sha256 of the source, hex.
+    pub sha256: String,
+    /// Whether the function was compiled to WebAssembly (`code.wasm`).
+    pub wasm: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+}
 
-    /// The platform's error shape: `{"ok":false,"error":"..."}`.
-    pub fn error(req: RequestId, status: u16, error: impl Into<String>) -> Self {
-        Self::json(
-            req,
-            status,
-            serde_json::json!({"ok": false, "error": error.into()}),
-        )
-    }
+/// The platform's counters (`GET /stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformStats {
+    pub strategy: String,
+    pub queue_len: usize,
+    pub workers: Vec<WorkerStats>,
+    pub worker_pids: Vec<u32>,
+    pub worker_restarts: Vec<u64>,
+    pub worker_recycles: Vec<u64>,
+    pub functions: usize,
 }
 
 /// Server → load balancer.
@@ -219,13 +231,28 @@ pub struct Job {
     pub payload: Option<String>,
     /// The function's language; absent means "read metadata.json".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lang: Option<String>,
+    pub lang: Option<Lang>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_mb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_bytes: Option<u64>,
+}
+
+impl Job {
+    /// A job for `function` with every limit left to the worker's defaults.
+    pub fn new(req: RequestId, function: impl Into<String>) -> Self {
+        Self {
+            req,
+            function: function.into(),
+            payload: None,
+            lang: None,
+            timeout_ms: None,
+            max_memory_mb: None,
+            max_output_bytes: None,
+        }
+    }
 }
 
 /// Why a job did not succeed.

@@ -3,17 +3,17 @@
 //! processes, and handles deploys (store + compile) and invokes (LB → worker).
 //!
 //! Modules:
-//! - [`config`]: command-line flags (clap, with `FAAS_*` env fallbacks);
-//! - [`lang`]: the supported languages;
+//! - [`config`]: command-line flags (clap, with `FAAS_*` env fallbacks; the
+//!   LB's, gateway's and workers' flags are flattened in from their crates);
 //! - [`store`]: the on-disk function store and its in-memory index;
 //! - [`toolchain`]: finding compilers/runtimes and building functions;
 //! - [`workers`]: worker processes (spawn, pipes, crash replacement,
 //!   recycling);
-//! - [`service`]: what each gateway request does;
-//! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket loop.
+//! - [`service`]: what each gateway operation does;
+//! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket
+//!   loop, the edge where operations and replies cross the wire.
 
 pub mod config;
-pub mod lang;
 pub mod service;
 pub mod sockets;
 pub mod store;
@@ -22,11 +22,12 @@ pub mod workers;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
 use faas_proto::client::Client;
-use faas_proto::LbRequest;
+use faas_proto::{Lang, LbReply, LbRequest};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 pub use config::Cli;
@@ -41,32 +42,17 @@ const PART: &str = "SERVER";
 /// then shuts down in order: stop accepting HTTP, let open requests finish
 /// (up to `--grace-ms`), stop the workers, remove the socket files.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let strategy = cli.strategy()?;
-    let weights = cli.weights()?;
-
+    let lb_config = cli
+        .lb
+        .config(usize::from(cli.workers))
+        .map_err(anyhow::Error::msg)?;
     // Bind first: a port in use or a live server on our sockets is a
     // one-line error before anything is started.
-    let http = std::net::TcpListener::bind((cli.host.as_str(), cli.port)).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!(
-                "port {} on {} is already in use (another faas-server?); stop it or pick another with --port",
-                cli.port,
-                cli.host
-            )
-        } else {
-            anyhow::anyhow!("cannot listen on {}:{}: {e}", cli.host, cli.port)
-        }
-    })?;
-    let http_addr = http.local_addr()?;
+    let http = bind_http(&cli.gateway.host, cli.gateway.port)?;
     let lb_listener = sockets::bind_unix(&cli.lb_socket)?;
     let server_listener = sockets::bind_unix(&cli.server_socket)?;
     let _cleanup = sockets::RemoveOnDrop(vec![cli.lb_socket.clone(), cli.server_socket.clone()]);
 
-    let lb_config = faas_lb::LbConfig {
-        strategy,
-        weights,
-        max_queue: cli.max_queue,
-    };
     std::thread::Builder::new()
         .name("lb".into())
         .spawn(move || faas_lb::run(lb_listener, lb_config))?;
@@ -76,99 +62,41 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .thread_name("server")
         .enable_all()
         .build()?;
-    runtime.block_on(serve(cli, http, http_addr, server_listener))
+    runtime.block_on(serve(cli, http, server_listener))
+}
+
+fn bind_http(host: &str, port: u16) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind((host, port)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "port {port} on {host} is already in use (another faas-server?); stop it or pick another with --port"
+            )
+        } else {
+            anyhow::anyhow!("cannot listen on {host}:{port}: {e}")
+        }
+    })
 }
 
 async fn serve(
     cli: Cli,
     http: std::net::TcpListener,
-    http_addr: std::net::SocketAddr,
     server_listener: std::os::unix::net::UnixListener,
 ) -> anyhow::Result<()> {
-    let store = FunctionStore::open(&cli.functions_dir)
-        .with_context(|| format!("opening the function store {}", cli.functions_dir.display()))?;
-    let toolchains = Toolchains::detect();
-    toolchains.log_summary();
-
-    let lb_client: Client<LbRequest, faas_proto::LbReply> =
-        Client::connect(&cli.lb_socket).await.with_context(|| {
-            format!(
-                "connecting to the load balancer at {}",
-                cli.lb_socket.display()
-            )
-        })?;
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<LbRequest>();
-
-    let worker_program = cli.worker_program()?;
-    let spec = WorkerSpec {
-        program: worker_program.clone(),
-        functions_dir: store.dir().to_path_buf(),
-        extra_args: cli.worker_args(),
-        recycle_after_loads: cli.recycle_after,
-    };
-    let workers = WorkerPool::start(usize::from(cli.workers), spec, events_tx)?;
-
-    let cache_dir = store.dir().join(".cache");
-    let service = Arc::new(Service {
-        store,
-        toolchains,
-        workers: workers.clone(),
-        lb: lb_client,
-        limits: Limits {
-            default_timeout_ms: cli.timeout_ms,
-            max_timeout_ms: cli.max_timeout_ms.max(cli.timeout_ms),
-            default_memory_mb: cli.max_memory_mb,
-            max_memory_mb: cli.max_memory_mb_limit.max(cli.max_memory_mb),
-            max_output_bytes: cli.max_output_bytes,
-            compile_timeout: Duration::from_secs(cli.compile_timeout_s),
-        },
-        compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
-        cache_dir,
-        next_job: AtomicU64::new(1),
-        worker_program,
-    });
-    let refresher = service.clone();
-    tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
-
-    // The worker pool's one-way LB notifications (worker_down/up) go out in
-    // order; job_done is sent by each invoke directly.
-    let notifier = service.clone();
-    tokio::spawn(async move {
-        while let Some(event) = events_rx.recv().await {
-            if notifier.lb.send(&event).await.is_err() {
-                log::error!(target: PART, "load balancer connection lost");
-                break;
-            }
-        }
-    });
-
+    let http_addr = http.local_addr()?;
+    let service = start_service(&cli).await?;
     let server_listener = {
         server_listener.set_nonblocking(true)?;
         tokio::net::UnixListener::from_std(server_listener)?
     };
     tokio::spawn(sockets::serve_requests(server_listener, service.clone()));
 
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let gateway_config = faas_gateway::GatewayConfig {
-        server_socket: cli.server_socket.clone(),
-        max_body_bytes: cli.max_body_bytes,
-        threads: cli.io_threads(),
-    };
-    let grace = Duration::from_millis(cli.grace_ms);
-    let gateway = std::thread::Builder::new()
-        .name("gateway".into())
-        .spawn(move || {
-            let shutdown = async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            };
-            faas_gateway::run(http, gateway_config, shutdown, grace)
-        })?;
+    let (stop_tx, gateway) = start_gateway(&cli, http)?;
     log::info!(target: "GATEWAY", "listening on http://{http_addr}");
     log::info!(
         target: PART,
         "ready: {} workers, strategy {}, LB socket {}, server socket {}",
         cli.workers,
-        cli.strategy().map_or("?", |s| s.name()),
+        cli.lb.strategy,
         cli.lb_socket.display(),
         cli.server_socket.display()
     );
@@ -180,9 +108,107 @@ async fn serve(
     if !matches!(joined, Ok(Ok(Ok(())))) {
         log::warn!(target: PART, "the gateway did not stop cleanly");
     }
-    workers.stop(Duration::from_secs(5)).await;
+    service.workers.stop(Duration::from_secs(5)).await;
     log::info!(target: PART, "stopped");
     Ok(())
+}
+
+/// Opens the store, finds the toolchains, connects to the LB and starts the
+/// workers.
+async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
+    let store = FunctionStore::open(&cli.functions_dir)
+        .with_context(|| format!("opening the function store {}", cli.functions_dir.display()))?;
+    let toolchains = Toolchains::detect();
+    toolchains.log_summary();
+
+    let lb: Client<LbRequest, LbReply> =
+        Client::connect(&cli.lb_socket).await.with_context(|| {
+            format!(
+                "connecting to the load balancer at {}",
+                cli.lb_socket.display()
+            )
+        })?;
+    let (events_tx, events_rx) = mpsc::unbounded_channel::<LbRequest>();
+
+    let worker_program = cli.worker_program()?;
+    // Workers run native functions with the runtimes found here: one finder.
+    let mut worker_args = cli.worker.clone();
+    for (lang, program) in toolchains.native_runtimes() {
+        match lang {
+            Lang::Js => worker_args.node = program,
+            Lang::Python => worker_args.python = program,
+            _ => worker_args.php = program,
+        }
+    }
+    let spec = WorkerSpec {
+        program: worker_program.clone(),
+        functions_dir: store.dir().to_path_buf(),
+        extra_args: worker_args.to_args(),
+        recycle_after_loads: cli.recycle_after,
+    };
+    let workers = WorkerPool::start(usize::from(cli.workers), spec, events_tx)?;
+
+    let cache_dir = store.dir().join(".cache");
+    let service = Arc::new(Service {
+        store,
+        toolchains,
+        workers,
+        lb,
+        limits: Limits {
+            default_timeout_ms: cli.timeout_ms,
+            max_timeout_ms: cli.max_timeout_ms.max(cli.timeout_ms),
+            default_memory_mb: cli.max_memory_mb,
+            max_memory_mb: cli.max_memory_mb_limit.max(cli.max_memory_mb),
+            max_output_bytes: cli.worker.max_output_bytes as u64,
+            compile_timeout: Duration::from_secs(cli.compile_timeout_s),
+        },
+        compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
+        cache_dir,
+        next_job: AtomicU64::new(1),
+        worker_program,
+    });
+    let refresher = service.clone();
+    tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
+    tokio::spawn(forward_worker_events(service.clone(), events_rx));
+    Ok(service)
+}
+
+/// The worker pool's one-way LB notifications (worker_down/up) go out in
+/// order; job_done is sent by each invoke directly.
+async fn forward_worker_events(
+    service: Arc<Service>,
+    mut events: mpsc::UnboundedReceiver<LbRequest>,
+) {
+    while let Some(event) = events.recv().await {
+        if service.lb.send(&event).await.is_err() {
+            log::error!(target: PART, "load balancer connection lost");
+            break;
+        }
+    }
+}
+
+/// Starts the gateway thread; it stops accepting when the returned sender
+/// says `true`.
+fn start_gateway(
+    cli: &Cli,
+    http: std::net::TcpListener,
+) -> anyhow::Result<(watch::Sender<bool>, JoinHandle<std::io::Result<()>>)> {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let config = faas_gateway::GatewayConfig {
+        server_socket: cli.server_socket.clone(),
+        max_body_bytes: cli.gateway.max_body_bytes,
+        threads: cli.io_threads(),
+    };
+    let grace = Duration::from_millis(cli.gateway.grace_ms);
+    let gateway = std::thread::Builder::new()
+        .name("gateway".into())
+        .spawn(move || {
+            let shutdown = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            faas_gateway::run(http, config, shutdown, grace)
+        })?;
+    Ok((stop_tx, gateway))
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -1,20 +1,23 @@
-//! What the Server does with each gateway request: deploy (validate, store,
+//! What the Server does for each gateway operation: deploy (validate, store,
 //! compile), invoke (ask the LB for a worker, run the job there, report the
-//! end to the LB), source, list and stats. Every answer is a
-//! [`ServerReply`] carrying the HTTP status the gateway will use.
+//! end to the LB), source, list and stats. Every operation returns a domain
+//! result or a [`ServiceError`]; turning those into wire replies is
+//! [`sockets`](crate::sockets)' job and into HTTP statuses the gateway's.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use faas_proto::client::Client;
-use faas_proto::{FailureKind, Job, JobResult, LbReply, LbRequest, ServerReply, ServerRequest};
-use serde_json::json;
+use faas_proto::{
+    ErrorKind, FailureKind, FunctionMeta, Job, JobResult, Lang, LbReply, LbRequest, PlatformStats,
+    ServiceError,
+};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
-use crate::lang::Lang;
-use crate::store::{now_secs, FunctionMeta, FunctionStore, StoreError};
+use crate::store::{now_secs, FunctionStore, StoreError};
 use crate::toolchain::{build_artifact, missing_hint, run_with_timeout, BuildError, Toolchains};
 use crate::workers::WorkerPool;
 
@@ -36,6 +39,23 @@ pub struct Limits {
     pub compile_timeout: Duration,
 }
 
+/// A deploy as the gateway asked for it.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub name: String,
+    pub lang: Lang,
+    pub code: String,
+    pub timeout_ms: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+}
+
+/// An invocation that reached a worker (whatever the function did).
+#[derive(Debug)]
+pub struct Invocation {
+    pub worker_id: usize,
+    pub result: JobResult,
+}
+
 /// The Server's state, shared by every request.
 pub struct Service {
     pub store: FunctionStore,
@@ -46,10 +66,10 @@ pub struct Service {
     pub limits: Limits,
     /// Bounds concurrent compiles so a burst of deploys cannot starve invokes.
     pub compile_slots: Semaphore,
-    pub cache_dir: std::path::PathBuf,
+    pub cache_dir: PathBuf,
     pub next_job: AtomicU64,
     /// The worker binary, also used to build artifacts.
-    pub worker_program: std::path::PathBuf,
+    pub worker_program: PathBuf,
 }
 
 /// Extra time past a job's deadline before the Server stops waiting for the
@@ -57,230 +77,191 @@ pub struct Service {
 const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 impl Service {
-    pub async fn handle(self: &Arc<Self>, request: ServerRequest) -> ServerReply {
-        match request {
-            ServerRequest::Deploy {
-                req,
-                name,
-                lang,
-                code,
-                timeout_ms,
-                max_memory_mb,
-            } => self
-                .deploy(&name, &lang, code, timeout_ms, max_memory_mb)
-                .await
-                .unwrap_or_else(|e| e)
-                .with_req(req),
-            ServerRequest::Invoke {
-                req,
-                function,
-                payload,
-            } => self.invoke(&function, payload).await.with_req(req),
-            ServerRequest::GetSource { req, name } => self.source(&name).with_req(req),
-            ServerRequest::List { req } => {
-                let all = self.store.list();
-                let functions: Vec<&FunctionMeta> = all.iter().map(|m| &**m).collect();
-                ServerReply::json(req, 200, json!({"ok": true, "functions": functions}))
-            }
-            ServerRequest::Stats { req } => self.stats().await.with_req(req),
-        }
+    /// Validates, stores and compiles a function; it is served only once
+    /// everything is in place.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        req: DeployRequest,
+    ) -> Result<FunctionMeta, ServiceError> {
+        self.check_deploy(&req)?;
+        let reservation = self.store.reserve(&req.name).map_err(store_error)?;
+        reservation.create_staging().map_err(store_error)?;
+        let source = reservation.staging.join(req.lang.source_file());
+        std::fs::write(&source, &req.code).map_err(|e| {
+            log::error!(target: PART, "writing {}: {e}", source.display());
+            ServiceError::internal("could not write the source to the function store")
+        })?;
+        let started = Instant::now();
+        log::info!(target: PART, "deploy {} ({}): building", req.name, req.lang);
+        self.build(req.lang, &reservation.staging, &source)
+            .await
+            .inspect_err(
+                |_| log::info!(target: PART, "deploy {} ({}) failed to build", req.name, req.lang),
+            )?;
+        let meta = FunctionMeta {
+            id: reservation.id.clone(),
+            name: req.name,
+            lang: req.lang,
+            created: now_secs(),
+            sha256: hex(&Sha256::digest(req.code.as_bytes())),
+            wasm: req.lang.is_compiled(),
+            timeout_ms: req.timeout_ms,
+            max_memory_mb: req.max_memory_mb,
+        };
+        let meta = reservation.commit(meta).map_err(store_error)?;
+        log::info!(
+            target: PART,
+            "deployed {} ({}) as {} in {:.0} ms",
+            meta.name,
+            meta.lang,
+            meta.id,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok((*meta).clone())
     }
 
-    async fn deploy(
-        self: &Arc<Self>,
-        name: &str,
-        lang: &str,
-        code: String,
-        timeout_ms: Option<u64>,
-        max_memory_mb: Option<u64>,
-    ) -> Result<ServerReply, ServerReply> {
-        validate_name(name).map_err(|e| ServerReply::error(0, 400, e))?;
-        let lang: Lang = lang
-            .parse()
-            .map_err(|e: String| ServerReply::error(0, 400, e))?;
-        if code.trim().is_empty() {
-            return Err(ServerReply::error(
-                0,
-                400,
+    /// Everything a deploy can be refused for before anything is written.
+    fn check_deploy(&self, req: &DeployRequest) -> Result<(), ServiceError> {
+        validate_name(&req.name).map_err(ServiceError::bad_request)?;
+        if req.code.trim().is_empty() {
+            return Err(ServiceError::bad_request(
                 "the source code (request body) is empty",
             ));
         }
-        if lang != Lang::Html && self.toolchains.tool(lang).is_none() {
-            return Err(ServerReply::error(0, 503, missing_hint(lang)));
+        if req.lang != Lang::Html && self.toolchains.tool(req.lang).is_none() {
+            return Err(ServiceError::unavailable(missing_hint(req.lang)));
         }
-        if let Some(t) = timeout_ms {
-            if t == 0 || t > self.limits.max_timeout_ms {
-                return Err(ServerReply::error(
-                    0,
-                    400,
-                    format!(
-                        "timeout_ms must be between 1 and {}",
-                        self.limits.max_timeout_ms
-                    ),
-                ));
-            }
-        }
-        if let Some(m) = max_memory_mb {
-            if m == 0 || m > self.limits.max_memory_mb {
-                return Err(ServerReply::error(
-                    0,
-                    400,
-                    format!(
-                        "max_memory_mb must be between 1 and {}",
-                        self.limits.max_memory_mb
-                    ),
-                ));
-            }
-        }
+        check_limit("timeout_ms", req.timeout_ms, self.limits.max_timeout_ms)?;
+        check_limit(
+            "max_memory_mb",
+            req.max_memory_mb,
+            self.limits.max_memory_mb,
+        )
+    }
 
-        let reservation = self.store.reserve(name).map_err(store_error)?;
-        reservation.create_staging().map_err(store_error)?;
-        let source = reservation
-            .staging
-            .join(format!("code.{}", lang.extension()));
-        std::fs::write(&source, &code).map_err(|e| {
-            log::error!(target: PART, "writing {}: {e}", source.display());
-            ServerReply::error(0, 500, "could not write the source to the function store")
-        })?;
-
-        let started = std::time::Instant::now();
-        let permit = self
+    /// Runs the language's build step on `source` in `dir`, off the request
+    /// threads and at most `--compile-jobs` at once.
+    async fn build(
+        self: &Arc<Self>,
+        lang: Lang,
+        dir: &Path,
+        source: &Path,
+    ) -> Result<(), ServiceError> {
+        let _permit = self
             .compile_slots
             .acquire()
             .await
             .expect("semaphore never closed");
         let this = self.clone();
-        let staging = reservation.staging.clone();
-        let build = tokio::task::spawn_blocking(move || {
-            this.toolchains.build(
-                lang,
-                &staging,
-                &source,
-                &this.cache_dir,
-                this.limits.compile_timeout,
-            )?;
-            if lang.is_wasm() {
+        let (dir, source) = (dir.to_path_buf(), source.to_path_buf());
+        let built = tokio::task::spawn_blocking(move || {
+            let timeout = this.limits.compile_timeout;
+            this.toolchains
+                .build(lang, &dir, &source, &this.cache_dir, timeout)?;
+            if lang.is_compiled() {
                 // Compile once, here: workers load this artifact instead of
                 // running cranelift on their first call. In a child process
                 // (`worker compile`), because a Wasmer engine never frees the
                 // code it compiled: the Server's memory stays flat.
-                build_artifact(&this.worker_program, &staging, this.limits.compile_timeout)?;
+                build_artifact(&this.worker_program, &dir, timeout)?;
             }
             Ok(())
         })
         .await
         .unwrap_or_else(|e| Err(BuildError::Failed(format!("build task failed: {e}"))));
-        drop(permit);
-        match build {
-            Ok(()) => {}
-            Err(BuildError::Missing(msg)) => return Err(ServerReply::error(0, 503, msg)),
-            Err(BuildError::Rejected(msg)) => {
-                log::info!(target: PART, "deploy {name} ({lang}) rejected by the compiler");
-                return Err(ServerReply::json(
-                    0,
-                    422,
-                    json!({"ok": false, "error": format!("compilation failed: {msg}"), "details": msg}),
-                ));
-            }
-            Err(BuildError::Failed(msg)) => {
-                log::error!(target: PART, "deploy {name} ({lang}): {msg}");
-                return Err(ServerReply::error(0, 500, msg));
-            }
-        }
-
-        let meta = FunctionMeta {
-            id: reservation.id.clone(),
-            name: name.to_string(),
-            lang,
-            created: now_secs(),
-            sha256: hex(&Sha256::digest(code.as_bytes())),
-            wasm: lang.is_wasm(),
-            timeout_ms,
-            max_memory_mb,
-        };
-        let meta = reservation.commit(meta).map_err(store_error)?;
-        log::info!(
-            target: PART,
-            "deployed {} ({lang}) as {} in {:.0} ms",
-            meta.name,
-            meta.id,
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        Ok(ServerReply::json(
-            0,
-            201,
-            json!({"ok": true, "id": meta.id, "name": meta.name, "lang": meta.lang, "wasm": meta.wasm}),
-        ))
+        built.map_err(build_error)
     }
 
-    async fn invoke(&self, function: &str, payload: String) -> ServerReply {
-        let Some(meta) = self.store.resolve(function) else {
-            return ServerReply::error(0, 404, format!("function '{function}' not found"));
-        };
+    /// Runs a function on the worker the LB picks.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: String,
+    ) -> Result<Invocation, ServiceError> {
+        let meta = self
+            .store
+            .resolve(function)
+            .ok_or_else(|| ServiceError::not_found(format!("function '{function}' not found")))?;
         let timeout_ms = meta.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
-        let job_id = self.next_job.fetch_add(1, Ordering::Relaxed);
-
         let job = Job {
-            req: job_id,
-            function: meta.id.clone(),
             payload: Some(payload),
-            lang: Some(meta.lang.name().to_string()),
+            lang: Some(meta.lang),
             timeout_ms: Some(timeout_ms),
             max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
             max_output_bytes: Some(self.limits.max_output_bytes),
+            ..Job::new(
+                self.next_job.fetch_add(1, Ordering::Relaxed),
+                meta.id.clone(),
+            )
         };
-        // A worker the LB picked may have died a moment before: ask again
-        // (the LB learns of the death and routes around it).
+        let (worker_id, rx) = match self.dispatch(&job).await? {
+            Dispatched::Running(worker_id, rx) => (worker_id, rx),
+            Dispatched::Failed(worker_id, result) => return Ok(Invocation { worker_id, result }),
+        };
+        let req = job.req;
+        // The job's line is queued for the worker; free the payload now.
+        drop(job);
+        let result = self.wait_for_result(req, worker_id, rx, timeout_ms).await;
+        self.job_done(req, worker_id, result.ok).await;
+        Ok(Invocation { worker_id, result })
+    }
+
+    /// Hands `job` to the worker the LB picks. A worker the LB picked may
+    /// have died a moment before: then the LB is asked again (it learns of
+    /// the death and routes around it).
+    async fn dispatch(&self, job: &Job) -> Result<Dispatched, ServiceError> {
         let mut attempts = 0;
-        let (worker_id, rx) = loop {
+        loop {
             attempts += 1;
-            let worker_id = match self.pick_worker(&meta.id).await {
-                Ok(worker_id) => worker_id,
-                Err(reply) => return reply,
-            };
-            match self.workers.dispatch(worker_id, &job) {
-                Ok(rx) => break (worker_id, rx),
+            let worker_id = self.pick_worker(&job.function).await?;
+            match self.workers.dispatch(worker_id, job) {
+                Ok(rx) => return Ok(Dispatched::Running(worker_id, rx)),
                 Err(err) if attempts < 3 => {
-                    log::warn!(target: PART, "req {job_id}: {err}; asking the LB again");
-                    self.job_done(job_id, worker_id, false).await;
+                    log::warn!(target: PART, "req {}: {err}; asking the LB again", job.req);
+                    self.job_done(job.req, worker_id, false).await;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(err) => {
-                    self.job_done(job_id, worker_id, false).await;
-                    return invoke_reply(
-                        JobResult::failure(job_id, FailureKind::WorkerCrashed, err.to_string()),
-                        worker_id,
-                    );
+                    self.job_done(job.req, worker_id, false).await;
+                    let result =
+                        JobResult::failure(job.req, FailureKind::WorkerCrashed, err.to_string());
+                    return Ok(Dispatched::Failed(worker_id, result));
                 }
             }
-        };
-        // The job's line is queued for the worker; free the payload now.
-        drop(job);
+        }
+    }
+
+    /// The job's result, or a timeout (and the worker killed) when the
+    /// worker fails to stop the function itself.
+    async fn wait_for_result(
+        &self,
+        req: u64,
+        worker_id: usize,
+        rx: oneshot::Receiver<JobResult>,
+        timeout_ms: u64,
+    ) -> JobResult {
         let wait = Duration::from_millis(timeout_ms) + DEADLINE_GRACE;
-        let result = match tokio::time::timeout(wait, rx).await {
+        match tokio::time::timeout(wait, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => JobResult::failure(
-                job_id,
+                req,
                 FailureKind::WorkerCrashed,
                 format!("worker {worker_id} stopped before answering"),
             ),
             Err(_) => {
-                // The worker did not stop the function itself: the process
-                // is replaced so the slot serves again.
+                // The process is replaced so the slot serves again.
                 self.workers.kill(worker_id);
                 JobResult::failure(
-                    job_id,
+                    req,
                     FailureKind::Timeout,
                     format!("timed out after {timeout_ms} ms"),
                 )
             }
-        };
-        self.job_done(job_id, worker_id, result.ok).await;
-        invoke_reply(result, worker_id)
+        }
     }
 
     /// Asks the LB which worker runs `function`'s next job.
-    async fn pick_worker(&self, function: &str) -> Result<usize, ServerReply> {
+    async fn pick_worker(&self, function: &str) -> Result<usize, ServiceError> {
         // The payload stays here rather than crossing the LB.
         let decision = self
             .lb
@@ -292,18 +273,17 @@ impl Service {
             .await;
         match decision {
             Ok(LbReply::ForwardToWorker { worker_id, .. }) => Ok(worker_id),
-            Ok(LbReply::Error { error, .. }) => {
-                Err(ServerReply::error(0, 503, format!("overloaded: {error}")))
-            }
+            Ok(LbReply::Error { error, .. }) => Err(ServiceError::new(
+                ErrorKind::Overloaded,
+                format!("overloaded: {error}"),
+            )),
             Ok(other) => {
                 log::error!(target: PART, "unexpected LB reply {other:?}");
-                Err(ServerReply::error(
-                    0,
-                    500,
+                Err(ServiceError::internal(
                     "load balancer gave an unexpected answer",
                 ))
             }
-            Err(_) => Err(ServerReply::error(0, 503, "load balancer unavailable")),
+            Err(_) => Err(ServiceError::unavailable("load balancer unavailable")),
         }
     }
 
@@ -314,6 +294,47 @@ impl Service {
             .lb
             .send(&LbRequest::JobDone { req, worker_id, ok })
             .await;
+    }
+
+    /// The stored source of a function, by name or id.
+    pub fn source(&self, name: &str) -> Result<(Lang, String), ServiceError> {
+        let meta = self
+            .store
+            .resolve(name)
+            .ok_or_else(|| ServiceError::not_found(format!("function '{name}' not found")))?;
+        let code = self.store.source(&meta).map_err(|err| {
+            log::error!(target: PART, "{err}");
+            ServiceError::internal("could not read the stored source")
+        })?;
+        Ok((meta.lang, code))
+    }
+
+    /// Every deployed function, oldest first.
+    pub fn list(&self) -> Vec<FunctionMeta> {
+        self.store.list().iter().map(|m| (**m).clone()).collect()
+    }
+
+    /// The LB's counters with the workers' processes.
+    pub async fn stats(&self) -> Result<PlatformStats, ServiceError> {
+        let lb = self.lb.call(|req| LbRequest::Stats { req }).await;
+        let Ok(LbReply::Stats {
+            strategy,
+            queue_len,
+            workers,
+            ..
+        }) = lb
+        else {
+            return Err(ServiceError::unavailable("load balancer unavailable"));
+        };
+        Ok(PlatformStats {
+            strategy,
+            queue_len,
+            workers,
+            worker_pids: self.workers.pids(),
+            worker_restarts: self.workers.restarts(),
+            worker_recycles: self.workers.recycles(),
+            functions: self.store.len(),
+        })
     }
 
     /// Rebuilds artifacts that are missing or were built by another Wasmer
@@ -343,78 +364,23 @@ impl Service {
             Err(err) => log::error!(target: PART, "cannot refresh artifacts: {err}"),
         }
     }
-
-    fn source(&self, name: &str) -> ServerReply {
-        let Some(meta) = self.store.resolve(name) else {
-            return ServerReply::error(0, 404, format!("function '{name}' not found"));
-        };
-        match self.store.source(&meta) {
-            Ok(code) => ServerReply {
-                req: 0,
-                status: 200,
-                body: serde_json::Value::String(code),
-                text: true,
-            },
-            Err(err) => {
-                log::error!(target: PART, "{err}");
-                ServerReply::error(0, 500, "could not read the stored source")
-            }
-        }
-    }
-
-    async fn stats(&self) -> ServerReply {
-        let lb = self.lb.call(|req| LbRequest::Stats { req }).await;
-        let Ok(LbReply::Stats {
-            strategy,
-            queue_len,
-            workers,
-            ..
-        }) = lb
-        else {
-            return ServerReply::error(0, 503, "load balancer unavailable");
-        };
-        ServerReply::json(
-            0,
-            200,
-            json!({
-                "ok": true,
-                "strategy": strategy,
-                "queue_len": queue_len,
-                "workers": workers,
-                "worker_pids": self.workers.pids(),
-                "worker_restarts": self.workers.restarts(),
-                "worker_recycles": self.workers.recycles(),
-                "functions": self.store.len(),
-            }),
-        )
-    }
 }
 
-/// Maps a job's result to the client's answer.
-fn invoke_reply(result: JobResult, worker_id: usize) -> ServerReply {
-    let mut body = json!({
-        "ok": result.ok,
-        "output": result.output,
-        "stderr": result.stderr,
-        "exit_code": result.exit_code,
-        "worker_id": worker_id,
-        // Microsecond precision is all a client can use.
-        "duration_ms": (result.duration_ms * 1000.0).round() / 1000.0,
-    });
-    if result.truncated {
-        body["truncated"] = json!(true);
+/// Where a job went.
+enum Dispatched {
+    Running(usize, oneshot::Receiver<JobResult>),
+    /// It could not be handed to any worker.
+    Failed(usize, JobResult),
+}
+
+/// A per-function limit, when given, is between 1 and `max`.
+fn check_limit(name: &str, value: Option<u64>, max: u64) -> Result<(), ServiceError> {
+    match value {
+        Some(v) if v == 0 || v > max => Err(ServiceError::bad_request(format!(
+            "{name} must be between 1 and {max}"
+        ))),
+        _ => Ok(()),
     }
-    if result.ok {
-        return ServerReply::json(0, 200, body);
-    }
-    let status = match result.kind {
-        Some(FailureKind::Timeout) => 504,
-        Some(FailureKind::NotFound) => 404,
-        Some(FailureKind::WorkerCrashed) => 502,
-        _ => 500,
-    };
-    body["error"] = json!(result.error.unwrap_or_else(|| "function failed".into()));
-    ServerReply::json(0, status, body)
 }
 
 /// Function names: letters, digits, `_` and `-`, 1 to 64 of them.
@@ -433,35 +399,39 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(format!(
-            "invalid function name '{name}': use letters, digits, '_' and '-' only"
+            "invalid function name '{name}': use letters, digits, '_' and '-'"
         ));
     }
     Ok(())
 }
 
-fn store_error(err: StoreError) -> ServerReply {
+fn store_error(err: StoreError) -> ServiceError {
     match err {
-        StoreError::NameTaken(_) => ServerReply::error(0, 409, err.to_string()),
+        StoreError::NameTaken(_) => ServiceError::new(ErrorKind::NameTaken, err.to_string()),
         StoreError::Io { .. } => {
             log::error!(target: PART, "{err}");
-            ServerReply::error(0, 500, "the function store could not be written")
+            ServiceError::internal("the function store could not be written")
+        }
+    }
+}
+
+fn build_error(err: BuildError) -> ServiceError {
+    match err {
+        BuildError::Missing(msg) => ServiceError::unavailable(msg),
+        BuildError::Rejected(msg) => ServiceError::new(
+            ErrorKind::CompileFailed,
+            format!("compilation failed: {msg}"),
+        )
+        .with_details(msg),
+        BuildError::Failed(msg) => {
+            log::error!(target: PART, "build failed: {msg}");
+            ServiceError::internal(msg)
         }
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-trait WithReq {
-    fn with_req(self, req: u64) -> Self;
-}
-
-impl WithReq for ServerReply {
-    fn with_req(mut self, req: u64) -> Self {
-        self.req = req;
-        self
-    }
 }
 
 #[cfg(test)]
@@ -481,22 +451,13 @@ mod tests {
     }
 
     #[test]
-    fn failures_map_to_statuses() {
-        let cases = [
-            (FailureKind::Timeout, 504),
-            (FailureKind::WorkerCrashed, 502),
-            (FailureKind::NotFound, 404),
-            (FailureKind::Trap, 500),
-            (FailureKind::Exit, 500),
-        ];
-        for (kind, status) in cases {
-            let reply = invoke_reply(JobResult::failure(1, kind, "x"), 2);
-            assert_eq!(reply.status, status, "{kind:?}");
-            assert_eq!(reply.body["ok"], false);
-            assert_eq!(reply.body["worker_id"], 2);
-        }
-        let ok = invoke_reply(JobResult::success(1, "hi".into(), String::new(), 0, 1.0), 3);
-        assert_eq!(ok.status, 200);
-        assert_eq!(ok.body["output"], "hi");
+    fn limits_are_checked() {
+        assert!(check_limit("t", None, 10).is_ok());
+        assert!(check_limit("t", Some(10), 10).is_ok());
+        assert!(check_limit("t", Some(0), 10).is_err());
+        assert_eq!(
+            check_limit("t", Some(11), 10).unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
     }
 }

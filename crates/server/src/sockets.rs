@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::bail;
-use faas_proto::lines::read_lines;
-use faas_proto::{decode, encode, ServerReply, ServerRequest, DEFAULT_MAX_FRAME};
 use std::ops::ControlFlow;
 
-use tokio::io::AsyncWriteExt;
+use faas_proto::lines::{read_lines, write_lines};
+use faas_proto::{
+    decode, encode, Operation, Reply, ServerReply, ServerRequest, ServiceError, DEFAULT_MAX_FRAME,
+};
 use tokio::sync::mpsc;
 
-use crate::service::Service;
+use crate::service::{DeployRequest, Service};
 
 const PART: &str = "SERVER";
 
@@ -64,32 +65,67 @@ pub async fn serve_requests(listener: tokio::net::UnixListener, service: Arc<Ser
 }
 
 async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>) {
-    let (read_half, mut write_half) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
-            if write_half.write_all(&line).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (read_half, write_half) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(write_lines(write_half, rx));
     read_lines(read_half, DEFAULT_MAX_FRAME, |line| {
         let request = line.and_then(|line| decode::<ServerRequest>(&line));
         match request {
-            Ok(request) => {
+            Ok(ServerRequest { req, op }) => {
                 let service = service.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let reply = service.handle(request).await;
-                    let _ = tx.send(encode(&reply));
+                    let reply = perform(&service, op).await;
+                    let _ = tx.send(encode(&ServerReply { req, reply }));
                 });
             }
             // A bad line gets an error; the connection stays usable.
             Err(err) => {
-                let _ = tx.send(encode(&ServerReply::error(0, 400, err.to_string())));
+                let reply = Reply::Failed {
+                    error: ServiceError::bad_request(err.to_string()),
+                };
+                let _ = tx.send(encode(&ServerReply { req: 0, reply }));
             }
         }
         ControlFlow::Continue(())
     })
     .await;
+}
+
+/// Runs one operation and describes its outcome for the wire.
+async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
+    let outcome =
+        match op {
+            Operation::Deploy {
+                name,
+                lang,
+                code,
+                timeout_ms,
+                max_memory_mb,
+            } => service
+                .deploy(DeployRequest {
+                    name,
+                    lang,
+                    code,
+                    timeout_ms,
+                    max_memory_mb,
+                })
+                .await
+                .map(|function| Reply::Deployed { function }),
+            Operation::Invoke { function, payload } => service
+                .invoke(&function, payload)
+                .await
+                .map(|inv| Reply::Invoked {
+                    worker_id: inv.worker_id,
+                    result: inv.result,
+                }),
+            Operation::GetSource { name } => service
+                .source(&name)
+                .map(|(lang, code)| Reply::Source { lang, code }),
+            Operation::List => Ok(Reply::Functions {
+                functions: service.list(),
+            }),
+            Operation::Stats => service.stats().await.map(|stats| Reply::Stats { stats }),
+        };
+    outcome.unwrap_or_else(|error| Reply::Failed { error })
 }

@@ -12,30 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
-use crate::lang::Lang;
+pub use faas_proto::FunctionMeta;
 
 const PART: &str = "SERVER";
 const STAGING_PREFIX: &str = ".staging-";
-
-/// What `metadata.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FunctionMeta {
-    pub id: String,
-    pub name: String,
-    pub lang: Lang,
-    /// Unix seconds.
-    pub created: u64,
-    /// sha256 of the source, hex.
-    pub sha256: String,
-    /// Whether the function runs as WebAssembly (`code.wasm`).
-    pub wasm: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_memory_mb: Option<u64>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -185,10 +165,7 @@ impl FunctionStore {
 
     /// The stored source of a function.
     pub fn source(&self, meta: &FunctionMeta) -> Result<String, StoreError> {
-        let path = self
-            .dir
-            .join(&meta.id)
-            .join(format!("code.{}", meta.lang.extension()));
+        let path = self.dir.join(&meta.id).join(meta.lang.source_file());
         std::fs::read_to_string(&path).map_err(io_err(&path))
     }
 }
@@ -263,6 +240,8 @@ pub fn now_secs() -> u64 {
 mod tests {
     use super::*;
 
+    use faas_proto::Lang;
+
     fn meta(r: &Reservation<'_>, lang: Lang) -> FunctionMeta {
         FunctionMeta {
             id: r.id.clone(),
@@ -297,14 +276,22 @@ mod tests {
         assert_eq!(store.resolve("hello").unwrap().id, id);
         assert_eq!(store.resolve(&id).unwrap().name, "hello");
 
-        // A second deploy in the same second gets a different id.
+        // A directory already holding the id a deploy would get (left by
+        // another process, not indexed) is never reused.
+        let now = now_secs();
+        for t in [now, now + 1] {
+            std::fs::create_dir(tmp.path().join(format!("other_{t}"))).unwrap();
+        }
         let r2 = store.reserve("other").unwrap();
-        let r3_base = format!("other_{}", now_secs());
-        assert!(r2.id.starts_with("other_"));
+        assert!(
+            r2.id == format!("other_{now}_2") || r2.id == format!("other_{}_2", now + 1),
+            "{}",
+            r2.id
+        );
         drop(r2);
-        let r3 = store.reserve("other").unwrap();
-        assert!(r3.id == r3_base || r3.id.starts_with(&r3_base));
-        drop(r3);
+        for t in [now, now + 1] {
+            std::fs::remove_dir(tmp.path().join(format!("other_{t}"))).unwrap();
+        }
 
         // Reopening finds the committed function and drops staging leftovers.
         std::fs::create_dir(tmp.path().join(".staging-junk")).unwrap();

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::lang::Lang;
+use faas_proto::Lang;
 
 const PART: &str = "SERVER";
 
@@ -147,67 +147,7 @@ impl Toolchains {
             .tool(lang)
             .ok_or_else(|| BuildError::Missing(missing_hint(lang)))?;
         let out = dir.join("code.wasm");
-        let mut cmd = Command::new(&tool.program);
-        cmd.current_dir(dir);
-        match lang {
-            Lang::C => {
-                cmd.args(["--target=wasm32-wasi", "-O2", "-o"])
-                    .arg(&out)
-                    .arg(source);
-            }
-            Lang::Rust => {
-                cmd.args([
-                    "--target",
-                    "wasm32-wasi",
-                    "--edition",
-                    "2021",
-                    "-C",
-                    "opt-level=2",
-                    "-C",
-                    "strip=debuginfo",
-                    "--crate-name",
-                    "function",
-                    "-o",
-                ])
-                .arg(&out)
-                .arg(source);
-            }
-            Lang::Go if tool.tinygo => {
-                cmd.args(["build", "-target=wasi", "-o"])
-                    .arg(&out)
-                    .arg(source);
-            }
-            Lang::Go => {
-                // The cache is the Server's own, so the second Go deploy
-                // reuses the compiled standard library (seconds, not tens).
-                let go_cache = cache_dir.join("go-build");
-                let go_path = cache_dir.join("gopath");
-                cmd.args(["build", "-trimpath", "-o"])
-                    .arg(&out)
-                    .arg(source)
-                    .env("GOOS", "wasip1")
-                    .env("GOARCH", "wasm")
-                    .env("GOCACHE", &go_cache)
-                    .env("GOPATH", &go_path)
-                    .env("GOTOOLCHAIN", "local")
-                    .env("GOPROXY", "off")
-                    .env("HOME", cache_dir);
-            }
-            Lang::Js => {
-                cmd.arg("--check").arg(source);
-            }
-            Lang::Python => {
-                cmd.args([
-                    "-c",
-                    "import sys; compile(open(sys.argv[1], 'rb').read(), 'code.py', 'exec')",
-                ])
-                .arg(source);
-            }
-            Lang::Php => {
-                cmd.args(["-n", "-l"]).arg(source);
-            }
-            Lang::Html => unreachable!("html has no build step"),
-        }
+        let cmd = build_command(lang, tool, dir, source, &out, cache_dir);
         let output = run_with_timeout(cmd, timeout).map_err(|e| {
             BuildError::Failed(format!("cannot run {}: {e}", tool.program.display()))
         })?;
@@ -216,7 +156,9 @@ impl Toolchains {
                 "{lang} build timed out after {} s",
                 timeout.as_secs()
             ))),
-            Some((status, _)) if status.success() && (!lang.is_wasm() || out.exists()) => Ok(()),
+            Some((status, _)) if status.success() && (!lang.is_compiled() || out.exists()) => {
+                Ok(())
+            }
             Some((status, _)) if status.success() => Err(BuildError::Failed(format!(
                 "{} exited 0 but wrote no code.wasm",
                 tool.program.display()
@@ -224,6 +166,84 @@ impl Toolchains {
             Some((_, message)) => Err(BuildError::Rejected(clean_message(&message, dir))),
         }
     }
+
+    /// The program paths workers need for native functions.
+    pub fn native_runtimes(&self) -> [(Lang, Option<PathBuf>); 3] {
+        [Lang::Js, Lang::Python, Lang::Php].map(|l| (l, self.tool(l).map(|t| t.program.clone())))
+    }
+}
+
+/// The command that checks or compiles `source` (in `dir`, writing `out`
+/// for compiled languages).
+fn build_command(
+    lang: Lang,
+    tool: &Tool,
+    dir: &Path,
+    source: &Path,
+    out: &Path,
+    cache_dir: &Path,
+) -> Command {
+    let mut cmd = Command::new(&tool.program);
+    cmd.current_dir(dir);
+    match lang {
+        Lang::C => {
+            cmd.args(["--target=wasm32-wasi", "-O2", "-o"])
+                .arg(out)
+                .arg(source);
+        }
+        Lang::Rust => {
+            cmd.args([
+                "--target",
+                "wasm32-wasi",
+                "--edition",
+                "2021",
+                "-C",
+                "opt-level=2",
+                "-C",
+                "strip=debuginfo",
+                "--crate-name",
+                "function",
+                "-o",
+            ])
+            .arg(out)
+            .arg(source);
+        }
+        Lang::Go if tool.tinygo => {
+            cmd.args(["build", "-target=wasi", "-o"])
+                .arg(out)
+                .arg(source);
+        }
+        Lang::Go => {
+            // The cache is the Server's own, so the second Go deploy reuses
+            // the compiled standard library (seconds, not tens).
+            cmd.args(["build", "-trimpath", "-o"])
+                .arg(out)
+                .arg(source)
+                .env("GOOS", "wasip1")
+                .env("GOARCH", "wasm")
+                .env("GOCACHE", cache_dir.join("go-build"))
+                .env("GOPATH", cache_dir.join("gopath"))
+                .env("GOTOOLCHAIN", "local")
+                .env("GOPROXY", "off")
+                .env("HOME", cache_dir);
+        }
+        Lang::Js => {
+            cmd.arg("--check").arg(source);
+        }
+        Lang::Python => {
+            cmd.args([
+                "-c",
+                "import sys; compile(open(sys.argv[1], 'rb').read(), 'code.py', 'exec')",
+            ])
+            .arg(source);
+        }
+        Lang::Php => {
+            cmd.args(["-n", "-l"]).arg(source);
+        }
+        // Html has no build step; `build` returns before asking for one.
+        Lang::Html => {}
+    }
+    cmd
 }
 
 /// Builds `dir/code.wasmu` with `worker compile` (exit 3: the module is not

@@ -21,15 +21,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faas_proto::lines::read_lines;
+use faas_proto::lines::{read_lines, write_lines};
 use faas_proto::{
     decode, encode, FailureKind, FrameError, Job, JobResult, LbRequest, RequestId,
     DEFAULT_MAX_FRAME,
 };
 use std::ops::ControlFlow;
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 
 const PART: &str = "SERVER";
@@ -40,7 +39,7 @@ pub struct WorkerSpec {
     pub program: PathBuf,
     pub functions_dir: PathBuf,
     /// Extra arguments after `--functions-dir DIR --id N`.
-    pub extra_args: Vec<String>,
+    pub extra_args: Vec<std::ffi::OsString>,
     /// Recycle a worker once it has loaded this many modules (0: never).
     pub recycle_after_loads: u64,
 }
@@ -373,13 +372,5 @@ impl WorkerPool {
             ControlFlow::Continue(())
         })
         .await;
-    }
-}
-
-async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<Vec<u8>>) {
-    while let Some(line) = lines.recv().await {
-        if stdin.write_all(&line).await.is_err() {
-            break;
-        }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_proto::{FailureKind, Job, JobResult};
+use faas_proto::{FailureKind, Job, JobResult, Lang};
 use wasmer::Module;
 
 use crate::cache::LruCache;
@@ -23,11 +23,44 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 enum Loaded {
     Wasm(Module),
-    Native {
-        lang: &'static str,
-        code: Arc<Vec<u8>>,
-    },
+    Native { lang: Lang, code: Arc<Vec<u8>> },
     Html(Arc<String>),
+}
+
+/// Why a job's function could not be loaded.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("function '{id}' not found ({why})")]
+    NotFound { id: String, why: String },
+    #[error("{0}")]
+    BadJob(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl LoadError {
+    fn not_found(id: &str, why: impl std::fmt::Display) -> Self {
+        Self::NotFound {
+            id: id.to_string(),
+            why: why.to_string(),
+        }
+    }
+
+    fn into_result(self, req: u64) -> JobResult {
+        let kind = match self {
+            Self::NotFound { .. } => FailureKind::NotFound,
+            Self::BadJob(_) => FailureKind::BadJob,
+            Self::Internal(_) => FailureKind::Internal,
+        };
+        JobResult::failure(req, kind, self.to_string())
+    }
+}
+
+/// The limits one call runs under.
+struct CallLimits {
+    timeout: Duration,
+    max_memory_bytes: u64,
+    max_output_bytes: usize,
 }
 
 /// Runs jobs for one worker process.
@@ -52,13 +85,14 @@ impl JobRunner {
     pub fn new(
         functions_dir: PathBuf,
         sandbox: Sandbox,
+        native: NativeRunner,
         module_cache_size: usize,
         max_output_bytes: usize,
     ) -> Self {
         Self {
             functions_dir,
             sandbox,
-            native: NativeRunner::detect(),
+            native,
             loaded: LruCache::new(module_cache_size),
             max_output_bytes,
             last_wasm: None,
@@ -101,69 +135,17 @@ impl JobRunner {
 
     fn run_job(&mut self, job: Job) -> JobResult {
         let req = job.req;
-        if !crate::is_valid_function_id(&job.function) {
-            return JobResult::failure(
-                req,
-                FailureKind::BadJob,
-                format!("invalid function id '{}'", job.function),
-            );
-        }
-        let loaded = match self.loaded.get(&job.function) {
-            Some(loaded) => loaded,
-            None => match self.load(&job) {
-                Ok(loaded) => {
-                    if matches!(loaded, Loaded::Wasm(_)) {
-                        self.modules_loaded += 1;
-                    }
-                    self.loaded.insert(job.function.clone(), loaded.clone());
-                    loaded
-                }
-                Err(mut failure) => {
-                    failure.req = req;
-                    return failure;
-                }
-            },
+        let loaded = match self.function(&job) {
+            Ok(loaded) => loaded,
+            Err(err) => return err.into_result(req),
         };
-
-        let timeout = job
-            .timeout_ms
-            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        let max_memory_bytes = job
-            .max_memory_mb
-            .map_or(DEFAULT_MAX_MEMORY_BYTES, |mb| mb * 1024 * 1024);
-        let max_output_bytes = job
-            .max_output_bytes
-            .map_or(self.max_output_bytes, |n| n as usize);
+        let limits = self.limits_of(&job);
         let payload = job.payload.unwrap_or_default().into_bytes();
-
         let outcome = match loaded {
             Loaded::Html(doc) => {
                 return JobResult::success(req, doc.as_ref().clone(), String::new(), 0, 0.0)
             }
-            Loaded::Wasm(module) => {
-                let started = std::time::Instant::now();
-                // A ready instance of this very function (and memory cap)
-                // is used; any other is dropped (it never ran).
-                let ready = match self.prepared.take() {
-                    Some((id, p))
-                        if id == job.function && p.max_memory_bytes() == max_memory_bytes =>
-                    {
-                        Ok(p)
-                    }
-                    _ => self
-                        .sandbox
-                        .prepare(&module, &wasm_options(&job.function, max_memory_bytes)),
-                };
-                self.last_wasm = Some((job.function.clone(), module, max_memory_bytes));
-                ready.map_err(|e| e.to_string()).map(|prepared| {
-                    let (mut out, spent) =
-                        self.sandbox
-                            .call(prepared, payload, max_output_bytes, Some(timeout));
-                    self.spent = Some(spent);
-                    out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    out
-                })
-            }
+            Loaded::Wasm(module) => self.run_wasm(&job.function, module, payload, &limits),
             Loaded::Native { lang, code } => self
                 .native
                 .run(
@@ -172,64 +154,122 @@ impl JobRunner {
                     req,
                     &code,
                     &payload,
-                    &NativeLimits {
-                        timeout,
-                        max_memory_bytes,
-                        max_output_bytes,
-                        max_file_bytes: 16 * 1024 * 1024,
-                        max_open_files: 256,
-                        max_processes: 4096,
-                    },
+                    &native_limits(&limits),
                 )
                 .map_err(|e| e.to_string()),
         };
         match outcome {
-            Ok(out) => describe(req, out, timeout),
+            Ok(out) => describe(req, out, limits.timeout),
             Err(err) => JobResult::failure(req, FailureKind::Internal, err),
         }
     }
 
+    /// The job's function, from the cache or loaded now.
+    fn function(&mut self, job: &Job) -> Result<Loaded, LoadError> {
+        if !crate::is_valid_function_id(&job.function) {
+            return Err(LoadError::BadJob(format!(
+                "invalid function id '{}'",
+                job.function
+            )));
+        }
+        if let Some(loaded) = self.loaded.get(&job.function) {
+            return Ok(loaded);
+        }
+        let loaded = self.load(job)?;
+        if matches!(loaded, Loaded::Wasm(_)) {
+            self.modules_loaded += 1;
+        }
+        self.loaded.insert(job.function.clone(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn limits_of(&self, job: &Job) -> CallLimits {
+        CallLimits {
+            timeout: job
+                .timeout_ms
+                .map_or(DEFAULT_TIMEOUT, Duration::from_millis),
+            max_memory_bytes: job
+                .max_memory_mb
+                .map_or(DEFAULT_MAX_MEMORY_BYTES, |mb| mb * 1024 * 1024),
+            max_output_bytes: job
+                .max_output_bytes
+                .map_or(self.max_output_bytes, |n| n as usize),
+        }
+    }
+
+    /// Runs a Wasm function on a fresh instance: the one prepared while idle
+    /// when it is of this very function and memory cap, else a new one.
+    fn run_wasm(
+        &mut self,
+        id: &str,
+        module: Module,
+        payload: Vec<u8>,
+        limits: &CallLimits,
+    ) -> Result<RunOutput, String> {
+        let started = std::time::Instant::now();
+        let ready = match self.prepared.take() {
+            Some((ready_id, p))
+                if ready_id == id && p.max_memory_bytes() == limits.max_memory_bytes =>
+            {
+                Ok(p)
+            }
+            // Any other prepared instance is dropped (it never ran).
+            _ => self
+                .sandbox
+                .prepare(&module, &wasm_options(id, limits.max_memory_bytes)),
+        };
+        self.last_wasm = Some((id.to_string(), module, limits.max_memory_bytes));
+        let prepared = ready.map_err(|e| e.to_string())?;
+        let (mut out, spent) = self.sandbox.call(
+            prepared,
+            payload,
+            limits.max_output_bytes,
+            Some(limits.timeout),
+        );
+        self.spent = Some(spent);
+        out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(out)
+    }
+
     /// Reads a function from disk (once; then it is cached).
-    fn load(&self, job: &Job) -> Result<Loaded, JobResult> {
-        let dir = self.functions_dir.join(&job.function);
-        let lang = match &job.lang {
-            Some(lang) => lang.clone(),
-            None => read_lang(&dir, &job.function)?,
+    fn load(&self, job: &Job) -> Result<Loaded, LoadError> {
+        let id = job.function.as_str();
+        let dir = self.functions_dir.join(id);
+        let lang = match job.lang {
+            Some(lang) => lang,
+            None => read_lang(&dir, id)?,
         };
-        let read = |file: &str| {
-            std::fs::read(dir.join(file))
-                .map_err(|e| not_found(&job.function, format!("{file}: {e}")))
+        let read = |file: String| {
+            std::fs::read(dir.join(&file))
+                .map_err(|e| LoadError::not_found(id, format!("{file}: {e}")))
         };
-        match lang.as_str() {
-            "c" | "rust" | "go" => {
-                let path = dir.join("code.wasm");
-                if !path.exists() {
-                    return Err(not_found(&job.function, "no code.wasm"));
+        match lang {
+            _ if lang.is_compiled() => {
+                if !dir.join("code.wasm").exists() {
+                    return Err(LoadError::not_found(id, "no code.wasm"));
                 }
                 self.sandbox
                     .load_function(&dir)
                     .map(Loaded::Wasm)
-                    .map_err(|e| JobResult::failure(0, FailureKind::Internal, e.to_string()))
+                    .map_err(|e| LoadError::Internal(e.to_string()))
             }
-            "js" => Ok(Loaded::Native {
-                lang: "js",
-                code: Arc::new(read("code.js")?),
+            Lang::Html => Ok(Loaded::Html(Arc::new(lossy(read(lang.source_file())?)))),
+            _ => Ok(Loaded::Native {
+                lang,
+                code: Arc::new(read(lang.source_file())?),
             }),
-            "python" => Ok(Loaded::Native {
-                lang: "python",
-                code: Arc::new(read("code.py")?),
-            }),
-            "php" => Ok(Loaded::Native {
-                lang: "php",
-                code: Arc::new(read("code.php")?),
-            }),
-            "html" => Ok(Loaded::Html(Arc::new(lossy(read("code.html")?)))),
-            other => Err(JobResult::failure(
-                0,
-                FailureKind::BadJob,
-                format!("unknown language '{other}'"),
-            )),
         }
+    }
+}
+
+fn native_limits(limits: &CallLimits) -> NativeLimits {
+    NativeLimits {
+        timeout: limits.timeout,
+        max_memory_bytes: limits.max_memory_bytes,
+        max_output_bytes: limits.max_output_bytes,
+        max_file_bytes: 16 * 1024 * 1024,
+        max_open_files: 256,
+        max_processes: 4096,
     }
 }
 
@@ -277,22 +317,14 @@ fn lossy(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn not_found(id: &str, why: impl std::fmt::Display) -> JobResult {
-    JobResult::failure(
-        0,
-        FailureKind::NotFound,
-        format!("function '{id}' not found ({why})"),
-    )
-}
-
 /// The `lang` field of a function's metadata.json.
-fn read_lang(dir: &Path, id: &str) -> Result<String, JobResult> {
-    let text = std::fs::read_to_string(dir.join("metadata.json")).map_err(|e| not_found(id, e))?;
-    let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        JobResult::failure(0, FailureKind::Internal, format!("bad metadata.json: {e}"))
-    })?;
-    meta["lang"]
+fn read_lang(dir: &Path, id: &str) -> Result<Lang, LoadError> {
+    let text = std::fs::read_to_string(dir.join("metadata.json"))
+        .map_err(|e| LoadError::not_found(id, e))?;
+    let meta: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| LoadError::Internal(format!("bad metadata.json: {e}")))?;
+    let lang = meta["lang"]
         .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| JobResult::failure(0, FailureKind::Internal, "metadata.json has no lang"))
+        .ok_or_else(|| LoadError::Internal("metadata.json has no lang".into()))?;
+    lang.parse().map_err(LoadError::BadJob)
 }

@@ -3,6 +3,8 @@
 //! Server shares with its own terminal.
 //!
 //! Modules:
+//! - [`args`]: the worker's flags ([`args::WorkerArgs`]), shared with the
+//!   Server that starts workers;
 //! - [`wasm`]: the Wasmer sandbox (one engine and tokio runtime per process,
 //!   a fresh `Store` and instance per call, compiled modules cached);
 //! - [`artifact`]: compile-once artifacts (built by the Server at deploy);
@@ -16,6 +18,7 @@
 //! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
 //!   standalone debugging mode.
 
+pub mod args;
 pub mod artifact;
 pub mod bench;
 pub mod cache;

@@ -5,13 +5,18 @@
 //!   hand: `echo '{"fn":"hello_1","payload":"x"}' | worker`.
 //! - `worker run FILE.wasm [ARGS...]`: runs one module with the terminal's
 //!   stdin/stdout and exits with its exit code (like `wasmer run`).
+//! - `worker compile DIR`, `worker refresh-artifacts`, `worker bench FILE`:
+//!   artifacts and the benchmark floor.
 
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use faas_worker::jobs::{JobRunner, DEFAULT_MAX_OUTPUT_BYTES};
+use faas_worker::args::WorkerArgs;
+use faas_worker::artifact;
+use faas_worker::jobs::JobRunner;
+use faas_worker::native::NativeRunner;
 use faas_worker::wasm::{PrepareOptions, RunOptions, Sandbox};
 
 #[derive(Parser, Debug)]
@@ -27,12 +32,8 @@ struct Cli {
     /// This worker's number, shown in its log lines.
     #[arg(long, env = "FAAS_WORKER_ID", default_value_t = 0)]
     id: usize,
-    /// Most compiled modules kept in memory.
-    #[arg(long, env = "FAAS_MODULE_CACHE_SIZE", default_value_t = 256)]
-    module_cache_size: usize,
-    /// Most bytes of stdout (and of stderr) a function may return.
-    #[arg(long, env = "FAAS_MAX_OUTPUT_BYTES", default_value_t = DEFAULT_MAX_OUTPUT_BYTES)]
-    max_output_bytes: usize,
+    #[command(flatten)]
+    worker: WorkerArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -101,101 +102,105 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let part: &'static str = Box::leak(format!("WORKER-{}", cli.id).into_boxed_str());
     faas_logging::init(part);
-    match run(cli) {
-        Ok(code) => code,
-        Err(err) => {
-            log::error!("{err:#}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    use faas_worker::artifact;
-    match &cli.command {
-        Some(Command::Compile { dir }) => {
-            let engine = artifact::new_engine(Default::default());
-            return match artifact::build_file(&engine, dir) {
-                Ok(()) => Ok(ExitCode::SUCCESS),
-                Err(err @ artifact::ArtifactError::Compile(_)) => {
-                    eprintln!("{err}");
-                    Ok(ExitCode::from(3))
-                }
-                Err(err) => Err(err.into()),
-            };
-        }
-        Some(Command::RefreshArtifacts) => {
-            let (rebuilt, total) = artifact::refresh_all(&cli.functions_dir)?;
-            println!("rebuilt {rebuilt} of {total}");
-            return Ok(ExitCode::SUCCESS);
-        }
-        _ => {}
-    }
-    let sandbox = Sandbox::new()?;
-    match cli.command {
-        Some(Command::Compile { .. }) | Some(Command::RefreshArtifacts) => {
-            unreachable!("handled above")
-        }
+    let outcome = match cli.command {
+        None => serve_jobs(cli.functions_dir, &cli.worker),
         Some(Command::Run {
             env,
             dirs,
             file,
             args,
-        }) => {
-            let module = sandbox.load_file(&file)?;
-            let mut argv = vec![file.display().to_string()];
-            argv.extend(args);
-            let out = sandbox.run(
-                &module,
-                RunOptions {
-                    // The terminal's own stdio, no deadline, the whole
-                    // 4 GiB a wasm32 module can address.
-                    instance: PrepareOptions {
-                        args: argv,
-                        env,
-                        capture: false,
-                        inherit_stdin: true,
-                        dirs,
-                        max_memory_bytes: 4 * 1024 * 1024 * 1024,
-                    },
-                    stdin: Vec::new(),
-                    max_output_bytes: cli.max_output_bytes,
-                    timeout: None,
-                },
-            )?;
-            if let Some(trap) = out.trap {
-                eprintln!("error: {} trapped: {trap}", file.display());
-            }
-            Ok(ExitCode::from(out.exit_code.clamp(0, 255) as u8))
-        }
+        }) => run_module(&file, args, env, dirs, cli.worker.max_output_bytes),
+        Some(Command::Compile { dir }) => compile(&dir),
+        Some(Command::RefreshArtifacts) => refresh_artifacts(&cli.functions_dir),
         Some(Command::Bench {
             threads,
             seconds,
             payload,
             file,
-        }) => {
-            drop(sandbox);
-            let report = faas_worker::bench::run(&file, threads, seconds, &payload)?;
-            println!("{report}");
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            log::info!(
-                "worker ready (functions dir {})",
-                cli.functions_dir.display()
-            );
-            let mut runner = JobRunner::new(
-                cli.functions_dir,
-                sandbox,
-                cli.module_cache_size,
-                cli.max_output_bytes,
-            );
-            // Unbuffered fd 0: readiness checks must see every waiting byte,
-            // which std's buffered Stdin could hide.
-            let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-            faas_worker::serve::serve(&mut runner, stdin, std::io::stdout().lock())?;
-            log::info!("stdin closed, exiting");
-            Ok(ExitCode::SUCCESS)
-        }
+        }) => faas_worker::bench::run(&file, threads, seconds, &payload)
+            .map(|report| {
+                println!("{report}");
+                ExitCode::SUCCESS
+            })
+            .map_err(Into::into),
+    };
+    outcome.unwrap_or_else(|err| {
+        log::error!("{err:#}");
+        ExitCode::from(1)
+    })
+}
+
+/// The Server's mode: jobs on stdin, results on stdout, until stdin closes.
+fn serve_jobs(functions_dir: PathBuf, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+    let sandbox = Sandbox::new()?;
+    log::info!("worker ready (functions dir {})", functions_dir.display());
+    let native = NativeRunner::new(args.node.clone(), args.python.clone(), args.php.clone());
+    let mut runner = JobRunner::new(
+        functions_dir,
+        sandbox,
+        native,
+        args.module_cache_size,
+        args.max_output_bytes,
+    );
+    // Unbuffered fd 0: readiness checks must see every waiting byte, which
+    // std's buffered Stdin could hide.
+    let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    faas_worker::serve::serve(&mut runner, stdin, std::io::stdout().lock())?;
+    log::info!("stdin closed, exiting");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `worker run`: one module with the terminal's stdio; its exit code is ours.
+fn run_module(
+    file: &Path,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    dirs: Vec<(String, String)>,
+    max_output_bytes: usize,
+) -> anyhow::Result<ExitCode> {
+    let sandbox = Sandbox::new()?;
+    let module = sandbox.load_file(file)?;
+    let mut argv = vec![file.display().to_string()];
+    argv.extend(args);
+    let out = sandbox.run(
+        &module,
+        RunOptions {
+            // The terminal's own stdio, no deadline, the whole 4 GiB a
+            // wasm32 module can address.
+            instance: PrepareOptions {
+                args: argv,
+                env,
+                capture: false,
+                inherit_stdin: true,
+                dirs,
+                max_memory_bytes: 4 * 1024 * 1024 * 1024,
+            },
+            stdin: Vec::new(),
+            max_output_bytes,
+            timeout: None,
+        },
+    )?;
+    if let Some(trap) = out.trap {
+        eprintln!("error: {} trapped: {trap}", file.display());
     }
+    Ok(ExitCode::from(out.exit_code.clamp(0, 255) as u8))
+}
+
+/// `worker compile DIR`: exit 3 when the module is not valid WebAssembly.
+fn compile(dir: &Path) -> anyhow::Result<ExitCode> {
+    let engine = artifact::new_engine(Default::default());
+    match artifact::build_file(&engine, dir) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err @ artifact::ArtifactError::Compile(_)) => {
+            eprintln!("{err}");
+            Ok(ExitCode::from(3))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn refresh_artifacts(functions_dir: &Path) -> anyhow::Result<ExitCode> {
+    let (rebuilt, total) = artifact::refresh_all(functions_dir)?;
+    println!("rebuilt {rebuilt} of {total}");
+    Ok(ExitCode::SUCCESS)
 }

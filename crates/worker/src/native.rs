@@ -20,14 +20,14 @@
 //! files, and a process that leaves its group with `setsid` (it still runs as
 //! `nobody` under the CPU limit). Use Wasm languages for untrusted code.
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use faas_proto::Lang;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Gid, Pid, Uid};
@@ -49,11 +49,14 @@ pub struct NativeLimits {
 pub enum NativeError {
     #[error("no {0} runtime on this worker (install it: `make toolchains`)")]
     MissingRuntime(&'static str),
+    #[error("{0} functions do not run as native processes")]
+    NotNative(Lang),
     #[error("cannot prepare the call: {0}")]
     Setup(std::io::Error),
 }
 
-/// The host runtimes, found once when the worker starts.
+/// The host runtimes, as the Server found them (`--node`, `--python`,
+/// `--php`).
 pub struct NativeRunner {
     node: Option<PathBuf>,
     python: Option<PathBuf>,
@@ -63,32 +66,45 @@ pub struct NativeRunner {
     scratch_root: PathBuf,
 }
 
+/// How one call's process ended.
+struct Ended {
+    status: ExitStatus,
+    timed_out: bool,
+}
+
 impl NativeRunner {
-    pub fn detect() -> Self {
+    pub fn new(node: Option<PathBuf>, python: Option<PathBuf>, php: Option<PathBuf>) -> Self {
         let run_as = Uid::effective()
             .is_root()
             .then(|| (Uid::from_raw(65534), Gid::from_raw(65534)));
         Self {
-            node: find(
-                "FAAS_NODE",
-                &["/usr/bin/node", "/usr/local/bin/node"],
-                "node",
-            ),
-            python: find(
-                "FAAS_PYTHON",
-                &["/usr/bin/python3", "/usr/local/bin/python3"],
-                "python3",
-            ),
-            php: find("FAAS_PHP", &["/usr/bin/php", "/usr/local/bin/php"], "php"),
+            node,
+            python,
+            php,
             run_as,
             scratch_root: std::env::temp_dir(),
         }
     }
 
+    /// The runtime, source file name and arguments for `lang`.
+    fn program(&self, lang: Lang) -> Result<(&Path, &'static [&'static str]), NativeError> {
+        let missing = |what| NativeError::MissingRuntime(what);
+        Ok(match lang {
+            Lang::Js => (self.node.as_deref().ok_or(missing("node"))?, &[]),
+            // -I: ignore PYTHON* variables and the user's site-packages.
+            Lang::Python => (self.python.as_deref().ok_or(missing("python3"))?, &["-I"]),
+            Lang::Php => (
+                self.php.as_deref().ok_or(missing("php"))?,
+                &["-d", "display_errors=stderr", "-d", "log_errors=0"],
+            ),
+            other => return Err(NativeError::NotNative(other)),
+        })
+    }
+
     /// Runs `code` (a `lang` source file) with `payload` on stdin.
     pub fn run(
         &self,
-        lang: &str,
+        lang: Lang,
         function_id: &str,
         req: u64,
         code: &[u8],
@@ -96,39 +112,15 @@ impl NativeRunner {
         limits: &NativeLimits,
     ) -> Result<RunOutput, NativeError> {
         let started = Instant::now();
-        let (program, file, args): (&Path, &str, &[&str]) = match lang {
-            "js" => (
-                self.node
-                    .as_deref()
-                    .ok_or(NativeError::MissingRuntime("node"))?,
-                "code.js",
-                &[],
-            ),
-            // -I: ignore PYTHON* variables and the user's site-packages.
-            "python" => (
-                self.python
-                    .as_deref()
-                    .ok_or(NativeError::MissingRuntime("python3"))?,
-                "code.py",
-                &["-I"],
-            ),
-            "php" => (
-                self.php
-                    .as_deref()
-                    .ok_or(NativeError::MissingRuntime("php"))?,
-                "code.php",
-                &["-d", "display_errors=stderr", "-d", "log_errors=0"],
-            ),
-            other => unreachable!("not a native language: {other}"),
-        };
-
+        let (program, args) = self.program(lang)?;
+        let file = lang.source_file();
         let scratch =
             Scratch::create(&self.scratch_root, self.run_as).map_err(NativeError::Setup)?;
-        std::fs::write(scratch.path.join(file), code).map_err(NativeError::Setup)?;
+        std::fs::write(scratch.path.join(&file), code).map_err(NativeError::Setup)?;
 
         let mut cmd = Command::new(program);
         cmd.args(args)
-            .arg(file)
+            .arg(&file)
             .current_dir(&scratch.path)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -141,34 +133,8 @@ impl NativeRunner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let cpu_seconds = limits.timeout.as_secs() + 1;
-        let rlimits = [
-            (Resource::RLIMIT_CPU, cpu_seconds),
-            (Resource::RLIMIT_DATA, limits.max_memory_bytes),
-            (Resource::RLIMIT_FSIZE, limits.max_file_bytes),
-            (Resource::RLIMIT_NOFILE, limits.max_open_files),
-            (Resource::RLIMIT_NPROC, limits.max_processes),
-            (Resource::RLIMIT_CORE, 0),
-        ];
-        let run_as = self.run_as;
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (setrlimit, setgroups,
-        // setgid, setuid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                for (resource, limit) in rlimits {
-                    setrlimit(resource, limit, limit)?;
-                }
-                if let Some((uid, gid)) = run_as {
-                    nix::unistd::setgroups(&[])?;
-                    nix::unistd::setgid(gid)?;
-                    nix::unistd::setuid(uid)?;
-                }
-                Ok(())
-            });
-        }
+        confine(&mut cmd, limits, self.run_as);
         let mut child = cmd.spawn().map_err(NativeError::Setup)?;
-        let group = Pid::from_raw(child.id() as i32);
 
         let mut stdin = child.stdin.take().expect("piped");
         let payload = payload.to_vec();
@@ -178,45 +144,84 @@ impl NativeRunner {
         });
         let stdout = capture(child.stdout.take().expect("piped"), limits.max_output_bytes);
         let stderr = capture(child.stderr.take().expect("piped"), limits.max_output_bytes);
-
-        let deadline = started + limits.timeout;
-        let mut poll = Duration::from_micros(200);
-        let (status, timed_out) = loop {
-            if let Some(status) = child.try_wait().map_err(NativeError::Setup)? {
-                break (Some(status), false);
-            }
-            if Instant::now() >= deadline {
-                break (None, true);
-            }
-            std::thread::sleep(poll);
-            poll = (poll * 2).min(Duration::from_millis(5));
-        };
-        // Whatever the function left running in its group goes too.
-        let _ = killpg(group, Signal::SIGKILL);
-        let status = match status {
-            Some(status) => status,
-            None => child.wait().map_err(NativeError::Setup)?,
-        };
-
+        let ended = wait_until(&mut child, started + limits.timeout)?;
         let (stdout, cut_out) = collect(stdout);
         let (stderr, cut_err) = collect(stderr);
-        use std::os::unix::process::ExitStatusExt;
-        let (exit_code, trap) = match (status.code(), status.signal()) {
-            (Some(code), _) => (code, None),
-            (None, Some(sig)) if timed_out => (128 + sig, None),
-            (None, Some(sig)) => (128 + sig, Some(describe_signal(sig))),
-            (None, None) => (1, Some("ended abnormally".into())),
-        };
         drop(scratch);
+        let (exit_code, trap) = exit_of(&ended);
         Ok(RunOutput {
             exit_code,
             trap,
             stdout,
             stderr,
             truncated: cut_out || cut_err,
-            timed_out,
+            timed_out: ended.timed_out,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+}
+
+/// Applies the rlimits and, when running as root, drops to `run_as`, in the
+/// child before exec.
+fn confine(cmd: &mut Command, limits: &NativeLimits, run_as: Option<(Uid, Gid)>) {
+    let cpu_seconds = limits.timeout.as_secs() + 1;
+    let rlimits = [
+        (Resource::RLIMIT_CPU, cpu_seconds),
+        (Resource::RLIMIT_DATA, limits.max_memory_bytes),
+        (Resource::RLIMIT_FSIZE, limits.max_file_bytes),
+        (Resource::RLIMIT_NOFILE, limits.max_open_files),
+        (Resource::RLIMIT_NPROC, limits.max_processes),
+        (Resource::RLIMIT_CORE, 0),
+    ];
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (setrlimit, setgroups, setgid,
+    // setuid); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (resource, limit) in rlimits {
+                setrlimit(resource, limit, limit)?;
+            }
+            if let Some((uid, gid)) = run_as {
+                nix::unistd::setgroups(&[])?;
+                nix::unistd::setgid(gid)?;
+                nix::unistd::setuid(uid)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Waits for `child` until `deadline`, then kills its whole process group
+/// (whatever the function left running goes too).
+fn wait_until(child: &mut Child, deadline: Instant) -> Result<Ended, NativeError> {
+    let group = Pid::from_raw(child.id() as i32);
+    let mut poll = Duration::from_micros(200);
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().map_err(NativeError::Setup)? {
+            break (Some(status), false);
+        }
+        if Instant::now() >= deadline {
+            break (None, true);
+        }
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(Duration::from_millis(5));
+    };
+    let _ = killpg(group, Signal::SIGKILL);
+    let status = match status {
+        Some(status) => status,
+        None => child.wait().map_err(NativeError::Setup)?,
+    };
+    Ok(Ended { status, timed_out })
+}
+
+/// The exit code, and a description when a signal ended the process.
+fn exit_of(ended: &Ended) -> (i32, Option<String>) {
+    use std::os::unix::process::ExitStatusExt;
+    match (ended.status.code(), ended.status.signal()) {
+        (Some(code), _) => (code, None),
+        (None, Some(sig)) if ended.timed_out => (128 + sig, None),
+        (None, Some(sig)) => (128 + sig, Some(describe_signal(sig))),
+        (None, None) => (1, Some("ended abnormally".into())),
     }
 }
 
@@ -283,21 +288,4 @@ fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Captured {
 fn collect(rx: Captured) -> (Vec<u8>, bool) {
     rx.recv_timeout(Duration::from_millis(500))
         .unwrap_or((Vec::new(), true))
-}
-
-/// `$VAR`, else the first existing candidate, else `name` on PATH.
-fn find(var: &str, candidates: &[&str], name: &str) -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os(var) {
-        return Some(PathBuf::from(v));
-    }
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .or_else(|| {
-            let path: OsString = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
 }

@@ -1,12 +1,12 @@
-//! The languages a function can be written in, as the seed lists them.
+//! The languages a function can be written in, as the seed lists them, and
+//! how each one runs.
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lang {
     C,
     Rust,
@@ -28,7 +28,7 @@ impl Lang {
         Lang::Html,
     ];
 
-    /// The name used in `?lang=` and metadata.
+    /// The name used in `?lang=`, in metadata and on the wire.
     pub fn name(self) -> &'static str {
         match self {
             Lang::C => "c",
@@ -54,8 +54,13 @@ impl Lang {
         }
     }
 
-    /// Compiled to WebAssembly and run in Wasmer.
-    pub fn is_wasm(self) -> bool {
+    /// The stored source's file name.
+    pub fn source_file(self) -> String {
+        format!("code.{}", self.extension())
+    }
+
+    /// Compiled to a WebAssembly module at deploy (`code.wasm`).
+    pub fn is_compiled(self) -> bool {
         matches!(self, Lang::C | Lang::Rust | Lang::Go)
     }
 }
@@ -85,5 +90,35 @@ impl FromStr for Lang {
             }
         };
         Ok(lang)
+    }
+}
+
+impl Serialize for Lang {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Lang {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_aliases_parse() {
+        for lang in Lang::ALL {
+            assert_eq!(lang.name().parse::<Lang>().unwrap(), lang);
+            let json = serde_json::to_string(&lang).unwrap();
+            assert_eq!(serde_json::from_str::<Lang>(&json).unwrap(), lang);
+        }
+        assert_eq!("JavaScript".parse::<Lang>().unwrap(), Lang::Js);
+        assert!("cobol".parse::<Lang>().unwrap_err().contains("cobol"));
+        assert!(serde_json::from_str::<Lang>("\"cobol\"").is_err());
     }
 }

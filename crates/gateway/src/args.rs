@@ -1,0 +1,24 @@
+//! The gateway's command-line flags, flattened into `faas-server`.
+
+use clap::Args;
+
+/// Largest request body accepted by default (a function's source or payload).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Args, Debug, Clone)]
+pub struct GatewayArgs {
+    /// Address to listen on. The default only accepts local clients; use
+    /// 0.0.0.0 to open the server to the network.
+    #[arg(long, env = "FAAS_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// HTTP port; 0 picks a free one (the real address is logged as
+    /// `listening on http://ADDR`).
+    #[arg(long, env = "FAAS_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Largest request body (source or payload), in bytes.
+    #[arg(long, env = "FAAS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// On SIGINT/SIGTERM, how long open requests may take to finish, in ms.
+    #[arg(long, env = "FAAS_GRACE_MS", default_value_t = 10_000)]
+    pub grace_ms: u64,
+}

@@ -1,0 +1,163 @@
+//! Which route a request is for, and reading its parameters and body.
+
+use faas_proto::{ErrorKind, Lang, ServiceError};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+
+use crate::response::{self, HttpResponse};
+
+/// The routes the gateway serves.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Deploy,
+    Invoke,
+    Health,
+    Functions,
+    Stats,
+    /// `GET /function/NAME` (already percent-decoded).
+    Source(String),
+}
+
+/// A request that matches no route.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoRoute {
+    /// 404.
+    NotFound(String),
+    /// 405, with the method the route takes.
+    MethodNotAllowed(&'static str),
+}
+
+impl NoRoute {
+    pub fn into_response(self) -> HttpResponse {
+        match self {
+            Self::NotFound(message) => response::error(&ServiceError::not_found(message)),
+            Self::MethodNotAllowed(allow) => response::method_not_allowed(allow),
+        }
+    }
+}
+
+/// Matches a method and path.
+pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
+    let route = match path {
+        "/deploy" => (Route::Deploy, Method::POST, "POST"),
+        "/invoke" => (Route::Invoke, Method::POST, "POST"),
+        "/health" => (Route::Health, Method::GET, "GET"),
+        "/functions" => (Route::Functions, Method::GET, "GET"),
+        "/stats" => (Route::Stats, Method::GET, "GET"),
+        p if p.starts_with("/function/") => (
+            Route::Source(percent_decode(&p["/function/".len()..])),
+            Method::GET,
+            "GET",
+        ),
+        p => return Err(NoRoute::NotFound(format!("no route for {method} {p}"))),
+    };
+    let (route, wanted, allow) = route;
+    if *method != wanted {
+        return Err(NoRoute::MethodNotAllowed(allow));
+    }
+    Ok(route)
+}
+
+/// The decoded query string of a request.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn of<B>(req: &Request<B>) -> Self {
+        Self(
+            req.uri()
+                .query()
+                .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An optional whole-number parameter.
+    pub fn number(&self, name: &str) -> Result<Option<u64>, ServiceError> {
+        self.get(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ServiceError::bad_request(format!("{name} must be a whole number, got '{v}'"))
+                })
+            })
+            .transpose()
+    }
+
+    /// The `lang` parameter as a language.
+    pub fn lang(&self) -> Result<Option<Lang>, ServiceError> {
+        self.get("lang")
+            .map(|l| l.parse::<Lang>().map_err(ServiceError::bad_request))
+            .transpose()
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes as UTF-8 text (`what` names
+/// it in errors).
+pub async fn text_body(
+    req: Request<Incoming>,
+    limit: usize,
+    what: &str,
+) -> Result<String, ServiceError> {
+    let too_large = || {
+        ServiceError::new(
+            ErrorKind::TooLarge,
+            format!("{what} larger than the {limit}-byte limit"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(err) => {
+            return Err(ServiceError::bad_request(format!(
+                "could not read the request body: {err}"
+            )))
+        }
+    };
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ServiceError::bad_request(format!("{what} must be UTF-8 text")))
+}
+
+/// Percent-decodes one path segment ('+' stays a plus, unlike in a query).
+pub fn percent_decode(s: &str) -> String {
+    let escaped = s.replace('+', "%2B");
+    form_urlencoded::parse(format!("x={escaped}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_resolve_by_path_then_method() {
+        assert_eq!(resolve(&Method::POST, "/deploy").unwrap(), Route::Deploy);
+        assert_eq!(
+            resolve(&Method::GET, "/function/a%20b+c").unwrap(),
+            Route::Source("a b+c".into())
+        );
+        let wrong = resolve(&Method::GET, "/invoke")
+            .unwrap_err()
+            .into_response();
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(wrong.headers()["allow"], "POST");
+        let missing = resolve(&Method::GET, "/nowhere").unwrap_err();
+        assert_eq!(missing.into_response().status(), 404);
+    }
+}
