@@ -12,6 +12,7 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 BIN_DIR := build/bin
+RUNTIMES_DIR := build/runtimes
 
 .PHONY: all build run test lint toolchains bench clean
 
@@ -23,9 +24,14 @@ build:
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas-server $(BIN_DIR)/server
 	install -m 755 $(CARGO_TARGET_DIR)/release/worker $(BIN_DIR)/worker
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas-http-floor $(BIN_DIR)/faas-http-floor
+	@mkdir -p $(RUNTIMES_DIR)
+	install -m 644 scripts/runtimes/prelude.js $(RUNTIMES_DIR)/prelude.js
+	@# Compile the interpreters once per machine and Wasmer version.
+	@if [ -f $(RUNTIMES_DIR)/qjs.wasm ] || [ -f $(RUNTIMES_DIR)/python.wasm ]; then \
+	  $(BIN_DIR)/worker --runtimes-dir $(RUNTIMES_DIR) prepare-runtimes; fi
 
 toolchains:
-	./scripts/install-toolchains.sh
+	RUNTIMES_DIR=$(RUNTIMES_DIR) ./scripts/install-toolchains.sh
 
 run: toolchains build
 	./build/bin/server RR

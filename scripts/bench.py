@@ -13,6 +13,8 @@ baselines, because a shared VM's speed drifts between runs:
      loaded the same way                -> ratio
   4. the seed's cold path: one `worker run` process per call -> speed-up
   5. compute: n-queens(14) over HTTP vs the same C compiled natively (clang -O2)
+  5b. interpreters: JS (QuickJS) and Python (CPython) hello in WebAssembly
+     over HTTP vs `node` / `python3 -I` started per call
   6. deploy: C, Rust, Go hellos vs the bare compiler command
   7. scale: p50 with 10 vs 10,000 functions; RSS idle / after 10,000 deploys /
      after invoking 1,000 distinct functions
@@ -281,6 +283,21 @@ def run(server, tmp):
     r = http_ms / native_ms
     record("compute", "n-queens(14): invoke vs native clang -O2", fmt(http_ms, "ms"), fmt(native_ms, "ms"),
            f"{r:.2f}x", "<= 1.50x", r <= 1.5)
+
+    # 5b: interpreters in WebAssembly vs a native process per call.
+    log("interpreters: JS and Python hello vs node / python3 per call")
+    for lang, file, native_cmd, target in (
+        ("js", "hello.js", ["node", str(EXAMPLES / "hello.js")], 0.5),
+        ("python", "hello.py", ["python3", "-I", str(EXAMPLES / "hello.py")], 2.5),
+    ):
+        server.deploy(f"interp_{lang}", lang, (EXAMPLES / file).read_text())
+        http(addr, "POST", f"/invoke?fn=interp_{lang}", b"x")
+        p50 = wrk(f"http://{addr}/invoke?fn=interp_{lang}", 1, body="x")["p50"]
+        timed(native_cmd, input=b"x")
+        native = median_of(15, lambda: timed(native_cmd, input=b"x"))
+        r = p50 / native
+        record("interp", f"{lang} hello p50: invoke vs native process", fmt(p50, "ms"), fmt(native, "ms"),
+               f"{r:.2f}x", f"<= {target:.2f}x", r <= target)
 
     # 6: deploy.
     log("deploy vs bare compilers")

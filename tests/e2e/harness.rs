@@ -69,6 +69,12 @@ impl TestServer {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let mut args = vec![strategy.to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
+        // Servers of parallel tests must not share native uids: a worker
+        // clears its uid's processes when it starts.
+        if !args.iter().any(|a| a == "--native-uid-base") {
+            args.push("--native-uid-base".into());
+            args.push(unique_uid_base().to_string());
+        }
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -98,6 +104,16 @@ impl TestServer {
         };
         server.wait_ready();
         server
+    }
+
+    /// The uid native calls of worker 0 run as (when the tests run as root).
+    pub fn uid_base(&self) -> u64 {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "--native-uid-base")
+            .unwrap();
+        self.args[at + 1].parse().unwrap()
     }
 
     /// Waits until every worker is up (the Server logs "ready" after
@@ -221,6 +237,14 @@ impl Drop for TestServer {
             let _ = child.wait();
         }
     }
+}
+
+/// A block of 64 uids no other test server of this run (or of a parallel
+/// run) uses.
+fn unique_uid_base() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    200_000 + (std::process::id() % 10_000) * 4096 + (n % 64) * 64
 }
 
 /// Spawns the server binary with isolated paths under `dir`; returns the

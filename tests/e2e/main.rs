@@ -6,3 +6,4 @@ mod harness;
 mod core;
 mod languages;
 mod limits;
+mod sandbox;

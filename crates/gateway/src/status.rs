@@ -27,6 +27,7 @@ pub fn for_invocation(result: &JobResult) -> StatusCode {
         Some(FailureKind::NotFound) => StatusCode::NOT_FOUND,
         Some(FailureKind::WorkerCrashed) => StatusCode::BAD_GATEWAY,
         Some(FailureKind::BadJob) => StatusCode::BAD_REQUEST,
+        Some(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
         Some(FailureKind::Exit | FailureKind::Trap | FailureKind::Internal) | None => {
             StatusCode::INTERNAL_SERVER_ERROR
         }

@@ -273,6 +273,8 @@ pub enum FailureKind {
     Internal,
     /// The worker process died while holding the job.
     WorkerCrashed,
+    /// The function's runtime is missing or unusable on this worker.
+    Unavailable,
 }
 
 /// Worker → Server (one line on the worker's stdout).

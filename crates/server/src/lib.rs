@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 pub use config::Cli;
 use service::{Limits, Service};
 use store::FunctionStore;
-use toolchain::Toolchains;
+use toolchain::{RuntimeChoice, Toolchains};
 use workers::{WorkerPool, WorkerSpec};
 
 const PART: &str = "SERVER";
@@ -116,9 +116,24 @@ async fn serve(
 /// Opens the store, finds the toolchains, connects to the LB and starts the
 /// workers.
 async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
+    // Everything the Server writes (the store, artifacts) is its own:
+    // functions run as other users and must not read it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let store = FunctionStore::open(&cli.functions_dir)
         .with_context(|| format!("opening the function store {}", cli.functions_dir.display()))?;
-    let toolchains = Toolchains::detect();
+    let worker_program = cli.worker_program()?;
+    let mut worker_args = cli.worker.clone();
+    let runtimes_dir = worker_args.runtimes_dir_for(&worker_program);
+    worker_args.runtimes_dir = Some(runtimes_dir.clone());
+    prepare_runtimes(&worker_program, &runtimes_dir);
+    let toolchains = Toolchains::detect(RuntimeChoice {
+        worker: worker_program.clone(),
+        runtimes_dir,
+        native_js: cli.worker.native_js,
+        native_python: cli.worker.native_python,
+        allow_unconfined: cli.worker.allow_unconfined_native,
+        uid: cli.worker.native_uid_base,
+    });
     toolchains.log_summary();
 
     let lb: Client<LbRequest, LbReply> =
@@ -130,9 +145,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
         })?;
     let (events_tx, events_rx) = mpsc::unbounded_channel::<LbRequest>();
 
-    let worker_program = cli.worker_program()?;
     // Workers run native functions with the runtimes found here: one finder.
-    let mut worker_args = cli.worker.clone();
     for (lang, program) in toolchains.native_runtimes() {
         match lang {
             Lang::Js => worker_args.node = program,
@@ -171,6 +184,30 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
     tokio::spawn(forward_worker_events(service.clone(), events_rx));
     Ok(service)
+}
+
+/// Builds the interpreter modules' artifacts when missing or stale (once
+/// per machine and Wasmer version; `make` normally did it already).
+fn prepare_runtimes(worker: &std::path::Path, runtimes_dir: &std::path::Path) {
+    if !runtimes_dir.is_dir() {
+        return;
+    }
+    let mut cmd = std::process::Command::new(worker);
+    cmd.arg("--runtimes-dir")
+        .arg(runtimes_dir)
+        .arg("prepare-runtimes");
+    match toolchain::run_with_timeout(cmd, Duration::from_secs(600)) {
+        Ok(Some((status, out))) if status.success() => {
+            if !out.contains("prepared 0") {
+                log::info!(target: PART, "interpreter artifacts built in {}", runtimes_dir.display());
+            }
+        }
+        Ok(Some((_, out))) => {
+            log::error!(target: PART, "preparing the interpreters failed: {}", out.trim())
+        }
+        Ok(None) => log::error!(target: PART, "preparing the interpreters timed out"),
+        Err(err) => log::error!(target: PART, "cannot prepare the interpreters: {err}"),
+    }
 }
 
 /// The worker pool's one-way LB notifications (worker_down/up) go out in

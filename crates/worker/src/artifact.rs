@@ -80,24 +80,39 @@ pub fn build(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
 
 /// Builds `dir/code.wasmu` from `dir/code.wasm` (written atomically).
 pub fn build_file(engine: &Engine, dir: &Path) -> Result<(), ArtifactError> {
-    let wasm_path = dir.join("code.wasm");
-    let wasm = std::fs::read(&wasm_path).map_err(|source| ArtifactError::Io {
+    build_at(engine, &dir.join("code.wasm"), &dir.join(ARTIFACT_FILE))
+}
+
+/// Builds the artifact of `wasm_path` at `artifact_path` (written to a
+/// temporary name and renamed, so a reader never sees half a file).
+pub fn build_at(
+    engine: &Engine,
+    wasm_path: &Path,
+    artifact_path: &Path,
+) -> Result<(), ArtifactError> {
+    let wasm = std::fs::read(wasm_path).map_err(|source| ArtifactError::Io {
         path: wasm_path.display().to_string(),
         source,
     })?;
     let artifact = build(engine, &wasm)?;
-    let tmp = dir.join(format!("{ARTIFACT_FILE}.tmp"));
+    let tmp = artifact_path.with_extension(format!("tmp{}", std::process::id()));
     let io = |source| ArtifactError::Io {
         path: tmp.display().to_string(),
         source,
     };
     std::fs::write(&tmp, artifact).map_err(io)?;
-    std::fs::rename(&tmp, dir.join(ARTIFACT_FILE)).map_err(io)
+    std::fs::rename(&tmp, artifact_path).map_err(io)
 }
 
 /// Whether `dir/code.wasmu` exists and was built by an engine like `engine`.
 pub fn is_current(engine: &Engine, dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(dir.join(ARTIFACT_FILE)) else {
+    is_current_at(engine, &dir.join(ARTIFACT_FILE))
+}
+
+/// Whether the artifact at `path` exists and was built by an engine like
+/// `engine`.
+pub fn is_current_at(engine: &Engine, path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
     let mut first = String::new();
@@ -135,8 +150,12 @@ pub fn refresh_all(functions_dir: &Path) -> std::io::Result<(usize, usize)> {
 /// Loads `dir/code.wasmu` if its stamp matches `engine`; `Ok(None)` when it
 /// is missing or stale.
 pub fn load(engine: &Engine, dir: &Path) -> Result<Option<Module>, ArtifactError> {
-    let path = dir.join(ARTIFACT_FILE);
-    let bytes = match std::fs::read(&path) {
+    load_at(engine, &dir.join(ARTIFACT_FILE))
+}
+
+/// Loads the artifact at `path` if its stamp matches `engine`.
+pub fn load_at(engine: &Engine, path: &Path) -> Result<Option<Module>, ArtifactError> {
+    let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
@@ -150,10 +169,11 @@ pub fn load(engine: &Engine, dir: &Path) -> Result<Option<Module>, ArtifactError
     let Some(body) = bytes.strip_prefix(stamp.as_bytes()) else {
         return Ok(None);
     };
-    // SAFETY: the artifact was written by this platform's Server into its
-    // own function store (never uploaded by a client), and its stamp shows
-    // it was built by this Wasmer version, compiler, target and CPU feature
-    // set, which is what `deserialize` requires of its input.
+    // SAFETY: artifacts are written only by this platform (the Server into
+    // its own function store, `make`/the Server beside the interpreter
+    // modules), never uploaded by a client, and the stamp shows this Wasmer
+    // version, compiler, target and CPU feature set built it, which is what
+    // `deserialize` requires of its input.
     let module = unsafe { Module::deserialize(engine, body.to_vec()) }
         .map_err(|e| ArtifactError::Deserialize(e.to_string()))?;
     Ok(Some(module))

@@ -35,6 +35,7 @@ pub fn run(
                                 capture: true,
                                 inherit_stdin: false,
                                 dirs: Vec::new(),
+                                files: Vec::new(),
                                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                             },
                             stdin: payload.clone(),

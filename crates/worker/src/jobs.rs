@@ -3,6 +3,7 @@
 //! a bounded cache, runs it under the job's limits, and describes how it
 //! ended.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use faas_proto::{FailureKind, Job, JobResult, Lang};
 use wasmer::Module;
 
 use crate::cache::LruCache;
+use crate::interpreters::Interpreter;
 use crate::native::{NativeLimits, NativeRunner};
 use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, Spent, DEFAULT_MAX_MEMORY_BYTES};
 
@@ -22,8 +24,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A function ready to run.
 #[derive(Clone)]
 enum Loaded {
+    /// A compiled module (C, Rust, Go).
     Wasm(Module),
-    Native { lang: Lang, code: Arc<Vec<u8>> },
+    /// A script for an interpreter compiled to WebAssembly (JS, Python).
+    Script {
+        interpreter: Interpreter,
+        code: Arc<[u8]>,
+    },
+    /// A script for a host runtime, run in a sandbox (PHP; JS and Python
+    /// when the operator asks for native runtimes).
+    Native {
+        lang: Lang,
+        code: Arc<Vec<u8>>,
+    },
     Html(Arc<String>),
 }
 
@@ -36,6 +49,9 @@ enum LoadError {
     BadJob(String),
     #[error("{0}")]
     Internal(String),
+    /// The language's runtime is missing or broken on this worker.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl LoadError {
@@ -51,9 +67,18 @@ impl LoadError {
             Self::NotFound { .. } => FailureKind::NotFound,
             Self::BadJob(_) => FailureKind::BadJob,
             Self::Internal(_) => FailureKind::Internal,
+            Self::Unavailable(_) => FailureKind::Unavailable,
         };
         JobResult::failure(req, kind, self.to_string())
     }
+}
+
+/// How a worker runs jobs (from its flags).
+pub struct RunnerSettings {
+    pub module_cache_size: usize,
+    pub max_output_bytes: usize,
+    pub runtimes_dir: PathBuf,
+    pub native_langs: Vec<Lang>,
 }
 
 /// The limits one call runs under.
@@ -70,9 +95,14 @@ pub struct JobRunner {
     native: NativeRunner,
     loaded: LruCache<Loaded>,
     max_output_bytes: usize,
-    /// The Wasm function that ran last (id, module, memory cap): the one an
-    /// idle worker prepares an instance of.
-    last_wasm: Option<(String, Module, u64)>,
+    /// Where the interpreter modules are, and those loaded so far.
+    runtimes_dir: PathBuf,
+    interpreters: HashMap<Lang, Interpreter>,
+    /// Languages the operator runs with host runtimes instead.
+    native_langs: Vec<Lang>,
+    /// The Wasm function that ran last (id, module, instance options): the
+    /// one an idle worker prepares an instance of.
+    last_wasm: Option<(String, Module, PrepareOptions)>,
     /// An instance built while idle, for that function.
     prepared: Option<(String, Prepared)>,
     /// Wasm modules loaded since the process started.
@@ -86,15 +116,17 @@ impl JobRunner {
         functions_dir: PathBuf,
         sandbox: Sandbox,
         native: NativeRunner,
-        module_cache_size: usize,
-        max_output_bytes: usize,
+        settings: RunnerSettings,
     ) -> Self {
         Self {
             functions_dir,
             sandbox,
             native,
-            loaded: LruCache::new(module_cache_size),
-            max_output_bytes,
+            loaded: LruCache::new(settings.module_cache_size),
+            max_output_bytes: settings.max_output_bytes,
+            runtimes_dir: settings.runtimes_dir,
+            interpreters: HashMap::new(),
+            native_langs: settings.native_langs,
             last_wasm: None,
             prepared: None,
             modules_loaded: 0,
@@ -115,13 +147,10 @@ impl JobRunner {
         if self.prepared.is_some() {
             return;
         }
-        let Some((id, module, max_memory_bytes)) = &self.last_wasm else {
+        let Some((id, module, opts)) = &self.last_wasm else {
             return;
         };
-        match self
-            .sandbox
-            .prepare(module, &wasm_options(id, *max_memory_bytes))
-        {
+        match self.sandbox.prepare(module, opts) {
             Ok(prepared) => self.prepared = Some((id.clone(), prepared)),
             Err(err) => log::warn!("preparing {id}: {err}"),
         }
@@ -145,7 +174,18 @@ impl JobRunner {
             Loaded::Html(doc) => {
                 return JobResult::success(req, doc.as_ref().clone(), String::new(), 0, 0.0)
             }
-            Loaded::Wasm(module) => self.run_wasm(&job.function, module, payload, &limits),
+            Loaded::Wasm(module) => {
+                let opts = wasm_options(&job.function, limits.max_memory_bytes);
+                self.run_wasm(&job.function, module, opts, payload, &limits)
+            }
+            Loaded::Script { interpreter, code } => {
+                let opts = PrepareOptions {
+                    args: interpreter.run_args(),
+                    files: interpreter.files(code),
+                    ..wasm_options(&job.function, limits.max_memory_bytes)
+                };
+                self.run_wasm(&job.function, interpreter.module, opts, payload, &limits)
+            }
             Loaded::Native { lang, code } => self
                 .native
                 .run(
@@ -203,6 +243,7 @@ impl JobRunner {
         &mut self,
         id: &str,
         module: Module,
+        opts: PrepareOptions,
         payload: Vec<u8>,
         limits: &CallLimits,
     ) -> Result<RunOutput, String> {
@@ -214,11 +255,9 @@ impl JobRunner {
                 Ok(p)
             }
             // Any other prepared instance is dropped (it never ran).
-            _ => self
-                .sandbox
-                .prepare(&module, &wasm_options(id, limits.max_memory_bytes)),
+            _ => self.sandbox.prepare(&module, &opts),
         };
-        self.last_wasm = Some((id.to_string(), module, limits.max_memory_bytes));
+        self.last_wasm = Some((id.to_string(), module, opts));
         let prepared = ready.map_err(|e| e.to_string())?;
         let (mut out, spent) = self.sandbox.call(
             prepared,
@@ -231,8 +270,19 @@ impl JobRunner {
         Ok(out)
     }
 
+    /// The interpreter of `lang`, loaded on first use.
+    fn interpreter(&mut self, lang: Lang) -> Result<Interpreter, LoadError> {
+        if let Some(interpreter) = self.interpreters.get(&lang) {
+            return Ok(interpreter.clone());
+        }
+        let interpreter = Interpreter::load(self.sandbox.engine(), &self.runtimes_dir, lang)
+            .map_err(|e| LoadError::Unavailable(e.to_string()))?;
+        self.interpreters.insert(lang, interpreter.clone());
+        Ok(interpreter)
+    }
+
     /// Reads a function from disk (once; then it is cached).
-    fn load(&self, job: &Job) -> Result<Loaded, LoadError> {
+    fn load(&mut self, job: &Job) -> Result<Loaded, LoadError> {
         let id = job.function.as_str();
         let dir = self.functions_dir.join(id);
         let lang = match job.lang {
@@ -254,6 +304,13 @@ impl JobRunner {
                     .map_err(|e| LoadError::Internal(e.to_string()))
             }
             Lang::Html => Ok(Loaded::Html(Arc::new(lossy(read(lang.source_file())?)))),
+            Lang::Js | Lang::Python if !self.native_langs.contains(&lang) => {
+                let code = Arc::from(read(lang.source_file())?);
+                Ok(Loaded::Script {
+                    interpreter: self.interpreter(lang)?,
+                    code,
+                })
+            }
             _ => Ok(Loaded::Native {
                 lang,
                 code: Arc::new(read(lang.source_file())?),
@@ -269,7 +326,8 @@ fn native_limits(limits: &CallLimits) -> NativeLimits {
         max_output_bytes: limits.max_output_bytes,
         max_file_bytes: 16 * 1024 * 1024,
         max_open_files: 256,
-        max_processes: 4096,
+        // Per slot uid: bubblewrap, the runtime and a few children.
+        max_processes: 32,
     }
 }
 
@@ -281,6 +339,7 @@ fn wasm_options(id: &str, max_memory_bytes: u64) -> PrepareOptions {
         capture: true,
         inherit_stdin: false,
         dirs: Vec::new(),
+        files: Vec::new(),
         max_memory_bytes,
     }
 }

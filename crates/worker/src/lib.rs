@@ -9,9 +9,13 @@
 //!   a fresh `Store` and instance per call, compiled modules cached);
 //! - [`artifact`]: compile-once artifacts (built by the Server at deploy);
 //! - [`bench`]: the in-process runtime floor `make bench` compares with;
+//! - [`interpreters`]: QuickJS and CPython compiled to WASI, for JS and
+//!   Python functions;
 //! - [`cache`]: the bounded LRU of compiled modules;
 //! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
-//! - [`native`]: JavaScript, Python and PHP run as confined host processes;
+//! - [`native`]: PHP (and JS/Python when asked) as host processes inside
+//!   bubblewrap;
+//! - [`poll`]: our `poll_oneoff`, which never blocks past a call's deadline;
 //! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
 //! - [`jobs`]: finds a job's function on disk and turns the run into a
 //!   [`JobResult`](faas_proto::JobResult);
@@ -22,9 +26,11 @@ pub mod args;
 pub mod artifact;
 pub mod bench;
 pub mod cache;
+pub mod interpreters;
 pub mod jobs;
 pub mod limits;
 pub mod native;
+pub mod poll;
 pub mod serve;
 pub mod stdio;
 pub mod wasm;

@@ -8,6 +8,7 @@
 //! - `worker compile DIR`, `worker refresh-artifacts`, `worker bench FILE`:
 //!   artifacts and the benchmark floor.
 
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +16,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use faas_worker::args::WorkerArgs;
 use faas_worker::artifact;
-use faas_worker::jobs::JobRunner;
-use faas_worker::native::NativeRunner;
+use faas_worker::interpreters::Interpreter;
+use faas_worker::jobs::{JobRunner, RunnerSettings};
+use faas_worker::native::{NativeConfig, NativeRunner};
 use faas_worker::wasm::{PrepareOptions, RunOptions, Sandbox};
 
 #[derive(Parser, Debug)]
@@ -62,6 +64,20 @@ enum Command {
         /// A function directory holding code.wasm.
         dir: PathBuf,
     },
+    /// Check a JavaScript or Python script's syntax with the interpreter in
+    /// WebAssembly (what a deploy runs): exit 0 when it parses, 1 with the
+    /// error on stderr when not, 2 when the check could not run.
+    Check {
+        /// js or python.
+        #[arg(long)]
+        lang: faas_proto::Lang,
+        /// The script.
+        file: PathBuf,
+    },
+    /// Build the artifacts of the interpreter modules in the runtimes dir
+    /// that have none or a stale one (run by `make` and by the Server at
+    /// start); prints `prepared N`.
+    PrepareRuntimes,
     /// Rebuild every missing or stale artifact under --functions-dir (run by
     /// the Server at start, e.g. after a Wasmer upgrade); prints
     /// `rebuilt N of M`.
@@ -102,8 +118,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let part: &'static str = Box::leak(format!("WORKER-{}", cli.id).into_boxed_str());
     faas_logging::init(part);
+    // Interpreters recurse deeply on the native stack (QuickJS: ~1 KiB per
+    // JS call); 8 MiB lets scripts recurse thousands of levels.
+    wasmer::sys::vm::set_stack_size(8 * 1024 * 1024);
     let outcome = match cli.command {
-        None => serve_jobs(cli.functions_dir, &cli.worker),
+        None => serve_jobs(cli.functions_dir, cli.id, &cli.worker),
         Some(Command::Run {
             env,
             dirs,
@@ -111,6 +130,16 @@ fn main() -> ExitCode {
             args,
         }) => run_module(&file, args, env, dirs, cli.worker.max_output_bytes),
         Some(Command::Compile { dir }) => compile(&dir),
+        Some(Command::Check { lang, file }) => check(&cli.worker, lang, &file),
+        Some(Command::PrepareRuntimes) => {
+            let dir = cli.worker.runtimes_dir_for(&current_exe());
+            faas_worker::interpreters::prepare_all(&dir)
+                .map(|n| {
+                    println!("prepared {n}");
+                    ExitCode::SUCCESS
+                })
+                .map_err(Into::into)
+        }
         Some(Command::RefreshArtifacts) => refresh_artifacts(&cli.functions_dir),
         Some(Command::Bench {
             threads,
@@ -130,18 +159,28 @@ fn main() -> ExitCode {
     })
 }
 
+fn current_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("worker"))
+}
+
 /// The Server's mode: jobs on stdin, results on stdout, until stdin closes.
-fn serve_jobs(functions_dir: PathBuf, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+fn serve_jobs(functions_dir: PathBuf, id: usize, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::new()?;
+    let native = NativeRunner::new(NativeConfig {
+        node: args.node.clone(),
+        python: args.python.clone(),
+        php: args.php.clone(),
+        uid: args.native_uid_base.saturating_add(id as u32),
+        allow_unconfined: args.allow_unconfined_native,
+    });
     log::info!("worker ready (functions dir {})", functions_dir.display());
-    let native = NativeRunner::new(args.node.clone(), args.python.clone(), args.php.clone());
-    let mut runner = JobRunner::new(
-        functions_dir,
-        sandbox,
-        native,
-        args.module_cache_size,
-        args.max_output_bytes,
-    );
+    let settings = RunnerSettings {
+        module_cache_size: args.module_cache_size,
+        max_output_bytes: args.max_output_bytes,
+        runtimes_dir: args.runtimes_dir_for(&current_exe()),
+        native_langs: args.native_langs(),
+    };
+    let mut runner = JobRunner::new(functions_dir, sandbox, native, settings);
     // Unbuffered fd 0: readiness checks must see every waiting byte, which
     // std's buffered Stdin could hide.
     let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
@@ -173,6 +212,7 @@ fn run_module(
                 capture: false,
                 inherit_stdin: true,
                 dirs,
+                files: Vec::new(),
                 max_memory_bytes: 4 * 1024 * 1024 * 1024,
             },
             stdin: Vec::new(),
@@ -197,6 +237,47 @@ fn compile(dir: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// `worker check`: a deploy's syntax check of a script, in the sandbox.
+fn check(args: &WorkerArgs, lang: faas_proto::Lang, file: &Path) -> anyhow::Result<ExitCode> {
+    let sandbox = Sandbox::new()?;
+    let dir = args.runtimes_dir_for(&current_exe());
+    let interpreter = match Interpreter::load(sandbox.engine(), &dir, lang) {
+        Ok(interpreter) => interpreter,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let script = std::fs::read(file)?;
+    let out = sandbox.run(
+        &interpreter.module,
+        RunOptions {
+            instance: PrepareOptions {
+                args: interpreter.check_args(),
+                env: Vec::new(),
+                capture: true,
+                inherit_stdin: false,
+                dirs: Vec::new(),
+                files: interpreter.files(script.into()),
+                max_memory_bytes: 256 * 1024 * 1024,
+            },
+            stdin: Vec::new(),
+            max_output_bytes: 64 * 1024,
+            timeout: Some(std::time::Duration::from_secs(30)),
+        },
+    )?;
+    std::io::stderr().write_all(&out.stderr)?;
+    Ok(match (out.timed_out, out.trap, out.exit_code) {
+        (true, _, _) => ExitCode::from(2),
+        (_, Some(trap), _) => {
+            eprintln!("the {lang} interpreter trapped: {trap}");
+            ExitCode::from(2)
+        }
+        (_, None, 0) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
 }
 
 fn refresh_artifacts(functions_dir: &Path) -> anyhow::Result<ExitCode> {

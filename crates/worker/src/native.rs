@@ -1,26 +1,29 @@
-//! JavaScript, Python and PHP functions run as host processes (`node`,
-//! `python3`, `php`), as in the seed. They are not sandboxed like Wasm, so
-//! each call is confined as far as plain Unix allows:
+//! Functions that run with a host runtime: PHP (no WASI build of PHP is
+//! reachable), and JavaScript or Python when the operator asks for the
+//! native runtimes (`--native-js`, `--native-python`). Every call runs
+//! inside bubblewrap:
 //!
-//! - its own empty temporary working directory (also `HOME` and `TMPDIR`),
-//!   removed after the call; the source is copied in, so the function needs
-//!   no access to the function store;
-//! - a cleared environment: `PATH`, `HOME`, `TMPDIR`, `LANG` and the
-//!   platform's `FAAS_FUNCTION` / `FAAS_REQUEST_ID` only;
-//! - when the worker runs as root, the function runs as `nobody` (no access
-//!   to root's files, to the server's `/proc/<pid>/environ`, or to the
-//!   server's directories);
-//! - `setrlimit`: CPU seconds, data size (heap and anonymous mappings),
-//!   file size, open files, processes, no core dumps;
-//! - its own process group, killed with SIGKILL when the call ends or its
-//!   deadline passes (stray background processes die with it);
-//! - stdout and stderr capped (the rest is read and dropped).
-//!
-//! What this does *not* isolate: the host network, other world-readable
-//! files, and a process that leaves its group with `setsid` (it still runs as
-//! `nobody` under the CPU limit). Use Wasm languages for untrusted code.
+//! - new user, network, PID, IPC, UTS and cgroup namespaces: no network (not
+//!   even the host's loopback), no view of the host's processes;
+//! - a root holding only read-only binds of `/usr` (and the `/lib*`, `/bin`
+//!   links), the runtime's config (`/etc/php`), a fresh `/proc` and `/dev`,
+//!   a size-capped tmpfs as `/tmp` (also the working directory and `HOME`),
+//!   and the script, read-only at `/faas/code.<ext>`, copied in through a
+//!   pipe: nothing of the function store, the host's `/etc` or `/proc`;
+//! - a cleared environment (`PATH`, `HOME`, `TMPDIR`, `LANG`,
+//!   `FAAS_FUNCTION`, `FAAS_REQUEST_ID`);
+//! - when the worker is root, the uid/gid of its slot (`--native-uid-base` +
+//!   worker id), so no call can touch another's files or processes and
+//!   `RLIMIT_NPROC` bounds one call; a crashed worker's leftovers are killed
+//!   when its replacement starts ([`NativeRunner::new`]);
+//! - rlimits: CPU seconds, data size (the memory cap), file size, open
+//!   files, processes, no core dumps;
+//! - `--die-with-parent`, and the whole process group killed when the call
+//!   ends or its deadline passes;
+//! - stdout and stderr capped.
 
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -33,6 +36,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::wasm::RunOutput;
+
+/// The bubblewrap binary.
+pub const BWRAP: &str = "/usr/bin/bwrap";
 
 /// Limits of one native call.
 #[derive(Debug, Clone)]
@@ -51,19 +57,31 @@ pub enum NativeError {
     MissingRuntime(&'static str),
     #[error("{0} functions do not run as native processes")]
     NotNative(Lang),
+    #[error("native functions cannot be confined here: {0}")]
+    NoSandbox(String),
     #[error("cannot prepare the call: {0}")]
     Setup(std::io::Error),
 }
 
-/// The host runtimes, as the Server found them (`--node`, `--python`,
-/// `--php`).
+/// How native calls are set up on this worker.
+#[derive(Debug, Clone)]
+pub struct NativeConfig {
+    pub node: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+    pub php: Option<PathBuf>,
+    /// The uid/gid calls run as when the worker is root.
+    pub uid: u32,
+    /// Run without bubblewrap when it cannot work here (operator's choice).
+    pub allow_unconfined: bool,
+}
+
+/// The host runtimes, as the Server found them, and how calls are confined.
 pub struct NativeRunner {
-    node: Option<PathBuf>,
-    python: Option<PathBuf>,
-    php: Option<PathBuf>,
-    /// uid/gid to run functions as (set when the worker is root).
+    config: NativeConfig,
+    /// The uid/gid to run as (set when the worker is root).
     run_as: Option<(Uid, Gid)>,
-    scratch_root: PathBuf,
+    /// Why bubblewrap cannot be used here, if it cannot.
+    no_sandbox: Option<String>,
 }
 
 /// How one call's process ended.
@@ -73,28 +91,38 @@ struct Ended {
 }
 
 impl NativeRunner {
-    pub fn new(node: Option<PathBuf>, python: Option<PathBuf>, php: Option<PathBuf>) -> Self {
+    /// Sets up the runner, first killing whatever a crashed predecessor of
+    /// this slot left running under its uid.
+    pub fn new(config: NativeConfig) -> Self {
         let run_as = Uid::effective()
             .is_root()
-            .then(|| (Uid::from_raw(65534), Gid::from_raw(65534)));
+            .then(|| (Uid::from_raw(config.uid), Gid::from_raw(config.uid)));
+        if let Some((uid, _)) = run_as {
+            kill_everything_of(uid);
+        }
+        let no_sandbox = probe(run_as).err();
+        if let Some(why) = &no_sandbox {
+            log::warn!("native functions cannot run in bubblewrap here: {why}");
+        }
         Self {
-            node,
-            python,
-            php,
+            config,
             run_as,
-            scratch_root: std::env::temp_dir(),
+            no_sandbox,
         }
     }
 
-    /// The runtime, source file name and arguments for `lang`.
+    /// The runtime and its arguments for `lang`.
     fn program(&self, lang: Lang) -> Result<(&Path, &'static [&'static str]), NativeError> {
-        let missing = |what| NativeError::MissingRuntime(what);
+        let missing = NativeError::MissingRuntime;
         Ok(match lang {
-            Lang::Js => (self.node.as_deref().ok_or(missing("node"))?, &[]),
+            Lang::Js => (self.config.node.as_deref().ok_or(missing("node"))?, &[]),
             // -I: ignore PYTHON* variables and the user's site-packages.
-            Lang::Python => (self.python.as_deref().ok_or(missing("python3"))?, &["-I"]),
+            Lang::Python => (
+                self.config.python.as_deref().ok_or(missing("python3"))?,
+                &["-I"],
+            ),
             Lang::Php => (
-                self.php.as_deref().ok_or(missing("php"))?,
+                self.config.php.as_deref().ok_or(missing("php"))?,
                 &["-d", "display_errors=stderr", "-d", "log_errors=0"],
             ),
             other => return Err(NativeError::NotNative(other)),
@@ -113,42 +141,45 @@ impl NativeRunner {
     ) -> Result<RunOutput, NativeError> {
         let started = Instant::now();
         let (program, args) = self.program(lang)?;
+        let env = [
+            ("FAAS_FUNCTION", function_id.to_string()),
+            ("FAAS_REQUEST_ID", req.to_string()),
+        ];
         let file = lang.source_file();
-        let scratch =
-            Scratch::create(&self.scratch_root, self.run_as).map_err(NativeError::Setup)?;
-        std::fs::write(scratch.path.join(&file), code).map_err(NativeError::Setup)?;
-
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .arg(&file)
-            .current_dir(&scratch.path)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", &scratch.path)
-            .env("TMPDIR", &scratch.path)
-            .env("LANG", "C.UTF-8")
-            .env("FAAS_FUNCTION", function_id)
-            .env("FAAS_REQUEST_ID", req.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        confine(&mut cmd, limits, self.run_as);
+        let (mut cmd, script, script_pipe, scratch) = match &self.no_sandbox {
+            None => {
+                let pipe = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| NativeError::Setup(e.into()))?;
+                let cmd = bwrap_command(program, lang, &env, limits);
+                (cmd, Path::new("/faas").join(&file), Some(pipe), None)
+            }
+            Some(why) if !self.config.allow_unconfined => {
+                return Err(NativeError::NoSandbox(why.clone()))
+            }
+            // The operator accepted unconfined native calls.
+            Some(_) => {
+                let dir = Scratch::create(self.run_as, lang, code).map_err(NativeError::Setup)?;
+                let cmd = unconfined_command(program, &dir.path, &env);
+                (cmd, dir.path.join(&file), None, Some(dir))
+            }
+        };
+        cmd.args(args).arg(script);
+        let script_fd = script_pipe.as_ref().map(|(read, _)| read.as_raw_fd());
+        confine(&mut cmd, limits, self.run_as, script_fd);
         let mut child = cmd.spawn().map_err(NativeError::Setup)?;
-
-        let mut stdin = child.stdin.take().expect("piped");
-        let payload = payload.to_vec();
-        std::thread::spawn(move || {
-            // A function that never reads its stdin gets EPIPE here: fine.
-            let _ = stdin.write_all(&payload);
-        });
+        if let Some((read, write)) = script_pipe {
+            drop(read);
+            feed(write, code.to_vec());
+        }
+        let input = payload.to_vec();
+        feed_stdin(&mut child, input);
         let stdout = capture(child.stdout.take().expect("piped"), limits.max_output_bytes);
         let stderr = capture(child.stderr.take().expect("piped"), limits.max_output_bytes);
         let ended = wait_until(&mut child, started + limits.timeout)?;
         let (stdout, cut_out) = collect(stdout);
         let (stderr, cut_err) = collect(stderr);
-        drop(scratch);
         let (exit_code, trap) = exit_of(&ended);
+        drop(scratch);
         Ok(RunOutput {
             exit_code,
             trap,
@@ -161,9 +192,159 @@ impl NativeRunner {
     }
 }
 
-/// Applies the rlimits and, when running as root, drops to `run_as`, in the
-/// child before exec.
-fn confine(cmd: &mut Command, limits: &NativeLimits, run_as: Option<(Uid, Gid)>) {
+/// The bubblewrap command line around `program` (its arguments follow).
+fn bwrap_command(
+    program: &Path,
+    lang: Lang,
+    env: &[(&str, String)],
+    limits: &NativeLimits,
+) -> Command {
+    let script = format!("/faas/{}", lang.source_file());
+    let mut cmd = Command::new(BWRAP);
+    cmd.args([
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--clearenv",
+    ]);
+    for (k, v) in [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", "/tmp"),
+        ("TMPDIR", "/tmp"),
+        ("LANG", "C.UTF-8"),
+    ] {
+        cmd.args(["--setenv", k, v]);
+    }
+    for (k, v) in env {
+        cmd.args(["--setenv", k, v]);
+    }
+    system_binds(&mut cmd);
+    if lang == Lang::Php {
+        cmd.args(["--ro-bind-try", "/etc/php", "/etc/php"]);
+    }
+    let tmp_bytes = limits.max_file_bytes.to_string();
+    cmd.args(["--proc", "/proc", "--dev", "/dev"])
+        .args(["--size", &tmp_bytes, "--tmpfs", "/tmp", "--chdir", "/tmp"])
+        .args(["--dir", "/faas", "--ro-bind-data", "3", &script])
+        // The sandbox's root tmpfs is not a scratch space: only /tmp (capped)
+        // is writable.
+        .args(["--remount-ro", "/"])
+        .arg("--")
+        .arg(program);
+    cmd
+}
+
+/// Read-only `/usr`, and `/lib*`, `/bin`, `/sbin` as they are on the host
+/// (links into `/usr` on merged-usr systems, directories elsewhere).
+fn system_binds(cmd: &mut Command) {
+    cmd.args(["--ro-bind", "/usr", "/usr"]);
+    for dir in ["/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"] {
+        match std::fs::read_link(dir) {
+            Ok(target) => {
+                cmd.arg("--symlink").arg(target).arg(dir);
+            }
+            Err(_) if Path::new(dir).is_dir() => {
+                cmd.args(["--ro-bind", dir, dir]);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Without namespaces (`--allow-unconfined-native`): the runtime in a
+/// scratch directory of its own, with a cleared environment.
+fn unconfined_command(program: &Path, dir: &Path, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", dir)
+        .env("TMPDIR", dir)
+        .env("LANG", "C.UTF-8")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir);
+    cmd
+}
+
+/// An unconfined call's working directory, removed on drop.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn create(owner: Option<(Uid, Gid)>, lang: Lang, code: &[u8]) -> std::io::Result<Self> {
+        let path = nix::unistd::mkdtemp(&std::env::temp_dir().join("faas-call-XXXXXX"))?;
+        let scratch = Self { path };
+        std::fs::write(scratch.path.join(lang.source_file()), code)?;
+        if let Some((uid, gid)) = owner {
+            nix::unistd::chown(&scratch.path, Some(uid), Some(gid))?;
+        }
+        Ok(scratch)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Whether bubblewrap can create its namespaces here (as `run_as`).
+pub fn probe(run_as: Option<(Uid, Gid)>) -> Result<(), String> {
+    if !Path::new(BWRAP).is_file() {
+        return Err(format!(
+            "{BWRAP} is missing (Debian: apt-get install bubblewrap)"
+        ));
+    }
+    let mut cmd = Command::new(BWRAP);
+    cmd.args(["--unshare-all", "--die-with-parent"]);
+    system_binds(&mut cmd);
+    cmd.args(["--", "/bin/sh", "-c", "exit 0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some((uid, gid)) = run_as {
+        // std clears the supplementary groups when root drops to a uid.
+        cmd.uid(uid.as_raw()).gid(gid.as_raw());
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {BWRAP}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Kills every process running as `uid` (a crashed worker's leftovers).
+fn kill_everything_of(uid: Uid) {
+    let killed = Command::new("/bin/kill")
+        .args(["-KILL", "-1"])
+        .uid(uid.as_raw())
+        .gid(uid.as_raw())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(err) = killed {
+        log::warn!("cannot clear the processes of uid {uid}: {err}");
+    }
+}
+
+/// Applies the rlimits, drops to `run_as`, and puts the script pipe at fd 3,
+/// in the child before exec.
+fn confine(
+    cmd: &mut Command,
+    limits: &NativeLimits,
+    run_as: Option<(Uid, Gid)>,
+    script_fd: Option<i32>,
+) {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     let cpu_seconds = limits.timeout.as_secs() + 1;
     let rlimits = [
         (Resource::RLIMIT_CPU, cpu_seconds),
@@ -174,10 +355,20 @@ fn confine(cmd: &mut Command, limits: &NativeLimits, run_as: Option<(Uid, Gid)>)
         (Resource::RLIMIT_CORE, 0),
     ];
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls (setrlimit, setgroups, setgid,
-    // setuid); it allocates nothing.
+    // makes async-signal-safe system calls (dup2, fcntl, setrlimit,
+    // setgroups, setgid, setuid); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(fd) = script_fd {
+                if fd == 3 {
+                    nix::fcntl::fcntl(
+                        3,
+                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                    )?;
+                } else {
+                    nix::unistd::dup2(fd, 3)?;
+                }
+            }
             for (resource, limit) in rlimits {
                 setrlimit(resource, limit, limit)?;
             }
@@ -189,6 +380,22 @@ fn confine(cmd: &mut Command, limits: &NativeLimits, run_as: Option<(Uid, Gid)>)
             Ok(())
         });
     }
+}
+
+/// Writes `bytes` to `pipe` on a thread, then closes it.
+fn feed(pipe: OwnedFd, bytes: Vec<u8>) {
+    std::thread::spawn(move || {
+        let _ = std::fs::File::from(pipe).write_all(&bytes);
+    });
+}
+
+/// Gives the child its stdin on a thread. A function that never reads its
+/// stdin gets EPIPE here: fine.
+fn feed_stdin(child: &mut Child, bytes: Vec<u8>) {
+    let mut stdin = child.stdin.take().expect("piped");
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&bytes);
+    });
 }
 
 /// Waits for `child` until `deadline`, then kills its whole process group
@@ -233,27 +440,6 @@ fn describe_signal(sig: i32) -> String {
         format!("killed by {name}: CPU time limit reached")
     } else {
         format!("killed by {name}")
-    }
-}
-
-/// A per-call working directory, removed on drop.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn create(root: &Path, owner: Option<(Uid, Gid)>) -> std::io::Result<Self> {
-        let path = nix::unistd::mkdtemp(&root.join("faas-call-XXXXXX"))?;
-        if let Some((uid, gid)) = owner {
-            nix::unistd::chown(&path, Some(uid), Some(gid))?;
-        }
-        Ok(Self { path })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

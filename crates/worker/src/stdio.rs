@@ -157,7 +157,7 @@ impl PendingInput {
         *self.inner.lock().unwrap() = Input { bytes, read: 0 };
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         let inner = self.inner.lock().unwrap();
         inner.bytes.len() - inner.read
     }

@@ -11,14 +11,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmer::{Engine, Module, Store};
+use wasmer::{Engine, Instance, Module, Store};
 use wasmer_wasix::runtime::task_manager::tokio::TokioTaskManager;
 use wasmer_wasix::virtual_fs;
-use wasmer_wasix::{PluggableRuntime, UnsupportedVirtualNetworking, WasiEnv, WasiError};
+use wasmer_wasix::{
+    PluggableRuntime, UnsupportedVirtualNetworking, WasiEnv, WasiEnvBuilder, WasiError,
+};
 
 use crate::artifact;
 use crate::limits::{Watchdog, WASM_PAGE};
-use crate::stdio::{CappedOutput, PendingInput};
+use crate::poll::PollState;
+use crate::stdio::CappedOutput;
 
 /// Linear-memory cap when a call sets none (the server passes its own).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
@@ -109,6 +112,11 @@ impl Sandbox {
         })
     }
 
+    /// The engine modules must be loaded into to run here.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Compiles WebAssembly bytes (or WAT text) with cranelift.
     pub fn compile(&self, wasm: &[u8]) -> Result<Module, SandboxError> {
         Module::new(&self.engine, wasm).map_err(|e| SandboxError::Compile(e.to_string()))
@@ -150,6 +158,10 @@ impl Sandbox {
     /// Builds a fresh store, WASI environment and instance for `module`,
     /// ready for [`call`](Self::call). Everything an invocation needs except
     /// its payload, so a worker can do this while it waits for the next job.
+    ///
+    /// Only the WASI namespaces the module imports are built (not all five
+    /// that `WasiEnvBuilder::instantiate` creates, several hundred host
+    /// functions), and `poll_oneoff` is our own, bounded by the deadline.
     pub fn prepare(
         &self,
         module: &Module,
@@ -157,7 +169,43 @@ impl Sandbox {
     ) -> Result<Prepared, SandboxError> {
         let _enter = self.tokio.enter();
         let mut store = Store::new(self.engine.clone());
+        let poll = PollState::default();
+        let (builder, captured) = self.builder(opts, &poll)?;
+        self.max_pages
+            .store(pages(opts.max_memory_bytes), Ordering::Relaxed);
+        let failed = |e: &dyn std::fmt::Display| SandboxError::Instantiate(e.to_string());
+        let mut wasi_env = builder.finalize(&mut store).map_err(|e| failed(&e))?;
+        let mut imports = wasi_env
+            .import_object_for_all_wasi_versions(&mut store, module)
+            .map_err(|e| failed(&e))?;
+        crate::poll::install(&mut store, &wasi_env, &mut imports, &poll);
+        let instance = Instance::new(&mut store, module, &imports).map_err(|e| failed(&e))?;
+        wasi_env
+            .initialize(&mut store, instance.clone())
+            .map_err(|e| failed(&e))?;
+        let start = instance
+            .exports
+            .get_function("_start")
+            .map_err(|_| SandboxError::NoStart)?
+            .clone();
+        Ok(Prepared {
+            store,
+            _instance: instance,
+            wasi_env,
+            start,
+            poll,
+            captured,
+            max_memory_bytes: opts.max_memory_bytes,
+        })
+    }
 
+    /// The WASI environment of one call: argv, variables, in-memory stdio,
+    /// one guest thread, and the files it may see.
+    fn builder(
+        &self,
+        opts: &PrepareOptions,
+        poll: &PollState,
+    ) -> Result<(WasiEnvBuilder, Option<(CappedOutput, CappedOutput)>), SandboxError> {
         let program = opts
             .args
             .first()
@@ -169,9 +217,8 @@ impl Sandbox {
             .runtime(self.runtime.clone());
         // One guest thread: a function cannot fan out threads inside a worker.
         builder.capabilities_mut().threading.max_threads = Some(1);
-        let stdin = PendingInput::default();
         if !opts.inherit_stdin {
-            builder = builder.stdin(Box::new(stdin.clone()));
+            builder = builder.stdin(Box::new(poll.stdin.clone()));
         }
         let mut captured = None;
         if opts.capture {
@@ -182,37 +229,21 @@ impl Sandbox {
                 .stderr(Box::new(stderr.clone()));
             captured = Some((stdout, stderr));
         }
+        let setup = |e: &dyn std::fmt::Display| SandboxError::Instantiate(e.to_string());
+        if !opts.files.is_empty() {
+            builder.set_mount_fs(read_only_files(&opts.files).map_err(|e| setup(&e))?);
+            builder.add_preopen_dir("/").map_err(|e| setup(&e))?;
+        }
         if !opts.dirs.is_empty() {
             let host_root = virtual_fs::host_fs::FileSystem::new(self.tokio.handle().clone(), "/")
-                .map_err(|e| SandboxError::Instantiate(e.to_string()))?;
+                .map_err(|e| setup(&e))?;
             builder =
                 builder.fs(Arc::new(host_root) as Arc<dyn virtual_fs::FileSystem + Send + Sync>);
             for (host, guest) in &opts.dirs {
-                builder = builder
-                    .map_dir(guest, host)
-                    .map_err(|e| SandboxError::Instantiate(e.to_string()))?;
+                builder = builder.map_dir(guest, host).map_err(|e| setup(&e))?;
             }
         }
-
-        self.max_pages
-            .store(pages(opts.max_memory_bytes), Ordering::Relaxed);
-        let (instance, wasi_env) = builder
-            .instantiate(module.clone(), &mut store)
-            .map_err(|e| SandboxError::Instantiate(e.to_string()))?;
-        let start = instance
-            .exports
-            .get_function("_start")
-            .map_err(|_| SandboxError::NoStart)?
-            .clone();
-        Ok(Prepared {
-            store,
-            _instance: instance,
-            wasi_env,
-            start,
-            stdin,
-            captured,
-            max_memory_bytes: opts.max_memory_bytes,
-        })
+        Ok((builder, captured))
     }
 
     /// Runs a prepared instance's `_start` with `stdin` as its input.
@@ -232,11 +263,12 @@ impl Sandbox {
             _instance,
             wasi_env,
             start,
-            stdin: input,
+            poll,
             captured,
             ..
         } = prepared;
-        input.set(stdin);
+        poll.stdin.set(stdin);
+        *poll.deadline.lock().unwrap() = timeout.map(|t| started + t);
         if let Some((stdout, stderr)) = &captured {
             stdout.set_cap(max_output_bytes);
             stderr.set_cap(max_output_bytes);
@@ -244,14 +276,16 @@ impl Sandbox {
 
         let armed = timeout.map(|t| self.watchdog.arm(Instant::now() + t, store.interrupter()));
         let called = start.call(&mut store, &[]);
-        let timed_out = armed.as_ref().is_some_and(|a| a.fired()) && called.is_err();
+        let timed_out = (armed.as_ref().is_some_and(|a| a.fired())
+            || poll.timed_out.load(Ordering::Acquire))
+            && called.is_err();
         drop(armed);
         let (exit_code, trap) = match called {
             Ok(_) => (0, None),
-            Err(err) => match err.downcast::<WasiError>() {
-                Ok(WasiError::Exit(code)) => (code.raw(), None),
-                Ok(other) => (1, Some(other.to_string())),
-                Err(trap) => (1, Some(trap.message())),
+            Err(err) => match err.downcast_ref::<WasiError>() {
+                Some(WasiError::Exit(code)) => (code.raw(), None),
+                Some(other) => (1, Some(other.to_string())),
+                None => (1, Some(err.message())),
             },
         };
         wasi_env.on_exit(&mut store, Some(exit_code.into()));
@@ -301,6 +335,9 @@ pub struct PrepareOptions {
     pub inherit_stdin: bool,
     /// Host directory → guest path, for debugging only.
     pub dirs: Vec<(String, String)>,
+    /// Read-only in-memory files (guest path, content): an interpreter's
+    /// script and prelude. No host file is ever mapped for them.
+    pub files: Vec<(String, Arc<[u8]>)>,
     /// Cap on the guest's linear memory (fixed at instantiation).
     pub max_memory_bytes: u64,
 }
@@ -311,7 +348,7 @@ pub struct Prepared {
     _instance: wasmer::Instance,
     wasi_env: wasmer_wasix::WasiFunctionEnv,
     start: wasmer::Function,
-    stdin: PendingInput,
+    poll: PollState,
     captured: Option<(CappedOutput, CappedOutput)>,
     max_memory_bytes: u64,
 }
@@ -321,6 +358,22 @@ impl Prepared {
     pub fn max_memory_bytes(&self) -> u64 {
         self.max_memory_bytes
     }
+}
+
+/// A root holding only `/faas` with `files` in it, read-only; creating
+/// anything elsewhere fails (there is no writable mount).
+fn read_only_files(
+    files: &[(String, Arc<[u8]>)],
+) -> Result<virtual_fs::MountFileSystem, virtual_fs::FsError> {
+    let faas = virtual_fs::TmpFileSystem::new();
+    for (path, content) in files {
+        let name = path.strip_prefix("/faas").unwrap_or(path);
+        faas.new_open_options_ext()
+            .insert_ro_file(std::path::Path::new(name), content.as_ref().into())?;
+    }
+    let root = virtual_fs::MountFileSystem::new();
+    root.mount("/faas", Arc::new(faas))?;
+    Ok(root)
 }
 
 /// Bytes → whole WebAssembly pages (at least one).

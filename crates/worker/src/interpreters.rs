@@ -1,0 +1,177 @@
+//! JavaScript and Python run inside WebAssembly: QuickJS-ng and CPython
+//! compiled to WASI preview1, kept in the runtimes directory (built by
+//! `make toolchains`, default `build/runtimes`):
+//!
+//! | file | what |
+//! |---|---|
+//! | `qjs.wasm` | QuickJS-ng 0.10.1 (from the `rquickjs-sys` crate's sources) |
+//! | `prelude.js` | the Node-style API JS functions expect (`require('fs')`, `process`, `console`, timers) |
+//! | `python.wasm` | CPython 3.12.0 for WASI, standard library inside, sha256-pinned |
+//! | `*.wasmu` | their compiled artifacts (once per machine and Wasmer version) |
+//!
+//! A call gets a fresh instance of the interpreter with the function's script
+//! (and the prelude) as read-only in-memory files under `/faas`: no host
+//! directory is mapped, and every limit of a compiled function applies.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use faas_proto::Lang;
+use wasmer::Module;
+
+use crate::artifact::{self, Engine};
+
+/// Where the function's script is, inside the guest.
+pub const SCRIPT_DIR: &str = "/faas";
+
+/// An interpreter module and how to start it.
+#[derive(Clone)]
+pub struct Interpreter {
+    pub lang: Lang,
+    pub module: Module,
+    /// argv before the check flag (the script path is fixed: see [`script_path`]).
+    argv: Vec<String>,
+    /// Files every call sees beside the script (the JS prelude).
+    files: Vec<(String, Arc<[u8]>)>,
+}
+
+/// The module file of each interpreted language, in the runtimes dir.
+pub fn module_file(lang: Lang) -> Option<&'static str> {
+    match lang {
+        Lang::Js => Some("qjs.wasm"),
+        Lang::Python => Some("python.wasm"),
+        _ => None,
+    }
+}
+
+/// The guest path of a function's script.
+pub fn script_path(lang: Lang) -> String {
+    format!("{SCRIPT_DIR}/{}", lang.source_file())
+}
+
+/// The artifact path beside a module (`qjs.wasm` → `qjs.wasmu`).
+pub fn artifact_path(module: &Path) -> PathBuf {
+    module.with_extension("wasmu")
+}
+
+/// Why an interpreter could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum InterpreterError {
+    #[error("the {lang} interpreter is not installed ({path} is missing): run `make toolchains`")]
+    Missing { lang: Lang, path: String },
+    #[error("the {lang} interpreter at {path} is unusable: {why}; run `make toolchains`")]
+    Broken {
+        lang: Lang,
+        path: String,
+        why: String,
+    },
+}
+
+impl Interpreter {
+    /// Loads `lang`'s interpreter from `dir`: its artifact when current,
+    /// else the module compiled now (seconds for CPython; `make` and the
+    /// Server build the artifact ahead so this does not happen on a call).
+    pub fn load(engine: &Engine, dir: &Path, lang: Lang) -> Result<Self, InterpreterError> {
+        let file = module_file(lang).expect("an interpreted language");
+        let path = dir.join(file);
+        let broken = |why: String| InterpreterError::Broken {
+            lang,
+            path: path.display().to_string(),
+            why,
+        };
+        if !path.is_file() {
+            return Err(InterpreterError::Missing {
+                lang,
+                path: path.display().to_string(),
+            });
+        }
+        let module = match artifact::load_at(engine, &artifact_path(&path)) {
+            Ok(Some(module)) => module,
+            Ok(None) | Err(_) => {
+                log::warn!("{}: no current artifact; compiling it now", path.display());
+                let wasm = std::fs::read(&path).map_err(|e| broken(e.to_string()))?;
+                Module::new(engine, wasm).map_err(|e| broken(e.to_string()))?
+            }
+        };
+        let (argv, files) = match lang {
+            Lang::Js => {
+                let prelude = dir.join("prelude.js");
+                let bytes = std::fs::read(&prelude)
+                    .map_err(|e| broken(format!("{}: {e}", prelude.display())))?;
+                (
+                    // --script: the prelude is a script, not a module (qjs
+                    // would otherwise parse it twice to decide).
+                    vec!["qjs", "--std", "--script", "/faas/prelude.js"],
+                    vec![(format!("{SCRIPT_DIR}/prelude.js"), Arc::from(bytes))],
+                )
+            }
+            // -I: isolated mode (no PYTHON* variables, no script dir on
+            // sys.path).
+            _ => (vec!["python", "-I", "/faas/code.py"], Vec::new()),
+        };
+        Ok(Self {
+            lang,
+            module,
+            argv: argv.into_iter().map(String::from).collect(),
+            files,
+        })
+    }
+
+    /// argv of a call.
+    pub fn run_args(&self) -> Vec<String> {
+        self.argv.clone()
+    }
+
+    /// argv of a syntax check: parse the script, run nothing.
+    pub fn check_args(&self) -> Vec<String> {
+        match self.lang {
+            Lang::Js => {
+                let mut argv = self.argv.clone();
+                argv.push("--check".into());
+                argv
+            }
+            _ => ["python", "-I", "-S", "-c", PYTHON_CHECK]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+
+    /// The files a call with `script` sees.
+    pub fn files(&self, script: Arc<[u8]>) -> Vec<(String, Arc<[u8]>)> {
+        let mut files = self.files.clone();
+        files.push((script_path(self.lang), script));
+        files
+    }
+}
+
+/// Compiles the script without running it; a syntax error prints Python's
+/// usual message (with the line) on stderr and exits 1.
+const PYTHON_CHECK: &str = "import sys, traceback
+try:
+    compile(open('/faas/code.py', 'rb').read(), 'code.py', 'exec')
+except SyntaxError as e:
+    sys.stderr.write(''.join(traceback.format_exception_only(type(e), e)))
+    sys.exit(1)
+";
+
+/// Builds the artifact of every interpreter module in `dir` that has none or
+/// a stale one. Returns how many were built.
+pub fn prepare_all(dir: &Path) -> Result<usize, artifact::ArtifactError> {
+    let stamp_engine = artifact::new_engine(Default::default());
+    let mut built = 0;
+    for lang in [Lang::Js, Lang::Python] {
+        let module = dir.join(module_file(lang).expect("interpreted"));
+        let artifact = artifact_path(&module);
+        if !module.is_file() || artifact::is_current_at(&stamp_engine, &artifact) {
+            continue;
+        }
+        // A fresh engine per build: an engine keeps the code it compiled.
+        artifact::build_at(
+            &artifact::new_engine(Default::default()),
+            &module,
+            &artifact,
+        )?;
+        built += 1;
+    }
+    Ok(built)
+}

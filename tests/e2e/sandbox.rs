@@ -1,0 +1,351 @@
+//! Every function runs in a sandbox: JavaScript and Python in WebAssembly
+//! (QuickJS, CPython), PHP in bubblewrap. Hostile functions try to reach the
+//! host, the network, the store and the control plane; every attempt fails
+//! and the platform serves the next call.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{example, TestServer};
+
+/// Tries each escape and prints a JSON report: `denied...` or `ALLOWED`.
+const HOSTILE_PY: &str = r#"
+import json, os, sys, time
+store, port = sys.stdin.read().split()
+r = {}
+def attempt(name, fn):
+    try:
+        fn()
+        r[name] = 'ALLOWED'
+    except BaseException as e:
+        r[name] = 'denied: ' + type(e).__name__
+def connect():
+    import socket
+    s = socket.socket()
+    s.connect(('127.0.0.1', int(port)))
+def spawn():
+    import subprocess
+    subprocess.run(['ls'])
+attempt('etc', lambda: open('/etc/passwd').read())
+attempt('store', lambda: os.listdir(store))
+attempt('proc', lambda: open('/proc/self/environ').read())
+attempt('gateway', connect)
+attempt('spawn', spawn)
+attempt('fork', lambda: os.fork())
+attempt('write_root', lambda: open('/escape.txt', 'w').write('x'))
+attempt('write_script', lambda: open('/faas/code.py', 'w').write('x'))
+r['env'] = sorted(os.environ)
+print(json.dumps(r))
+"#;
+
+const HOSTILE_JS: &str = r#"
+const fs = require('fs');
+const [store, port] = fs.readFileSync(0, 'utf8').split(' ');
+const r = {};
+function attempt(name, fn) { try { fn(); r[name] = 'ALLOWED'; } catch (e) { r[name] = 'denied: ' + e.name; } }
+attempt('etc', () => fs.readFileSync('/etc/passwd'));
+attempt('store', () => fs.readdirSync(store));
+attempt('proc', () => fs.readFileSync('/proc/self/environ'));
+attempt('write_root', () => fs.writeFileSync('/escape.txt', 'x'));
+attempt('write_script', () => fs.writeFileSync('/faas/code.js', 'x'));
+attempt('host_modules', () => { if (typeof std === 'object' || typeof os === 'object') return; throw new Error('none'); });
+attempt('child_process', () => require('child_process'));
+attempt('net', () => require('net'));
+r.env = Object.keys(process.env).sort();
+console.log(JSON.stringify(r));
+"#;
+
+const HOSTILE_PHP: &str = r#"<?php
+[$store, $port] = explode(' ', trim(stream_get_contents(STDIN)));
+$r = [];
+$r['etc'] = @file_get_contents('/etc/passwd') === false ? 'denied' : 'ALLOWED';
+$r['store'] = @scandir($store) === false ? 'denied' : 'ALLOWED';
+$r['host_proc'] = @file_get_contents('/proc/1/cmdline') === 'bwrap' ? 'denied' : (count(glob('/proc/[0-9]*')) <= 3 ? 'denied' : 'ALLOWED');
+$s = @fsockopen('127.0.0.1', (int)$port, $en, $es, 1);
+$r['gateway'] = $s === false ? 'denied' : 'ALLOWED';
+$r['write_root'] = @file_put_contents('/escape.txt', 'x') === false ? 'denied' : 'ALLOWED';
+$r['write_script'] = @file_put_contents('/faas/code.php', 'x') === false ? 'denied' : 'ALLOWED';
+$r['uid'] = posix_getuid();
+// Processes left behind, one of them in a session of its own.
+exec('sleep 300 > /dev/null 2>&1 &');
+exec('setsid sleep 301 > /dev/null 2>&1 &');
+$e = getenv(); ksort($e);
+$r['env'] = array_keys($e);
+echo json_encode($r), "\n";
+"#;
+
+fn assert_all_denied(lang: &str, report: &serde_json::Value) {
+    for (attempt, outcome) in report.as_object().unwrap() {
+        if let Some(text) = outcome.as_str() {
+            assert!(
+                text.starts_with("denied"),
+                "{lang}: {attempt} was {text}: {report}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_functions_in_every_language_reach_nothing() {
+    let secret = "sandbox-secret-the-function-must-not-see";
+    let server = TestServer::start_with_env("RR", &[], &[("FAAS_TEST_SECRET", secret)]);
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let store = server.functions_dir().display().to_string();
+    let payload = format!("{store} {port}");
+    let cases = [
+        ("python", HOSTILE_PY, &["FAAS_FUNCTION"][..]),
+        ("js", HOSTILE_JS, &["FAAS_FUNCTION"][..]),
+        (
+            "php",
+            HOSTILE_PHP,
+            &[
+                "FAAS_FUNCTION",
+                "FAAS_REQUEST_ID",
+                "HOME",
+                "LANG",
+                "PATH",
+                "PWD",
+                "TMPDIR",
+            ][..],
+        ),
+    ];
+    for (lang, code, _) in cases {
+        server.deploy(&format!("hostile_{lang}"), lang, code);
+    }
+    let listed = server.get("/functions").body;
+    for (lang, _, env) in cases {
+        let resp = server.post(&format!("/invoke?fn=hostile_{lang}"), &payload);
+        assert_eq!(resp.status, 200, "{lang}: {}", resp.body);
+        let out = resp.json()["output"].as_str().unwrap().to_string();
+        assert!(!out.contains(secret), "{lang} saw the server's environment");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_all_denied(lang, &report);
+        assert_eq!(report["env"], serde_json::json!(env), "{lang}");
+        if lang == "php" {
+            let worker = resp.json()["worker_id"].as_u64().unwrap();
+            let expected = if nix::unistd::Uid::effective().is_root() {
+                server.uid_base() + worker
+            } else {
+                u64::from(nix::unistd::Uid::effective().as_raw())
+            };
+            assert_eq!(report["uid"], expected, "each worker slot has its own uid");
+        }
+    }
+    // Nothing was deployed from inside, nothing written to the host.
+    assert_eq!(server.get("/functions").body, listed);
+    assert!(!std::path::Path::new("/escape.txt").exists());
+    // What PHP left running died with its call, even the setsid one.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while leftover_sleeps() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a function's process outlived its call"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And the platform still serves.
+    server.deploy("after", "c", &example("hello.c"));
+    assert_eq!(server.post("/invoke?fn=after", "").status, 200);
+}
+
+/// Live `sleep 300`/`sleep 301` processes on the host.
+fn leftover_sleeps() -> usize {
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "stat=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains("sleep 30") && !l.trim_start().starts_with('Z'))
+        .count()
+}
+
+#[test]
+fn runaway_scripts_get_clean_errors_and_the_next_call_works() {
+    let server = TestServer::start(
+        "RR",
+        &[
+            "--workers",
+            "1",
+            "--timeout-ms",
+            "1500",
+            "--max-memory-mb",
+            "64",
+            "--max-output-bytes",
+            "1000",
+        ],
+    );
+    let runaways = [
+        (
+            "js",
+            "while (true) {}\n",
+            "let a = []; while (true) a.push(new Array(1e6).fill(1));\n",
+            "while (true) process.stdout.write('0123456789');\n",
+        ),
+        (
+            "python",
+            "while True:\n    pass\n",
+            "x = []\nwhile True:\n    x.append(bytearray(1 << 20))\n",
+            "import sys\nfor _ in range(100000):\n    sys.stdout.write('0123456789')\n",
+        ),
+        (
+            "php",
+            "<?php while (true) {}\n",
+            "<?php $a = []; while (true) $a[] = str_repeat('x', 1 << 20);\n",
+            "<?php for ($i = 0; $i < 100000; $i++) echo '0123456789';\n",
+        ),
+    ];
+    for (lang, spin, hog, chatty) in runaways {
+        server.deploy(&format!("spin_{lang}"), lang, spin);
+        server.deploy(&format!("hog_{lang}"), lang, hog);
+        server.deploy(&format!("chatty_{lang}"), lang, chatty);
+        let hello = format!(
+            "hello.{}",
+            match lang {
+                "python" => "py",
+                other => other,
+            }
+        );
+        server.deploy(&format!("ok_{lang}"), lang, &example(&hello));
+
+        let started = Instant::now();
+        let e = server
+            .post(&format!("/invoke?fn=spin_{lang}"), "")
+            .assert_error(504);
+        assert!(e.contains("timed out"), "{lang}: {e}");
+        assert!(
+            started.elapsed() < Duration::from_millis(3000),
+            "{lang}: {:?}",
+            started.elapsed()
+        );
+
+        let resp = server.post(&format!("/invoke?fn=hog_{lang}"), "");
+        resp.assert_error(500);
+        let stderr = resp.json()["stderr"].as_str().unwrap().to_lowercase();
+        assert!(stderr.contains("memory"), "{lang}: {stderr}");
+
+        let resp = server.post(&format!("/invoke?fn=chatty_{lang}"), "");
+        let body = resp.json();
+        assert_eq!(body["truncated"], true, "{lang}: {body}");
+        assert_eq!(body["output"].as_str().unwrap().len(), 1000, "{lang}");
+
+        let resp = server.post(&format!("/invoke?fn=ok_{lang}"), "still here");
+        assert_eq!(resp.status, 200, "{lang}: {}", resp.body);
+        assert_eq!(
+            resp.json()["output"],
+            "Hello from FAAS!\nstill here",
+            "{lang}"
+        );
+    }
+    assert_eq!(server.get("/stats").json()["worker_restarts"][0], 0);
+}
+
+#[test]
+fn python_polls_return_at_once_and_sleeps_end_at_the_deadline() {
+    let server = TestServer::start("RR", &["--workers", "1", "--timeout-ms", "1000"]);
+    // `import selectors` probes poll with a zero timeout: it used to hang.
+    server.deploy(
+        "poller",
+        "python",
+        "import selectors, select, time\nt = time.time()\nselect.select([], [], [], 0)\ntime.sleep(0.05)\nprint(round(time.time() - t, 2))\n",
+    );
+    let started = Instant::now();
+    let resp = server.post("/invoke?fn=poller", "");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let slept: f64 = resp.json()["output"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((0.05..0.5).contains(&slept), "{slept}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A sleep in a host call ends at the deadline, and the worker stays.
+    server.deploy("sleeper", "python", "import time\ntime.sleep(30)\n");
+    let started = Instant::now();
+    server.post("/invoke?fn=sleeper", "").assert_error(504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    assert_eq!(server.post("/invoke?fn=poller", "").status, 200);
+    assert_eq!(server.get("/stats").json()["worker_restarts"][0], 0);
+}
+
+#[test]
+fn the_function_store_is_private_to_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let id = server.deploy("private", "python", &example("hello.py"));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&server.functions_dir()), 0o700);
+    let dir = server.functions_dir().join(&id);
+    assert_eq!(mode(&dir), 0o700);
+    for file in ["code.py", "metadata.json"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}
+
+#[test]
+fn a_missing_interpreter_answers_503_naming_make_toolchains() {
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().display().to_string();
+    let server = TestServer::start("RR", &["--workers", "1", "--runtimes-dir", &dir]);
+    for (lang, file) in [("js", "hello.js"), ("python", "hello.py")] {
+        let e = server
+            .post(
+                &format!("/deploy?name=x_{lang}&lang={lang}"),
+                &example(file),
+            )
+            .assert_error(503);
+        assert!(e.contains("make toolchains"), "{e}");
+    }
+    server.deploy("c_still_works", "c", &example("hello.c"));
+    drop(server);
+
+    // Corrupt modules: 503 naming `make toolchains` too, never a crash.
+    std::fs::write(empty.path().join("qjs.wasm"), b"not wasm").unwrap();
+    std::fs::write(empty.path().join("prelude.js"), b"").unwrap();
+    std::fs::write(empty.path().join("python.wasm"), b"\0asm junk").unwrap();
+    let server = TestServer::start("RR", &["--workers", "1", "--runtimes-dir", &dir]);
+    for (lang, file) in [("js", "hello.js"), ("python", "hello.py")] {
+        let e = server
+            .post(
+                &format!("/deploy?name=y_{lang}&lang={lang}"),
+                &example(file),
+            )
+            .assert_error(503);
+        assert!(e.contains("make toolchains"), "{e}");
+    }
+    assert_eq!(server.get("/health").status, 200);
+}
+
+#[test]
+fn native_runtimes_on_request_run_inside_bubblewrap_too() {
+    let server = TestServer::start("RR", &["--workers", "1", "--native-js", "--native-python"]);
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    for (lang, file) in [("js", "hello.js"), ("python", "hello.py")] {
+        server.deploy(&format!("n_{lang}"), lang, &example(file));
+        let resp = server.post(&format!("/invoke?fn=n_{lang}"), "native");
+        assert_eq!(resp.status, 200, "{lang}: {}", resp.body);
+        assert_eq!(resp.json()["output"], "Hello from FAAS!\nnative", "{lang}");
+    }
+    // node and python3 run, but inside the same sandbox as PHP.
+    let probe = format!(
+        "import json, os, socket\nr = {{}}\ntry:\n    open('/etc/passwd').read(); r['etc'] = 'ALLOWED'\nexcept OSError:\n    r['etc'] = 'denied'\ntry:\n    socket.create_connection(('127.0.0.1', {port}), 1); r['gateway'] = 'ALLOWED'\nexcept OSError:\n    r['gateway'] = 'denied'\nr['cwd'] = os.getcwd()\nprint(json.dumps(r))\n"
+    );
+    server.deploy("n_probe", "python", &probe);
+    let resp = server.post("/invoke?fn=n_probe", "");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let out = resp.json();
+    let report: serde_json::Value = serde_json::from_str(out["output"].as_str().unwrap()).unwrap();
+    assert_eq!(report["etc"], "denied", "{report}");
+    assert_eq!(report["gateway"], "denied", "{report}");
+    assert_eq!(report["cwd"], "/tmp", "{report}");
+    // Deploy checks use the host runtimes then.
+    let e = server
+        .post("/deploy?name=n_bad&lang=js", "function (\n")
+        .assert_error(422);
+    assert!(e.contains("SyntaxError"), "{e}");
+}
