@@ -5,6 +5,7 @@
 #   make lint       rustfmt check + clippy -D warnings
 #   make toolchains install compilers/runtimes (Debian 12, as root; idempotent)
 #   make bench      benchmarks against baselines; writes BENCHMARKS.md
+#   make soak       100k calls at concurrency 64 with two workers killed
 SHELL := /bin/bash
 CARGO ?= cargo
 # Tests, binaries and clippy all use the release profile, so the heavy
@@ -14,7 +15,7 @@ export CARGO_TARGET_DIR
 BIN_DIR := build/bin
 RUNTIMES_DIR := build/runtimes
 
-.PHONY: all build run test lint toolchains bench clean
+.PHONY: all build run test lint toolchains bench soak clean
 
 all: build
 
@@ -42,6 +43,10 @@ test: toolchains build
 # Prints a table (faas vs baselines, with ratios) and writes BENCHMARKS.md.
 bench: toolchains build
 	python3 scripts/bench.py
+
+# SOAK_CALLS, SOAK_CONCURRENCY, SOAK_KILLS (seconds) change the run.
+soak: toolchains build
+	python3 scripts/soak.py
 
 lint:
 	$(CARGO) fmt --all -- --check

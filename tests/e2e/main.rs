@@ -6,4 +6,5 @@ mod harness;
 mod core;
 mod languages;
 mod limits;
+mod reliability;
 mod sandbox;

@@ -21,4 +21,12 @@ pub struct GatewayArgs {
     /// On SIGINT/SIGTERM, how long open requests may take to finish, in ms.
     #[arg(long, env = "FAAS_GRACE_MS", default_value_t = 10_000)]
     pub grace_ms: u64,
+    /// Longest a client may take to send a request's whole body, in ms
+    /// (headers have 30 s); a slower one gets 408 and the connection closes.
+    #[arg(long, env = "FAAS_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub read_timeout_ms: u64,
+    /// Most open client connections; beyond it a new connection gets one 503
+    /// answer and is closed.
+    #[arg(long, env = "FAAS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }

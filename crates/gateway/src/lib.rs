@@ -49,6 +49,10 @@ const PART: &str = "GATEWAY";
 pub struct GatewayConfig {
     pub server_socket: PathBuf,
     pub max_body_bytes: usize,
+    /// Deadline for reading a request's whole body.
+    pub read_timeout: Duration,
+    /// Most open client connections.
+    pub max_connections: usize,
     /// Threads of the gateway's tokio runtime.
     pub threads: usize,
 }
@@ -106,6 +110,9 @@ pub async fn serve(
         server: tokio::sync::Mutex::new(None),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(
+        state.config.max_connections.max(1),
+    ));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -121,6 +128,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tokio::spawn(refuse_connection(stream));
+            continue;
+        };
         let state = state.clone();
         let service = service_fn(move |req| handle(state.clone(), peer, req));
         let conn = http1::Builder::new()
@@ -132,6 +143,7 @@ pub async fn serve(
             if let Err(err) = conn.await {
                 log::debug!(target: PART, "connection from {peer}: {err}");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -143,6 +155,23 @@ pub async fn serve(
         log::warn!(target: PART, "grace period over with requests still open");
     }
     Ok(())
+}
+
+/// Answers one 503 on a connection over `--max-connections`, then closes it.
+async fn refuse_connection(stream: tokio::net::TcpStream) {
+    let service = service_fn(|_req: Request<Incoming>| async {
+        let error = ServiceError::new(
+            faas_proto::ErrorKind::Overloaded,
+            "too many open connections; retry later",
+        );
+        Ok::<_, std::convert::Infallible>(response::error(&error))
+    });
+    let conn = http1::Builder::new()
+        .keep_alive(false)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(5))
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
 }
 
 async fn handle(
@@ -192,7 +221,7 @@ async fn deploy_operation(
     let name = name.to_string();
     let timeout_ms = query.number("timeout_ms")?;
     let max_memory_mb = query.number("max_memory_mb")?;
-    let code = routes::text_body(req, state.config.max_body_bytes, "source code").await?;
+    let code = routes::text_body(req, body_limits(state), "source code").await?;
     log::info!(target: PART, "deploy name={name} lang={lang} ({} bytes)", code.len());
     Ok(Operation::Deploy {
         name,
@@ -212,8 +241,15 @@ async fn invoke_operation(
             "POST /invoke needs ?fn=ID (or a function name); the body is its stdin",
         ));
     };
-    let payload = routes::text_body(req, state.config.max_body_bytes, "payload").await?;
+    let payload = routes::text_body(req, body_limits(state), "payload").await?;
     Ok(Operation::Invoke { function, payload })
+}
+
+fn body_limits(state: &State) -> routes::BodyLimits {
+    routes::BodyLimits {
+        max_bytes: state.config.max_body_bytes,
+        timeout: state.config.read_timeout,
+    }
 }
 
 /// Sends one operation to the Server and waits for its reply.

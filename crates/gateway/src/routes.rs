@@ -98,13 +98,21 @@ impl Query {
     }
 }
 
-/// Reads a whole body of at most `limit` bytes as UTF-8 text (`what` names
-/// it in errors).
+/// How much of a body the gateway reads, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: std::time::Duration,
+}
+
+/// Reads a whole body of at most `limits.max_bytes` bytes, within
+/// `limits.timeout`, as UTF-8 text (`what` names it in errors).
 pub async fn text_body(
     req: Request<Incoming>,
-    limit: usize,
+    limits: BodyLimits,
     what: &str,
 ) -> Result<String, ServiceError> {
+    let limit = limits.max_bytes;
     let too_large = || {
         ServiceError::new(
             ErrorKind::TooLarge,
@@ -119,7 +127,17 @@ pub async fn text_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+    let collect = Limited::new(req.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(limits.timeout, collect).await else {
+        return Err(ServiceError::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "the {what} did not arrive within {} ms",
+                limits.timeout.as_millis()
+            ),
+        ));
+    };
+    let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(err) => {
@@ -159,5 +177,36 @@ mod tests {
         assert_eq!(wrong.headers()["allow"], "POST");
         let missing = resolve(&Method::GET, "/nowhere").unwrap_err();
         assert_eq!(missing.into_response().status(), 404);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_query_and_path_parse_without_panicking(query in ".{0,200}", path in "/.{0,100}") {
+            let uri = format!("/invoke?{}", query.replace(['#', ' '], "%20"));
+            if let Ok(req) = Request::builder().uri(uri.as_str()).body(()) {
+                let q = Query::of(&req);
+                let _ = q.get("fn");
+                let _ = q.number("timeout_ms");
+                let _ = q.lang();
+            }
+            let _ = percent_decode(&path);
+            for method in [Method::GET, Method::POST, Method::DELETE] {
+                let _ = resolve(&method, &path);
+            }
+        }
+
+        #[test]
+        fn numbers_parse_exactly(n in any::<u64>(), junk in "[a-z]{1,5}") {
+            let req = Request::builder().uri(format!("/deploy?timeout_ms={n}")).body(()).unwrap();
+            prop_assert_eq!(Query::of(&req).number("timeout_ms").unwrap(), Some(n));
+            let req = Request::builder().uri(format!("/deploy?timeout_ms={junk}")).body(()).unwrap();
+            prop_assert!(Query::of(&req).number("timeout_ms").is_err());
+        }
     }
 }

@@ -6,6 +6,13 @@
 //! the seed. It reports `job_done`, `worker_down` and `worker_up` so the LB
 //! knows each worker's load; `{"type":"stats"}` returns the counters.
 //!
+//! The LB trusts nobody who connects: a job belongs to the connection that
+//! asked for it (only it may report the job done, and closing it releases
+//! the job), and only the Server may report workers up or down. The Server
+//! proves who it is with `{"type":"hello","role":"server"}`, granted only
+//! when the peer's pid (`SO_PEERCRED`) is the LB's own process. Anything
+//! else answers an `error` line and changes nothing.
+//!
 //! Modules:
 //! - [`scheduler`]: the strategies (RR, FIFO, WEIGHTED), pure logic;
 //! - [`args`]: the LB's flags ([`LbArgs`]), flattened into `faas-server`.
@@ -28,7 +35,7 @@ use faas_proto::frame::LineReader;
 use faas_proto::{decode, encode, Job, LbReply, LbRequest, RequestId, DEFAULT_MAX_FRAME};
 
 pub use args::LbArgs;
-pub use scheduler::{Decision, Scheduler, Strategy};
+pub use scheduler::{Decision, Refused, Scheduler, Strategy};
 
 const PART: &str = "LB";
 
@@ -38,18 +45,26 @@ pub struct LbConfig {
     pub strategy: Strategy,
     /// One weight per worker; its length is the worker count.
     pub weights: Vec<u32>,
-    /// Most jobs the FIFO queue holds before the LB refuses new ones.
+    /// Most jobs that wait for a worker before the LB refuses new ones.
     pub max_queue: usize,
 }
 
-/// A job waiting in the FIFO queue, with where to send its answer.
+/// A job waiting for a worker; its owner says where to send the answer.
 #[derive(Debug)]
 struct Waiting {
-    conn: u64,
     job: Job,
 }
 
 type Conn = Arc<Mutex<UnixStream>>;
+
+/// The role a connection has taken (see [`LbRequest::Hello`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Anyone: may ask for workers and report its own jobs done.
+    Client,
+    /// The Server, in this very process: may also report workers up/down.
+    Server,
+}
 
 struct Shared {
     scheduler: Mutex<Scheduler<Waiting>>,
@@ -108,89 +123,107 @@ fn serve_connection(shared: &Shared, conn_id: u64, stream: UnixStream) {
     };
     shared.conns.lock().unwrap().insert(conn_id, writer.clone());
     log::debug!(target: PART, "connection {conn_id} opened");
+    let peer_is_us = peer_pid(&stream) == Some(std::process::id());
+    let mut role = Role::Client;
 
     let mut reader = LineReader::new(stream, DEFAULT_MAX_FRAME);
-    loop {
-        let line = match reader.next_line() {
-            Ok(Some(Ok(line))) => line,
-            Ok(Some(Err(err))) => {
-                log::warn!(target: PART, "connection {conn_id}: {err}");
-                send(
-                    &writer,
-                    &LbReply::Error {
-                        req: 0,
-                        error: err.to_string(),
-                    },
-                );
-                continue;
+    while let Ok(Some(line)) = reader.next_line() {
+        match line.and_then(|line| decode::<LbRequest>(&line)) {
+            Ok(request) => {
+                log::trace!(target: PART, "connection {conn_id} ({role:?}): {request:?}");
+                handle(shared, conn_id, peer_is_us, &mut role, &writer, request)
             }
-            Ok(None) | Err(_) => break,
-        };
-        match decode::<LbRequest>(&line) {
-            Ok(request) => handle(shared, conn_id, &writer, request),
             Err(err) => {
                 log::warn!(target: PART, "connection {conn_id}: {err}");
-                send(
-                    &writer,
-                    &LbReply::Error {
-                        req: 0,
-                        error: err.to_string(),
-                    },
-                );
+                send(&writer, &error(0, err.to_string()));
             }
         }
     }
 
     shared.conns.lock().unwrap().remove(&conn_id);
-    // Nobody is left to answer this connection's queued jobs.
-    shared
-        .scheduler
-        .lock()
-        .unwrap()
-        .retain_queued(|w| w.conn != conn_id);
+    // Nobody is left to answer this connection's jobs: drop its queued
+    // ones and release the workers its running ones held.
+    let started = shared.scheduler.lock().unwrap().connection_closed(conn_id);
+    dispatch(shared, started);
     log::debug!(target: PART, "connection {conn_id} closed");
 }
 
-fn handle(shared: &Shared, conn_id: u64, writer: &Conn, request: LbRequest) {
+/// The pid of the process at the other end of a UNIX socket.
+fn peer_pid(stream: &UnixStream) -> Option<u32> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(stream, PeerCredentials)
+        .ok()
+        .map(|cred| cred.pid() as u32)
+}
+
+fn handle(
+    shared: &Shared,
+    conn_id: u64,
+    peer_is_us: bool,
+    role: &mut Role,
+    writer: &Conn,
+    request: LbRequest,
+) {
     match request {
+        LbRequest::Hello { req, role: wanted } => {
+            let reply = match wanted.as_str() {
+                "server" if peer_is_us => {
+                    *role = Role::Server;
+                    LbReply::Welcome { req, role: wanted }
+                }
+                "server" => error(req, "only the faas-server process may take the server role"),
+                "client" => LbReply::Welcome { req, role: wanted },
+                other => error(req, format!("unknown role '{other}'")),
+            };
+            send(writer, &reply);
+        }
         LbRequest::Invoke {
             req,
             function,
             payload,
-        } => {
-            let job = Job {
+        } => invoke(
+            shared,
+            conn_id,
+            writer,
+            req,
+            Job {
                 payload,
                 ..Job::new(req, function)
-            };
-            let (decision, item) = shared
+            },
+        ),
+        LbRequest::JobDone { req, worker_id, ok } => {
+            let done = shared
                 .scheduler
                 .lock()
                 .unwrap()
-                .submit(Waiting { conn: conn_id, job });
-            match (decision, item) {
-                (Decision::Forward(worker_id), Some(w)) => {
-                    log::debug!(target: PART, "req {req} ({}) -> worker {worker_id}", w.job.function);
-                    send(writer, &forward(worker_id, w.job));
-                }
-                (Decision::Rejected(error), _) => {
-                    note_refusal(shared, &error);
-                    send(writer, &LbReply::Error { req, error });
-                }
-                _ => log::debug!(target: PART, "req {req} queued"),
+                .job_done((conn_id, req), worker_id, ok);
+            match done {
+                Ok(started) => dispatch(shared, started),
+                Err(refused) => send(writer, &error(req, refused.to_string())),
             }
         }
-        LbRequest::JobDone { worker_id, ok, .. } => {
-            let started = shared.scheduler.lock().unwrap().job_done(worker_id, ok);
-            dispatch(shared, started);
+        LbRequest::WorkerDown { worker_id } | LbRequest::WorkerUp { worker_id }
+            if *role != Role::Server =>
+        {
+            let _ = worker_id;
+            send(
+                writer,
+                &error(0, "worker state changes need the server role"),
+            );
         }
         LbRequest::WorkerDown { worker_id } => {
             log::warn!(target: PART, "worker {worker_id} is down; routing around it");
-            shared.scheduler.lock().unwrap().worker_down(worker_id);
+            if let Err(refused) = shared.scheduler.lock().unwrap().worker_down(worker_id) {
+                send(writer, &error(0, refused.to_string()));
+            }
         }
         LbRequest::WorkerUp { worker_id } => {
             log::info!(target: PART, "worker {worker_id} is up");
-            let started = shared.scheduler.lock().unwrap().worker_up(worker_id);
-            dispatch(shared, started);
+            let up = shared.scheduler.lock().unwrap().worker_up(worker_id);
+            match up {
+                Ok(started) => dispatch(shared, started),
+                Err(refused) => send(writer, &error(0, refused.to_string())),
+            }
         }
         LbRequest::Stats { req } => {
             let scheduler = shared.scheduler.lock().unwrap();
@@ -203,6 +236,33 @@ fn handle(shared: &Shared, conn_id: u64, writer: &Conn, request: LbRequest) {
             drop(scheduler);
             send(writer, &reply);
         }
+    }
+}
+
+/// Starts `job` on an idle worker, queues it, or refuses it.
+fn invoke(shared: &Shared, conn_id: u64, writer: &Conn, req: RequestId, job: Job) {
+    let (decision, item) = shared
+        .scheduler
+        .lock()
+        .unwrap()
+        .submit((conn_id, req), Waiting { job });
+    match (decision, item) {
+        (Decision::Forward(worker_id), Some(w)) => {
+            log::debug!(target: PART, "req {req} ({}) -> worker {worker_id}", w.job.function);
+            send(writer, &forward(worker_id, w.job));
+        }
+        (Decision::Rejected(reason), _) => {
+            note_refusal(shared, &reason);
+            send(writer, &error(req, reason));
+        }
+        _ => log::debug!(target: PART, "req {req} queued"),
+    }
+}
+
+fn error(req: RequestId, error: impl Into<String>) -> LbReply {
+    LbReply::Error {
+        req,
+        error: error.into(),
     }
 }
 
@@ -221,9 +281,9 @@ fn note_refusal(shared: &Shared, error: &str) {
 }
 
 /// Answers queued jobs that just got a worker.
-fn dispatch(shared: &Shared, started: Vec<(usize, Waiting)>) {
-    for (worker_id, waiting) in started {
-        let conn = shared.conns.lock().unwrap().get(&waiting.conn).cloned();
+fn dispatch(shared: &Shared, started: Vec<(usize, scheduler::Owner, Waiting)>) {
+    for (worker_id, (conn_id, _), waiting) in started {
+        let conn = shared.conns.lock().unwrap().get(&conn_id).cloned();
         if let Some(conn) = conn {
             log::debug!(target: PART, "queued req {} -> worker {worker_id}", waiting.job.req);
             send(&conn, &forward(worker_id, waiting.job));

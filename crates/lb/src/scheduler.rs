@@ -1,15 +1,26 @@
 //! The load balancer's decisions, free of I/O so they can be tested directly.
 //!
-//! - **RR**: workers in turn, skipping workers that are down.
-//! - **FIFO**: one queue in arrival order; a job starts only on an idle
-//!   worker, jobs start in the order they came, and no job waits while a
-//!   worker is idle.
+//! One rule holds for every strategy: **a job only ever starts on an idle
+//! worker**, and no job waits while a worker is up and idle. When every
+//! worker is busy, jobs wait in one queue (at most `max_queue`) in arrival
+//! order and start as workers free up. So a long call never holds up the
+//! calls behind it, and a worker that dies takes only the call it was
+//! running with it. The strategies differ in *which* idle worker starts a job:
+//!
+//! - **RR**: the next idle worker in rotation (0,1,2,3,0,... when all are idle).
+//! - **FIFO**: the same rotation; it also queues jobs while every worker is
+//!   down (RR and WEIGHTED refuse them at once).
 //! - **WEIGHTED**: smooth weighted round robin (the rule nginx uses) over the
-//!   workers that are up. It was chosen over a weighted least-load rule
-//!   because it gives exact, predictable shares (4,2,1,1 → 4:2:1:1 over every
-//!   8 jobs) and spreads a heavy worker's turns out instead of bunching them.
+//!   idle workers. It was chosen over a weighted least-load rule because it
+//!   gives exact, predictable shares (4,2,1,1 → 4:2:1:1 over every 8 jobs
+//!   when workers are idle) and spreads a heavy worker's turns out instead of
+//!   bunching them.
+//!
+//! Every job handed out belongs to the connection that asked for it: only
+//! that connection can end it (`job_done`), and closing the connection
+//! releases its jobs, so counters can neither drift nor go negative.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -66,27 +77,47 @@ struct WorkerState {
     failed: u64,
 }
 
+/// Who asked for a job: a connection and its request id there.
+pub type Owner = (u64, u64);
+
 /// What to do with a submitted job.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Send it to this worker now.
     Forward(usize),
-    /// It waits in the FIFO queue; [`Scheduler::job_done`] or
+    /// It waits in the queue; [`Scheduler::job_done`] or
     /// [`Scheduler::worker_up`] will hand it out.
     Queued,
     /// It cannot be taken (queue full, no worker).
     Rejected(String),
 }
 
+/// Why a report was refused; nothing changed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("no job {req} was handed to this connection")]
+    UnknownJob { req: u64 },
+    #[error("job {req} ran on worker {actual}, not {claimed}")]
+    WrongWorker {
+        req: u64,
+        actual: usize,
+        claimed: usize,
+    },
+    #[error("there is no worker {0}")]
+    NoSuchWorker(usize),
+}
+
 /// Decides which worker runs each job. `T` is whatever the caller needs to
-/// answer a queued job later (connection and request id).
+/// answer a queued job later.
 #[derive(Debug)]
 pub struct Scheduler<T> {
     strategy: Strategy,
     workers: Vec<WorkerState>,
     next_rr: usize,
-    queue: VecDeque<T>,
+    queue: VecDeque<(Owner, T)>,
     max_queue: usize,
+    /// Jobs handed out and not yet done: owner → worker.
+    running: HashMap<Owner, usize>,
 }
 
 impl<T> Scheduler<T> {
@@ -109,6 +140,7 @@ impl<T> Scheduler<T> {
             next_rr: 0,
             queue: VecDeque::new(),
             max_queue,
+            running: HashMap::new(),
         }
     }
 
@@ -120,41 +152,31 @@ impl<T> Scheduler<T> {
         self.queue.len()
     }
 
-    /// Picks a worker for a new job, or queues it (FIFO).
-    ///
-    /// RR and WEIGHTED hand jobs to busy workers too (they wait in the
-    /// worker's pipe); `max_queue` bounds how many may wait that way, so a
-    /// flood is refused instead of piling up without limit.
-    pub fn submit(&mut self, item: T) -> (Decision, Option<T>) {
-        if self.strategy != Strategy::Fifo {
-            let up = self.workers.iter().filter(|w| w.up).count() as u64;
-            let in_flight: u64 = self.workers.iter().map(|w| w.in_flight).sum();
-            if up > 0 && in_flight >= up + self.max_queue as u64 {
-                return (
-                    Decision::Rejected(format!(
-                        "queue full ({} jobs waiting for a worker)",
-                        in_flight - up
-                    )),
-                    Some(item),
-                );
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Jobs handed out and not yet reported done.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Starts a new job on an idle worker, or queues it.
+    pub fn submit(&mut self, owner: Owner, item: T) -> (Decision, Option<T>) {
+        if self.running.contains_key(&owner) || self.queue.iter().any(|(o, _)| *o == owner) {
+            return (
+                Decision::Rejected(format!("request {} is already in progress", owner.1)),
+                Some(item),
+            );
+        }
+        if self.queue.is_empty() {
+            if let Some(worker) = self.pick_idle() {
+                self.start(owner, worker);
+                return (Decision::Forward(worker), Some(item));
             }
         }
-        let choice = match self.strategy {
-            Strategy::RoundRobin => self.pick_round_robin(|_| true),
-            Strategy::Weighted => self.pick_weighted(),
-            Strategy::Fifo => {
-                if self.queue.is_empty() {
-                    self.pick_round_robin(|w| w.in_flight == 0)
-                } else {
-                    None
-                }
-            }
-        };
-        if let Some(worker) = choice {
-            self.workers[worker].in_flight += 1;
-            return (Decision::Forward(worker), Some(item));
-        }
-        if self.strategy != Strategy::Fifo {
+        let any_up = self.workers.iter().any(|w| w.up);
+        if !any_up && self.strategy != Strategy::Fifo {
             return (
                 Decision::Rejected("no worker is up".to_string()),
                 Some(item),
@@ -166,40 +188,75 @@ impl<T> Scheduler<T> {
                 Some(item),
             );
         }
-        self.queue.push_back(item);
+        self.queue.push_back((owner, item));
         (Decision::Queued, None)
     }
 
-    /// Records the end of a job on `worker` and returns queued jobs that can
-    /// now start, with the worker each goes to.
-    pub fn job_done(&mut self, worker: usize, ok: bool) -> Vec<(usize, T)> {
-        if let Some(w) = self.workers.get_mut(worker) {
-            w.in_flight = w.in_flight.saturating_sub(1);
-            if ok {
-                w.completed += 1;
-            } else {
-                w.failed += 1;
+    /// Records the end of `owner`'s job on `worker` and returns queued jobs
+    /// that can now start, with the worker each goes to.
+    pub fn job_done(
+        &mut self,
+        owner: Owner,
+        worker: usize,
+        ok: bool,
+    ) -> Result<Vec<(usize, Owner, T)>, Refused> {
+        let req = owner.1;
+        match self.running.get(&owner) {
+            None => return Err(Refused::UnknownJob { req }),
+            Some(&actual) if actual != worker => {
+                return Err(Refused::WrongWorker {
+                    req,
+                    actual,
+                    claimed: worker,
+                })
             }
+            Some(_) => {}
+        }
+        self.running.remove(&owner);
+        let w = &mut self.workers[worker];
+        w.in_flight -= 1;
+        if ok {
+            w.completed += 1;
+        } else {
+            w.failed += 1;
+        }
+        Ok(self.drain_queue())
+    }
+
+    /// A connection closed: its queued jobs are dropped and its running jobs
+    /// released (nobody is left to report them). Returns queued jobs of
+    /// other connections that can now start.
+    pub fn connection_closed(&mut self, conn: u64) -> Vec<(usize, Owner, T)> {
+        self.queue.retain(|((c, _), _)| *c != conn);
+        let released: Vec<(Owner, usize)> = self
+            .running
+            .iter()
+            .filter(|((c, _), _)| *c == conn)
+            .map(|(o, w)| (*o, *w))
+            .collect();
+        for (owner, worker) in released {
+            self.running.remove(&owner);
+            self.workers[worker].in_flight -= 1;
         }
         self.drain_queue()
     }
 
-    pub fn worker_down(&mut self, worker: usize) {
-        if let Some(w) = self.workers.get_mut(worker) {
-            w.up = false;
-        }
+    pub fn worker_down(&mut self, worker: usize) -> Result<(), Refused> {
+        let w = self
+            .workers
+            .get_mut(worker)
+            .ok_or(Refused::NoSuchWorker(worker))?;
+        w.up = false;
+        Ok(())
     }
 
-    pub fn worker_up(&mut self, worker: usize) -> Vec<(usize, T)> {
-        if let Some(w) = self.workers.get_mut(worker) {
-            w.up = true;
-        }
-        self.drain_queue()
-    }
-
-    /// Removes queued jobs for which `keep` is false (their requester left).
-    pub fn retain_queued(&mut self, keep: impl FnMut(&T) -> bool) {
-        self.queue.retain(keep);
+    pub fn worker_up(&mut self, worker: usize) -> Result<Vec<(usize, Owner, T)>, Refused> {
+        let w = self
+            .workers
+            .get_mut(worker)
+            .ok_or(Refused::NoSuchWorker(worker))?;
+        w.up = true;
+        Ok(self.drain_queue())
     }
 
     pub fn stats(&self) -> Vec<WorkerStats> {
@@ -217,27 +274,38 @@ impl<T> Scheduler<T> {
             .collect()
     }
 
-    fn drain_queue(&mut self) -> Vec<(usize, T)> {
+    fn start(&mut self, owner: Owner, worker: usize) {
+        self.workers[worker].in_flight += 1;
+        self.running.insert(owner, worker);
+    }
+
+    fn drain_queue(&mut self) -> Vec<(usize, Owner, T)> {
         let mut started = Vec::new();
         while !self.queue.is_empty() {
-            let Some(worker) = self.pick_round_robin(|w| w.in_flight == 0) else {
+            let Some(worker) = self.pick_idle() else {
                 break;
             };
-            self.workers[worker].in_flight += 1;
-            let item = self.queue.pop_front().expect("queue is not empty");
-            started.push((worker, item));
+            let (owner, item) = self.queue.pop_front().expect("queue is not empty");
+            self.start(owner, worker);
+            started.push((worker, owner, item));
         }
         started
     }
 
-    /// The next worker at or after the round-robin pointer that is up and
-    /// passes `eligible`.
-    fn pick_round_robin(&mut self, eligible: impl Fn(&WorkerState) -> bool) -> Option<usize> {
+    /// The idle worker the strategy picks, if any is idle.
+    fn pick_idle(&mut self) -> Option<usize> {
+        match self.strategy {
+            Strategy::Weighted => self.pick_weighted(),
+            Strategy::RoundRobin | Strategy::Fifo => self.pick_round_robin(),
+        }
+    }
+
+    /// The next idle, up worker at or after the round-robin pointer.
+    fn pick_round_robin(&mut self) -> Option<usize> {
         let n = self.workers.len();
         for step in 0..n {
             let i = (self.next_rr + step) % n;
-            let w = &self.workers[i];
-            if w.up && eligible(w) {
+            if is_idle(&self.workers[i]) {
                 self.next_rr = (i + 1) % n;
                 return Some(i);
             }
@@ -245,12 +313,17 @@ impl<T> Scheduler<T> {
         None
     }
 
-    /// Smooth weighted round robin: every up worker gains its weight, the
-    /// highest score wins and pays back the total.
+    /// Smooth weighted round robin over the idle workers: each gains its
+    /// weight, the highest score wins and pays back the total.
     fn pick_weighted(&mut self) -> Option<usize> {
         let mut total = 0i64;
         let mut best: Option<(usize, i64)> = None;
-        for (i, w) in self.workers.iter_mut().enumerate().filter(|(_, w)| w.up) {
+        for (i, w) in self
+            .workers
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, w)| is_idle(w))
+        {
             w.current += i64::from(w.weight);
             total += i64::from(w.weight);
             if best.is_none_or(|(_, score)| w.current > score) {
@@ -263,15 +336,26 @@ impl<T> Scheduler<T> {
     }
 }
 
+fn is_idle(w: &WorkerState) -> bool {
+    w.up && w.in_flight == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn forwards(s: &mut Scheduler<u32>, n: u32) -> Vec<usize> {
+    /// Submits and immediately finishes `n` jobs (workers always idle).
+    fn sequential(s: &mut Scheduler<u32>, n: u64) -> Vec<usize> {
         (0..n)
-            .map(|i| match s.submit(i).0 {
-                Decision::Forward(w) => w,
-                other => panic!("expected a forward, got {other:?}"),
+            .map(|i| {
+                let owner = (1, 1000 + i);
+                match s.submit(owner, 0).0 {
+                    Decision::Forward(w) => {
+                        s.job_done(owner, w, true).unwrap();
+                        w
+                    }
+                    other => panic!("expected a forward, got {other:?}"),
+                }
             })
             .collect()
     }
@@ -279,73 +363,105 @@ mod tests {
     #[test]
     fn round_robin_takes_turns_and_skips_down_workers() {
         let mut s = Scheduler::new(Strategy::RoundRobin, &[1; 4], 10);
-        assert_eq!(forwards(&mut s, 6), [0, 1, 2, 3, 0, 1]);
-        s.worker_down(2);
-        assert_eq!(forwards(&mut s, 4), [3, 0, 1, 3]);
-        s.worker_up(2);
-        assert_eq!(forwards(&mut s, 2), [0, 1]);
-        assert_eq!(forwards(&mut s, 1), [2]);
+        assert_eq!(sequential(&mut s, 6), [0, 1, 2, 3, 0, 1]);
+        s.worker_down(2).unwrap();
+        assert_eq!(sequential(&mut s, 4), [3, 0, 1, 3]);
+        s.worker_up(2).unwrap();
+        assert_eq!(sequential(&mut s, 3), [0, 1, 2]);
     }
 
     #[test]
     fn weighted_shares_follow_weights_smoothly() {
         let mut s = Scheduler::new(Strategy::Weighted, &[4, 2, 1, 1], 1000);
-        let picks = forwards(&mut s, 80);
+        let picks = sequential(&mut s, 80);
         let count = |w| picks.iter().filter(|&&p| p == w).count();
         assert_eq!([count(0), count(1), count(2), count(3)], [40, 20, 10, 10]);
         // Smooth: the heavy worker never runs more than twice in a row.
         assert!(picks
             .windows(3)
             .all(|w| !(w[0] == 0 && w[1] == 0 && w[2] == 0)));
-        s.worker_down(0);
-        let picks = forwards(&mut s, 4);
-        assert!(!picks.contains(&0));
+        s.worker_down(0).unwrap();
+        assert!(!sequential(&mut s, 4).contains(&0));
     }
 
     #[test]
-    fn fifo_queues_when_busy_and_starts_in_arrival_order() {
-        let mut s = Scheduler::new(Strategy::Fifo, &[1; 2], 3);
-        assert_eq!(s.submit(1).0, Decision::Forward(0));
-        assert_eq!(s.submit(2).0, Decision::Forward(1));
-        assert_eq!(s.submit(3).0, Decision::Queued);
-        assert_eq!(s.submit(4).0, Decision::Queued);
-        assert_eq!(s.submit(5).0, Decision::Queued);
-        assert!(matches!(s.submit(6).0, Decision::Rejected(_)));
-        assert_eq!(s.queue_len(), 3);
-        assert_eq!(s.job_done(1, true), vec![(1, 3)]);
-        assert_eq!(s.job_done(0, false), vec![(0, 4)]);
-        assert_eq!(s.job_done(0, true), vec![(0, 5)]);
-        assert!(s.job_done(0, true).is_empty());
-        // Worker 0 is idle again: a new job must not wait.
-        assert_eq!(s.submit(7).0, Decision::Forward(0));
-        let stats = s.stats();
-        assert_eq!(stats[0].completed, 2);
-        assert_eq!(stats[0].failed, 1);
-        assert_eq!(stats[1].in_flight, 1);
+    fn no_job_waits_behind_a_busy_worker_while_another_is_idle() {
+        for strategy in [Strategy::RoundRobin, Strategy::Fifo, Strategy::Weighted] {
+            let mut s = Scheduler::new(strategy, &[1; 3], 10);
+            // Worker 0 takes a long job; the others keep serving short ones.
+            assert_eq!(s.submit((1, 1), 0).0, Decision::Forward(0));
+            for req in 2..20 {
+                let (decision, _) = s.submit((1, req), 0);
+                let Decision::Forward(w) = decision else {
+                    panic!("{strategy}: {decision:?}");
+                };
+                assert_ne!(w, 0, "{strategy}: a job went to the busy worker");
+                s.job_done((1, req), w, true).unwrap();
+            }
+        }
     }
 
     #[test]
-    fn fifo_holds_jobs_while_every_worker_is_down() {
-        let mut s = Scheduler::new(Strategy::Fifo, &[1], 4);
-        s.worker_down(0);
-        assert_eq!(s.submit(1).0, Decision::Queued);
-        assert_eq!(s.worker_up(0), vec![(0, 1)]);
-    }
-
-    #[test]
-    fn round_robin_bounds_waiting_jobs() {
+    fn jobs_queue_when_every_worker_is_busy_and_start_in_arrival_order() {
         let mut s = Scheduler::new(Strategy::RoundRobin, &[1; 2], 3);
-        assert_eq!(forwards(&mut s, 5), [0, 1, 0, 1, 0]);
-        assert!(matches!(s.submit(9).0, Decision::Rejected(_)));
-        s.job_done(0, true);
-        assert_eq!(s.submit(9).0, Decision::Forward(1));
+        assert_eq!(s.submit((1, 1), 1).0, Decision::Forward(0));
+        assert_eq!(s.submit((1, 2), 2).0, Decision::Forward(1));
+        assert_eq!(s.submit((1, 3), 3).0, Decision::Queued);
+        assert_eq!(s.submit((2, 1), 4).0, Decision::Queued);
+        assert_eq!(s.submit((1, 5), 5).0, Decision::Queued);
+        assert!(matches!(s.submit((1, 6), 6).0, Decision::Rejected(_)));
+        assert_eq!(s.queue_len(), 3);
+        assert_eq!(s.job_done((1, 2), 1, true).unwrap(), vec![(1, (1, 3), 3)]);
+        assert_eq!(s.job_done((1, 1), 0, false).unwrap(), vec![(0, (2, 1), 4)]);
+        // Connection 2 leaves: its running job is released, the next starts.
+        assert_eq!(s.connection_closed(2), vec![(0, (1, 5), 5)]);
+        let stats = s.stats();
+        assert_eq!(stats[0].failed, 1);
+        assert_eq!(stats[1].completed, 1);
+        assert_eq!(s.running(), 2);
     }
 
     #[test]
-    fn round_robin_with_no_worker_up_rejects() {
+    fn reports_from_strangers_change_nothing() {
+        let mut s: Scheduler<u32> = Scheduler::new(Strategy::RoundRobin, &[1; 2], 3);
+        assert_eq!(s.submit((1, 7), 0).0, Decision::Forward(0));
+        assert_eq!(
+            s.job_done((2, 7), 0, true),
+            Err(Refused::UnknownJob { req: 7 })
+        );
+        assert_eq!(
+            s.job_done((1, 7), 1, true),
+            Err(Refused::WrongWorker {
+                req: 7,
+                actual: 0,
+                claimed: 1
+            })
+        );
+        assert_eq!(
+            s.job_done((1, 8), 0, true),
+            Err(Refused::UnknownJob { req: 8 })
+        );
+        assert_eq!(
+            s.worker_down(4_000_000_000),
+            Err(Refused::NoSuchWorker(4_000_000_000))
+        );
+        assert_eq!(s.stats()[0].in_flight, 1);
+        s.job_done((1, 7), 0, true).unwrap();
+        // Twice is once too many.
+        assert!(s.job_done((1, 7), 0, true).is_err());
+        assert_eq!(s.stats()[0].in_flight, 0);
+        assert_eq!(s.stats()[0].completed, 1);
+    }
+
+    #[test]
+    fn fifo_holds_jobs_while_every_worker_is_down_and_rr_refuses() {
+        let mut s = Scheduler::new(Strategy::Fifo, &[1], 4);
+        s.worker_down(0).unwrap();
+        assert_eq!(s.submit((1, 1), 1).0, Decision::Queued);
+        assert_eq!(s.worker_up(0).unwrap(), vec![(0, (1, 1), 1)]);
         let mut s = Scheduler::new(Strategy::RoundRobin, &[1], 4);
-        s.worker_down(0);
-        assert!(matches!(s.submit(1).0, Decision::Rejected(_)));
+        s.worker_down(0).unwrap();
+        assert!(matches!(s.submit((1, 1), 1).0, Decision::Rejected(_)));
     }
 
     #[test]
@@ -354,5 +470,128 @@ mod tests {
         assert_eq!("FIFO".parse::<Strategy>().unwrap(), Strategy::Fifo);
         assert_eq!("Weighted".parse::<Strategy>().unwrap(), Strategy::Weighted);
         assert!("LIFO".parse::<Strategy>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::{Decision, Owner, Scheduler, Strategy as Lb};
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    /// One thing that can happen to the LB.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Submit {
+            conn: u64,
+        },
+        /// Finish the n-th running job (modulo how many run).
+        Done {
+            pick: usize,
+            ok: bool,
+        },
+        /// A report for a job that does not exist or from another conn.
+        BogusDone {
+            conn: u64,
+            req: u64,
+            worker: usize,
+        },
+        Close {
+            conn: u64,
+        },
+        Down {
+            worker: usize,
+        },
+        Up {
+            worker: usize,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3u64).prop_map(|conn| Op::Submit { conn }),
+            4 => (any::<usize>(), any::<bool>()).prop_map(|(pick, ok)| Op::Done { pick, ok }),
+            1 => (0..3u64, 0..50u64, 0..6usize).prop_map(|(conn, req, worker)| Op::BogusDone { conn, req, worker }),
+            1 => (0..3u64).prop_map(|conn| Op::Close { conn }),
+            1 => (0..5usize).prop_map(|worker| Op::Down { worker }),
+            1 => (0..5usize).prop_map(|worker| Op::Up { worker }),
+        ]
+    }
+
+    fn strategy() -> impl Strategy<Value = Lb> {
+        prop_oneof![Just(Lb::RoundRobin), Just(Lb::Fifo), Just(Lb::Weighted),]
+    }
+
+    proptest! {
+        #[test]
+        fn no_job_is_lost_or_doubled_and_counters_stay_true(
+            strategy in strategy(),
+            weights in proptest::collection::vec(1u32..5, 1..5),
+            max_queue in 0usize..6,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            let mut s: Scheduler<u64> = Scheduler::new(strategy, &weights, max_queue);
+            let mut next_req = 1000u64;
+            // Jobs started (owner → worker) per the model; every start is
+            // checked against it.
+            let mut running: Vec<(Owner, usize)> = Vec::new();
+            let mut started: HashSet<Owner> = HashSet::new();
+            let mut begin = |s: &Scheduler<u64>, running: &mut Vec<(Owner, usize)>, owner: Owner, worker: usize| {
+                let before = &s.stats()[worker];
+                prop_assert!(before.up, "started on a down worker");
+                prop_assert!(started.insert(owner), "job {owner:?} started twice");
+                running.push((owner, worker));
+                Ok(())
+            };
+            for op in ops {
+                match op {
+                    Op::Submit { conn } => {
+                        next_req += 1;
+                        let owner = (conn, next_req);
+                        let idle_before: Vec<bool> = s.stats().iter().map(|w| w.up && w.in_flight == 0).collect();
+                        let (decision, _) = s.submit(owner, next_req);
+                        if let Decision::Forward(w) = decision {
+                            prop_assert!(idle_before[w], "a job went to a busy worker");
+                            begin(&s, &mut running, owner, w)?;
+                        }
+                    }
+                    Op::Done { pick, ok } => {
+                        if running.is_empty() { continue; }
+                        let (owner, worker) = running.remove(pick % running.len());
+                        let more = s.job_done(owner, worker, ok).unwrap();
+                        for (w, o, _) in more { begin(&s, &mut running, o, w)?; }
+                    }
+                    Op::BogusDone { conn, req, worker } => {
+                        let before = s.stats();
+                        prop_assert!(s.job_done((conn, req), worker, true).is_err());
+                        prop_assert_eq!(before, s.stats());
+                    }
+                    Op::Close { conn } => {
+                        running.retain(|((c, _), _)| *c != conn);
+                        for (w, o, _) in s.connection_closed(conn) { begin(&s, &mut running, o, w)?; }
+                    }
+                    Op::Down { worker } => {
+                        prop_assert_eq!(s.worker_down(worker).is_ok(), worker < weights.len());
+                    }
+                    Op::Up { worker } => {
+                        match s.worker_up(worker) {
+                            Ok(more) => for (w, o, _) in more { begin(&s, &mut running, o, w)?; },
+                            Err(_) => prop_assert!(worker >= weights.len()),
+                        }
+                    }
+                }
+                // Counters match the jobs that run; one job per worker; no
+                // job waits while a worker is up and idle.
+                let stats = s.stats();
+                let in_flight: u64 = stats.iter().map(|w| w.in_flight).sum();
+                prop_assert_eq!(in_flight as usize, running.len());
+                prop_assert_eq!(s.running(), running.len());
+                prop_assert!(stats.iter().all(|w| w.in_flight <= 1));
+                if s.queue_len() > 0 {
+                    prop_assert!(stats.iter().all(|w| !(w.up && w.in_flight == 0)));
+                }
+                prop_assert!(s.queue_len() <= max_queue);
+            }
+        }
     }
 }

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     NameTaken,
     /// The request body is larger than the limit.
     TooLarge,
+    /// The client took too long to send its request.
+    RequestTimeout,
     /// The source did not compile or parse; `details` holds the message.
     CompileFailed,
     /// Too many calls are waiting; retry later.

@@ -391,3 +391,75 @@ mod tests {
         assert_eq!(job.payload, None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::messages::{Job, JobResult, LbRequest, ServerRequest};
+    use proptest::prelude::*;
+
+    /// What the decoder must produce for `input`: each complete line, or one
+    /// `TooLong` for a line over `max`; then the end of the stream.
+    fn expected(input: &[u8], max: usize) -> (Vec<Result<Vec<u8>, ()>>, bool) {
+        let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut out: Vec<Result<Vec<u8>, ()>> = parts
+            .iter()
+            .map(|p| {
+                if p.len() > max {
+                    Err(())
+                } else {
+                    Ok(p.to_vec())
+                }
+            })
+            .collect();
+        if last.len() > max {
+            out.push(Err(()));
+        }
+        let incomplete = !last.is_empty() && last.len() <= max;
+        (out, incomplete)
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_in_any_chunks_give_lines_or_typed_errors(
+            input in proptest::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..400),
+            cuts in proptest::collection::vec(1usize..40, 1..20),
+            max in 1usize..30,
+        ) {
+            let mut decoder = FrameDecoder::new(max);
+            let mut got = Vec::new();
+            let mut rest = &input[..];
+            let mut cut = cuts.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap()).min(rest.len());
+                decoder.feed(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match decoder.next_line() {
+                        Ok(Some(line)) => {
+                            prop_assert!(line.len() <= max);
+                            got.push(Ok(line));
+                        }
+                        Ok(None) => break,
+                        Err(FrameError::TooLong { .. }) => got.push(Err(())),
+                        Err(other) => prop_assert!(false, "unexpected {other}"),
+                    }
+                }
+                // Never more than one unfinished line's worth is buffered.
+                prop_assert!(decoder.buf.len() <= max + n);
+            }
+            let (want, incomplete) = expected(&input, max);
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(decoder.finish().is_err(), incomplete);
+        }
+
+        #[test]
+        fn decoding_any_line_never_panics(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode::<ServerRequest>(&line);
+            let _ = decode::<LbRequest>(&line);
+            let _ = decode::<Job>(&line);
+            let _ = decode::<JobResult>(&line);
+        }
+    }
+}

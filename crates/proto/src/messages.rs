@@ -137,6 +137,13 @@ pub struct PlatformStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LbRequest {
+    /// Claims a role on this connection. `"server"` (the right to report
+    /// workers up and down) is granted only to the LB's own process.
+    Hello {
+        #[serde(default)]
+        req: RequestId,
+        role: String,
+    },
     /// Pick a worker for a job; answered by [`LbReply::ForwardToWorker`]
     /// (possibly later, when FIFO queues it).
     Invoke {
@@ -169,7 +176,7 @@ pub enum LbRequest {
 impl Correlated for LbRequest {
     fn req_id(&self) -> Option<RequestId> {
         match self {
-            Self::Invoke { req, .. } | Self::Stats { req } => Some(*req),
+            Self::Invoke { req, .. } | Self::Stats { req } | Self::Hello { req, .. } => Some(*req),
             Self::JobDone { .. } | Self::WorkerDown { .. } | Self::WorkerUp { .. } => None,
         }
     }
@@ -179,6 +186,8 @@ impl Correlated for LbRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LbReply {
+    /// The role asked for in [`LbRequest::Hello`] is granted.
+    Welcome { req: RequestId, role: String },
     ForwardToWorker {
         req: RequestId,
         worker_id: usize,
@@ -201,6 +210,7 @@ impl Correlated for LbReply {
     fn req_id(&self) -> Option<RequestId> {
         Some(match self {
             Self::ForwardToWorker { req, .. }
+            | Self::Welcome { req, .. }
             | Self::Stats { req, .. }
             | Self::Error { req, .. } => *req,
         })

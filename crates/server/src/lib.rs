@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::Context;
 use faas_proto::client::Client;
 use faas_proto::{Lang, LbReply, LbRequest};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 pub use config::Cli;
 use service::{Limits, Service};
@@ -51,6 +51,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let http = bind_http(&cli.gateway.host, cli.gateway.port)?;
     let lb_listener = sockets::bind_unix(&cli.lb_socket)?;
     let server_listener = sockets::bind_unix(&cli.server_socket)?;
+    // Only this user may speak to the LB and the Server directly.
+    for socket in [&cli.lb_socket, &cli.server_socket] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    }
     let _cleanup = sockets::RemoveOnDrop(vec![cli.lb_socket.clone(), cli.server_socket.clone()]);
 
     std::thread::Builder::new()
@@ -143,7 +148,17 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
                 cli.lb_socket.display()
             )
         })?;
-    let (events_tx, events_rx) = mpsc::unbounded_channel::<LbRequest>();
+    // Only the Server may report workers up and down: claim the role.
+    let hello = lb
+        .call(|req| LbRequest::Hello {
+            req,
+            role: "server".into(),
+        })
+        .await;
+    if !matches!(hello, Ok(LbReply::Welcome { .. })) {
+        anyhow::bail!("the load balancer refused the server role: {hello:?}");
+    }
+    let lb = Arc::new(lb);
 
     // Workers run native functions with the runtimes found here: one finder.
     for (lang, program) in toolchains.native_runtimes() {
@@ -159,7 +174,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
         extra_args: worker_args.to_args(),
         recycle_after_loads: cli.recycle_after,
     };
-    let workers = WorkerPool::start(usize::from(cli.workers), spec, events_tx)?;
+    let workers = WorkerPool::start(usize::from(cli.workers), spec, lb.clone())?;
 
     let cache_dir = store.dir().join(".cache");
     let service = Arc::new(Service {
@@ -182,7 +197,6 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     });
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
-    tokio::spawn(forward_worker_events(service.clone(), events_rx));
     Ok(service)
 }
 
@@ -210,20 +224,6 @@ fn prepare_runtimes(worker: &std::path::Path, runtimes_dir: &std::path::Path) {
     }
 }
 
-/// The worker pool's one-way LB notifications (worker_down/up) go out in
-/// order; job_done is sent by each invoke directly.
-async fn forward_worker_events(
-    service: Arc<Service>,
-    mut events: mpsc::UnboundedReceiver<LbRequest>,
-) {
-    while let Some(event) = events.recv().await {
-        if service.lb.send(&event).await.is_err() {
-            log::error!(target: PART, "load balancer connection lost");
-            break;
-        }
-    }
-}
-
 /// Starts the gateway thread; it stops accepting when the returned sender
 /// says `true`.
 fn start_gateway(
@@ -234,6 +234,8 @@ fn start_gateway(
     let config = faas_gateway::GatewayConfig {
         server_socket: cli.server_socket.clone(),
         max_body_bytes: cli.gateway.max_body_bytes,
+        read_timeout: Duration::from_millis(cli.gateway.read_timeout_ms),
+        max_connections: cli.gateway.max_connections,
         threads: cli.io_threads(),
     };
     let grace = Duration::from_millis(cli.gateway.grace_ms);

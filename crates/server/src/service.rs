@@ -62,7 +62,7 @@ pub struct Service {
     pub toolchains: Toolchains,
     pub workers: Arc<WorkerPool>,
     /// The persistent connection to the load balancer.
-    pub lb: Client<LbRequest, LbReply>,
+    pub lb: Arc<Client<LbRequest, LbReply>>,
     pub limits: Limits,
     /// Bounds concurrent compiles so a burst of deploys cannot starve invokes.
     pub compile_slots: Semaphore,
@@ -196,16 +196,21 @@ impl Service {
                 meta.id.clone(),
             )
         };
-        let (worker_id, rx) = match self.dispatch(&job).await? {
-            Dispatched::Running(worker_id, rx) => (worker_id, rx),
+        let (ticket, rx) = match self.dispatch(&job).await? {
+            Dispatched::Running(ticket, rx) => (ticket, rx),
             Dispatched::Failed(worker_id, result) => return Ok(Invocation { worker_id, result }),
         };
         let req = job.req;
         // The job's line is queued for the worker; free the payload now.
         drop(job);
-        let result = self.wait_for_result(req, worker_id, rx, timeout_ms).await;
-        self.job_done(req, worker_id, result.ok).await;
-        Ok(Invocation { worker_id, result })
+        let result = self
+            .wait_for_result(req, ticket.worker_id, rx, timeout_ms)
+            .await;
+        self.job_done(ticket, result.ok).await;
+        Ok(Invocation {
+            worker_id: ticket.worker_id,
+            result,
+        })
     }
 
     /// Hands `job` to the worker the LB picks. A worker the LB picked may
@@ -215,19 +220,19 @@ impl Service {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let worker_id = self.pick_worker(&job.function).await?;
-            match self.workers.dispatch(worker_id, job) {
-                Ok(rx) => return Ok(Dispatched::Running(worker_id, rx)),
+            let ticket = self.pick_worker(&job.function).await?;
+            match self.workers.dispatch(ticket.worker_id, job) {
+                Ok(rx) => return Ok(Dispatched::Running(ticket, rx)),
                 Err(err) if attempts < 3 => {
                     log::warn!(target: PART, "req {}: {err}; asking the LB again", job.req);
-                    self.job_done(job.req, worker_id, false).await;
+                    self.job_done(ticket, false).await;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(err) => {
-                    self.job_done(job.req, worker_id, false).await;
+                    self.job_done(ticket, false).await;
                     let result =
                         JobResult::failure(job.req, FailureKind::WorkerCrashed, err.to_string());
-                    return Ok(Dispatched::Failed(worker_id, result));
+                    return Ok(Dispatched::Failed(ticket.worker_id, result));
                 }
             }
         }
@@ -263,7 +268,7 @@ impl Service {
     }
 
     /// Asks the LB which worker runs `function`'s next job.
-    async fn pick_worker(&self, function: &str) -> Result<usize, ServiceError> {
+    async fn pick_worker(&self, function: &str) -> Result<Ticket, ServiceError> {
         // The payload stays here rather than crossing the LB.
         let decision = self
             .lb
@@ -274,7 +279,10 @@ impl Service {
             })
             .await;
         match decision {
-            Ok(LbReply::ForwardToWorker { worker_id, .. }) => Ok(worker_id),
+            Ok(LbReply::ForwardToWorker { req, worker_id, .. }) => Ok(Ticket {
+                lb_req: req,
+                worker_id,
+            }),
             Ok(LbReply::Error { error, .. }) => Err(ServiceError::new(
                 ErrorKind::Overloaded,
                 format!("overloaded: {error}"),
@@ -291,11 +299,13 @@ impl Service {
 
     /// Tells the LB a job has ended (FIFO and WEIGHTED count on it).
     /// Straight onto the LB connection (no hop through the events task).
-    async fn job_done(&self, req: u64, worker_id: usize, ok: bool) {
-        let _ = self
-            .lb
-            .send(&LbRequest::JobDone { req, worker_id, ok })
-            .await;
+    async fn job_done(&self, ticket: Ticket, ok: bool) {
+        let done = LbRequest::JobDone {
+            req: ticket.lb_req,
+            worker_id: ticket.worker_id,
+            ok,
+        };
+        let _ = self.lb.send(&done).await;
     }
 
     /// The stored source of a function, by name or id.
@@ -368,9 +378,17 @@ impl Service {
     }
 }
 
+/// A worker the LB handed out, under the LB's request id (the job is
+/// reported done with it).
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    lb_req: u64,
+    worker_id: usize,
+}
+
 /// Where a job went.
 enum Dispatched {
-    Running(usize, oneshot::Receiver<JobResult>),
+    Running(Ticket, oneshot::Receiver<JobResult>),
     /// It could not be handed to any worker.
     Failed(usize, JobResult),
 }
@@ -461,5 +479,14 @@ mod tests {
             check_limit("t", Some(11), 10).unwrap_err().kind,
             ErrorKind::BadRequest
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_are_accepted_exactly_when_they_follow_the_rule(name in "\\PC{0,70}") {
+            let valid = (1..=64).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            proptest::prop_assert_eq!(validate_name(&name).is_ok(), valid);
+        }
     }
 }

@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use faas_proto::client::Client;
 use faas_proto::lines::{read_lines, write_lines};
 use faas_proto::{
-    decode, encode, FailureKind, FrameError, Job, JobResult, LbRequest, RequestId,
+    decode, encode, FailureKind, FrameError, Job, JobResult, LbReply, LbRequest, RequestId,
     DEFAULT_MAX_FRAME,
 };
 use std::ops::ControlFlow;
@@ -44,8 +45,11 @@ pub struct WorkerSpec {
     pub recycle_after_loads: u64,
 }
 
-/// Where worker events go (the LB, through the Server).
-pub type LbNotifier = mpsc::UnboundedSender<LbRequest>;
+/// The Server's connection to the LB, which hears about workers going down
+/// and up. Worker events and job reports share it, so the LB learns that a
+/// worker died before it hears that the dead worker's call ended (and never
+/// hands that worker another job).
+pub type LbNotifier = Arc<Client<LbRequest, LbReply>>;
 
 /// One worker process and the jobs it holds.
 struct Process {
@@ -244,6 +248,19 @@ impl WorkerPool {
                 "killed after closing its stdout".to_string()
             }
         };
+        let crashed = !self.stopping.load(Ordering::SeqCst)
+            && slot
+                .current
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &process));
+        if crashed {
+            let _ = self
+                .lb
+                .send(&LbRequest::WorkerDown { worker_id: slot.id })
+                .await;
+        }
         let orphans: Vec<_> = process.pending.lock().unwrap().drain().collect();
         let was_current = {
             let mut current = slot.current.lock().unwrap();
@@ -277,7 +294,6 @@ impl WorkerPool {
             return;
         }
         log::error!(target: PART, "worker {} exited ({status}); replacing it", slot.id);
-        let _ = self.lb.send(LbRequest::WorkerDown { worker_id: slot.id });
         self.replace_crashed(&slot).await;
     }
 
@@ -301,7 +317,10 @@ impl WorkerPool {
                 }
             }
         }
-        let _ = self.lb.send(LbRequest::WorkerUp { worker_id: slot.id });
+        let _ = self
+            .lb
+            .send(&LbRequest::WorkerUp { worker_id: slot.id })
+            .await;
     }
 
     /// Replaces a healthy worker that has loaded many modules: the new
