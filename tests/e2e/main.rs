@@ -8,3 +8,4 @@ mod languages;
 mod limits;
 mod reliability;
 mod sandbox;
+mod wasi;

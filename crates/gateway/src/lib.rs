@@ -5,7 +5,7 @@
 //! [`status`] turns it into the HTTP status.
 //!
 //! Routes (the seed's three first):
-//! - `POST /deploy?name=N&lang=L[&timeout_ms=T&max_memory_mb=M]`, body = source
+//! - `POST /deploy?name=N&lang=L[&timeout_ms=T&max_memory_mb=M&max_tmp_mb=K]`, body = source
 //! - `POST /invoke?fn=ID_OR_NAME`, body = the function's stdin
 //! - `GET /function/NAME` → the stored source, as text
 //! - `GET /functions` → every deployed function's metadata
@@ -221,6 +221,7 @@ async fn deploy_operation(
     let name = name.to_string();
     let timeout_ms = query.number("timeout_ms")?;
     let max_memory_mb = query.number("max_memory_mb")?;
+    let max_tmp_mb = query.number("max_tmp_mb")?;
     let code = routes::text_body(req, body_limits(state), "source code").await?;
     log::info!(target: PART, "deploy name={name} lang={lang} ({} bytes)", code.len());
     Ok(Operation::Deploy {
@@ -229,6 +230,7 @@ async fn deploy_operation(
         code,
         timeout_ms,
         max_memory_mb,
+        max_tmp_mb,
     })
 }
 

@@ -287,6 +287,7 @@ mod tests {
             wasm: false,
             timeout_ms: None,
             max_memory_mb: Some(8),
+            max_tmp_mb: None,
         };
         let ops = [
             Operation::Deploy {
@@ -295,6 +296,7 @@ mod tests {
                 code: "int main(){}\n".into(),
                 timeout_ms: Some(5),
                 max_memory_mb: None,
+                max_tmp_mb: Some(4),
             },
             Operation::Invoke {
                 function: "hello".into(),

@@ -40,6 +40,8 @@ pub enum Operation {
         timeout_ms: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_memory_mb: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tmp_mb: Option<u64>,
     },
     /// Run a function with `payload` as its stdin.
     Invoke {
@@ -119,6 +121,8 @@ pub struct FunctionMeta {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tmp_mb: Option<u64>,
 }
 
 /// The platform's counters (`GET /stats`).
@@ -248,6 +252,9 @@ pub struct Job {
     pub max_memory_mb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_bytes: Option<u64>,
+    /// Size cap of the call's private in-memory `/tmp`, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tmp_mb: Option<u64>,
 }
 
 impl Job {
@@ -261,6 +268,7 @@ impl Job {
             timeout_ms: None,
             max_memory_mb: None,
             max_output_bytes: None,
+            max_tmp_mb: None,
         }
     }
 }

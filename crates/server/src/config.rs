@@ -61,6 +61,17 @@ pub struct Cli {
         default_value_t = 1024
     )]
     pub max_memory_mb_limit: u64,
+    /// Default size cap of a WebAssembly call's private in-memory `/tmp`,
+    /// in MiB; writing past it fails inside the function with ENOSPC.
+    #[arg(long, env = "FAAS_MAX_TMP_MB", default_value_t = 16)]
+    pub max_tmp_mb: u64,
+    /// The largest `/tmp` cap a function may set at deploy, in MiB.
+    #[arg(
+        long = "tmp-limit-mb",
+        env = "FAAS_TMP_LIMIT_MB",
+        default_value_t = 256
+    )]
+    pub max_tmp_mb_limit: u64,
     /// Replace a worker once it has loaded this many modules (Wasmer never
     /// frees a process's code memory); 0 disables recycling.
     #[arg(long, env = "FAAS_RECYCLE_AFTER", default_value_t = 1000)]

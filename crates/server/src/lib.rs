@@ -187,6 +187,8 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
             max_timeout_ms: cli.max_timeout_ms.max(cli.timeout_ms),
             default_memory_mb: cli.max_memory_mb,
             max_memory_mb: cli.max_memory_mb_limit.max(cli.max_memory_mb),
+            default_tmp_mb: cli.max_tmp_mb,
+            max_tmp_mb: cli.max_tmp_mb_limit.max(cli.max_tmp_mb),
             max_output_bytes: cli.worker.max_output_bytes as u64,
             compile_timeout: Duration::from_secs(cli.compile_timeout_s),
         },

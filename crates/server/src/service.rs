@@ -34,6 +34,10 @@ pub struct Limits {
     pub default_memory_mb: u64,
     /// The largest memory cap a function may ask for.
     pub max_memory_mb: u64,
+    /// `/tmp` cap of a function when it sets none.
+    pub default_tmp_mb: u64,
+    /// The largest `/tmp` cap a function may ask for.
+    pub max_tmp_mb: u64,
     pub max_output_bytes: u64,
     /// How long one compile may run.
     pub compile_timeout: Duration,
@@ -47,6 +51,7 @@ pub struct DeployRequest {
     pub code: String,
     pub timeout_ms: Option<u64>,
     pub max_memory_mb: Option<u64>,
+    pub max_tmp_mb: Option<u64>,
 }
 
 /// An invocation that reached a worker (whatever the function did).
@@ -107,6 +112,7 @@ impl Service {
             wasm: req.lang.is_compiled(),
             timeout_ms: req.timeout_ms,
             max_memory_mb: req.max_memory_mb,
+            max_tmp_mb: req.max_tmp_mb,
         };
         let meta = reservation.commit(meta).map_err(store_error)?;
         log::info!(
@@ -138,7 +144,8 @@ impl Service {
             "max_memory_mb",
             req.max_memory_mb,
             self.limits.max_memory_mb,
-        )
+        )?;
+        check_limit("max_tmp_mb", req.max_tmp_mb, self.limits.max_tmp_mb)
     }
 
     /// Runs the language's build step on `source` in `dir`, off the request
@@ -191,6 +198,7 @@ impl Service {
             timeout_ms: Some(timeout_ms),
             max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
             max_output_bytes: Some(self.limits.max_output_bytes),
+            max_tmp_mb: Some(meta.max_tmp_mb.unwrap_or(self.limits.default_tmp_mb)),
             ..Job::new(
                 self.next_job.fetch_add(1, Ordering::Relaxed),
                 meta.id.clone(),

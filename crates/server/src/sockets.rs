@@ -102,6 +102,7 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
                 code,
                 timeout_ms,
                 max_memory_mb,
+                max_tmp_mb,
             } => service
                 .deploy(DeployRequest {
                     name,
@@ -109,6 +110,7 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
                     code,
                     timeout_ms,
                     max_memory_mb,
+                    max_tmp_mb,
                 })
                 .await
                 .map(|function| Reply::Deployed { function }),

@@ -256,6 +256,7 @@ mod tests {
             wasm: false,
             timeout_ms: None,
             max_memory_mb: None,
+            max_tmp_mb: None,
         }
     }
 

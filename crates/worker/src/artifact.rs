@@ -70,12 +70,31 @@ pub fn stamp(engine: &Engine) -> String {
 /// Compiles WebAssembly bytes and returns the stamped artifact.
 pub fn build(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
     let module = Module::new(engine, wasm).map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    check_imports(&module).map_err(ArtifactError::Compile)?;
     let bytes = module
         .serialize()
         .map_err(|e| ArtifactError::Serialize(e.to_string()))?;
     let mut out = stamp(engine).into_bytes();
     out.extend_from_slice(&bytes);
     Ok(out)
+}
+
+/// The only imports a function may have: WASI preview1 functions. WASIX
+/// (pipes, sockets, threads, process spawning) and anything else is refused
+/// at deploy, so no guest can reach a host call that blocks or escapes.
+pub fn check_imports(module: &Module) -> Result<(), String> {
+    for import in module.imports() {
+        let allowed = matches!(import.module(), "wasi_snapshot_preview1" | "wasi_unstable")
+            && matches!(import.ty(), wasmer::ExternType::Function(_));
+        if !allowed {
+            return Err(format!(
+                "the module imports {}::{}; functions may import only WASI preview1 functions (wasi_snapshot_preview1)",
+                import.module(),
+                import.name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds `dir/code.wasmu` from `dir/code.wasm` (written atomically).

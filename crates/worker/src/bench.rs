@@ -36,6 +36,7 @@ pub fn run(
                                 inherit_stdin: false,
                                 dirs: Vec::new(),
                                 files: Vec::new(),
+                                max_tmp_bytes: None,
                                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                             },
                             stdin: payload.clone(),

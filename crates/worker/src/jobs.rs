@@ -18,6 +18,8 @@ use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, Spent, DEFAULT_M
 
 /// Most bytes of stdout (and of stderr) a function may return by default.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// `/tmp` cap of a job that names none.
+pub const DEFAULT_MAX_TMP_BYTES: u64 = 16 * 1024 * 1024;
 /// Deadline of a job that names none (the Server always names one).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -86,6 +88,7 @@ struct CallLimits {
     timeout: Duration,
     max_memory_bytes: u64,
     max_output_bytes: usize,
+    max_tmp_bytes: u64,
 }
 
 /// Runs jobs for one worker process.
@@ -175,14 +178,14 @@ impl JobRunner {
                 return JobResult::success(req, doc.as_ref().clone(), String::new(), 0, 0.0)
             }
             Loaded::Wasm(module) => {
-                let opts = wasm_options(&job.function, limits.max_memory_bytes);
+                let opts = wasm_options(&job.function, &limits);
                 self.run_wasm(&job.function, module, opts, payload, &limits)
             }
             Loaded::Script { interpreter, code } => {
                 let opts = PrepareOptions {
                     args: interpreter.run_args(),
                     files: interpreter.files(code),
-                    ..wasm_options(&job.function, limits.max_memory_bytes)
+                    ..wasm_options(&job.function, &limits)
                 };
                 self.run_wasm(&job.function, interpreter.module, opts, payload, &limits)
             }
@@ -234,6 +237,9 @@ impl JobRunner {
             max_output_bytes: job
                 .max_output_bytes
                 .map_or(self.max_output_bytes, |n| n as usize),
+            max_tmp_bytes: job
+                .max_tmp_mb
+                .map_or(DEFAULT_MAX_TMP_BYTES, |mb| mb * 1024 * 1024),
         }
     }
 
@@ -250,7 +256,8 @@ impl JobRunner {
         let started = std::time::Instant::now();
         let ready = match self.prepared.take() {
             Some((ready_id, p))
-                if ready_id == id && p.max_memory_bytes() == limits.max_memory_bytes =>
+                if ready_id == id
+                    && p.limits() == (limits.max_memory_bytes, Some(limits.max_tmp_bytes)) =>
             {
                 Ok(p)
             }
@@ -332,7 +339,7 @@ fn native_limits(limits: &CallLimits) -> NativeLimits {
 }
 
 /// How every invocation of Wasm function `id` is instantiated.
-fn wasm_options(id: &str, max_memory_bytes: u64) -> PrepareOptions {
+fn wasm_options(id: &str, limits: &CallLimits) -> PrepareOptions {
     PrepareOptions {
         args: vec![id.to_string()],
         env: vec![("FAAS_FUNCTION".into(), id.to_string())],
@@ -340,7 +347,8 @@ fn wasm_options(id: &str, max_memory_bytes: u64) -> PrepareOptions {
         inherit_stdin: false,
         dirs: Vec::new(),
         files: Vec::new(),
-        max_memory_bytes,
+        max_memory_bytes: limits.max_memory_bytes,
+        max_tmp_bytes: Some(limits.max_tmp_bytes),
     }
 }
 

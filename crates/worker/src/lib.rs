@@ -16,6 +16,7 @@
 //! - [`native`]: PHP (and JS/Python when asked) as host processes inside
 //!   bubblewrap;
 //! - [`poll`]: our `poll_oneoff`, which never blocks past a call's deadline;
+//! - [`tmpfs`]: each call's private, capped, in-memory `/tmp`;
 //! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
 //! - [`jobs`]: finds a job's function on disk and turns the run into a
 //!   [`JobResult`](faas_proto::JobResult);
@@ -33,6 +34,7 @@ pub mod native;
 pub mod poll;
 pub mod serve;
 pub mod stdio;
+pub mod tmpfs;
 pub mod wasm;
 
 /// Whether a function id is safe to use as one path component.

@@ -22,6 +22,7 @@ use crate::artifact;
 use crate::limits::{Watchdog, WASM_PAGE};
 use crate::poll::PollState;
 use crate::stdio::CappedOutput;
+use crate::tmpfs::Quota;
 
 /// Linear-memory cap when a call sets none (the server passes its own).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
@@ -170,7 +171,7 @@ impl Sandbox {
         let _enter = self.tokio.enter();
         let mut store = Store::new(self.engine.clone());
         let poll = PollState::default();
-        let (builder, captured) = self.builder(opts, &poll)?;
+        let (builder, captured, quota) = self.builder(opts, &poll)?;
         self.max_pages
             .store(pages(opts.max_memory_bytes), Ordering::Relaxed);
         let failed = |e: &dyn std::fmt::Display| SandboxError::Instantiate(e.to_string());
@@ -179,6 +180,9 @@ impl Sandbox {
             .import_object_for_all_wasi_versions(&mut store, module)
             .map_err(|e| failed(&e))?;
         crate::poll::install(&mut store, &wasi_env, &mut imports, &poll);
+        if let Some(quota) = &quota {
+            crate::tmpfs::install(&mut store, &wasi_env, &mut imports, quota);
+        }
         let instance = Instance::new(&mut store, module, &imports).map_err(|e| failed(&e))?;
         wasi_env
             .initialize(&mut store, instance.clone())
@@ -195,17 +199,13 @@ impl Sandbox {
             start,
             poll,
             captured,
-            max_memory_bytes: opts.max_memory_bytes,
+            limits: (opts.max_memory_bytes, opts.max_tmp_bytes),
         })
     }
 
     /// The WASI environment of one call: argv, variables, in-memory stdio,
     /// one guest thread, and the files it may see.
-    fn builder(
-        &self,
-        opts: &PrepareOptions,
-        poll: &PollState,
-    ) -> Result<(WasiEnvBuilder, Option<(CappedOutput, CappedOutput)>), SandboxError> {
+    fn builder(&self, opts: &PrepareOptions, poll: &PollState) -> Result<Built, SandboxError> {
         let program = opts
             .args
             .first()
@@ -230,9 +230,13 @@ impl Sandbox {
             captured = Some((stdout, stderr));
         }
         let setup = |e: &dyn std::fmt::Display| SandboxError::Instantiate(e.to_string());
-        if !opts.files.is_empty() {
-            builder.set_mount_fs(read_only_files(&opts.files).map_err(|e| setup(&e))?);
+        let mut quota = None;
+        if let Some(max_tmp_bytes) = opts.max_tmp_bytes {
+            let q = Quota::new(max_tmp_bytes as usize);
+            let root = call_fs(&opts.files, &q).map_err(|e| setup(&e))?;
+            builder.set_mount_fs(root);
             builder.add_preopen_dir("/").map_err(|e| setup(&e))?;
+            quota = Some(q);
         }
         if !opts.dirs.is_empty() {
             let host_root = virtual_fs::host_fs::FileSystem::new(self.tokio.handle().clone(), "/")
@@ -243,7 +247,7 @@ impl Sandbox {
                 builder = builder.map_dir(guest, host).map_err(|e| setup(&e))?;
             }
         }
-        Ok((builder, captured))
+        Ok((builder, captured, quota))
     }
 
     /// Runs a prepared instance's `_start` with `stdin` as its input.
@@ -338,6 +342,9 @@ pub struct PrepareOptions {
     /// Read-only in-memory files (guest path, content): an interpreter's
     /// script and prelude. No host file is ever mapped for them.
     pub files: Vec<(String, Arc<[u8]>)>,
+    /// Give the call a private in-memory `/tmp` of at most this many bytes
+    /// (and the files above); `None`: no file system at all.
+    pub max_tmp_bytes: Option<u64>,
     /// Cap on the guest's linear memory (fixed at instantiation).
     pub max_memory_bytes: u64,
 }
@@ -350,29 +357,44 @@ pub struct Prepared {
     start: wasmer::Function,
     poll: PollState,
     captured: Option<(CappedOutput, CappedOutput)>,
-    max_memory_bytes: u64,
+    limits: (u64, Option<u64>),
 }
 
 impl Prepared {
-    /// The memory cap the instance was built with.
-    pub fn max_memory_bytes(&self) -> u64 {
-        self.max_memory_bytes
+    /// The memory and `/tmp` caps the instance was built with.
+    pub fn limits(&self) -> (u64, Option<u64>) {
+        self.limits
     }
 }
 
-/// A root holding only `/faas` with `files` in it, read-only; creating
-/// anything elsewhere fails (there is no writable mount).
-fn read_only_files(
+/// What [`Sandbox::builder`] makes: the WASI environment, the captured
+/// stdout/stderr, and the `/tmp` quota.
+type Built = (
+    WasiEnvBuilder,
+    Option<(CappedOutput, CappedOutput)>,
+    Option<Arc<Quota>>,
+);
+
+/// A call's file system: a private `/tmp` capped by `quota`, and `/faas`
+/// holding `files` read-only (an interpreter's script). Nothing else exists;
+/// creating anything outside `/tmp` fails.
+fn call_fs(
     files: &[(String, Arc<[u8]>)],
+    quota: &Arc<Quota>,
 ) -> Result<virtual_fs::MountFileSystem, virtual_fs::FsError> {
-    let faas = virtual_fs::TmpFileSystem::new();
-    for (path, content) in files {
-        let name = path.strip_prefix("/faas").unwrap_or(path);
-        faas.new_open_options_ext()
-            .insert_ro_file(std::path::Path::new(name), content.as_ref().into())?;
-    }
     let root = virtual_fs::MountFileSystem::new();
-    root.mount("/faas", Arc::new(faas))?;
+    let tmp = virtual_fs::TmpFileSystem::new();
+    tmp.set_memory_limiter(quota.clone());
+    root.mount("/tmp", Arc::new(tmp))?;
+    if !files.is_empty() {
+        let faas = virtual_fs::TmpFileSystem::new();
+        for (path, content) in files {
+            let name = path.strip_prefix("/faas").unwrap_or(path);
+            faas.new_open_options_ext()
+                .insert_ro_file(std::path::Path::new(name), content.as_ref().into())?;
+        }
+        root.mount("/faas", Arc::new(faas))?;
+    }
     Ok(root)
 }
 
