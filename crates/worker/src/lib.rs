@@ -9,6 +9,7 @@
 //!   a fresh `Store` and instance per call, compiled modules cached);
 //! - [`artifact`]: compile-once artifacts (built by the Server at deploy);
 //! - [`bench`]: the in-process runtime floor `make bench` compares with;
+//! - [`hostdir`]: host directories for `worker run --dir` (debugging only);
 //! - [`interpreters`]: QuickJS and CPython compiled to WASI, for JS and
 //!   Python functions;
 //! - [`cache`]: the bounded LRU of compiled modules;
@@ -27,6 +28,7 @@ pub mod args;
 pub mod artifact;
 pub mod bench;
 pub mod cache;
+pub mod hostdir;
 pub mod interpreters;
 pub mod jobs;
 pub mod limits;

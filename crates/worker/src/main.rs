@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use faas_worker::args::WorkerArgs;
 use faas_worker::artifact;
+use faas_worker::hostdir::DirMapping;
 use faas_worker::interpreters::Interpreter;
 use faas_worker::jobs::{JobRunner, RunnerSettings};
 use faas_worker::native::{NativeConfig, NativeRunner};
@@ -47,9 +48,10 @@ enum Command {
         /// Set an environment variable for the module (repeatable).
         #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
         env: Vec<(String, String)>,
-        /// Map a host directory into the module: HOST or HOST:GUEST (repeatable).
-        #[arg(long = "dir", value_name = "HOST[:GUEST]", value_parser = parse_dir)]
-        dirs: Vec<(String, String)>,
+        /// Map a host directory into the module: HOST, HOST:GUEST, or
+        /// HOST:GUEST:ro for read-only (repeatable).
+        #[arg(long = "dir", value_name = "HOST[:GUEST[:ro]]", value_parser = DirMapping::parse)]
+        dirs: Vec<DirMapping>,
         /// The .wasm file.
         file: PathBuf,
         /// Arguments passed to the module.
@@ -104,14 +106,6 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("expected K=V, got '{s}'")),
     }
-}
-
-fn parse_dir(s: &str) -> Result<(String, String), String> {
-    let (host, guest) = s.split_once(':').unwrap_or((s, s));
-    if host.is_empty() || guest.is_empty() {
-        return Err(format!("expected HOST or HOST:GUEST, got '{s}'"));
-    }
-    Ok((host.to_string(), guest.to_string()))
 }
 
 fn main() -> ExitCode {
@@ -194,7 +188,7 @@ fn run_module(
     file: &Path,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    dirs: Vec<(String, String)>,
+    dirs: Vec<DirMapping>,
     max_output_bytes: usize,
 ) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::new()?;

@@ -115,7 +115,6 @@ pub fn install(
         imports.define(NS, "fd_pwrite", f);
     }
     install_seek(store, func_env, imports, cap);
-    install_sock_shutdown(store, func_env, imports);
     type SetSize = (i32, i64);
     if let Some(orig) = original::<SetSize>(store, imports, "fd_filestat_set_size") {
         let f = Function::new_typed_with_env(
@@ -180,7 +179,7 @@ fn install_seek(store: &mut Store, func_env: &WasiFunctionEnv, imports: &mut Imp
 
 /// `sock_shutdown`: no function ever has a socket, so a valid descriptor
 /// is `ENOTSOCK` and an invalid one `EBADF` (wasix answers otherwise).
-fn install_sock_shutdown(store: &mut Store, func_env: &WasiFunctionEnv, imports: &mut Imports) {
+pub fn install_sock_shutdown(store: &mut Store, func_env: &WasiFunctionEnv, imports: &mut Imports) {
     type FdStat = (i32, i32);
     let Some(fdstat) = original::<FdStat>(store, imports, "fd_fdstat_get") else {
         return;

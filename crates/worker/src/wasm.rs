@@ -180,6 +180,7 @@ impl Sandbox {
             .import_object_for_all_wasi_versions(&mut store, module)
             .map_err(|e| failed(&e))?;
         crate::poll::install(&mut store, &wasi_env, &mut imports, &poll);
+        crate::tmpfs::install_sock_shutdown(&mut store, &wasi_env, &mut imports);
         if let Some(quota) = &quota {
             crate::tmpfs::install(&mut store, &wasi_env, &mut imports, quota);
         }
@@ -239,13 +240,10 @@ impl Sandbox {
             quota = Some(q);
         }
         if !opts.dirs.is_empty() {
-            let host_root = virtual_fs::host_fs::FileSystem::new(self.tokio.handle().clone(), "/")
+            let root = crate::hostdir::root(self.tokio.handle().clone(), &opts.dirs)
                 .map_err(|e| setup(&e))?;
-            builder =
-                builder.fs(Arc::new(host_root) as Arc<dyn virtual_fs::FileSystem + Send + Sync>);
-            for (host, guest) in &opts.dirs {
-                builder = builder.map_dir(guest, host).map_err(|e| setup(&e))?;
-            }
+            builder.set_mount_fs(root);
+            builder.add_preopen_dir("/").map_err(|e| setup(&e))?;
         }
         Ok((builder, captured, quota))
     }
@@ -337,8 +335,8 @@ pub struct PrepareOptions {
     pub capture: bool,
     /// Use the worker's own stdin (for `worker run`).
     pub inherit_stdin: bool,
-    /// Host directory → guest path, for debugging only.
-    pub dirs: Vec<(String, String)>,
+    /// Host directories mapped into the guest, for debugging only.
+    pub dirs: Vec<crate::hostdir::DirMapping>,
     /// Read-only in-memory files (guest path, content): an interpreter's
     /// script and prelude. No host file is ever mapped for them.
     pub files: Vec<(String, Arc<[u8]>)>,
