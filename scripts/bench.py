@@ -13,6 +13,7 @@ baselines, because a shared VM's speed drifts between runs:
      loaded the same way                -> ratio
   4. the seed's cold path: one `worker run` process per call -> speed-up
   5. compute: n-queens(14) over HTTP vs the same C compiled natively (clang -O2)
+  5c. bytes: a 1 MiB binary round trip through the raw route /fn/
   5b. interpreters: JS (QuickJS) and Python (CPython) hello in WebAssembly
      over HTTP vs `node` / `python3 -I` started per call
   6. deploy: C, Rust, Go hellos vs the bare compiler command
@@ -298,6 +299,17 @@ def run(server, tmp):
         r = p50 / native
         record("interp", f"{lang} hello p50: invoke vs native process", fmt(p50, "ms"), fmt(native, "ms"),
                f"{r:.2f}x", f"<= {target:.2f}x", r <= target)
+
+    # 5c: bytes: a 1 MiB binary round trip through the raw route.
+    log("bytes: 1 MiB binary echo through /fn/")
+    server.deploy("echo", "c", "#include <stdio.h>\nint main(void){ char b[65536]; size_t n; "
+                  "while ((n = fread(b, 1, sizeof b, stdin)) > 0) fwrite(b, 1, n, stdout); return 0; }\n")
+    blob = os.urandom(1 << 20)
+    http(addr, "POST", "/fn/echo", blob)
+    echo_ms = median_of(5, lambda: timed_http(addr, "/fn/echo", blob))
+    status, body = http(addr, "POST", "/fn/echo", blob)
+    record("bytes", "1 MiB binary round trip (POST /fn/, C echo)", fmt(echo_ms, "ms"),
+           "", "", "identical", status == 200 and body == blob)
 
     # 6: deploy.
     log("deploy vs bare compilers")

@@ -2,6 +2,7 @@
 //! One test binary with modules (faster to link than one per file).
 
 mod harness;
+mod http;
 
 mod core;
 mod languages;

@@ -6,7 +6,9 @@
 //!
 //! Routes (the seed's three first):
 //! - `POST /deploy?name=N&lang=L[&timeout_ms=T&max_memory_mb=M&max_tmp_mb=K]`, body = source
-//! - `POST /invoke?fn=ID_OR_NAME`, body = the function's stdin
+//! - `POST /invoke?fn=ID_OR_NAME`, body = the function's stdin (any bytes)
+//! - `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint: raw body in,
+//!   its stdout out, the request as `FAAS_HTTP_*` variables
 //! - `GET /function/NAME` → the stored source, as text
 //! - `GET /functions` → every deployed function's metadata
 //! - `GET /stats` → load-balancer counters
@@ -14,10 +16,13 @@
 //!
 //! Every error is JSON `{"ok":false,"error":"..."}` with a fitting status.
 //!
+//! Every answer carries `X-Request-Id` ([`request_id`]).
+//!
 //! Modules: [`args`] (flags), [`routes`] (matching, query, body),
 //! [`response`] (building answers), [`status`] (outcome → HTTP status).
 
 pub mod args;
+pub mod request_id;
 pub mod response;
 pub mod routes;
 pub mod status;
@@ -29,8 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faas_proto::client::Client;
-use faas_proto::{Operation, Reply, ServerReply, ServerRequest, ServiceError};
+use faas_proto::{HttpRequest, Operation, Reply, ServerReply, ServerRequest, ServiceError};
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
@@ -181,20 +187,35 @@ async fn handle(
 ) -> Result<HttpResponse, std::convert::Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let response = match routes::resolve(&method, &path) {
-        Ok(route) => answer(&state, route, req).await,
+    let request_id = request_id::of(&req);
+    let mut response = match routes::resolve(&method, &path) {
+        Ok(route) => answer(&state, route, req, &request_id).await,
         Err(no_route) => no_route.into_response(),
     };
-    log::debug!(target: PART, "{peer} {method} {path} -> {}", response.status());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    log::debug!(target: PART, "{peer} {method} {path} -> {} [{request_id}]", response.status());
     Ok(response)
 }
 
 /// Answers a request for `route`: locally (health), or by asking the Server.
-async fn answer(state: &State, route: Route, req: Request<Incoming>) -> HttpResponse {
+async fn answer(
+    state: &State,
+    route: Route,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> HttpResponse {
     let op = match route {
         Route::Health => return response::json(StatusCode::OK, &json!({"ok": true})),
         Route::Deploy => deploy_operation(state, req).await,
-        Route::Invoke => invoke_operation(state, req).await,
+        Route::Invoke => invoke_operation(state, req, request_id).await,
+        Route::Raw { name, rest } => {
+            return match raw_operation(state, req, name, rest, request_id).await {
+                Ok(op) => response::raw(ask_server(state, op).await),
+                Err(err) => response::error(&err),
+            }
+        }
         Route::Functions => Ok(Operation::List),
         Route::Stats => Ok(Operation::Stats),
         Route::Source(name) if name.is_empty() => {
@@ -222,6 +243,8 @@ async fn deploy_operation(
     let timeout_ms = query.number("timeout_ms")?;
     let max_memory_mb = query.number("max_memory_mb")?;
     let max_tmp_mb = query.number("max_tmp_mb")?;
+    let content_type = query.get("content_type").map(str::to_string);
+    let pass_auth = matches!(query.get("pass_auth"), Some("1" | "true"));
     let code = routes::text_body(req, body_limits(state), "source code").await?;
     log::info!(target: PART, "deploy name={name} lang={lang} ({} bytes)", code.len());
     Ok(Operation::Deploy {
@@ -231,20 +254,71 @@ async fn deploy_operation(
         timeout_ms,
         max_memory_mb,
         max_tmp_mb,
+        content_type,
+        pass_auth,
     })
 }
 
 async fn invoke_operation(
     state: &State,
     req: Request<Incoming>,
+    request_id: &str,
 ) -> Result<Operation, ServiceError> {
     let Some(function) = Query::of(&req).get("fn").map(str::to_string) else {
         return Err(ServiceError::bad_request(
             "POST /invoke needs ?fn=ID (or a function name); the body is its stdin",
         ));
     };
-    let payload = routes::text_body(req, body_limits(state), "payload").await?;
-    Ok(Operation::Invoke { function, payload })
+    // Any bytes are a payload.
+    let payload = routes::body(req, body_limits(state), "payload").await?;
+    Ok(Operation::Invoke {
+        function,
+        payload: payload.to_vec().into(),
+        request_id: Some(request_id.to_string()),
+        http: None,
+    })
+}
+
+/// Most headers passed on to a raw-route function (the Server also bounds
+/// their total size).
+const MAX_HEADERS: usize = 64;
+
+/// `ANY /fn/NAME[/REST]`: the body is the function's stdin and the request
+/// itself reaches it as `FAAS_HTTP_*` variables.
+async fn raw_operation(
+    state: &State,
+    req: Request<Incoming>,
+    name: String,
+    rest: String,
+    request_id: &str,
+) -> Result<Operation, ServiceError> {
+    if name.is_empty() {
+        return Err(ServiceError::not_found(
+            "ANY /fn/NAME needs a function name",
+        ));
+    }
+    let headers = req
+        .headers()
+        .iter()
+        .take(MAX_HEADERS)
+        .map(|(k, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (k.as_str().to_string(), value)
+        })
+        .collect();
+    let http = HttpRequest {
+        method: req.method().to_string(),
+        path: rest,
+        query: req.uri().query().unwrap_or_default().to_string(),
+        headers,
+    };
+    let payload = routes::body(req, body_limits(state), "body").await?;
+    Ok(Operation::Invoke {
+        function: name,
+        payload: payload.to_vec().into(),
+        request_id: Some(request_id.to_string()),
+        http: Some(http),
+    })
 }
 
 fn body_limits(state: &State) -> routes::BodyLimits {

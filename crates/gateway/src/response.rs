@@ -1,7 +1,7 @@
 //! Building HTTP responses: JSON bodies, errors in the platform's shape
 //! (`{"ok":false,"error":"..."}`), and the Server's replies.
 
-use faas_proto::{ErrorKind, JobResult, Reply, ServiceError};
+use faas_proto::{ErrorKind, FailureKind, JobResult, Reply, ServiceError};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
@@ -64,7 +64,9 @@ pub fn from_reply(reply: Reply) -> HttpResponse {
             &json!({"ok": true, "id": function.id, "name": function.name,
                     "lang": function.lang, "wasm": function.wasm}),
         ),
-        Reply::Invoked { worker_id, result } => invocation(worker_id, result),
+        Reply::Invoked {
+            worker_id, result, ..
+        } => invocation(worker_id, result),
         Reply::Source { code, .. } => text(StatusCode::OK, code),
         Reply::Functions { functions } => {
             json(StatusCode::OK, &json!({"ok": true, "functions": functions}))
@@ -79,18 +81,24 @@ pub fn from_reply(reply: Reply) -> HttpResponse {
 }
 
 /// The seed's invoke answer, extended: output, stderr, exit code, the
-/// worker that ran it and how long it took; `error` when it failed.
+/// worker that ran it and how long it took; `error` when it failed. Output
+/// that is not UTF-8 comes as `output_base64` (`stderr_base64`) instead,
+/// never converted lossily.
 fn invocation(worker_id: usize, result: JobResult) -> HttpResponse {
     let status = status::for_invocation(&result);
     let mut body = json!({
         "ok": result.ok,
-        "output": result.output,
-        "stderr": result.stderr,
         "exit_code": result.exit_code,
         "worker_id": worker_id,
         // Microsecond precision is all a client can use.
         "duration_ms": (result.duration_ms * 1000.0).round() / 1000.0,
     });
+    for (field, blob) in [("output", &result.output), ("stderr", &result.stderr)] {
+        match blob.as_str() {
+            Some(text) => body[field] = json!(text),
+            None => body[format!("{field}_base64")] = json!(blob.to_base64()),
+        }
+    }
     if result.truncated {
         body["truncated"] = json!(true);
     }
@@ -98,4 +106,60 @@ fn invocation(worker_id: usize, result: JobResult) -> HttpResponse {
         body["error"] = json!(result.error.unwrap_or_else(|| "function failed".into()));
     }
     json(status, &body)
+}
+
+/// The raw route's answer: exactly the function's stdout, 200 when it
+/// exited 0 and 500 when it did not (the body is still its stdout); a call
+/// that did not run to an exit (timeout, crash, unknown) is a JSON error.
+/// stderr never goes to the client.
+pub fn raw(reply: Reply) -> HttpResponse {
+    let (worker_id, result, content_type) = match reply {
+        Reply::Invoked {
+            worker_id,
+            result,
+            content_type,
+        } => (worker_id, result, content_type),
+        Reply::Failed { error: e } => return error(&e),
+        _ => return error(&ServiceError::internal("unexpected answer from the server")),
+    };
+    let ran = result.ok || matches!(result.kind, Some(FailureKind::Exit | FailureKind::Trap));
+    if !ran {
+        let message = result
+            .error
+            .clone()
+            .unwrap_or_else(|| "function failed".into());
+        let mut resp = json(
+            status::for_invocation(&result),
+            &json!({"ok": false, "error": message}),
+        );
+        resp.headers_mut()
+            .insert("x-worker-id", HeaderValue::from(worker_id));
+        return resp;
+    }
+    let content_type = content_type.unwrap_or_else(|| {
+        match result.output.as_str() {
+            Some(_) => "text/plain; charset=utf-8",
+            None => "application/octet-stream",
+        }
+        .to_string()
+    });
+    let status = if result.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(result.output.into_bytes())));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&content_type) {
+        headers.insert(CONTENT_TYPE, value);
+    }
+    headers.insert("x-worker-id", HeaderValue::from(worker_id));
+    if let Some(code) = result.exit_code {
+        headers.insert("x-exit-code", HeaderValue::from(code));
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", result.duration_ms)) {
+        headers.insert("x-duration-ms", value);
+    }
+    resp
 }

@@ -17,6 +17,12 @@ pub enum Route {
     Stats,
     /// `GET /function/NAME` (already percent-decoded).
     Source(String),
+    /// `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint. `rest` is
+    /// the remainder of the path as received (starting with `/`).
+    Raw {
+        name: String,
+        rest: String,
+    },
 }
 
 /// A request that matches no route.
@@ -39,6 +45,16 @@ impl NoRoute {
 
 /// Matches a method and path.
 pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
+    if let Some(tail) = path.strip_prefix("/fn/") {
+        let (name, rest) = match tail.find('/') {
+            Some(at) => (&tail[..at], &tail[at..]),
+            None => (tail, "/"),
+        };
+        return Ok(Route::Raw {
+            name: percent_decode(name),
+            rest: rest.to_string(),
+        });
+    }
     let route = match path {
         "/deploy" => (Route::Deploy, Method::POST, "POST"),
         "/invoke" => (Route::Invoke, Method::POST, "POST"),
@@ -112,6 +128,18 @@ pub async fn text_body(
     limits: BodyLimits,
     what: &str,
 ) -> Result<String, ServiceError> {
+    let bytes = body(req, limits, what).await?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ServiceError::bad_request(format!("{what} must be UTF-8 text")))
+}
+
+/// Reads a whole body, any bytes, of at most `limits.max_bytes` bytes
+/// within `limits.timeout`.
+pub async fn body(
+    req: Request<Incoming>,
+    limits: BodyLimits,
+    what: &str,
+) -> Result<hyper::body::Bytes, ServiceError> {
     let limit = limits.max_bytes;
     let too_large = || {
         ServiceError::new(
@@ -137,17 +165,13 @@ pub async fn text_body(
             ),
         ));
     };
-    let bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(err) => {
-            return Err(ServiceError::bad_request(format!(
-                "could not read the request body: {err}"
-            )))
-        }
-    };
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| ServiceError::bad_request(format!("{what} must be UTF-8 text")))
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(err) => Err(ServiceError::bad_request(format!(
+            "could not read the request body: {err}"
+        ))),
+    }
 }
 
 /// Percent-decodes one path segment ('+' stays a plus, unlike in a query).
@@ -166,6 +190,20 @@ mod tests {
     #[test]
     fn routes_resolve_by_path_then_method() {
         assert_eq!(resolve(&Method::POST, "/deploy").unwrap(), Route::Deploy);
+        assert_eq!(
+            resolve(&Method::PUT, "/fn/a%2Db/x/../y%00?").unwrap(),
+            Route::Raw {
+                name: "a-b".into(),
+                rest: "/x/../y%00?".into()
+            }
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/fn/page").unwrap(),
+            Route::Raw {
+                name: "page".into(),
+                rest: "/".into()
+            }
+        );
         assert_eq!(
             resolve(&Method::GET, "/function/a%20b+c").unwrap(),
             Route::Source("a b+c".into())

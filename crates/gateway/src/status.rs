@@ -53,7 +53,7 @@ mod tests {
             let result = JobResult::failure(1, kind, "x");
             assert_eq!(for_invocation(&result).as_u16(), status, "{kind:?}");
         }
-        let ok = JobResult::success(1, "hi".into(), String::new(), 0, 1.0);
+        let ok = JobResult::success(1, "hi".into(), Default::default(), 0, 1.0);
         assert_eq!(for_invocation(&ok), StatusCode::OK);
         assert_eq!(for_error(ErrorKind::NameTaken).as_u16(), 409);
         assert_eq!(for_error(ErrorKind::CompileFailed).as_u16(), 422);

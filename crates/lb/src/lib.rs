@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faas_proto::frame::LineReader;
-use faas_proto::{decode, encode, Job, LbReply, LbRequest, RequestId, DEFAULT_MAX_FRAME};
+use faas_proto::{decode, encode, Blob, Job, LbReply, LbRequest, RequestId, DEFAULT_MAX_FRAME};
 
 pub use args::LbArgs;
 pub use scheduler::{Decision, Refused, Scheduler, Strategy};
@@ -187,7 +187,7 @@ fn handle(
             writer,
             req,
             Job {
-                payload,
+                payload: payload.map(Blob::from),
                 ..Job::new(req, function)
             },
         ),

@@ -187,7 +187,7 @@ impl<R: std::io::Read> LineReader<R> {
 mod tests {
     use super::*;
     use crate::messages::*;
-    use crate::{Lang, ServiceError};
+    use crate::{HttpRequest, Lang, ServiceError};
 
     #[test]
     fn lines_split_across_feeds() {
@@ -288,6 +288,8 @@ mod tests {
             timeout_ms: None,
             max_memory_mb: Some(8),
             max_tmp_mb: None,
+            content_type: None,
+            pass_auth: false,
         };
         let ops = [
             Operation::Deploy {
@@ -297,10 +299,19 @@ mod tests {
                 timeout_ms: Some(5),
                 max_memory_mb: None,
                 max_tmp_mb: Some(4),
+                content_type: Some("image/png".into()),
+                pass_auth: true,
             },
             Operation::Invoke {
                 function: "hello".into(),
-                payload: "x".into(),
+                payload: vec![0xff, 0].into(),
+                request_id: Some("r1".into()),
+                http: Some(HttpRequest {
+                    method: "GET".into(),
+                    path: "/a".into(),
+                    query: "x=1".into(),
+                    headers: vec![("accept".into(), "*/*".into())],
+                }),
             },
             Operation::GetSource { name: "h".into() },
             Operation::List,
@@ -318,7 +329,8 @@ mod tests {
             },
             Reply::Invoked {
                 worker_id: 2,
-                result: JobResult::success(1, "out".into(), "err".into(), 0, 1.5),
+                result: JobResult::success(1, "out".into(), vec![0xfe].into(), 0, 1.5),
+                content_type: Some("text/html".into()),
             },
             Reply::Source {
                 lang: Lang::Go,

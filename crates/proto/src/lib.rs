@@ -13,6 +13,8 @@
 //! - Server → worker on the worker's stdin/stdout: [`Job`] / [`JobResult`].
 //!
 //! Modules:
+//! - [`blob`]: bytes on the wire ([`Blob`]: a string when UTF-8, base64
+//!   otherwise), for payloads and outputs;
 //! - [`lang`]: the supported languages ([`Lang`]), shared by every part;
 //! - [`error`]: [`ServiceError`] and its [`ErrorKind`], the one vocabulary of
 //!   failures (the gateway alone turns it into HTTP statuses);
@@ -27,6 +29,7 @@
 //! The framing works on byte slices so that a blocking reader, an async
 //! reader and a test can all drive it.
 
+pub mod blob;
 pub mod error;
 pub mod frame;
 pub mod lang;
@@ -37,6 +40,7 @@ pub mod client;
 #[cfg(feature = "tokio")]
 pub mod lines;
 
+pub use blob::Blob;
 pub use error::{ErrorKind, ServiceError};
 pub use frame::{decode, encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
 pub use lang::Lang;

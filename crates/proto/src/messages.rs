@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::blob::Blob;
 use crate::error::ServiceError;
 use crate::lang::Lang;
 
@@ -42,13 +43,26 @@ pub enum Operation {
         max_memory_mb: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_tmp_mb: Option<u64>,
+        /// Content-Type of the raw route's answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
+        /// Pass `Authorization` and `Cookie` to the function.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pass_auth: bool,
     },
     /// Run a function with `payload` as its stdin.
     Invoke {
         #[serde(rename = "fn")]
         function: String,
         #[serde(default)]
-        payload: String,
+        payload: Blob,
+        /// The id the gateway gave the request (logs, `X-Request-Id`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        /// Set for the raw route `/fn/NAME`: the HTTP request the function
+        /// answers (it sees it as `FAAS_HTTP_*` variables).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<HttpRequest>,
     },
     /// The stored source of a function (by name or id).
     GetSource { name: String },
@@ -83,6 +97,10 @@ pub enum Reply {
     Invoked {
         worker_id: usize,
         result: JobResult,
+        /// The raw route's Content-Type when the function fixes one (html,
+        /// or `content_type` at deploy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
     },
     Source {
         lang: Lang,
@@ -105,6 +123,18 @@ impl Correlated for ServerReply {
     }
 }
 
+/// The HTTP request behind a raw-route call (`/fn/NAME/REST`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    pub method: String,
+    /// The path after the function's name, starting with `/`, as received.
+    pub path: String,
+    /// The raw query string, as received.
+    pub query: String,
+    /// The request's headers (bounded by the gateway).
+    pub headers: Vec<(String, String)>,
+}
+
 /// A deployed function, as `metadata.json` stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionMeta {
@@ -123,6 +153,12 @@ pub struct FunctionMeta {
     pub max_memory_mb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tmp_mb: Option<u64>,
+    /// Content-Type of the raw route's answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// `Authorization` and `Cookie` reach the function.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_auth: bool,
 }
 
 /// The platform's counters (`GET /stats`).
@@ -242,7 +278,10 @@ pub struct Job {
     pub function: String,
     /// The function's stdin; absent means empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
+    pub payload: Option<Blob>,
+    /// Extra environment variables of this call (`FAAS_HTTP_*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
     /// The function's language; absent means "read metadata.json".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<Lang>,
@@ -269,6 +308,7 @@ impl Job {
             max_memory_mb: None,
             max_output_bytes: None,
             max_tmp_mb: None,
+            env: Vec::new(),
         }
     }
 }
@@ -302,9 +342,9 @@ pub struct JobResult {
     pub req: RequestId,
     pub ok: bool,
     #[serde(default)]
-    pub output: String,
+    pub output: Blob,
     #[serde(default)]
-    pub stderr: String,
+    pub stderr: Blob,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default)]
@@ -325,8 +365,8 @@ pub struct JobResult {
 impl JobResult {
     pub fn success(
         req: RequestId,
-        output: String,
-        stderr: String,
+        output: Blob,
+        stderr: Blob,
         exit_code: i32,
         duration_ms: f64,
     ) -> Self {
@@ -348,8 +388,8 @@ impl JobResult {
         Self {
             req,
             ok: false,
-            output: String::new(),
-            stderr: String::new(),
+            output: Blob::default(),
+            stderr: Blob::default(),
             exit_code: None,
             duration_ms: 0.0,
             error: Some(error.into()),

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use faas_proto::client::Client;
 use faas_proto::{
-    ErrorKind, FailureKind, FunctionMeta, Job, JobResult, Lang, LbReply, LbRequest, PlatformStats,
-    ServiceError,
+    Blob, ErrorKind, FailureKind, FunctionMeta, HttpRequest, Job, JobResult, Lang, LbReply,
+    LbRequest, PlatformStats, ServiceError,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
@@ -52,6 +52,17 @@ pub struct DeployRequest {
     pub timeout_ms: Option<u64>,
     pub max_memory_mb: Option<u64>,
     pub max_tmp_mb: Option<u64>,
+    pub content_type: Option<String>,
+    pub pass_auth: bool,
+}
+
+/// What to run and with what: the payload, and for the raw route the HTTP
+/// request the function answers.
+#[derive(Debug, Default)]
+pub struct InvokeRequest {
+    pub payload: Blob,
+    pub request_id: Option<String>,
+    pub http: Option<HttpRequest>,
 }
 
 /// An invocation that reached a worker (whatever the function did).
@@ -59,6 +70,8 @@ pub struct DeployRequest {
 pub struct Invocation {
     pub worker_id: usize,
     pub result: JobResult,
+    /// The raw route's Content-Type, when the function fixes one.
+    pub content_type: Option<String>,
 }
 
 /// The Server's state, shared by every request.
@@ -113,6 +126,8 @@ impl Service {
             timeout_ms: req.timeout_ms,
             max_memory_mb: req.max_memory_mb,
             max_tmp_mb: req.max_tmp_mb,
+            content_type: req.content_type,
+            pass_auth: req.pass_auth,
         };
         let meta = reservation.commit(meta).map_err(store_error)?;
         log::info!(
@@ -145,7 +160,13 @@ impl Service {
             req.max_memory_mb,
             self.limits.max_memory_mb,
         )?;
-        check_limit("max_tmp_mb", req.max_tmp_mb, self.limits.max_tmp_mb)
+        check_limit("max_tmp_mb", req.max_tmp_mb, self.limits.max_tmp_mb)?;
+        match &req.content_type {
+            Some(ct) if !valid_content_type(ct) => Err(ServiceError::bad_request(
+                "content_type must be a media type of at most 128 printable characters",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Runs the language's build step on `source` in `dir`, off the request
@@ -185,15 +206,25 @@ impl Service {
     pub async fn invoke(
         &self,
         function: &str,
-        payload: String,
+        call: InvokeRequest,
     ) -> Result<Invocation, ServiceError> {
         let meta = self
             .store
             .resolve(function)
             .ok_or_else(|| ServiceError::not_found(format!("function '{function}' not found")))?;
         let timeout_ms = meta.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
+        let content_type = match meta.lang {
+            Lang::Html => Some("text/html; charset=utf-8".to_string()),
+            _ => meta.content_type.clone(),
+        };
+        let env = call
+            .http
+            .as_ref()
+            .map(|http| http_env(http, call.request_id.as_deref(), meta.pass_auth))
+            .unwrap_or_default();
         let job = Job {
-            payload: Some(payload),
+            payload: Some(call.payload),
+            env,
             lang: Some(meta.lang),
             timeout_ms: Some(timeout_ms),
             max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
@@ -206,7 +237,13 @@ impl Service {
         };
         let (ticket, rx) = match self.dispatch(&job).await? {
             Dispatched::Running(ticket, rx) => (ticket, rx),
-            Dispatched::Failed(worker_id, result) => return Ok(Invocation { worker_id, result }),
+            Dispatched::Failed(worker_id, result) => {
+                return Ok(Invocation {
+                    worker_id,
+                    result,
+                    content_type,
+                })
+            }
         };
         let req = job.req;
         // The job's line is queued for the worker; free the payload now.
@@ -218,6 +255,7 @@ impl Service {
         Ok(Invocation {
             worker_id: ticket.worker_id,
             result,
+            content_type,
         })
     }
 
@@ -399,6 +437,54 @@ enum Dispatched {
     Running(Ticket, oneshot::Receiver<JobResult>),
     /// It could not be handed to any worker.
     Failed(usize, JobResult),
+}
+
+/// Most `FAAS_HTTP_HEADER_*` variables a call gets, and their total size:
+/// a header flood is cut, the call still runs.
+const MAX_HEADER_VARS: usize = 64;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The variables that describe a raw-route request to the function:
+/// method, path and query as received, and the headers (without
+/// `Authorization` and `Cookie` unless the function asked for them).
+fn http_env(
+    http: &HttpRequest,
+    request_id: Option<&str>,
+    pass_auth: bool,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("FAAS_HTTP_METHOD".to_string(), http.method.clone()),
+        ("FAAS_HTTP_PATH".to_string(), http.path.clone()),
+        ("FAAS_HTTP_QUERY".to_string(), http.query.clone()),
+    ];
+    if let Some(id) = request_id {
+        env.push(("FAAS_REQUEST_ID".to_string(), id.to_string()));
+    }
+    let mut budget = MAX_HEADER_BYTES;
+    for (name, value) in &http.headers {
+        let secret =
+            name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie");
+        let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if (secret && !pass_auth) || !plain || value.contains('\0') {
+            continue;
+        }
+        let var = format!(
+            "FAAS_HTTP_HEADER_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        );
+        let cost = var.len() + value.len();
+        if env.len() - 3 >= MAX_HEADER_VARS || cost > budget {
+            break;
+        }
+        budget -= cost;
+        env.push((var, value.clone()));
+    }
+    env
+}
+
+/// A Content-Type to answer with: printable ASCII, a `/`, at most 128.
+fn valid_content_type(ct: &str) -> bool {
+    ct.len() <= 128 && ct.contains('/') && ct.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// A per-function limit, when given, is between 1 and `max`.

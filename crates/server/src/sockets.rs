@@ -13,7 +13,7 @@ use faas_proto::{
 };
 use tokio::sync::mpsc;
 
-use crate::service::{DeployRequest, Service};
+use crate::service::{DeployRequest, InvokeRequest, Service};
 
 const PART: &str = "SERVER";
 
@@ -94,40 +94,56 @@ async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>)
 
 /// Runs one operation and describes its outcome for the wire.
 async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
-    let outcome =
-        match op {
-            Operation::Deploy {
+    let outcome = match op {
+        Operation::Deploy {
+            name,
+            lang,
+            code,
+            timeout_ms,
+            max_memory_mb,
+            max_tmp_mb,
+            content_type,
+            pass_auth,
+        } => service
+            .deploy(DeployRequest {
                 name,
                 lang,
                 code,
                 timeout_ms,
                 max_memory_mb,
                 max_tmp_mb,
-            } => service
-                .deploy(DeployRequest {
-                    name,
-                    lang,
-                    code,
-                    timeout_ms,
-                    max_memory_mb,
-                    max_tmp_mb,
-                })
-                .await
-                .map(|function| Reply::Deployed { function }),
-            Operation::Invoke { function, payload } => service
-                .invoke(&function, payload)
+                content_type,
+                pass_auth,
+            })
+            .await
+            .map(|function| Reply::Deployed { function }),
+        Operation::Invoke {
+            function,
+            payload,
+            request_id,
+            http,
+        } => {
+            let call = InvokeRequest {
+                payload,
+                request_id,
+                http,
+            };
+            service
+                .invoke(&function, call)
                 .await
                 .map(|inv| Reply::Invoked {
                     worker_id: inv.worker_id,
                     result: inv.result,
-                }),
-            Operation::GetSource { name } => service
-                .source(&name)
-                .map(|(lang, code)| Reply::Source { lang, code }),
-            Operation::List => Ok(Reply::Functions {
-                functions: service.list(),
-            }),
-            Operation::Stats => service.stats().await.map(|stats| Reply::Stats { stats }),
-        };
+                    content_type: inv.content_type,
+                })
+        }
+        Operation::GetSource { name } => service
+            .source(&name)
+            .map(|(lang, code)| Reply::Source { lang, code }),
+        Operation::List => Ok(Reply::Functions {
+            functions: service.list(),
+        }),
+        Operation::Stats => service.stats().await.map(|stats| Reply::Stats { stats }),
+    };
     outcome.unwrap_or_else(|error| Reply::Failed { error })
 }

@@ -257,6 +257,8 @@ mod tests {
             timeout_ms: None,
             max_memory_mb: None,
             max_tmp_mb: None,
+            content_type: None,
+            pass_auth: false,
         }
     }
 

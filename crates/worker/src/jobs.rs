@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_proto::{FailureKind, Job, JobResult, Lang};
+use faas_proto::{Blob, FailureKind, Job, JobResult, Lang};
 use wasmer::Module;
 
 use crate::cache::LruCache;
 use crate::interpreters::Interpreter;
-use crate::native::{NativeLimits, NativeRunner};
+use crate::native::{NativeCall, NativeLimits, NativeRunner};
 use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, Spent, DEFAULT_MAX_MEMORY_BYTES};
 
 /// Most bytes of stdout (and of stderr) a function may return by default.
@@ -173,33 +173,34 @@ impl JobRunner {
         };
         let limits = self.limits_of(&job);
         let payload = job.payload.unwrap_or_default().into_bytes();
+        let mut opts = wasm_options(&job.function, &limits);
+        opts.env.extend(job.env.iter().cloned());
         let outcome = match loaded {
             Loaded::Html(doc) => {
-                return JobResult::success(req, doc.as_ref().clone(), String::new(), 0, 0.0)
+                return JobResult::success(req, doc.as_str().into(), Blob::default(), 0, 0.0)
             }
-            Loaded::Wasm(module) => {
-                let opts = wasm_options(&job.function, &limits);
-                self.run_wasm(&job.function, module, opts, payload, &limits)
-            }
+            Loaded::Wasm(module) => self.run_wasm(&job.function, module, opts, payload, &limits),
             Loaded::Script { interpreter, code } => {
                 let opts = PrepareOptions {
                     args: interpreter.run_args(),
                     files: interpreter.files(code),
-                    ..wasm_options(&job.function, &limits)
+                    ..opts
                 };
                 self.run_wasm(&job.function, interpreter.module, opts, payload, &limits)
             }
-            Loaded::Native { lang, code } => self
-                .native
-                .run(
+            Loaded::Native { lang, code } => {
+                let call = NativeCall {
                     lang,
-                    &job.function,
+                    function_id: &job.function,
                     req,
-                    &code,
-                    &payload,
-                    &native_limits(&limits),
-                )
-                .map_err(|e| e.to_string()),
+                    code: &code,
+                    payload: &payload,
+                    env: &job.env,
+                };
+                self.native
+                    .run(&call, &native_limits(&limits))
+                    .map_err(|e| e.to_string())
+            }
         };
         match outcome {
             Ok(out) => describe(req, out, limits.timeout),
@@ -255,9 +256,11 @@ impl JobRunner {
     ) -> Result<RunOutput, String> {
         let started = std::time::Instant::now();
         let ready = match self.prepared.take() {
+            // (Built ahead without this call's extra variables, if any.)
             Some((ready_id, p))
                 if ready_id == id
-                    && p.limits() == (limits.max_memory_bytes, Some(limits.max_tmp_bytes)) =>
+                    && p.limits() == (limits.max_memory_bytes, Some(limits.max_tmp_bytes))
+                    && opts.env.len() == 1 =>
             {
                 Ok(p)
             }
@@ -356,8 +359,8 @@ fn wasm_options(id: &str, limits: &CallLimits) -> PrepareOptions {
 fn describe(req: u64, out: RunOutput, timeout: Duration) -> JobResult {
     let mut result = JobResult::success(
         req,
-        lossy(out.stdout),
-        lossy(out.stderr),
+        out.stdout.into(),
+        out.stderr.into(),
         out.exit_code,
         out.duration_ms,
     );

@@ -63,6 +63,17 @@ pub enum NativeError {
     Setup(std::io::Error),
 }
 
+/// One native call: the script, its input and its extra variables.
+#[derive(Debug, Clone, Copy)]
+pub struct NativeCall<'a> {
+    pub lang: Lang,
+    pub function_id: &'a str,
+    pub req: u64,
+    pub code: &'a [u8],
+    pub payload: &'a [u8],
+    pub env: &'a [(String, String)],
+}
+
 /// How native calls are set up on this worker.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
@@ -129,22 +140,27 @@ impl NativeRunner {
         })
     }
 
-    /// Runs `code` (a `lang` source file) with `payload` on stdin.
+    /// Runs a call's script with its payload on stdin.
     pub fn run(
         &self,
-        lang: Lang,
-        function_id: &str,
-        req: u64,
-        code: &[u8],
-        payload: &[u8],
+        call: &NativeCall<'_>,
         limits: &NativeLimits,
     ) -> Result<RunOutput, NativeError> {
         let started = Instant::now();
+        let NativeCall {
+            lang,
+            function_id,
+            req,
+            code,
+            payload,
+            env: extra,
+        } = *call;
         let (program, args) = self.program(lang)?;
-        let env = [
+        let mut env = vec![
             ("FAAS_FUNCTION", function_id.to_string()),
             ("FAAS_REQUEST_ID", req.to_string()),
         ];
+        env.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let file = lang.source_file();
         let (mut cmd, script, script_pipe, scratch) = match &self.no_sandbox {
             None => {
