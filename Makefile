@@ -25,6 +25,7 @@ build:
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas-server $(BIN_DIR)/server
 	install -m 755 $(CARGO_TARGET_DIR)/release/worker $(BIN_DIR)/worker
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas-http-floor $(BIN_DIR)/faas-http-floor
+	install -m 755 $(CARGO_TARGET_DIR)/release/faas $(BIN_DIR)/faas
 	@mkdir -p $(RUNTIMES_DIR)
 	install -m 644 scripts/runtimes/prelude.js $(RUNTIMES_DIR)/prelude.js
 	@# Compile the interpreters once per machine and Wasmer version.

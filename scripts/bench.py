@@ -417,7 +417,13 @@ def write_markdown():
     notes = ROOT / "scripts" / "bench_notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
-    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+    # `make soak` writes its own section: keep it.
+    path = ROOT / "BENCHMARKS.md"
+    old = path.read_text() if path.exists() else ""
+    soak = re.search(r"\n## Soak\n.*?(?=\n## |\Z)", old, flags=re.S)
+    if soak:
+        lines += [soak.group(0).strip("\n")]
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -262,6 +262,8 @@ fn spawn_server_with_env(
     env: &[(String, String)],
 ) -> (Child, Arc<Mutex<Vec<String>>>, Option<String>) {
     let mut child = Command::new(server_bin())
+        // The test's own variables win (e.g. RUST_LOG=debug).
+        .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .arg("--port")
@@ -274,7 +276,6 @@ fn spawn_server_with_env(
         .arg(dir.join("functions"))
         .arg("--worker-bin")
         .arg(worker_bin())
-        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -7,6 +7,7 @@ mod http;
 mod core;
 mod languages;
 mod limits;
+mod operations;
 mod reliability;
 mod sandbox;
 mod wasi;

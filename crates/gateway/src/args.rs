@@ -29,4 +29,11 @@ pub struct GatewayArgs {
     /// answer and is closed.
     #[arg(long, env = "FAAS_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// When set, deploy, update, delete, source, versions, invocations,
+    /// the function list and stats need `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "FAAS_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// When set, invoke and `/fn/` need `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "FAAS_INVOKE_TOKEN", hide_env_values = true)]
+    pub invoke_token: Option<String>,
 }

@@ -10,6 +10,8 @@
 //! - `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint: raw body in,
 //!   its stdout out, the request as `FAAS_HTTP_*` variables
 //! - `GET /function/NAME` → the stored source, as text
+//! - `PUT /function/NAME?lang=L` → a new version; `DELETE /function/NAME|ID`
+//! - `GET /function/NAME/versions`, `GET /function/NAME/invocations?limit=N`
 //! - `GET /functions` → every deployed function's metadata
 //! - `GET /stats` → load-balancer counters
 //! - `GET /health` → `{"ok":true}` (answered here, for probes)
@@ -22,6 +24,7 @@
 //! [`response`] (building answers), [`status`] (outcome → HTTP status).
 
 pub mod args;
+pub mod auth;
 pub mod request_id;
 pub mod response;
 pub mod routes;
@@ -34,7 +37,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faas_proto::client::Client;
-use faas_proto::{HttpRequest, Operation, Reply, ServerReply, ServerRequest, ServiceError};
+use faas_proto::{
+    DeploySpec, HttpRequest, Operation, Reply, ServerReply, ServerRequest, ServiceError,
+};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
@@ -59,6 +64,10 @@ pub struct GatewayConfig {
     pub read_timeout: Duration,
     /// Most open client connections.
     pub max_connections: usize,
+    /// Bearer token of the management routes, if any.
+    pub api_token: Option<String>,
+    /// Bearer token of invoke and `/fn/`, if any.
+    pub invoke_token: Option<String>,
     /// Threads of the gateway's tokio runtime.
     pub threads: usize,
 }
@@ -206,8 +215,22 @@ async fn answer(
     req: Request<Incoming>,
     request_id: &str,
 ) -> HttpResponse {
+    let token = match route {
+        Route::Health => None,
+        Route::Invoke | Route::Raw { .. } => state.config.invoke_token.as_deref(),
+        _ => state.config.api_token.as_deref(),
+    };
+    if let Some(token) = token {
+        if !auth::bearer_matches(&req, token) {
+            return response::unauthorized();
+        }
+    }
     let op = match route {
         Route::Health => return response::json(StatusCode::OK, &json!({"ok": true})),
+        Route::Update(name) => update_operation(state, req, name).await,
+        Route::Delete(name) => Ok(Operation::Delete { name }),
+        Route::Versions(name) => Ok(Operation::Versions { name }),
+        Route::Invocations(name) => invocations_operation(&req, name),
         Route::Deploy => deploy_operation(state, req).await,
         Route::Invoke => invoke_operation(state, req, request_id).await,
         Route::Raw { name, rest } => {
@@ -224,7 +247,7 @@ async fn answer(
         Route::Source(name) => Ok(Operation::GetSource { name }),
     };
     match op {
-        Ok(op) => response::from_reply(ask_server(state, op).await),
+        Ok(op) => response::from_reply(ask_server(state, op).await, request_id),
         Err(err) => response::error(&err),
     }
 }
@@ -234,28 +257,65 @@ async fn deploy_operation(
     req: Request<Incoming>,
 ) -> Result<Operation, ServiceError> {
     let query = Query::of(&req);
-    let (Some(name), Some(lang)) = (query.get("name"), query.lang()?) else {
+    let Some(name) = query.get("name").map(str::to_string) else {
         return Err(ServiceError::bad_request(
             "POST /deploy needs ?name=NAME&lang=LANG and the source as body",
         ));
     };
-    let name = name.to_string();
-    let timeout_ms = query.number("timeout_ms")?;
-    let max_memory_mb = query.number("max_memory_mb")?;
-    let max_tmp_mb = query.number("max_tmp_mb")?;
-    let content_type = query.get("content_type").map(str::to_string);
-    let pass_auth = matches!(query.get("pass_auth"), Some("1" | "true"));
-    let code = routes::text_body(req, body_limits(state), "source code").await?;
-    log::info!(target: PART, "deploy name={name} lang={lang} ({} bytes)", code.len());
-    Ok(Operation::Deploy {
+    Ok(Operation::Deploy(
+        deploy_spec(state, req, name, "POST /deploy").await?,
+    ))
+}
+
+async fn update_operation(
+    state: &State,
+    req: Request<Incoming>,
+    name: String,
+) -> Result<Operation, ServiceError> {
+    Ok(Operation::Update(
+        deploy_spec(state, req, name, "PUT /function/NAME").await?,
+    ))
+}
+
+/// A deploy's or an update's source and settings (`?lang=` and the limits).
+async fn deploy_spec(
+    state: &State,
+    req: Request<Incoming>,
+    name: String,
+    route: &str,
+) -> Result<DeploySpec, ServiceError> {
+    let query = Query::of(&req);
+    let Some(lang) = query.lang()? else {
+        return Err(ServiceError::bad_request(format!(
+            "{route} needs ?lang=LANG and the source as body"
+        )));
+    };
+    let spec = DeploySpec {
         name,
         lang,
-        code,
-        timeout_ms,
-        max_memory_mb,
-        max_tmp_mb,
-        content_type,
-        pass_auth,
+        code: String::new(),
+        timeout_ms: query.number("timeout_ms")?,
+        max_memory_mb: query.number("max_memory_mb")?,
+        max_tmp_mb: query.number("max_tmp_mb")?,
+        content_type: query.get("content_type").map(str::to_string),
+        pass_auth: matches!(query.get("pass_auth"), Some("1" | "true")),
+    };
+    let code = routes::text_body(req, body_limits(state), "source code").await?;
+    log::info!(target: PART, "deploy name={} lang={lang} ({} bytes)", spec.name, code.len());
+    Ok(DeploySpec { code, ..spec })
+}
+
+/// `?limit=N`: 20 by default, at most 1000.
+fn invocations_operation(req: &Request<Incoming>, name: String) -> Result<Operation, ServiceError> {
+    let limit = Query::of(req).number("limit")?.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(ServiceError::bad_request(
+            "limit must be between 1 and 1000",
+        ));
+    }
+    Ok(Operation::Invocations {
+        name,
+        limit: limit as usize,
     })
 }
 

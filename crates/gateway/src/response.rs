@@ -56,8 +56,19 @@ pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
     resp
 }
 
+/// 401 with `WWW-Authenticate: Bearer`.
+pub fn unauthorized() -> HttpResponse {
+    let mut resp = json(
+        StatusCode::UNAUTHORIZED,
+        &json!({"ok": false, "error": "missing or wrong token: send Authorization: Bearer TOKEN"}),
+    );
+    resp.headers_mut()
+        .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    resp
+}
+
 /// Turns the Server's reply into the HTTP answer.
-pub fn from_reply(reply: Reply) -> HttpResponse {
+pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
     match reply {
         Reply::Deployed { function } => json(
             StatusCode::CREATED,
@@ -66,7 +77,17 @@ pub fn from_reply(reply: Reply) -> HttpResponse {
         ),
         Reply::Invoked {
             worker_id, result, ..
-        } => invocation(worker_id, result),
+        } => invocation(worker_id, result, request_id),
+        Reply::Versions { versions } => {
+            json(StatusCode::OK, &json!({"ok": true, "versions": versions}))
+        }
+        Reply::Deleted { removed } => {
+            json(StatusCode::OK, &json!({"ok": true, "removed": removed}))
+        }
+        Reply::Invocations { invocations } => json(
+            StatusCode::OK,
+            &json!({"ok": true, "invocations": invocations}),
+        ),
         Reply::Source { code, .. } => text(StatusCode::OK, code),
         Reply::Functions { functions } => {
             json(StatusCode::OK, &json!({"ok": true, "functions": functions}))
@@ -84,10 +105,11 @@ pub fn from_reply(reply: Reply) -> HttpResponse {
 /// worker that ran it and how long it took; `error` when it failed. Output
 /// that is not UTF-8 comes as `output_base64` (`stderr_base64`) instead,
 /// never converted lossily.
-fn invocation(worker_id: usize, result: JobResult) -> HttpResponse {
+fn invocation(worker_id: usize, result: JobResult, request_id: &str) -> HttpResponse {
     let status = status::for_invocation(&result);
     let mut body = json!({
         "ok": result.ok,
+        "request_id": request_id,
         "exit_code": result.exit_code,
         "worker_id": worker_id,
         // Microsecond precision is all a client can use.

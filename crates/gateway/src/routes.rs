@@ -17,6 +17,14 @@ pub enum Route {
     Stats,
     /// `GET /function/NAME` (already percent-decoded).
     Source(String),
+    /// `PUT /function/NAME?lang=L`: a new version.
+    Update(String),
+    /// `DELETE /function/NAME` or `DELETE /function/ID`.
+    Delete(String),
+    /// `GET /function/NAME/versions`.
+    Versions(String),
+    /// `GET /function/NAME/invocations?limit=N`.
+    Invocations(String),
     /// `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint. `rest` is
     /// the remainder of the path as received (starting with `/`).
     Raw {
@@ -61,11 +69,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
         "/health" => (Route::Health, Method::GET, "GET"),
         "/functions" => (Route::Functions, Method::GET, "GET"),
         "/stats" => (Route::Stats, Method::GET, "GET"),
-        p if p.starts_with("/function/") => (
-            Route::Source(percent_decode(&p["/function/".len()..])),
-            Method::GET,
-            "GET",
-        ),
+        p if p.starts_with("/function/") => {
+            return function_route(method, &p["/function/".len()..])
+        }
         p => return Err(NoRoute::NotFound(format!("no route for {method} {p}"))),
     };
     let (route, wanted, allow) = route;
@@ -73,6 +79,26 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
         return Err(NoRoute::MethodNotAllowed(allow));
     }
     Ok(route)
+}
+
+/// `/function/NAME[/versions|/invocations]` by method.
+fn function_route(method: &Method, tail: &str) -> Result<Route, NoRoute> {
+    let (name, what) = match tail.split_once('/') {
+        Some((name, what)) => (percent_decode(name), Some(what)),
+        None => (percent_decode(tail), None),
+    };
+    match (what, method) {
+        (None, &Method::GET) => Ok(Route::Source(name)),
+        (None, &Method::PUT) => Ok(Route::Update(name)),
+        (None, &Method::DELETE) => Ok(Route::Delete(name)),
+        (None, _) => Err(NoRoute::MethodNotAllowed("GET, PUT, DELETE")),
+        (Some("versions"), &Method::GET) => Ok(Route::Versions(name)),
+        (Some("invocations"), &Method::GET) => Ok(Route::Invocations(name)),
+        (Some("versions" | "invocations"), _) => Err(NoRoute::MethodNotAllowed("GET")),
+        (Some(other), _) => Err(NoRoute::NotFound(format!(
+            "no route for {method} /function/{name}/{other}"
+        ))),
+    }
 }
 
 /// The decoded query string of a request.

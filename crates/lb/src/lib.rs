@@ -181,6 +181,7 @@ fn handle(
             req,
             function,
             payload,
+            request_id,
         } => invoke(
             shared,
             conn_id,
@@ -188,6 +189,7 @@ fn handle(
             req,
             Job {
                 payload: payload.map(Blob::from),
+                request_id,
                 ..Job::new(req, function)
             },
         ),
@@ -248,7 +250,12 @@ fn invoke(shared: &Shared, conn_id: u64, writer: &Conn, req: RequestId, job: Job
         .submit((conn_id, req), Waiting { job });
     match (decision, item) {
         (Decision::Forward(worker_id), Some(w)) => {
-            log::debug!(target: PART, "req {req} ({}) -> worker {worker_id}", w.job.function);
+            log::debug!(
+                target: PART,
+                "req {req} [{}] ({}) -> worker {worker_id}",
+                w.job.request_id.as_deref().unwrap_or("-"),
+                w.job.function
+            );
             send(writer, &forward(worker_id, w.job));
         }
         (Decision::Rejected(reason), _) => {

@@ -290,9 +290,10 @@ mod tests {
             max_tmp_mb: None,
             content_type: None,
             pass_auth: false,
+            version: 3,
         };
         let ops = [
-            Operation::Deploy {
+            Operation::Deploy(DeploySpec {
                 name: "hello".into(),
                 lang: Lang::C,
                 code: "int main(){}\n".into(),
@@ -301,6 +302,12 @@ mod tests {
                 max_tmp_mb: Some(4),
                 content_type: Some("image/png".into()),
                 pass_auth: true,
+            }),
+            Operation::Delete { name: "x".into() },
+            Operation::Versions { name: "x".into() },
+            Operation::Invocations {
+                name: "x".into(),
+                limit: 5,
             },
             Operation::Invoke {
                 function: "hello".into(),
@@ -350,6 +357,7 @@ mod tests {
             req: 2,
             function: "f".into(),
             payload: None,
+            request_id: Some("r".into()),
         });
         round_trip(LbRequest::JobDone {
             req: 2,
@@ -393,13 +401,17 @@ mod tests {
             LbRequest::Invoke {
                 req: 0,
                 function: "hello_XXX".into(),
-                payload: Some(String::new())
+                payload: Some(String::new()),
+                request_id: None,
             }
         );
         let msg: ServerRequest =
             decode(br#"{"type":"deploy","name":"hello","lang":"c","code":"..."}"#).unwrap();
         assert_eq!(msg.req, 0);
-        assert!(matches!(msg.op, Operation::Deploy { lang: Lang::C, .. }));
+        assert!(matches!(
+            msg.op,
+            Operation::Deploy(DeploySpec { lang: Lang::C, .. })
+        ));
         let job: Job = decode(br#"{"fn":"hello_1"}"#).unwrap();
         assert_eq!(job.function, "hello_1");
         assert_eq!(job.payload, None);

@@ -32,24 +32,18 @@ pub struct ServerRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Operation {
-    /// Store, compile and register a function.
-    Deploy {
-        name: String,
-        lang: Lang,
-        code: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout_ms: Option<u64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max_memory_mb: Option<u64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max_tmp_mb: Option<u64>,
-        /// Content-Type of the raw route's answers.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        content_type: Option<String>,
-        /// Pass `Authorization` and `Cookie` to the function.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        pass_auth: bool,
-    },
+    /// Store, compile and register a new function (409 if the name is
+    /// taken).
+    Deploy(DeploySpec),
+    /// Store and compile a new version of a deployed function; `fn=NAME`
+    /// switches to it once it is complete.
+    Update(DeploySpec),
+    /// Remove a function (by name: every version) or one version (by id).
+    Delete { name: String },
+    /// A function's versions, newest first.
+    Versions { name: String },
+    /// A function's recent invocations, newest first.
+    Invocations { name: String, limit: usize },
     /// Run a function with `payload` as its stdin.
     Invoke {
         #[serde(rename = "fn")]
@@ -109,6 +103,15 @@ pub enum Reply {
     Functions {
         functions: Vec<FunctionMeta>,
     },
+    Versions {
+        versions: Vec<FunctionMeta>,
+    },
+    Deleted {
+        removed: Vec<String>,
+    },
+    Invocations {
+        invocations: Vec<InvocationRecord>,
+    },
     Stats {
         stats: PlatformStats,
     },
@@ -121,6 +124,44 @@ impl Correlated for ServerReply {
     fn req_id(&self) -> Option<RequestId> {
         Some(self.req)
     }
+}
+
+/// A function to build: its source and per-function settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploySpec {
+    pub name: String,
+    pub lang: Lang,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tmp_mb: Option<u64>,
+    /// Content-Type of the raw route's answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Pass `Authorization` and `Cookie` to the function.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_auth: bool,
+}
+
+/// One past call of a function (`GET /function/NAME/invocations`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvocationRecord {
+    pub request_id: String,
+    /// The version that ran.
+    pub id: String,
+    /// ok, exit, trap, timeout, worker_crashed, ...
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub duration_ms: f64,
+    pub worker_id: usize,
+    /// Unix time in milliseconds.
+    pub time_ms: u64,
+    /// The first KiB of its stderr.
+    pub stderr: String,
 }
 
 /// The HTTP request behind a raw-route call (`/fn/NAME/REST`).
@@ -159,6 +200,10 @@ pub struct FunctionMeta {
     /// `Authorization` and `Cookie` reach the function.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pass_auth: bool,
+    /// Commit order among the function's versions (`fn=NAME` serves the
+    /// highest).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// The platform's counters (`GET /stats`).
@@ -195,6 +240,9 @@ pub enum LbRequest {
         /// job itself); the LB echoes whatever it was given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         payload: Option<String>,
+        /// The request's id, for the LB's log lines.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
     },
     /// A job forwarded earlier has ended (one-way).
     JobDone {
@@ -282,6 +330,13 @@ pub struct Job {
     /// Extra environment variables of this call (`FAAS_HTTP_*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<(String, String)>,
+    /// The request's id, for the worker's log lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// A control line: drop these function ids from the worker's caches
+    /// (they were deleted); answered with `req` 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forget: Vec<String>,
     /// The function's language; absent means "read metadata.json".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<Lang>,
@@ -309,6 +364,8 @@ impl Job {
             max_output_bytes: None,
             max_tmp_mb: None,
             env: Vec::new(),
+            request_id: None,
+            forget: Vec::new(),
         }
     }
 }

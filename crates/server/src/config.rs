@@ -72,6 +72,9 @@ pub struct Cli {
         default_value_t = 256
     )]
     pub max_tmp_mb_limit: u64,
+    /// Versions kept per function; `PUT /function/NAME` removes older ones.
+    #[arg(long, env = "FAAS_KEEP_VERSIONS", default_value_t = 5)]
+    pub keep_versions: usize,
     /// Replace a worker once it has loaded this many modules (Wasmer never
     /// frees a process's code memory); 0 disables recycling.
     #[arg(long, env = "FAAS_RECYCLE_AFTER", default_value_t = 1000)]

@@ -95,6 +95,10 @@ async fn serve(
     };
     tokio::spawn(sockets::serve_requests(server_listener, service.clone()));
 
+    let open_to_network = !http_addr.ip().is_loopback();
+    if open_to_network && cli.gateway.api_token.is_none() {
+        log::warn!(target: "GATEWAY", "listening on {http_addr} without --api-token: anyone who can reach it can deploy, read and delete functions");
+    }
     let (stop_tx, gateway) = start_gateway(&cli, http)?;
     log::info!(target: "GATEWAY", "listening on http://{http_addr}");
     log::info!(
@@ -191,11 +195,13 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
             max_tmp_mb: cli.max_tmp_mb_limit.max(cli.max_tmp_mb),
             max_output_bytes: cli.worker.max_output_bytes as u64,
             compile_timeout: Duration::from_secs(cli.compile_timeout_s),
+            keep_versions: cli.keep_versions.max(1),
         },
         compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
         cache_dir,
         next_job: AtomicU64::new(1),
         worker_program,
+        invocations: Default::default(),
     });
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
@@ -238,6 +244,8 @@ fn start_gateway(
         max_body_bytes: cli.gateway.max_body_bytes,
         read_timeout: Duration::from_millis(cli.gateway.read_timeout_ms),
         max_connections: cli.gateway.max_connections,
+        api_token: cli.gateway.api_token.clone(),
+        invoke_token: cli.gateway.invoke_token.clone(),
         threads: cli.io_threads(),
     };
     let grace = Duration::from_millis(cli.gateway.grace_ms);

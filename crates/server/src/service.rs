@@ -4,15 +4,17 @@
 //! result or a [`ServiceError`]; turning those into wire replies is
 //! [`sockets`](crate::sockets)' job and into HTTP statuses the gateway's.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use faas_proto::client::Client;
 use faas_proto::{
-    Blob, ErrorKind, FailureKind, FunctionMeta, HttpRequest, Job, JobResult, Lang, LbReply,
-    LbRequest, PlatformStats, ServiceError,
+    Blob, DeploySpec, ErrorKind, FailureKind, FunctionMeta, HttpRequest, InvocationRecord, Job,
+    JobResult, Lang, LbReply, LbRequest, PlatformStats, ServiceError,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
@@ -41,20 +43,15 @@ pub struct Limits {
     pub max_output_bytes: u64,
     /// How long one compile may run.
     pub compile_timeout: Duration,
+    /// Versions kept per function (older ones are removed).
+    pub keep_versions: usize,
 }
 
-/// A deploy as the gateway asked for it.
-#[derive(Debug, Clone)]
-pub struct DeployRequest {
-    pub name: String,
-    pub lang: Lang,
-    pub code: String,
-    pub timeout_ms: Option<u64>,
-    pub max_memory_mb: Option<u64>,
-    pub max_tmp_mb: Option<u64>,
-    pub content_type: Option<String>,
-    pub pass_auth: bool,
-}
+/// A deploy as the gateway asked for it (the wire's [`DeploySpec`]).
+pub type DeployRequest = DeploySpec;
+
+/// Most invocations remembered per function.
+const RING: usize = 1000;
 
 /// What to run and with what: the payload, and for the raw route the HTTP
 /// request the function answers.
@@ -88,6 +85,8 @@ pub struct Service {
     pub next_job: AtomicU64,
     /// The worker binary, also used to build artifacts.
     pub worker_program: PathBuf,
+    /// Each function's recent invocations (at most 1000 each).
+    pub invocations: Mutex<HashMap<String, VecDeque<InvocationRecord>>>,
 }
 
 /// Extra time past a job's deadline before the Server stops waiting for the
@@ -97,12 +96,20 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 impl Service {
     /// Validates, stores and compiles a function; it is served only once
     /// everything is in place.
+    /// `update`: a new version of a deployed function instead of a new
+    /// function; older versions beyond `--keep-versions` are removed.
     pub async fn deploy(
         self: &Arc<Self>,
         req: DeployRequest,
+        update: bool,
     ) -> Result<FunctionMeta, ServiceError> {
         self.check_deploy(&req)?;
-        let reservation = self.store.reserve(&req.name).map_err(store_error)?;
+        let reservation = if update {
+            self.store.reserve_update(&req.name)
+        } else {
+            self.store.reserve(&req.name)
+        }
+        .map_err(store_error)?;
         reservation.create_staging().map_err(store_error)?;
         let source = reservation.staging.join(req.lang.source_file());
         std::fs::write(&source, &req.code).map_err(|e| {
@@ -128,8 +135,13 @@ impl Service {
             max_tmp_mb: req.max_tmp_mb,
             content_type: req.content_type,
             pass_auth: req.pass_auth,
+            version: 0,
         };
         let meta = reservation.commit(meta).map_err(store_error)?;
+        if update {
+            let removed = self.store.trim(&meta.name, self.limits.keep_versions);
+            self.forget(&removed);
+        }
         log::info!(
             target: PART,
             "deployed {} ({}) as {} in {:.0} ms",
@@ -222,9 +234,11 @@ impl Service {
             .as_ref()
             .map(|http| http_env(http, call.request_id.as_deref(), meta.pass_auth))
             .unwrap_or_default();
+        let request_id = call.request_id.clone();
         let job = Job {
             payload: Some(call.payload),
             env,
+            request_id: call.request_id,
             lang: Some(meta.lang),
             timeout_ms: Some(timeout_ms),
             max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
@@ -248,15 +262,25 @@ impl Service {
         let req = job.req;
         // The job's line is queued for the worker; free the payload now.
         drop(job);
+        log::debug!(target: PART, "req {req} [{}] {} -> worker {}", request_id.as_deref().unwrap_or("-"), meta.id, ticket.worker_id);
         let result = self
             .wait_for_result(req, ticket.worker_id, rx, timeout_ms)
             .await;
         self.job_done(ticket, result.ok).await;
-        Ok(Invocation {
+        let invocation = Invocation {
             worker_id: ticket.worker_id,
             result,
             content_type,
-        })
+        };
+        log::debug!(
+            target: PART,
+            "req {req} [{}] {} ended: ok={}",
+            request_id.as_deref().unwrap_or("-"),
+            meta.id,
+            invocation.result.ok
+        );
+        self.remember(&meta, request_id.as_deref(), &invocation);
+        Ok(invocation)
     }
 
     /// Hands `job` to the worker the LB picks. A worker the LB picked may
@@ -266,7 +290,9 @@ impl Service {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let ticket = self.pick_worker(&job.function).await?;
+            let ticket = self
+                .pick_worker(&job.function, job.request_id.as_deref())
+                .await?;
             match self.workers.dispatch(ticket.worker_id, job) {
                 Ok(rx) => return Ok(Dispatched::Running(ticket, rx)),
                 Err(err) if attempts < 3 => {
@@ -314,7 +340,11 @@ impl Service {
     }
 
     /// Asks the LB which worker runs `function`'s next job.
-    async fn pick_worker(&self, function: &str) -> Result<Ticket, ServiceError> {
+    async fn pick_worker(
+        &self,
+        function: &str,
+        request_id: Option<&str>,
+    ) -> Result<Ticket, ServiceError> {
         // The payload stays here rather than crossing the LB.
         let decision = self
             .lb
@@ -322,6 +352,7 @@ impl Service {
                 req,
                 function: function.to_string(),
                 payload: None,
+                request_id: request_id.map(str::to_string),
             })
             .await;
         match decision {
@@ -365,6 +396,88 @@ impl Service {
             ServiceError::internal("could not read the stored source")
         })?;
         Ok((meta.lang, code))
+    }
+
+    /// Removes a function (every version) or, given a version id, that
+    /// version; workers drop what they cached of it. Returns the ids.
+    pub fn delete(&self, name_or_id: &str) -> Result<Vec<String>, ServiceError> {
+        let removed = if self.store.versions(name_or_id).is_empty() {
+            vec![self.store.remove_version(name_or_id).map_err(store_error)?]
+        } else {
+            self.invocations.lock().unwrap().remove(name_or_id);
+            self.store
+                .remove_function(name_or_id)
+                .map_err(store_error)?
+        };
+        self.forget(&removed);
+        log::info!(target: PART, "deleted {}", ids(&removed).join(", "));
+        Ok(ids(&removed))
+    }
+
+    /// A function's versions, newest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<FunctionMeta>, ServiceError> {
+        let versions = self.store.versions(name);
+        if versions.is_empty() {
+            return Err(ServiceError::not_found(format!(
+                "function '{name}' not found"
+            )));
+        }
+        Ok(versions.iter().map(|m| (**m).clone()).collect())
+    }
+
+    /// A function's last `limit` invocations, newest first.
+    pub fn invocations(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<InvocationRecord>, ServiceError> {
+        if self.store.versions(name).is_empty() {
+            return Err(ServiceError::not_found(format!(
+                "function '{name}' not found"
+            )));
+        }
+        let rings = self.invocations.lock().unwrap();
+        Ok(rings
+            .get(name)
+            .map(|ring| ring.iter().rev().take(limit.min(RING)).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// Remembers a call in its function's ring (bounded).
+    fn remember(&self, meta: &FunctionMeta, request_id: Option<&str>, inv: &Invocation) {
+        let result = &inv.result;
+        let stderr =
+            String::from_utf8_lossy(&result.stderr.as_bytes()[..result.stderr.len().min(1024)]);
+        let record = InvocationRecord {
+            request_id: request_id.unwrap_or_default().to_string(),
+            id: meta.id.clone(),
+            status: match result.kind {
+                None if result.ok => "ok".to_string(),
+                None => "error".to_string(),
+                Some(kind) => serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            },
+            exit_code: result.exit_code,
+            duration_ms: result.duration_ms,
+            worker_id: inv.worker_id,
+            time_ms: now_millis(),
+            stderr: stderr.into_owned(),
+        };
+        let mut rings = self.invocations.lock().unwrap();
+        let ring = rings.entry(meta.name.clone()).or_default();
+        if ring.len() >= RING {
+            ring.pop_front();
+        }
+        ring.push_back(record);
+    }
+
+    /// Tells every worker to drop what it cached of removed versions.
+    fn forget(&self, removed: &[Arc<FunctionMeta>]) {
+        if !removed.is_empty() {
+            self.workers.forget(&ids(removed));
+        }
     }
 
     /// Every deployed function, oldest first.
@@ -519,9 +632,21 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn ids(metas: &[Arc<FunctionMeta>]) -> Vec<String> {
+    metas.iter().map(|m| m.id.clone()).collect()
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn store_error(err: StoreError) -> ServiceError {
     match err {
         StoreError::NameTaken(_) => ServiceError::new(ErrorKind::NameTaken, err.to_string()),
+        StoreError::NotFound(_) => ServiceError::not_found(err.to_string()),
+        StoreError::IsLatest(_) => ServiceError::new(ErrorKind::NameTaken, err.to_string()),
         StoreError::Io { .. } => {
             log::error!(target: PART, "{err}");
             ServiceError::internal("the function store could not be written")

@@ -13,7 +13,7 @@ use faas_proto::{
 };
 use tokio::sync::mpsc;
 
-use crate::service::{DeployRequest, InvokeRequest, Service};
+use crate::service::{InvokeRequest, Service};
 
 const PART: &str = "SERVER";
 
@@ -95,28 +95,23 @@ async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>)
 /// Runs one operation and describes its outcome for the wire.
 async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
     let outcome = match op {
-        Operation::Deploy {
-            name,
-            lang,
-            code,
-            timeout_ms,
-            max_memory_mb,
-            max_tmp_mb,
-            content_type,
-            pass_auth,
-        } => service
-            .deploy(DeployRequest {
-                name,
-                lang,
-                code,
-                timeout_ms,
-                max_memory_mb,
-                max_tmp_mb,
-                content_type,
-                pass_auth,
-            })
+        Operation::Deploy(spec) => service
+            .deploy(spec, false)
             .await
             .map(|function| Reply::Deployed { function }),
+        Operation::Update(spec) => service
+            .deploy(spec, true)
+            .await
+            .map(|function| Reply::Deployed { function }),
+        Operation::Delete { name } => service
+            .delete(&name)
+            .map(|removed| Reply::Deleted { removed }),
+        Operation::Versions { name } => service
+            .versions(&name)
+            .map(|versions| Reply::Versions { versions }),
+        Operation::Invocations { name, limit } => service
+            .invocations(&name, limit)
+            .map(|invocations| Reply::Invocations { invocations }),
         Operation::Invoke {
             function,
             payload,

@@ -16,11 +16,18 @@ pub use faas_proto::FunctionMeta;
 
 const PART: &str = "SERVER";
 const STAGING_PREFIX: &str = ".staging-";
+/// A version being removed: renamed first (atomic), then deleted, so a
+/// crash in between leaves nothing that is served; leftovers go at start.
+const TRASH_PREFIX: &str = ".trash-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a function named '{0}' is already deployed")]
     NameTaken(String),
+    #[error("function '{0}' not found")]
+    NotFound(String),
+    #[error("'{0}' is the latest version; deploy a newer one first, or delete the whole function by name")]
+    IsLatest(String),
     #[error("function store I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -44,6 +51,8 @@ struct Index {
     reserved: HashSet<String>,
     /// Ids handed out but not yet committed.
     pending_ids: HashSet<String>,
+    /// The version number the next commit gets (later commits win).
+    next_version: u64,
 }
 
 /// The deployed functions, on disk and in memory.
@@ -59,6 +68,9 @@ pub struct Reservation<'a> {
     pub id: String,
     pub staging: PathBuf,
     committed: bool,
+    /// A deploy holds its name (no other deploy may take it); an update
+    /// does not (racing updates both become versions).
+    holds_name: bool,
 }
 
 impl FunctionStore {
@@ -75,8 +87,8 @@ impl FunctionStore {
             let entry = entry.map_err(io_err(&dir))?;
             let path = entry.path();
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            if file_name.starts_with(STAGING_PREFIX) {
-                log::info!(target: PART, "removing unfinished deploy {}", path.display());
+            if file_name.starts_with(STAGING_PREFIX) || file_name.starts_with(TRASH_PREFIX) {
+                log::info!(target: PART, "removing unfinished deploy or delete {}", path.display());
                 let _ = std::fs::remove_dir_all(&path);
                 continue;
             }
@@ -113,8 +125,21 @@ impl FunctionStore {
     /// Holds `name` for a deploy and picks a fresh id (`<name>_<unix secs>`,
     /// with a `_N` suffix when that is taken).
     pub fn reserve(&self, name: &str) -> Result<Reservation<'_>, StoreError> {
+        self.reserve_id(name, false)
+    }
+
+    /// Picks a fresh id for a new version of the deployed function `name`.
+    pub fn reserve_update(&self, name: &str) -> Result<Reservation<'_>, StoreError> {
+        self.reserve_id(name, true)
+    }
+
+    fn reserve_id(&self, name: &str, update: bool) -> Result<Reservation<'_>, StoreError> {
         let mut index = self.index.lock().unwrap();
-        if index.by_name.contains_key(name) || index.reserved.contains(name) {
+        let deployed = index.by_name.contains_key(name);
+        if update && !deployed {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        if !update && (deployed || index.reserved.contains(name)) {
             return Err(StoreError::NameTaken(name.to_string()));
         }
         let base = format!("{name}_{}", now_secs());
@@ -127,7 +152,9 @@ impl FunctionStore {
             id = format!("{base}_{n}");
             n += 1;
         }
-        index.reserved.insert(name.to_string());
+        if !update {
+            index.reserved.insert(name.to_string());
+        }
         index.pending_ids.insert(id.clone());
         drop(index);
         let staging = self.dir.join(format!("{STAGING_PREFIX}{id}"));
@@ -137,7 +164,95 @@ impl FunctionStore {
             staging,
             id,
             committed: false,
+            holds_name: !update,
         })
+    }
+
+    /// Every version of `name`, newest first.
+    pub fn versions(&self, name: &str) -> Vec<Arc<FunctionMeta>> {
+        let index = self.index.lock().unwrap();
+        let mut all: Vec<_> = index
+            .by_id
+            .values()
+            .filter(|m| m.name == name)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| newest_first(a, b));
+        all
+    }
+
+    /// Removes the versions of `name` beyond the `keep` newest. Returns them.
+    pub fn trim(&self, name: &str, keep: usize) -> Vec<Arc<FunctionMeta>> {
+        let excess: Vec<_> = self.versions(name).into_iter().skip(keep.max(1)).collect();
+        for meta in &excess {
+            self.forget_and_trash(meta);
+        }
+        excess
+    }
+
+    /// Removes a function and all its versions. Returns them.
+    pub fn remove_function(&self, name: &str) -> Result<Vec<Arc<FunctionMeta>>, StoreError> {
+        let all = self.versions(name);
+        if all.is_empty() {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        for meta in &all {
+            self.forget_and_trash(meta);
+        }
+        Ok(all)
+    }
+
+    /// Removes one version; the latest only when it is the only one.
+    pub fn remove_version(&self, id: &str) -> Result<Arc<FunctionMeta>, StoreError> {
+        let meta = {
+            let index = self.index.lock().unwrap();
+            let meta = index
+                .by_id
+                .get(id)
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+            let latest = index.by_name.get(&meta.name).is_some_and(|l| l == id);
+            let others = index
+                .by_id
+                .values()
+                .any(|m| m.name == meta.name && m.id != id);
+            if latest && others {
+                return Err(StoreError::IsLatest(id.to_string()));
+            }
+            meta
+        };
+        self.forget_and_trash(&meta);
+        Ok(meta)
+    }
+
+    /// Drops a version from the index, then from disk (renamed away first,
+    /// so no half-deleted directory is ever loaded).
+    fn forget_and_trash(&self, meta: &FunctionMeta) {
+        {
+            let mut index = self.index.lock().unwrap();
+            index.by_id.remove(&meta.id);
+            if index.by_name.get(&meta.name).is_some_and(|l| *l == meta.id) {
+                index.by_name.remove(&meta.name);
+                let next = index
+                    .by_id
+                    .values()
+                    .filter(|m| m.name == meta.name)
+                    .max_by(|a, b| newest_first(b, a))
+                    .map(|m| m.id.clone());
+                if let Some(next) = next {
+                    index.by_name.insert(meta.name.clone(), next);
+                }
+            }
+        }
+        let dir = self.dir.join(&meta.id);
+        let trash = self.dir.join(format!("{TRASH_PREFIX}{}", meta.id));
+        if let Err(err) = std::fs::rename(&dir, &trash) {
+            log::error!(target: PART, "removing {}: {err}", dir.display());
+            return;
+        }
+        if let Err(err) = std::fs::remove_dir_all(&trash) {
+            log::error!(target: PART, "removing {}: {err}", trash.display());
+        }
     }
 
     /// A function by id, or by name (its latest version).
@@ -182,7 +297,13 @@ impl Reservation<'_> {
 
     /// Writes `metadata.json`, moves the staging directory into place and
     /// indexes the function.
-    pub fn commit(mut self, meta: FunctionMeta) -> Result<Arc<FunctionMeta>, StoreError> {
+    pub fn commit(mut self, mut meta: FunctionMeta) -> Result<Arc<FunctionMeta>, StoreError> {
+        // The commit order decides which version `fn=NAME` serves.
+        {
+            let mut index = self.store.index.lock().unwrap();
+            meta.version = index.next_version;
+            index.next_version += 1;
+        }
         let meta_path = self.staging.join("metadata.json");
         let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
         std::fs::write(&meta_path, json).map_err(io_err(&meta_path))?;
@@ -190,7 +311,9 @@ impl Reservation<'_> {
         std::fs::rename(&self.staging, &final_dir).map_err(io_err(&final_dir))?;
         let meta = Arc::new(meta);
         let mut index = self.store.index.lock().unwrap();
-        index.reserved.remove(&self.name);
+        if self.holds_name {
+            index.reserved.remove(&self.name);
+        }
         index.pending_ids.remove(&self.id);
         index.insert(meta.clone());
         self.committed = true;
@@ -205,7 +328,9 @@ impl Drop for Reservation<'_> {
         }
         let _ = std::fs::remove_dir_all(&self.staging);
         let mut index = self.store.index.lock().unwrap();
-        index.reserved.remove(&self.name);
+        if self.holds_name {
+            index.reserved.remove(&self.name);
+        }
         index.pending_ids.remove(&self.id);
     }
 }
@@ -217,14 +342,21 @@ impl Index {
             .get(&meta.name)
             .and_then(|id| self.by_id.get(id))
         {
-            Some(current) => (meta.created, &meta.id) >= (current.created, &current.id),
+            Some(current) => newest_first(&meta, current).is_le(),
             None => true,
         };
+        self.next_version = self.next_version.max(meta.version + 1);
         if newer {
             self.by_name.insert(meta.name.clone(), meta.id.clone());
         }
         self.by_id.insert(meta.id.clone(), meta);
     }
+}
+
+/// Orders versions newest first: by commit number, then creation time and id
+/// (for metadata written before versions were numbered).
+fn newest_first(a: &FunctionMeta, b: &FunctionMeta) -> std::cmp::Ordering {
+    (b.version, b.created, &b.id).cmp(&(a.version, a.created, &a.id))
 }
 
 fn read_meta(dir: &Path) -> Result<FunctionMeta, String> {
@@ -259,6 +391,7 @@ mod tests {
             max_tmp_mb: None,
             content_type: None,
             pass_auth: false,
+            version: 0,
         }
     }
 

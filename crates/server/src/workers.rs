@@ -166,6 +166,24 @@ impl WorkerPool {
         Ok(rx)
     }
 
+    /// Tells every worker to drop `ids` from its caches (deleted versions).
+    /// A control line, answered with request id 0.
+    pub fn forget(&self, ids: &[String]) {
+        let line = encode(&Job {
+            forget: ids.to_vec(),
+            ..Job::new(0, "")
+        });
+        for slot in &self.slots {
+            let process = slot.current.lock().unwrap().clone();
+            if let Some(input) = process
+                .as_ref()
+                .and_then(|p| p.input.lock().unwrap().clone())
+            {
+                let _ = input.send(line.clone());
+            }
+        }
+    }
+
     /// Kills worker `worker_id`'s process (used when a job overruns its
     /// deadline and the guest cannot be interrupted); it is then replaced.
     pub fn kill(&self, worker_id: usize) {
@@ -375,6 +393,10 @@ impl WorkerPool {
                 .is_some_and(|c| c.pid == process.pid);
             if threshold > 0 && is_current && result.modules_loaded.unwrap_or(0) >= threshold {
                 self.recycle(slot);
+            }
+            if result.req == 0 {
+                // The answer to a control line (`forget`).
+                return ControlFlow::Continue(());
             }
             let waiter = process.pending.lock().unwrap().remove(&result.req);
             match waiter {

@@ -44,6 +44,10 @@ impl<V: Clone> LruCache<V> {
         self.entries.insert(key, (value, self.clock));
     }
 
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

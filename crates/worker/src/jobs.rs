@@ -159,6 +159,22 @@ impl JobRunner {
         }
     }
 
+    /// Drops deleted functions from the caches (and a prepared instance of
+    /// one): a later job for them loads from disk, and finds nothing.
+    pub fn forget(&mut self, ids: &[String]) {
+        for id in ids {
+            self.loaded.remove(id);
+        }
+        if self
+            .last_wasm
+            .as_ref()
+            .is_some_and(|(id, ..)| ids.contains(id))
+        {
+            self.last_wasm = None;
+            self.prepared = None;
+        }
+    }
+
     pub fn run(&mut self, job: Job) -> JobResult {
         let mut result = self.run_job(job);
         result.modules_loaded = Some(self.modules_loaded);

@@ -30,11 +30,17 @@ pub fn serve<R: std::io::Read + AsFd>(
             break;
         };
         let result = match line.and_then(|line| decode::<Job>(&line)) {
+            Ok(job) if !job.forget.is_empty() => {
+                log::debug!("forgetting {}", job.forget.join(", "));
+                runner.forget(&job.forget);
+                JobResult::success(0, Default::default(), Default::default(), 0, 0.0)
+            }
             Ok(job) => {
                 let (req, function) = (job.req, job.function.clone());
+                let request_id = job.request_id.clone().unwrap_or_else(|| "-".into());
                 let result = runner.run(job);
                 log::debug!(
-                    "req {req} {function}: ok={} in {:.2} ms",
+                    "req {req} [{request_id}] {function}: ok={} in {:.2} ms",
                     result.ok,
                     result.duration_ms
                 );

@@ -1,0 +1,392 @@
+//! `faas`: the command-line client of a faas server, a thin layer over its
+//! HTTP API.
+//!
+//! ```text
+//! faas deploy hello.c                 # name from the file stem, lang from the extension
+//! faas deploy hello.c --update        # a new version when the name exists
+//! faas invoke hello -d 'payload'      # prints the function's output as is
+//! faas invoke hello -d @in.json --json
+//! faas ls | versions NAME | rm NAME | logs NAME | stats
+//! ```
+//!
+//! `--url` / `FAAS_URL` (default `http://127.0.0.1:8080`), `--token` /
+//! `FAAS_TOKEN`. Tables by default, `--json` for the server's answer.
+//! Errors are one line on stderr and a non-zero exit; `invoke` exits with
+//! the function's own exit code.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+#[derive(Parser, Debug)]
+#[command(name = "faas", version, about = "Client of a faas server")]
+struct Cli {
+    /// The server.
+    #[arg(
+        long,
+        env = "FAAS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// Bearer token (the server's --api-token, or --invoke-token for invoke).
+    #[arg(long, env = "FAAS_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the server's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Deploy a source file.
+    Deploy {
+        file: PathBuf,
+        /// Function name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Language (default: from the extension: c, rs, go, js, py, php, html).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Deploy a new version when the name is taken.
+        #[arg(long)]
+        update: bool,
+    },
+    /// Run a function and print its output.
+    Invoke {
+        name: String,
+        /// The payload: text, @FILE, or - for stdin.
+        #[arg(short = 'd', long = "data", default_value = "")]
+        data: String,
+    },
+    /// List the deployed functions.
+    Ls,
+    /// A function's versions.
+    Versions { name: String },
+    /// Remove a function (every version) or one version by id.
+    Rm { name: String },
+    /// A function's recent invocations.
+    Logs {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// The load balancer's and workers' counters.
+    Stats,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("faas: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let client = Client::new(cli);
+    match &cli.command {
+        Command::Deploy {
+            file,
+            name,
+            lang,
+            update,
+        } => deploy(
+            &client,
+            cli,
+            file,
+            name.as_deref(),
+            lang.as_deref(),
+            *update,
+        ),
+        Command::Invoke { name, data } => invoke(&client, cli, name, data),
+        Command::Ls => {
+            let body = client.expect_ok(client.get("/functions")?)?;
+            table(cli, &body, "functions", &["name", "id", "lang", "created"])
+        }
+        Command::Versions { name } => {
+            let body =
+                client.expect_ok(client.get(&format!("/function/{}/versions", escape(name)))?)?;
+            table(
+                cli,
+                &body,
+                "versions",
+                &["id", "version", "created", "sha256", "lang"],
+            )
+        }
+        Command::Rm { name } => {
+            let body = client.expect_ok(client.send(
+                "DELETE",
+                &format!("/function/{}", escape(name)),
+                &[],
+            )?)?;
+            if cli.json {
+                println!("{body}");
+            } else {
+                for id in body["removed"].as_array().into_iter().flatten() {
+                    println!("removed {}", id.as_str().unwrap_or_default());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { name, limit } => {
+            let path = format!("/function/{}/invocations?limit={limit}", escape(name));
+            let body = client.expect_ok(client.get(&path)?)?;
+            table(
+                cli,
+                &body,
+                "invocations",
+                &[
+                    "time_ms",
+                    "request_id",
+                    "id",
+                    "status",
+                    "exit_code",
+                    "duration_ms",
+                    "worker_id",
+                    "stderr",
+                ],
+            )
+        }
+        Command::Stats => {
+            let body = client.expect_ok(client.get("/stats")?)?;
+            table(
+                cli,
+                &body,
+                "workers",
+                &[
+                    "worker_id",
+                    "up",
+                    "in_flight",
+                    "completed",
+                    "failed",
+                    "weight",
+                ],
+            )
+        }
+    }
+}
+
+fn deploy(
+    client: &Client,
+    cli: &Cli,
+    file: &Path,
+    name: Option<&str>,
+    lang: Option<&str>,
+    update: bool,
+) -> anyhow::Result<ExitCode> {
+    let code = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("give --name: the file name has no usable stem")?
+            .to_string(),
+    };
+    let lang = match lang {
+        Some(lang) => lang.to_string(),
+        None => lang_of(file)?,
+    };
+    let query = format!("name={}&lang={}", escape(&name), escape(&lang));
+    let mut answer = client.send("POST", &format!("/deploy?{query}"), &code)?;
+    if answer.0 == 409 && update {
+        let path = format!("/function/{}?lang={}", escape(&name), escape(&lang));
+        answer = client.send("PUT", &path, &code)?;
+    }
+    let body = client.expect_ok(answer)?;
+    if cli.json {
+        println!("{body}");
+    } else {
+        println!(
+            "deployed {} as {}",
+            body["name"].as_str().unwrap_or(&name),
+            body["id"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn invoke(client: &Client, cli: &Cli, name: &str, data: &str) -> anyhow::Result<ExitCode> {
+    let payload = match data {
+        "-" => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            buf
+        }
+        d if d.starts_with('@') => {
+            std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?
+        }
+        d => d.as_bytes().to_vec(),
+    };
+    let (status, body) = client.send("POST", &format!("/invoke?fn={}", escape(name)), &payload)?;
+    if cli.json {
+        println!("{body}");
+    }
+    // A function that ran (0 or not): its output as is, its exit code.
+    if body.get("exit_code").is_some_and(|c| !c.is_null()) {
+        if !cli.json {
+            std::io::stdout().write_all(&bytes_of(&body, "output"))?;
+            std::io::stderr().write_all(&bytes_of(&body, "stderr"))?;
+        }
+        let code = body["exit_code"].as_i64().unwrap_or(1).clamp(0, 255) as u8;
+        return Ok(ExitCode::from(code));
+    }
+    client.expect_ok((status, body))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `output` or `output_base64` as bytes.
+fn bytes_of(body: &Value, field: &str) -> Vec<u8> {
+    if let Some(text) = body[field].as_str() {
+        return text.as_bytes().to_vec();
+    }
+    body[format!("{field}_base64")]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .unwrap_or_default()
+}
+
+fn lang_of(file: &Path) -> anyhow::Result<String> {
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    Ok(match ext {
+        "c" => "c",
+        "rs" => "rust",
+        "go" => "go",
+        "js" | "mjs" | "cjs" => "js",
+        "py" => "python",
+        "php" => "php",
+        "html" | "htm" => "html",
+        other => bail!("cannot tell the language of '.{other}' files: give --lang"),
+    }
+    .to_string())
+}
+
+/// Prints `body[key]` (a list of objects) as a table of `columns`.
+fn table(cli: &Cli, body: &Value, key: &str, columns: &[&str]) -> anyhow::Result<ExitCode> {
+    if cli.json {
+        println!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = body[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| columns.iter().map(|c| cell(&row[*c])).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(columns.iter().map(|c| c.to_uppercase()).collect());
+    for row in rows {
+        line(row);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect(),
+        other => other.to_string(),
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Client {
+    agent: ureq::Agent,
+    url: String,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(cli: &Cli) -> Self {
+        Self {
+            agent: ureq::AgentBuilder::new().build(),
+            url: cli.url.trim_end_matches('/').to_string(),
+            token: cli.token.clone(),
+        }
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.send("GET", path, &[])
+    }
+
+    /// One request; any HTTP status comes back with its JSON body.
+    fn send(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, Value)> {
+        let mut req = self.agent.request(method, &format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {token}"));
+        }
+        let resp = match req.send_bytes(body) {
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
+            Err(err) => bail!(
+                "cannot reach the server at {} ({err}); is it running? start it with `make run`, or pass --url",
+                self.url
+            ),
+        };
+        let status = resp.status();
+        let text = resp.into_string().context("reading the answer")?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, json))
+    }
+
+    /// The body of a successful answer, or the server's error as one line.
+    fn expect_ok(&self, (status, body): (u16, Value)) -> anyhow::Result<Value> {
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let error = body["error"].as_str().unwrap_or("error");
+        match status {
+            401 => bail!("the server wants a token: pass --token or set FAAS_TOKEN ({error})"),
+            404 => bail!("{error} (see `faas ls`)"),
+            _ => bail!("{error} (HTTP {status})"),
+        }
+    }
+}
