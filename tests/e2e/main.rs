@@ -5,6 +5,7 @@ mod harness;
 mod http;
 
 mod core;
+mod dashboard;
 mod languages;
 mod limits;
 mod operations;

@@ -15,6 +15,8 @@
 //! - `GET /functions` → every deployed function's metadata
 //! - `GET /stats` → load-balancer counters
 //! - `GET /health` → `{"ok":true}` (answered here, for probes)
+//! - `GET /metrics` → Prometheus text; `GET /` (`/ui`) → the dashboard,
+//!   which polls `GET /ui/data`
 //!
 //! Every error is JSON `{"ok":false,"error":"..."}` with a fitting status.
 //!
@@ -216,7 +218,8 @@ async fn answer(
     request_id: &str,
 ) -> HttpResponse {
     let token = match route {
-        Route::Health => None,
+        // The page itself is public; it asks for the token for its data.
+        Route::Health | Route::Dashboard => None,
         Route::Invoke | Route::Raw { .. } => state.config.invoke_token.as_deref(),
         _ => state.config.api_token.as_deref(),
     };
@@ -227,6 +230,9 @@ async fn answer(
     }
     let op = match route {
         Route::Health => return response::json(StatusCode::OK, &json!({"ok": true})),
+        Route::Dashboard => return response::dashboard(),
+        Route::Metrics => Ok(Operation::Metrics),
+        Route::DashboardData => Ok(Operation::Dashboard),
         Route::Update(name) => update_operation(state, req, name).await,
         Route::Delete(name) => Ok(Operation::Delete { name }),
         Route::Versions(name) => Ok(Operation::Versions { name }),
@@ -336,7 +342,15 @@ async fn invoke_operation(
         payload: payload.to_vec().into(),
         request_id: Some(request_id.to_string()),
         http: None,
+        sent_us: Some(now_us()),
     })
+}
+
+/// Unix time in microseconds (the Server times the gateway → Server hop).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Most headers passed on to a raw-route function (the Server also bounds
@@ -378,6 +392,7 @@ async fn raw_operation(
         payload: payload.to_vec().into(),
         request_id: Some(request_id.to_string()),
         http: Some(http),
+        sent_us: Some(now_us()),
     })
 }
 

@@ -81,6 +81,15 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
         Reply::Versions { versions } => {
             json(StatusCode::OK, &json!({"ok": true, "versions": versions}))
         }
+        Reply::Metrics { text } => {
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        Reply::Dashboard { data } => json(StatusCode::OK, &data),
         Reply::Deleted { removed } => {
             json(StatusCode::OK, &json!({"ok": true, "removed": removed}))
         }
@@ -183,5 +192,24 @@ pub fn raw(reply: Reply) -> HttpResponse {
     if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", result.duration_ms)) {
         headers.insert("x-duration-ms", value);
     }
+    resp
+}
+
+/// The dashboard page: one HTML file with its script and styles, embedded
+/// in the binary (no CDN; works offline).
+pub fn dashboard() -> HttpResponse {
+    let mut resp = Response::new(Full::new(Bytes::from_static(include_bytes!(
+        "ui/index.html"
+    ))));
+    let headers = resp.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // Nothing but this page's own script and styles may run.
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:"),
+    );
     resp
 }

@@ -25,6 +25,12 @@ pub enum Route {
     Versions(String),
     /// `GET /function/NAME/invocations?limit=N`.
     Invocations(String),
+    /// `GET /metrics`: Prometheus exposition.
+    Metrics,
+    /// `GET /` and `GET /ui`: the dashboard page.
+    Dashboard,
+    /// `GET /ui/data`: the dashboard's live data.
+    DashboardData,
     /// `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint. `rest` is
     /// the remainder of the path as received (starting with `/`).
     Raw {
@@ -69,6 +75,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
         "/health" => (Route::Health, Method::GET, "GET"),
         "/functions" => (Route::Functions, Method::GET, "GET"),
         "/stats" => (Route::Stats, Method::GET, "GET"),
+        "/metrics" => (Route::Metrics, Method::GET, "GET"),
+        "/" | "/ui" | "/ui/" => (Route::Dashboard, Method::GET, "GET"),
+        "/ui/data" => (Route::DashboardData, Method::GET, "GET"),
         p if p.starts_with("/function/") => {
             return function_route(method, &p["/function/".len()..])
         }

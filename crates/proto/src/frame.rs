@@ -319,6 +319,7 @@ mod tests {
                     query: "x=1".into(),
                     headers: vec![("accept".into(), "*/*".into())],
                 }),
+                sent_us: Some(1),
             },
             Operation::GetSource { name: "h".into() },
             Operation::List,

@@ -44,6 +44,10 @@ pub enum Operation {
     Versions { name: String },
     /// A function's recent invocations, newest first.
     Invocations { name: String, limit: usize },
+    /// The Prometheus exposition text.
+    Metrics,
+    /// The dashboard's live data.
+    Dashboard,
     /// Run a function with `payload` as its stdin.
     Invoke {
         #[serde(rename = "fn")]
@@ -57,6 +61,9 @@ pub enum Operation {
         /// answers (it sees it as `FAAS_HTTP_*` variables).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         http: Option<HttpRequest>,
+        /// When the gateway sent it (Unix µs), to time that hop.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_us: Option<u64>,
     },
     /// The stored source of a function (by name or id).
     GetSource { name: String },
@@ -111,6 +118,12 @@ pub enum Reply {
     },
     Invocations {
         invocations: Vec<InvocationRecord>,
+    },
+    Metrics {
+        text: String,
+    },
+    Dashboard {
+        data: serde_json::Value,
     },
     Stats {
         stats: PlatformStats,

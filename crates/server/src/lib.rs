@@ -10,10 +10,12 @@
 //! - [`workers`]: worker processes (spawn, pipes, crash replacement,
 //!   recycling);
 //! - [`service`]: what each gateway operation does;
+//! - [`metrics`]: Prometheus metrics and the dashboard's live series;
 //! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket
 //!   loop, the edge where operations and replies cross the wire.
 
 pub mod config;
+pub mod metrics;
 pub mod service;
 pub mod sockets;
 pub mod store;
@@ -202,6 +204,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
         next_job: AtomicU64::new(1),
         worker_program,
         invocations: Default::default(),
+        metrics: Default::default(),
     });
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());

@@ -19,6 +19,7 @@ use faas_proto::{
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::metrics::{Hops, Metrics};
 use crate::store::{now_secs, FunctionStore, StoreError};
 use crate::toolchain::{build_artifact, run_with_timeout, BuildError, Toolchains};
 use crate::workers::WorkerPool;
@@ -60,6 +61,8 @@ pub struct InvokeRequest {
     pub payload: Blob,
     pub request_id: Option<String>,
     pub http: Option<HttpRequest>,
+    /// When the gateway sent the request (Unix µs).
+    pub sent_us: Option<u64>,
 }
 
 /// An invocation that reached a worker (whatever the function did).
@@ -87,6 +90,8 @@ pub struct Service {
     pub worker_program: PathBuf,
     /// Each function's recent invocations (at most 1000 each).
     pub invocations: Mutex<HashMap<String, VecDeque<InvocationRecord>>>,
+    /// Prometheus metrics and the dashboard's series.
+    pub metrics: Metrics,
 }
 
 /// Extra time past a job's deadline before the Server stops waiting for the
@@ -118,8 +123,18 @@ impl Service {
         })?;
         let started = Instant::now();
         log::info!(target: PART, "deploy {} ({}): building", req.name, req.lang);
+        let lang = req.lang.name();
         self.build(req.lang, &reservation.staging, &source)
             .await
+            .inspect(|_| self.metrics.deploy(lang, "ok", Some(started.elapsed())))
+            .inspect_err(|e| {
+                let result = if e.kind == ErrorKind::CompileFailed {
+                    "rejected"
+                } else {
+                    "failed"
+                };
+                self.metrics.deploy(lang, result, Some(started.elapsed()));
+            })
             .inspect_err(
                 |_| log::info!(target: PART, "deploy {} ({}) failed to build", req.name, req.lang),
             )?;
@@ -220,10 +235,16 @@ impl Service {
         function: &str,
         call: InvokeRequest,
     ) -> Result<Invocation, ServiceError> {
-        let meta = self
-            .store
-            .resolve(function)
-            .ok_or_else(|| ServiceError::not_found(format!("function '{function}' not found")))?;
+        let started = Instant::now();
+        let gateway_to_server = call
+            .sent_us
+            .map(|sent| Duration::from_micros((now_millis() * 1000).saturating_sub(sent)));
+        let Some(meta) = self.store.resolve(function) else {
+            self.metrics.unknown_function();
+            return Err(ServiceError::not_found(format!(
+                "function '{function}' not found"
+            )));
+        };
         let timeout_ms = meta.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
         let content_type = match meta.lang {
             Lang::Html => Some("text/html; charset=utf-8".to_string()),
@@ -249,7 +270,13 @@ impl Service {
                 meta.id.clone(),
             )
         };
-        let (ticket, rx) = match self.dispatch(&job).await? {
+        let dispatched = self.dispatch(&job).await.inspect_err(|e| {
+            if e.kind == ErrorKind::Overloaded {
+                self.metrics.rejected(&meta.name);
+            }
+        })?;
+        let lb_decision = started.elapsed();
+        let (ticket, rx) = match dispatched {
             Dispatched::Running(ticket, rx) => (ticket, rx),
             Dispatched::Failed(worker_id, result) => {
                 return Ok(Invocation {
@@ -263,9 +290,20 @@ impl Service {
         // The job's line is queued for the worker; free the payload now.
         drop(job);
         log::debug!(target: PART, "req {req} [{}] {} -> worker {}", request_id.as_deref().unwrap_or("-"), meta.id, ticket.worker_id);
+        let sent = Instant::now();
         let result = self
             .wait_for_result(req, ticket.worker_id, rx, timeout_ms)
             .await;
+        let execution = Duration::from_secs_f64(result.duration_ms.max(0.0) / 1000.0);
+        let hops = Hops {
+            gateway_to_server,
+            lb_decision,
+            worker_pipe: sent.elapsed().saturating_sub(execution),
+            execution,
+            server_total: started.elapsed(),
+        };
+        self.metrics
+            .invocation(&meta.name, result.ok, result.kind, &hops);
         self.job_done(ticket, result.ok).await;
         let invocation = Invocation {
             worker_id: ticket.worker_id,
@@ -405,6 +443,7 @@ impl Service {
             vec![self.store.remove_version(name_or_id).map_err(store_error)?]
         } else {
             self.invocations.lock().unwrap().remove(name_or_id);
+            self.metrics.forget_function(name_or_id);
             self.store
                 .remove_function(name_or_id)
                 .map_err(store_error)?
@@ -478,6 +517,37 @@ impl Service {
         if !removed.is_empty() {
             self.workers.forget(&ids(removed));
         }
+    }
+
+    /// The Prometheus exposition text.
+    pub async fn metrics_text(&self) -> String {
+        let stats = self.stats().await.ok();
+        self.metrics.render(stats.as_ref(), self.store.len())
+    }
+
+    /// The dashboard's data: the live series, the functions with their
+    /// figures, and the workers.
+    pub async fn dashboard(&self) -> serde_json::Value {
+        let mut data = self.metrics.dashboard();
+        let figures = data["functions"].take();
+        let mut functions: Vec<serde_json::Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for meta in self.store.list().iter().rev() {
+            if !seen.insert(meta.name.clone()) {
+                continue;
+            }
+            let f = &figures[&meta.name];
+            functions.push(serde_json::json!({
+                "name": meta.name, "lang": meta.lang, "id": self.store.resolve(&meta.name).map(|m| m.id.clone()),
+                "versions": self.store.versions(&meta.name).len(),
+                "calls": f["calls"].as_u64().unwrap_or(0), "errors": f["errors"].as_u64().unwrap_or(0),
+                "p50_ms": f["p50_ms"].as_f64().unwrap_or(0.0), "last_ms": f["last_ms"].as_u64(),
+            }));
+        }
+        functions.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        data["functions"] = serde_json::Value::Array(functions);
+        data["stats"] = serde_json::to_value(self.stats().await.ok()).unwrap_or_default();
+        data
     }
 
     /// Every deployed function, oldest first.

@@ -109,6 +109,12 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
         Operation::Versions { name } => service
             .versions(&name)
             .map(|versions| Reply::Versions { versions }),
+        Operation::Metrics => Ok(Reply::Metrics {
+            text: service.metrics_text().await,
+        }),
+        Operation::Dashboard => Ok(Reply::Dashboard {
+            data: service.dashboard().await,
+        }),
         Operation::Invocations { name, limit } => service
             .invocations(&name, limit)
             .map(|invocations| Reply::Invocations { invocations }),
@@ -117,11 +123,13 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
             payload,
             request_id,
             http,
+            sent_us,
         } => {
             let call = InvokeRequest {
                 payload,
                 request_id,
                 http,
+                sent_us,
             };
             service
                 .invoke(&function, call)
