@@ -110,71 +110,75 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             *update,
         ),
         Command::Invoke { name, data } => invoke(&client, cli, name, data),
-        Command::Ls => {
-            let body = client.expect_ok(client.get("/functions")?)?;
-            table(cli, &body, "functions", &["name", "id", "lang", "created"])
-        }
+        Command::Ls => listing(
+            &client,
+            cli,
+            "/functions",
+            "functions",
+            &["name", "id", "lang", "created"],
+        ),
         Command::Versions { name } => {
-            let body =
-                client.expect_ok(client.get(&format!("/function/{}/versions", escape(name)))?)?;
-            table(
+            let path = format!("/function/{}/versions", escape(name));
+            listing(
+                &client,
                 cli,
-                &body,
+                &path,
                 "versions",
                 &["id", "version", "created", "sha256", "lang"],
             )
         }
-        Command::Rm { name } => {
-            let body = client.expect_ok(client.send(
-                "DELETE",
-                &format!("/function/{}", escape(name)),
-                &[],
-            )?)?;
-            if cli.json {
-                println!("{body}");
-            } else {
-                for id in body["removed"].as_array().into_iter().flatten() {
-                    println!("removed {}", id.as_str().unwrap_or_default());
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Rm { name } => remove(&client, cli, name),
         Command::Logs { name, limit } => {
             let path = format!("/function/{}/invocations?limit={limit}", escape(name));
-            let body = client.expect_ok(client.get(&path)?)?;
-            table(
-                cli,
-                &body,
-                "invocations",
-                &[
-                    "time_ms",
-                    "request_id",
-                    "id",
-                    "status",
-                    "exit_code",
-                    "duration_ms",
-                    "worker_id",
-                    "stderr",
-                ],
-            )
+            let columns = [
+                "time_ms",
+                "request_id",
+                "id",
+                "status",
+                "exit_code",
+                "duration_ms",
+                "worker_id",
+                "stderr",
+            ];
+            listing(&client, cli, &path, "invocations", &columns)
         }
         Command::Stats => {
-            let body = client.expect_ok(client.get("/stats")?)?;
-            table(
-                cli,
-                &body,
-                "workers",
-                &[
-                    "worker_id",
-                    "up",
-                    "in_flight",
-                    "completed",
-                    "failed",
-                    "weight",
-                ],
-            )
+            let columns = [
+                "worker_id",
+                "up",
+                "in_flight",
+                "completed",
+                "failed",
+                "weight",
+            ];
+            listing(&client, cli, "/stats", "workers", &columns)
         }
     }
+}
+
+/// One GET, shown as a table of `body[key]` (or the JSON).
+fn listing(
+    client: &Client,
+    cli: &Cli,
+    path: &str,
+    key: &str,
+    columns: &[&str],
+) -> anyhow::Result<ExitCode> {
+    let body = client.expect_ok(client.get(path)?)?;
+    table(cli, &body, key, columns)
+}
+
+fn remove(client: &Client, cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {
+    let body =
+        client.expect_ok(client.send("DELETE", &format!("/function/{}", escape(name)), &[])?)?;
+    if cli.json {
+        println!("{body}");
+    } else {
+        for id in body["removed"].as_array().into_iter().flatten() {
+            println!("removed {}", id.as_str().unwrap_or_default());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn deploy(

@@ -166,16 +166,7 @@ fn handle(
 ) {
     match request {
         LbRequest::Hello { req, role: wanted } => {
-            let reply = match wanted.as_str() {
-                "server" if peer_is_us => {
-                    *role = Role::Server;
-                    LbReply::Welcome { req, role: wanted }
-                }
-                "server" => error(req, "only the faas-server process may take the server role"),
-                "client" => LbReply::Welcome { req, role: wanted },
-                other => error(req, format!("unknown role '{other}'")),
-            };
-            send(writer, &reply);
+            send(writer, &hello(req, wanted, peer_is_us, role));
         }
         LbRequest::Invoke {
             req,
@@ -204,29 +195,14 @@ fn handle(
                 Err(refused) => send(writer, &error(req, refused.to_string())),
             }
         }
-        LbRequest::WorkerDown { worker_id } | LbRequest::WorkerUp { worker_id }
-            if *role != Role::Server =>
-        {
-            let _ = worker_id;
+        LbRequest::WorkerDown { .. } | LbRequest::WorkerUp { .. } if *role != Role::Server => {
             send(
                 writer,
                 &error(0, "worker state changes need the server role"),
             );
         }
-        LbRequest::WorkerDown { worker_id } => {
-            log::warn!(target: PART, "worker {worker_id} is down; routing around it");
-            if let Err(refused) = shared.scheduler.lock().unwrap().worker_down(worker_id) {
-                send(writer, &error(0, refused.to_string()));
-            }
-        }
-        LbRequest::WorkerUp { worker_id } => {
-            log::info!(target: PART, "worker {worker_id} is up");
-            let up = shared.scheduler.lock().unwrap().worker_up(worker_id);
-            match up {
-                Ok(started) => dispatch(shared, started),
-                Err(refused) => send(writer, &error(0, refused.to_string())),
-            }
-        }
+        LbRequest::WorkerDown { worker_id } => worker_down(shared, writer, worker_id),
+        LbRequest::WorkerUp { worker_id } => worker_up(shared, writer, worker_id),
         LbRequest::Stats { req } => {
             let scheduler = shared.scheduler.lock().unwrap();
             let reply = LbReply::Stats {
@@ -238,6 +214,35 @@ fn handle(
             drop(scheduler);
             send(writer, &reply);
         }
+    }
+}
+
+/// Grants (or refuses) the role a connection asks for.
+fn hello(req: RequestId, wanted: String, peer_is_us: bool, role: &mut Role) -> LbReply {
+    match wanted.as_str() {
+        "server" if peer_is_us => {
+            *role = Role::Server;
+            LbReply::Welcome { req, role: wanted }
+        }
+        "server" => error(req, "only the faas-server process may take the server role"),
+        "client" => LbReply::Welcome { req, role: wanted },
+        other => error(req, format!("unknown role '{other}'")),
+    }
+}
+
+fn worker_down(shared: &Shared, writer: &Conn, worker_id: usize) {
+    log::warn!(target: PART, "worker {worker_id} is down; routing around it");
+    if let Err(refused) = shared.scheduler.lock().unwrap().worker_down(worker_id) {
+        send(writer, &error(0, refused.to_string()));
+    }
+}
+
+fn worker_up(shared: &Shared, writer: &Conn, worker_id: usize) {
+    log::info!(target: PART, "worker {worker_id} is up");
+    let up = shared.scheduler.lock().unwrap().worker_up(worker_id);
+    match up {
+        Ok(started) => dispatch(shared, started),
+        Err(refused) => send(writer, &error(0, refused.to_string())),
     }
 }
 

@@ -147,24 +147,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     });
     toolchains.log_summary();
 
-    let lb: Client<LbRequest, LbReply> =
-        Client::connect(&cli.lb_socket).await.with_context(|| {
-            format!(
-                "connecting to the load balancer at {}",
-                cli.lb_socket.display()
-            )
-        })?;
-    // Only the Server may report workers up and down: claim the role.
-    let hello = lb
-        .call(|req| LbRequest::Hello {
-            req,
-            role: "server".into(),
-        })
-        .await;
-    if !matches!(hello, Ok(LbReply::Welcome { .. })) {
-        anyhow::bail!("the load balancer refused the server role: {hello:?}");
-    }
-    let lb = Arc::new(lb);
+    let lb = Arc::new(connect_lb(&cli.lb_socket).await?);
 
     // Workers run native functions with the runtimes found here: one finder.
     for (lang, program) in toolchains.native_runtimes() {
@@ -209,6 +192,24 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
     Ok(service)
+}
+
+/// Connects to the LB and claims the server role (only the Server may
+/// report workers up and down).
+async fn connect_lb(socket: &std::path::Path) -> anyhow::Result<Client<LbRequest, LbReply>> {
+    let lb: Client<LbRequest, LbReply> = Client::connect(socket)
+        .await
+        .with_context(|| format!("connecting to the load balancer at {}", socket.display()))?;
+    let hello = lb
+        .call(|req| LbRequest::Hello {
+            req,
+            role: "server".into(),
+        })
+        .await;
+    if !matches!(hello, Ok(LbReply::Welcome { .. })) {
+        anyhow::bail!("the load balancer refused the server role: {hello:?}");
+    }
+    Ok(lb)
 }
 
 /// Builds the interpreter modules' artifacts when missing or stale (once

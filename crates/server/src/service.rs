@@ -245,31 +245,13 @@ impl Service {
                 "function '{function}' not found"
             )));
         };
-        let timeout_ms = meta.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
         let content_type = match meta.lang {
             Lang::Html => Some("text/html; charset=utf-8".to_string()),
             _ => meta.content_type.clone(),
         };
-        let env = call
-            .http
-            .as_ref()
-            .map(|http| http_env(http, call.request_id.as_deref(), meta.pass_auth))
-            .unwrap_or_default();
         let request_id = call.request_id.clone();
-        let job = Job {
-            payload: Some(call.payload),
-            env,
-            request_id: call.request_id,
-            lang: Some(meta.lang),
-            timeout_ms: Some(timeout_ms),
-            max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
-            max_output_bytes: Some(self.limits.max_output_bytes),
-            max_tmp_mb: Some(meta.max_tmp_mb.unwrap_or(self.limits.default_tmp_mb)),
-            ..Job::new(
-                self.next_job.fetch_add(1, Ordering::Relaxed),
-                meta.id.clone(),
-            )
-        };
+        let job = self.job_for(&meta, call);
+        let timeout_ms = job.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
         let dispatched = self.dispatch(&job).await.inspect_err(|e| {
             if e.kind == ErrorKind::Overloaded {
                 self.metrics.rejected(&meta.name);
@@ -319,6 +301,30 @@ impl Service {
         );
         self.remember(&meta, request_id.as_deref(), &invocation);
         Ok(invocation)
+    }
+
+    /// The worker's job for a call of `meta`: its limits, payload and (raw
+    /// route) request variables.
+    fn job_for(&self, meta: &FunctionMeta, call: InvokeRequest) -> Job {
+        let env = call
+            .http
+            .as_ref()
+            .map(|http| http_env(http, call.request_id.as_deref(), meta.pass_auth))
+            .unwrap_or_default();
+        Job {
+            payload: Some(call.payload),
+            env,
+            request_id: call.request_id,
+            lang: Some(meta.lang),
+            timeout_ms: Some(meta.timeout_ms.unwrap_or(self.limits.default_timeout_ms)),
+            max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
+            max_output_bytes: Some(self.limits.max_output_bytes),
+            max_tmp_mb: Some(meta.max_tmp_mb.unwrap_or(self.limits.default_tmp_mb)),
+            ..Job::new(
+                self.next_job.fetch_add(1, Ordering::Relaxed),
+                meta.id.clone(),
+            )
+        }
     }
 
     /// Hands `job` to the worker the LB picks. A worker the LB picked may
