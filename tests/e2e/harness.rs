@@ -404,3 +404,28 @@ pub fn http_bytes(
     let parsed = parse_response(&raw[..split + 4]);
     (parsed.status, parsed.headers, raw[split + 4..].to_vec())
 }
+
+/// Polls `GET /stats` until `cond` holds (20 s at most).
+pub fn wait_for(server: &TestServer, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if cond(&server.get("/stats").json()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "timed out waiting for {what}: {}",
+        server.get("/stats").body
+    );
+}
+
+/// Calls running on all workers, from `/stats`.
+pub fn in_flight(stats: &serde_json::Value) -> u64 {
+    stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["in_flight"].as_u64().unwrap())
+        .sum()
+}

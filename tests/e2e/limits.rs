@@ -10,28 +10,9 @@ use crate::harness::{example, http, TestServer};
 const SLEEPER: &str =
     "import sys, time\ntime.sleep(float(sys.stdin.read() or '1'))\nprint('slept')\n";
 
-fn wait_for(server: &TestServer, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if cond(&server.get("/stats").json()) {
-            return;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    panic!(
-        "timed out waiting for {what}: {}",
-        server.get("/stats").body
-    );
-}
-
-fn in_flight(stats: &serde_json::Value) -> u64 {
-    stats["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["in_flight"].as_u64().unwrap())
-        .sum()
-}
+/// The Python sleeper's stats helpers live in the harness, shared with
+/// the reliability tests.
+use crate::harness::{in_flight, wait_for};
 
 #[test]
 fn weighted_spreads_calls_in_the_ratio_of_the_weights() {

@@ -15,28 +15,7 @@ use crate::harness::{example, http, TestServer};
 const SLEEPER: &str =
     "import sys, time\ntime.sleep(float(sys.stdin.read() or '1'))\nprint('slept')\n";
 
-fn stats_until(server: &TestServer, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if cond(&server.get("/stats").json()) {
-            return;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    panic!(
-        "timed out waiting for {what}: {}",
-        server.get("/stats").body
-    );
-}
-
-fn in_flight(stats: &serde_json::Value) -> u64 {
-    stats["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["in_flight"].as_u64().unwrap())
-        .sum()
-}
+use crate::harness::{in_flight, wait_for as stats_until};
 
 #[test]
 fn no_call_waits_behind_a_busy_worker_in_any_strategy() {

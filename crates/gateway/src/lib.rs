@@ -40,7 +40,8 @@ use std::time::Duration;
 
 use faas_proto::client::Client;
 use faas_proto::{
-    DeploySpec, HttpRequest, Operation, Reply, ServerReply, ServerRequest, ServiceError,
+    DeploySpec, FunctionSettings, HttpRequest, Operation, Reply, ServerReply, ServerRequest,
+    ServiceError,
 };
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -300,11 +301,13 @@ async fn deploy_spec(
         name,
         lang,
         code: String::new(),
-        timeout_ms: query.number("timeout_ms")?,
-        max_memory_mb: query.number("max_memory_mb")?,
-        max_tmp_mb: query.number("max_tmp_mb")?,
-        content_type: query.get("content_type").map(str::to_string),
-        pass_auth: matches!(query.get("pass_auth"), Some("1" | "true")),
+        settings: FunctionSettings {
+            timeout_ms: query.number("timeout_ms")?,
+            max_memory_mb: query.number("max_memory_mb")?,
+            max_tmp_mb: query.number("max_tmp_mb")?,
+            content_type: query.get("content_type").map(str::to_string),
+            pass_auth: matches!(query.get("pass_auth"), Some("1" | "true")),
+        },
     };
     let code = routes::text_body(req, body_limits(state), "source code").await?;
     log::info!(target: PART, "deploy name={} lang={lang} ({} bytes)", spec.name, code.len());

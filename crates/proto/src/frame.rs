@@ -187,7 +187,7 @@ impl<R: std::io::Read> LineReader<R> {
 mod tests {
     use super::*;
     use crate::messages::*;
-    use crate::{HttpRequest, Lang, ServiceError};
+    use crate::{FunctionSettings, HttpRequest, Lang, ServiceError};
 
     #[test]
     fn lines_split_across_feeds() {
@@ -285,11 +285,10 @@ mod tests {
             created: 1,
             sha256: "00".into(),
             wasm: false,
-            timeout_ms: None,
-            max_memory_mb: Some(8),
-            max_tmp_mb: None,
-            content_type: None,
-            pass_auth: false,
+            settings: FunctionSettings {
+                max_memory_mb: Some(8),
+                ..Default::default()
+            },
             version: 3,
         };
         let ops = [
@@ -297,11 +296,13 @@ mod tests {
                 name: "hello".into(),
                 lang: Lang::C,
                 code: "int main(){}\n".into(),
-                timeout_ms: Some(5),
-                max_memory_mb: None,
-                max_tmp_mb: Some(4),
-                content_type: Some("image/png".into()),
-                pass_auth: true,
+                settings: FunctionSettings {
+                    timeout_ms: Some(5),
+                    max_memory_mb: None,
+                    max_tmp_mb: Some(4),
+                    content_type: Some("image/png".into()),
+                    pass_auth: true,
+                },
             }),
             Operation::Delete { name: "x".into() },
             Operation::Versions { name: "x".into() },

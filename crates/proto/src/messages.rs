@@ -145,6 +145,14 @@ pub struct DeploySpec {
     pub name: String,
     pub lang: Lang,
     pub code: String,
+    #[serde(flatten)]
+    pub settings: FunctionSettings,
+}
+
+/// What a deploy may set per function (on the wire and in
+/// `metadata.json`, beside the other fields).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,7 +162,7 @@ pub struct DeploySpec {
     /// Content-Type of the raw route's answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    /// Pass `Authorization` and `Cookie` to the function.
+    /// `Authorization` and `Cookie` reach the function.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pass_auth: bool,
 }
@@ -201,18 +209,8 @@ pub struct FunctionMeta {
     pub sha256: String,
     /// Whether the function was compiled to WebAssembly (`code.wasm`).
     pub wasm: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_memory_mb: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tmp_mb: Option<u64>,
-    /// Content-Type of the raw route's answers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    /// `Authorization` and `Cookie` reach the function.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub pass_auth: bool,
+    #[serde(flatten)]
+    pub settings: FunctionSettings,
     /// Commit order among the function's versions (`fn=NAME` serves the
     /// highest).
     #[serde(default)]

@@ -145,11 +145,7 @@ impl Service {
             created: now_secs(),
             sha256: hex(&Sha256::digest(req.code.as_bytes())),
             wasm: req.lang.is_compiled(),
-            timeout_ms: req.timeout_ms,
-            max_memory_mb: req.max_memory_mb,
-            max_tmp_mb: req.max_tmp_mb,
-            content_type: req.content_type,
-            pass_auth: req.pass_auth,
+            settings: req.settings,
             version: 0,
         };
         let meta = reservation.commit(meta).map_err(store_error)?;
@@ -181,14 +177,22 @@ impl Service {
                 self.toolchains.missing_hint(req.lang),
             ));
         }
-        check_limit("timeout_ms", req.timeout_ms, self.limits.max_timeout_ms)?;
+        check_limit(
+            "timeout_ms",
+            req.settings.timeout_ms,
+            self.limits.max_timeout_ms,
+        )?;
         check_limit(
             "max_memory_mb",
-            req.max_memory_mb,
+            req.settings.max_memory_mb,
             self.limits.max_memory_mb,
         )?;
-        check_limit("max_tmp_mb", req.max_tmp_mb, self.limits.max_tmp_mb)?;
-        match &req.content_type {
+        check_limit(
+            "max_tmp_mb",
+            req.settings.max_tmp_mb,
+            self.limits.max_tmp_mb,
+        )?;
+        match &req.settings.content_type {
             Some(ct) if !valid_content_type(ct) => Err(ServiceError::bad_request(
                 "content_type must be a media type of at most 128 printable characters",
             )),
@@ -247,7 +251,7 @@ impl Service {
         };
         let content_type = match meta.lang {
             Lang::Html => Some("text/html; charset=utf-8".to_string()),
-            _ => meta.content_type.clone(),
+            _ => meta.settings.content_type.clone(),
         };
         let request_id = call.request_id.clone();
         let job = self.job_for(&meta, call);
@@ -309,17 +313,29 @@ impl Service {
         let env = call
             .http
             .as_ref()
-            .map(|http| http_env(http, call.request_id.as_deref(), meta.pass_auth))
+            .map(|http| http_env(http, call.request_id.as_deref(), meta.settings.pass_auth))
             .unwrap_or_default();
         Job {
             payload: Some(call.payload),
             env,
             request_id: call.request_id,
             lang: Some(meta.lang),
-            timeout_ms: Some(meta.timeout_ms.unwrap_or(self.limits.default_timeout_ms)),
-            max_memory_mb: Some(meta.max_memory_mb.unwrap_or(self.limits.default_memory_mb)),
+            timeout_ms: Some(
+                meta.settings
+                    .timeout_ms
+                    .unwrap_or(self.limits.default_timeout_ms),
+            ),
+            max_memory_mb: Some(
+                meta.settings
+                    .max_memory_mb
+                    .unwrap_or(self.limits.default_memory_mb),
+            ),
             max_output_bytes: Some(self.limits.max_output_bytes),
-            max_tmp_mb: Some(meta.max_tmp_mb.unwrap_or(self.limits.default_tmp_mb)),
+            max_tmp_mb: Some(
+                meta.settings
+                    .max_tmp_mb
+                    .unwrap_or(self.limits.default_tmp_mb),
+            ),
             ..Job::new(
                 self.next_job.fetch_add(1, Ordering::Relaxed),
                 meta.id.clone(),

@@ -386,11 +386,7 @@ mod tests {
             created: now_secs(),
             sha256: "00".into(),
             wasm: false,
-            timeout_ms: None,
-            max_memory_mb: None,
-            max_tmp_mb: None,
-            content_type: None,
-            pass_auth: false,
+            settings: Default::default(),
             version: 0,
         }
     }
