@@ -32,43 +32,6 @@ fn weighted_spreads_calls_in_the_ratio_of_the_weights() {
 }
 
 #[test]
-fn fifo_keeps_quick_calls_flowing_past_a_slow_one() {
-    let server = TestServer::start("FIFO", &[]);
-    server.deploy("slow", "python", SLEEPER);
-    server.deploy("quick", "c", &example("hello.c"));
-    let addr = server.addr.clone();
-    let slow = thread::spawn(move || http(&addr, "POST", "/invoke?fn=slow", b"2"));
-    wait_for(&server, "the slow call to start", |s| in_flight(s) == 1);
-    let busy = server.get("/stats").json()["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .position(|w| w["in_flight"] == 1)
-        .unwrap() as u64;
-
-    // Quick calls, one after another, while the slow one runs: each is
-    // answered by an idle worker, in the order they came.
-    for i in 0..6 {
-        let resp = server.post("/invoke?fn=quick", &i.to_string());
-        assert_eq!(resp.status, 200, "{}", resp.body);
-        let body = resp.json();
-        assert_eq!(body["output"], format!("Hello from FAAS!\n{i}"));
-        assert_ne!(
-            body["worker_id"].as_u64().unwrap(),
-            busy,
-            "a quick call waited on the busy worker"
-        );
-    }
-    // None waited for the slow call: it is still running.
-    assert!(
-        !slow.is_finished(),
-        "the quick calls waited for the slow one"
-    );
-    assert_eq!(in_flight(&server.get("/stats").json()), 1);
-    assert_eq!(slow.join().unwrap().json()["output"], "slept\n");
-}
-
-#[test]
 fn fifo_queues_in_arrival_order_when_every_worker_is_busy() {
     let server = TestServer::start("FIFO", &["--workers", "1"]);
     server.deploy("slow", "python", SLEEPER);

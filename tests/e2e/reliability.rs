@@ -19,7 +19,12 @@ use crate::harness::{in_flight, wait_for as stats_until};
 
 #[test]
 fn no_call_waits_behind_a_busy_worker_in_any_strategy() {
-    for (strategy, extra) in [("RR", &[][..]), ("WEIGHTED", &["--weights", "4,2,1,1"][..])] {
+    let strategies = [
+        ("RR", &[][..]),
+        ("FIFO", &[][..]),
+        ("WEIGHTED", &["--weights", "4,2,1,1"][..]),
+    ];
+    for (strategy, extra) in strategies {
         let server = TestServer::start(strategy, extra);
         server.deploy("slow", "python", SLEEPER);
         server.deploy("quick", "c", &example("hello.c"));
@@ -35,6 +40,7 @@ fn no_call_waits_behind_a_busy_worker_in_any_strategy() {
         for i in 0..12 {
             let resp = server.post("/invoke?fn=quick", &i.to_string());
             assert_eq!(resp.status, 200, "{strategy}: {}", resp.body);
+            assert_eq!(resp.json()["output"], format!("Hello from FAAS!\n{i}"));
             assert_ne!(
                 resp.json()["worker_id"],
                 busy,
