@@ -263,6 +263,24 @@ def run(server, tmp):
     record("invoke", "throughput c=32 vs HTTP floor", fmt(inv32["rps"], "req/s"), fmt(http32["rps"], "req/s"),
            f"{inv32['rps'] / http32['rps']:.2f}x")
 
+    # 3b: where an invocation's time goes, per hop (the Server's own
+    # measurements, exported as faas_hop_duration_seconds), and the same
+    # topology with no WebAssembly at all (an html function).
+    log("per-hop breakdown and the html path")
+    _, metrics = http(addr, "GET", "/metrics")
+    sums, counts = {}, {}
+    for line in metrics.decode().splitlines():
+        m = re.match(r'faas_hop_duration_seconds_(sum|count)\{hop="(\w+)"\} (\S+)', line)
+        if m:
+            (sums if m.group(1) == "sum" else counts)[m.group(2)] = float(m.group(3))
+    for hop in ("gateway_to_server", "lb_decision", "worker_pipe", "execution", "server_total"):
+        if counts.get(hop):
+            record("hops", f"mean {hop} (all invoke runs)", fmt(sums[hop] / counts[hop] * 1000, "ms"))
+    server.deploy("page", "html", (EXAMPLES / "hello.html").read_text())
+    html1 = wrk(f"http://{addr}/invoke?fn=page", 1)
+    record("hops", "html function p50, c=1 (topology only)", fmt(html1["p50"], "ms"),
+           fmt(http1["p50"], "ms"), f"{html1['p50'] / http1['p50']:.2f}x")
+
     # 4: the seed's cold path.
     log("cold path: one `worker run` process per call")
     cold = cold_path(wasm)
