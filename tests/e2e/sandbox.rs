@@ -349,3 +349,43 @@ fn native_runtimes_on_request_run_inside_bubblewrap_too() {
         .assert_error(422);
     assert!(e.contains("SyntaxError"), "{e}");
 }
+
+#[test]
+fn a_php_call_that_fills_tmp_or_forks_without_end_is_stopped_and_leaves_nothing() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    // Writing without end: the file-size limit (16 MiB) ends the call with
+    // SIGXFSZ; the next call's /tmp is fresh again.
+    let filler = "<?php\necho file_exists('/tmp/fill') ? \"tmp not fresh\\n\" : \"tmp fresh\\n\";\n$chunk = str_repeat('x', 1 << 20);\n$f = fopen('/tmp/fill', 'w');\nfor ($i = 0; $i < 64; $i++) { if (@fwrite($f, $chunk) !== strlen($chunk)) break; fflush($f); }\necho \"not stopped\\n\";\n";
+    server.deploy("filler", "php", filler);
+    for _ in 0..2 {
+        let resp = server.post("/invoke?fn=filler", "");
+        resp.assert_error(500);
+        assert_eq!(resp.json()["output"], "tmp fresh\n");
+        assert_eq!(resp.json()["exit_code"], 128 + 25, "SIGXFSZ");
+    }
+    // Forking without end: the process limit of the slot's uid stops it,
+    // and every process it started dies with the call.
+    let forker = "<?php\n$started = 0;\nfor ($i = 0; $i < 60; $i++) { $out = []; $rc = 1; @exec('sleep 300 > /dev/null 2>&1 & echo ok', $out, $rc); if ($rc === 0 && ($out[0] ?? '') === 'ok') $started++; }\necho \"started $started\\n\";\n";
+    server.deploy("forker", "php", forker);
+    let resp = server.post("/invoke?fn=forker", "");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let started: u32 = resp.json()["output"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .strip_prefix("started ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(started < 60, "no process limit: {started}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while leftover_sleeps() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a forked process outlived its call"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.deploy("ok", "php", &example("hello.php"));
+    assert_eq!(server.post("/invoke?fn=ok", "x").status, 200);
+}

@@ -49,12 +49,6 @@ pub struct LbConfig {
     pub max_queue: usize,
 }
 
-/// A job waiting for a worker; its owner says where to send the answer.
-#[derive(Debug)]
-struct Waiting {
-    job: Job,
-}
-
 type Conn = Arc<Mutex<UnixStream>>;
 
 /// The role a connection has taken (see [`LbRequest::Hello`]).
@@ -67,7 +61,8 @@ enum Role {
 }
 
 struct Shared {
-    scheduler: Mutex<Scheduler<Waiting>>,
+    /// Jobs wait as they are; their owner says where to send the answer.
+    scheduler: Mutex<Scheduler<Job>>,
     conns: Mutex<HashMap<u64, Conn>>,
     /// Refusals not yet logged, and when the last log line was written: an
     /// overload logs one line a second, not one per refused job.
@@ -248,20 +243,16 @@ fn worker_up(shared: &Shared, writer: &Conn, worker_id: usize) {
 
 /// Starts `job` on an idle worker, queues it, or refuses it.
 fn invoke(shared: &Shared, conn_id: u64, writer: &Conn, req: RequestId, job: Job) {
-    let (decision, item) = shared
-        .scheduler
-        .lock()
-        .unwrap()
-        .submit((conn_id, req), Waiting { job });
+    let (decision, item) = shared.scheduler.lock().unwrap().submit((conn_id, req), job);
     match (decision, item) {
-        (Decision::Forward(worker_id), Some(w)) => {
+        (Decision::Forward(worker_id), Some(job)) => {
             log::debug!(
                 target: PART,
                 "req {req} [{}] ({}) -> worker {worker_id}",
-                w.job.request_id.as_deref().unwrap_or("-"),
-                w.job.function
+                job.request_id.as_deref().unwrap_or("-"),
+                job.function
             );
-            send(writer, &forward(worker_id, w.job));
+            send(writer, &forward(worker_id, job));
         }
         (Decision::Rejected(reason), _) => {
             note_refusal(shared, &reason);
@@ -293,12 +284,12 @@ fn note_refusal(shared: &Shared, error: &str) {
 }
 
 /// Answers queued jobs that just got a worker.
-fn dispatch(shared: &Shared, started: Vec<(usize, scheduler::Owner, Waiting)>) {
-    for (worker_id, (conn_id, _), waiting) in started {
+fn dispatch(shared: &Shared, started: Vec<(usize, scheduler::Owner, Job)>) {
+    for (worker_id, (conn_id, _), job) in started {
         let conn = shared.conns.lock().unwrap().get(&conn_id).cloned();
         if let Some(conn) = conn {
-            log::debug!(target: PART, "queued req {} -> worker {worker_id}", waiting.job.req);
-            send(&conn, &forward(worker_id, waiting.job));
+            log::debug!(target: PART, "queued req {} -> worker {worker_id}", job.req);
+            send(&conn, &forward(worker_id, job));
         }
     }
 }

@@ -48,9 +48,6 @@ pub struct Limits {
     pub keep_versions: usize,
 }
 
-/// A deploy as the gateway asked for it (the wire's [`DeploySpec`]).
-pub type DeployRequest = DeploySpec;
-
 /// Most invocations remembered per function.
 const RING: usize = 1000;
 
@@ -105,7 +102,7 @@ impl Service {
     /// function; older versions beyond `--keep-versions` are removed.
     pub async fn deploy(
         self: &Arc<Self>,
-        req: DeployRequest,
+        req: DeploySpec,
         update: bool,
     ) -> Result<FunctionMeta, ServiceError> {
         self.check_deploy(&req)?;
@@ -165,7 +162,7 @@ impl Service {
     }
 
     /// Everything a deploy can be refused for before anything is written.
-    fn check_deploy(&self, req: &DeployRequest) -> Result<(), ServiceError> {
+    fn check_deploy(&self, req: &DeploySpec) -> Result<(), ServiceError> {
         validate_name(&req.name).map_err(ServiceError::bad_request)?;
         if req.code.trim().is_empty() {
             return Err(ServiceError::bad_request(
@@ -461,7 +458,7 @@ impl Service {
     /// Removes a function (every version) or, given a version id, that
     /// version; workers drop what they cached of it. Returns the ids.
     pub fn delete(&self, name_or_id: &str) -> Result<Vec<String>, ServiceError> {
-        let removed = if self.store.versions(name_or_id).is_empty() {
+        let removed = if !self.store.is_deployed(name_or_id) {
             vec![self.store.remove_version(name_or_id).map_err(store_error)?]
         } else {
             self.invocations.lock().unwrap().remove(name_or_id);
@@ -492,7 +489,7 @@ impl Service {
         name: &str,
         limit: usize,
     ) -> Result<Vec<InvocationRecord>, ServiceError> {
-        if self.store.versions(name).is_empty() {
+        if !self.store.is_deployed(name) {
             return Err(ServiceError::not_found(format!(
                 "function '{name}' not found"
             )));
@@ -552,20 +549,19 @@ impl Service {
     pub async fn dashboard(&self) -> serde_json::Value {
         let mut data = self.metrics.dashboard();
         let figures = data["functions"].take();
-        let mut functions: Vec<serde_json::Value> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for meta in self.store.list().iter().rev() {
-            if !seen.insert(meta.name.clone()) {
-                continue;
-            }
-            let f = &figures[&meta.name];
-            functions.push(serde_json::json!({
-                "name": meta.name, "lang": meta.lang, "id": self.store.resolve(&meta.name).map(|m| m.id.clone()),
-                "versions": self.store.versions(&meta.name).len(),
-                "calls": f["calls"].as_u64().unwrap_or(0), "errors": f["errors"].as_u64().unwrap_or(0),
-                "p50_ms": f["p50_ms"].as_f64().unwrap_or(0.0), "last_ms": f["last_ms"].as_u64(),
-            }));
-        }
+        let mut functions: Vec<serde_json::Value> = self
+            .store
+            .latest_with_counts()
+            .into_iter()
+            .map(|(meta, versions)| {
+                let f = &figures[&meta.name];
+                serde_json::json!({
+                    "name": meta.name, "lang": meta.lang, "id": meta.id, "versions": versions,
+                    "calls": f["calls"].as_u64().unwrap_or(0), "errors": f["errors"].as_u64().unwrap_or(0),
+                    "p50_ms": f["p50_ms"].as_f64().unwrap_or(0.0), "last_ms": f["last_ms"].as_u64(),
+                })
+            })
+            .collect();
         functions.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         data["functions"] = serde_json::Value::Array(functions);
         data["stats"] = serde_json::to_value(self.stats().await.ok()).unwrap_or_default();
@@ -666,6 +662,7 @@ fn http_env(
         env.push(("FAAS_REQUEST_ID".to_string(), id.to_string()));
     }
     let mut budget = MAX_HEADER_BYTES;
+    let mut passed = 0;
     for (name, value) in &http.headers {
         let secret =
             name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie");
@@ -678,10 +675,11 @@ fn http_env(
             name.to_ascii_uppercase().replace('-', "_")
         );
         let cost = var.len() + value.len();
-        if env.len() - 3 >= MAX_HEADER_VARS || cost > budget {
+        if passed >= MAX_HEADER_VARS || cost > budget {
             break;
         }
         budget -= cost;
+        passed += 1;
         env.push((var, value.clone()));
     }
     env

@@ -168,6 +168,29 @@ impl FunctionStore {
         })
     }
 
+    /// Whether a function named `name` is deployed (any version).
+    pub fn is_deployed(&self, name: &str) -> bool {
+        self.index.lock().unwrap().by_name.contains_key(name)
+    }
+
+    /// Each function's latest version with its number of versions, in one
+    /// pass (the dashboard asks every second).
+    pub fn latest_with_counts(&self) -> Vec<(Arc<FunctionMeta>, usize)> {
+        let index = self.index.lock().unwrap();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for meta in index.by_id.values() {
+            *counts.entry(meta.name.as_str()).or_default() += 1;
+        }
+        index
+            .by_name
+            .iter()
+            .filter_map(|(name, id)| {
+                let meta = index.by_id.get(id)?.clone();
+                Some((meta, counts.get(name.as_str()).copied().unwrap_or(1)))
+            })
+            .collect()
+    }
+
     /// Every version of `name`, newest first.
     pub fn versions(&self, name: &str) -> Vec<Arc<FunctionMeta>> {
         let index = self.index.lock().unwrap();

@@ -1,6 +1,6 @@
 //! `worker bench`: the runtime floor for `make bench`. Runs a module the way
 //! an invocation does (fresh `Store` + instance, payload on stdin, output
-//! captured, deadline armed, memory capped) in a tight loop on N threads, and
+//! captured, deadline armed, memory capped, a private /tmp) in a tight loop on N threads, and
 //! reports calls per second and latency percentiles.
 
 use std::path::Path;
@@ -36,7 +36,7 @@ pub fn run(
                                 inherit_stdin: false,
                                 dirs: Vec::new(),
                                 files: Vec::new(),
-                                max_tmp_bytes: None,
+                                max_tmp_bytes: Some(crate::jobs::DEFAULT_MAX_TMP_BYTES),
                                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                             },
                             stdin: payload.clone(),

@@ -272,14 +272,7 @@ impl JobRunner {
     ) -> Result<RunOutput, String> {
         let started = std::time::Instant::now();
         let ready = match self.prepared.take() {
-            // (Built ahead without this call's extra variables, if any.)
-            Some((ready_id, p))
-                if ready_id == id
-                    && p.limits() == (limits.max_memory_bytes, Some(limits.max_tmp_bytes))
-                    && opts.env.len() == 1 =>
-            {
-                Ok(p)
-            }
+            Some((ready_id, p)) if ready_id == id && p.fits(&opts) => Ok(p),
             // Any other prepared instance is dropped (it never ran).
             _ => self.sandbox.prepare(&module, &opts),
         };

@@ -201,6 +201,7 @@ impl Sandbox {
             poll,
             captured,
             limits: (opts.max_memory_bytes, opts.max_tmp_bytes),
+            env: opts.env.clone(),
         })
     }
 
@@ -356,12 +357,14 @@ pub struct Prepared {
     poll: PollState,
     captured: Option<(CappedOutput, CappedOutput)>,
     limits: (u64, Option<u64>),
+    env: Vec<(String, String)>,
 }
 
 impl Prepared {
-    /// The memory and `/tmp` caps the instance was built with.
-    pub fn limits(&self) -> (u64, Option<u64>) {
-        self.limits
+    /// Whether this instance was built as `opts` asks: same caps and
+    /// variables (a raw-route call adds its own), so a call may use it.
+    pub fn fits(&self, opts: &PrepareOptions) -> bool {
+        self.limits == (opts.max_memory_bytes, opts.max_tmp_bytes) && self.env == opts.env
     }
 }
 
