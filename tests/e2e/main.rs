@@ -11,4 +11,5 @@ mod limits;
 mod operations;
 mod reliability;
 mod sandbox;
+mod sessions;
 mod wasi;

@@ -14,7 +14,8 @@ use wasmer::Module;
 use crate::cache::LruCache;
 use crate::interpreters::Interpreter;
 use crate::native::{NativeCall, NativeLimits, NativeRunner};
-use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, Spent, DEFAULT_MAX_MEMORY_BYTES};
+use crate::session::Session;
+use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, DEFAULT_MAX_MEMORY_BYTES};
 
 /// Most bytes of stdout (and of stderr) a function may return by default.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
@@ -108,10 +109,14 @@ pub struct JobRunner {
     last_wasm: Option<(String, Module, PrepareOptions)>,
     /// An instance built while idle, for that function.
     prepared: Option<(String, Prepared)>,
+    /// The store the last Wasm call ran in, to build the next instance of
+    /// the same function in (see [`crate::session`]).
+    session: Option<Session>,
     /// Wasm modules loaded since the process started.
     modules_loaded: u64,
-    /// The last call's used instance, freed after the answer is sent.
-    spent: Option<Spent>,
+    /// A session done with (worn, or of another function), dropped after
+    /// the answer is sent: dropping unmaps its instances' memories.
+    spent: Option<Session>,
 }
 
 impl JobRunner {
@@ -132,13 +137,15 @@ impl JobRunner {
             native_langs: settings.native_langs,
             last_wasm: None,
             prepared: None,
+            session: None,
             modules_loaded: 0,
             spent: None,
         }
     }
 
-    /// Frees what the last call left (its store and linear memory); called
-    /// once its result has been written, so the client does not wait on it.
+    /// Frees what the last call left (a worn session and the memories it
+    /// holds); called once its result has been written, so the client does
+    /// not wait on it.
     pub fn tidy(&mut self) {
         self.spent = None;
     }
@@ -153,7 +160,7 @@ impl JobRunner {
         let Some((id, module, opts)) = &self.last_wasm else {
             return;
         };
-        match self.sandbox.prepare(module, opts) {
+        match self.sandbox.prepare(module, opts, id, self.session.take()) {
             Ok(prepared) => self.prepared = Some((id.clone(), prepared)),
             Err(err) => log::warn!("preparing {id}: {err}"),
         }
@@ -172,6 +179,13 @@ impl JobRunner {
         {
             self.last_wasm = None;
             self.prepared = None;
+        }
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| ids.iter().any(|id| id == s.key()))
+        {
+            self.session = None;
         }
     }
 
@@ -261,7 +275,8 @@ impl JobRunner {
     }
 
     /// Runs a Wasm function on a fresh instance: the one prepared while idle
-    /// when it is of this very function and memory cap, else a new one.
+    /// when it is of this very function and fits the call, else a new one
+    /// (in the last call's session when that ran this function too).
     fn run_wasm(
         &mut self,
         id: &str,
@@ -273,18 +288,36 @@ impl JobRunner {
         let started = std::time::Instant::now();
         let ready = match self.prepared.take() {
             Some((ready_id, p)) if ready_id == id && p.fits(&opts) => Ok(p),
-            // Any other prepared instance is dropped (it never ran).
-            _ => self.sandbox.prepare(&module, &opts),
+            // Any other prepared instance is given up (it never ran).
+            other => {
+                if let Some((_, p)) = other {
+                    self.session = Some(p.into_session());
+                }
+                let reuse = self.session.take();
+                let reuse = match reuse {
+                    Some(session) if session.key() == id => Some(session),
+                    other => {
+                        // Another function's store: dropped after answering.
+                        self.spent = other;
+                        None
+                    }
+                };
+                self.sandbox.prepare(&module, &opts, id, reuse)
+            }
         };
         self.last_wasm = Some((id.to_string(), module, opts));
         let prepared = ready.map_err(|e| e.to_string())?;
-        let (mut out, spent) = self.sandbox.call(
+        let (mut out, session) = self.sandbox.call(
             prepared,
             payload,
             limits.max_output_bytes,
             Some(limits.timeout),
         );
-        self.spent = Some(spent);
+        if session.worn() {
+            self.spent = Some(session);
+        } else {
+            self.session = Some(session);
+        }
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(out)
     }

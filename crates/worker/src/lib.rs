@@ -35,6 +35,7 @@ pub mod limits;
 pub mod native;
 pub mod poll;
 pub mod serve;
+pub mod session;
 pub mod stdio;
 pub mod tmpfs;
 pub mod wasm;

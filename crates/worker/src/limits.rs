@@ -124,8 +124,11 @@ pub struct Armed<'a> {
 }
 
 impl Armed<'_> {
-    pub fn fired(&self) -> bool {
-        self.fired.load(Ordering::Acquire)
+    /// Disarms the watchdog and says whether it fired: after this it cannot.
+    pub fn disarm(self) -> bool {
+        let fired = self.fired.clone();
+        drop(self);
+        fired.load(Ordering::Acquire)
     }
 }
 

@@ -23,6 +23,7 @@ use wasmer::{Extern, Function, FunctionEnvMut, Imports, RuntimeError, Store};
 use wasmer_wasix::types::wasi::Errno;
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
+use crate::session::HookSlot;
 use crate::stdio::PendingInput;
 
 /// Most subscriptions one call may pass (wasix's own default).
@@ -71,11 +72,13 @@ impl Layout {
 }
 
 /// Replaces `poll_oneoff` in every namespace the module imports it from.
+/// The function is built once per session; it reads the running call's
+/// state from `hooks`.
 pub fn install(
     store: &mut Store,
     func_env: &WasiFunctionEnv,
     imports: &mut Imports,
-    state: &PollState,
+    hooks: &HookSlot,
 ) {
     for layout in [Layout::Preview1, Layout::Unstable] {
         if !matches!(
@@ -84,11 +87,12 @@ pub fn install(
         ) {
             continue;
         }
-        let state = state.clone();
+        let hooks = hooks.clone();
         let function = Function::new_typed_with_env(
             store,
             &func_env.env,
             move |ctx: FunctionEnvMut<'_, WasiEnv>, subs: i32, events: i32, n: i32, out_n: i32| {
+                let state = hooks.lock().unwrap().poll.clone();
                 poll_oneoff(ctx, &state, layout, [subs, events, n, out_n])
             },
         );

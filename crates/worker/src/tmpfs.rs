@@ -24,6 +24,8 @@ use wasmer_wasix::virtual_fs::limiter::FsMemoryLimiter;
 use wasmer_wasix::virtual_fs::FsError;
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
+use crate::session::HookSlot;
+
 /// Bytes a call's `/tmp` may hold.
 #[derive(Debug)]
 pub struct Quota {
@@ -71,31 +73,31 @@ impl FsMemoryLimiter for Quota {
 
 const NS: &str = "wasi_snapshot_preview1";
 
-/// Wraps the file-growing calls of `imports` so `quota` is enforced with
+/// Wraps the file-growing calls of `imports` so the running call's quota
+/// (read from `hooks`: these functions outlive one call) is enforced with
 /// the right errnos.
 pub fn install(
     store: &mut Store,
     func_env: &WasiFunctionEnv,
     imports: &mut Imports,
-    quota: &Arc<Quota>,
+    hooks: &HookSlot,
 ) {
-    let cap = quota.cap() as u64;
     type Write = (i32, i32, i32, i32);
     if let Some(orig) = original::<Write>(store, imports, "fd_write") {
-        let q = quota.clone();
+        let hooks = hooks.clone();
         let f = Function::new_typed_with_env(
             store,
             &func_env.env,
             move |mut ctx: FunctionEnvMut<'_, WasiEnv>, fd: i32, iovs: i32, n: i32, out: i32| {
                 let errno = orig.call(&mut ctx, fd, iovs, n, out)?;
-                Ok::<_, RuntimeError>(no_space(errno, &q))
+                Ok::<_, RuntimeError>(no_space(errno, &hooks))
             },
         );
         imports.define(NS, "fd_write", f);
     }
     type PWrite = (i32, i32, i32, i64, i32);
     if let Some(orig) = original::<PWrite>(store, imports, "fd_pwrite") {
-        let q = quota.clone();
+        let hooks = hooks.clone();
         let f = Function::new_typed_with_env(
             store,
             &func_env.env,
@@ -105,23 +107,24 @@ pub fn install(
                   n: i32,
                   at: i64,
                   out: i32| {
-                if at as u64 > cap {
+                if at as u64 > cap(&hooks) {
                     return Ok(Errno::Fbig as i32);
                 }
                 let errno = orig.call(&mut ctx, fd, iovs, n, at, out)?;
-                Ok::<_, RuntimeError>(no_space(errno, &q))
+                Ok::<_, RuntimeError>(no_space(errno, &hooks))
             },
         );
         imports.define(NS, "fd_pwrite", f);
     }
-    install_seek(store, func_env, imports, cap);
+    install_seek(store, func_env, imports, hooks);
     type SetSize = (i32, i64);
     if let Some(orig) = original::<SetSize>(store, imports, "fd_filestat_set_size") {
+        let hooks = hooks.clone();
         let f = Function::new_typed_with_env(
             store,
             &func_env.env,
             move |mut ctx: FunctionEnvMut<'_, WasiEnv>, fd: i32, size: i64| {
-                if size as u64 > cap {
+                if size as u64 > cap(&hooks) {
                     return Ok(Errno::Fbig as i32);
                 }
                 orig.call(&mut ctx, fd, size)
@@ -131,11 +134,12 @@ pub fn install(
     }
     type Allocate = (i32, i64, i64);
     if let Some(orig) = original::<Allocate>(store, imports, "fd_allocate") {
+        let hooks = hooks.clone();
         let f = Function::new_typed_with_env(
             store,
             &func_env.env,
             move |mut ctx: FunctionEnvMut<'_, WasiEnv>, fd: i32, at: i64, len: i64| {
-                if (at as u64).saturating_add(len as u64) > cap {
+                if (at as u64).saturating_add(len as u64) > cap(&hooks) {
                     return Ok(Errno::Nospc as i32);
                 }
                 orig.call(&mut ctx, fd, at, len)
@@ -145,12 +149,29 @@ pub fn install(
     }
 }
 
+/// The running call's `/tmp` cap (no cap when it has no `/tmp`: then no
+/// file can be written at all).
+fn cap(hooks: &HookSlot) -> u64 {
+    hooks
+        .lock()
+        .unwrap()
+        .quota
+        .as_ref()
+        .map_or(u64::MAX, |q| q.cap() as u64)
+}
+
 /// `fd_seek` that refuses to move a cursor past the quota.
-fn install_seek(store: &mut Store, func_env: &WasiFunctionEnv, imports: &mut Imports, cap: u64) {
+fn install_seek(
+    store: &mut Store,
+    func_env: &WasiFunctionEnv,
+    imports: &mut Imports,
+    hooks: &HookSlot,
+) {
     type Seek = (i32, i64, i32, i32);
     let Some(orig) = original::<Seek>(store, imports, "fd_seek") else {
         return;
     };
+    let hooks = hooks.clone();
     let f = Function::new_typed_with_env(
         store,
         &func_env.env,
@@ -165,7 +186,7 @@ fn install_seek(store: &mut Store, func_env: &WasiFunctionEnv, imports: &mut Imp
                 return Ok(errno);
             }
             match (old, read_u64(&ctx, out)) {
-                (_, Some(new)) if new <= cap => Ok(errno),
+                (_, Some(new)) if new <= cap(&hooks) => Ok(errno),
                 (Some(old), Some(_)) => {
                     orig.call(&mut ctx, fd, old as i64, 0, out)?;
                     Ok::<_, RuntimeError>(Errno::Fbig as i32)
@@ -238,8 +259,15 @@ where
 }
 
 /// EIO from a write the quota refused is ENOSPC.
-fn no_space(errno: i32, quota: &Quota) -> i32 {
-    if errno == Errno::Io as i32 && quota.hit.swap(false, Ordering::Relaxed) {
+fn no_space(errno: i32, hooks: &HookSlot) -> i32 {
+    let refused = || {
+        let hooks = hooks.lock().unwrap();
+        hooks
+            .quota
+            .as_ref()
+            .is_some_and(|q| q.hit.swap(false, Ordering::Relaxed))
+    };
+    if errno == Errno::Io as i32 && refused() {
         Errno::Nospc as i32
     } else {
         errno

@@ -1,8 +1,10 @@
 //! The Wasmer sandbox.
 //!
 //! One [`Engine`] (cranelift) and one tokio runtime + `PluggableRuntime` live
-//! as long as the process; every call gets a fresh `Store`, `WasiEnv` and
-//! instance, so no state leaks from one invocation to the next. Guests get no
+//! as long as the process; every call gets a fresh `WasiEnv` and instance
+//! (its own memory), so no state leaks from one invocation to the next. The
+//! store and its host functions are reused by calls of the same module for
+//! a while ([`crate::session`]). Guests get no
 //! host networking (`UnsupportedVirtualNetworking`) and no host files (the
 //! default in-memory root file system, no pre-opened host directories) unless
 //! `worker run --dir` maps one for debugging.
@@ -21,6 +23,7 @@ use wasmer_wasix::{
 use crate::artifact;
 use crate::limits::{Watchdog, WASM_PAGE};
 use crate::poll::PollState;
+use crate::session::{CallHooks, HookSlot, Session};
 use crate::stdio::CappedOutput;
 use crate::tmpfs::Quota;
 
@@ -146,68 +149,118 @@ impl Sandbox {
         self.load_file(&dir.join("code.wasm"))
     }
 
-    /// Runs the module's `_start` in a fresh store and instance.
+    /// Runs the module's `_start` in a fresh store and instance (a one-off:
+    /// `worker run` and `worker check`).
     pub fn run(&self, module: &Module, opts: RunOptions) -> Result<RunOutput, SandboxError> {
+        let mut session = None;
+        self.run_in(&mut session, "run", module, opts)
+    }
+
+    /// Runs the module's `_start` in a fresh instance, in `session` when it
+    /// can serve module `key` (else in a new one, left in `session`), the
+    /// way a worker runs invocations back to back.
+    pub fn run_in(
+        &self,
+        session: &mut Option<Session>,
+        key: &str,
+        module: &Module,
+        opts: RunOptions,
+    ) -> Result<RunOutput, SandboxError> {
         let started = Instant::now();
-        let prepared = self.prepare(module, &opts.instance)?;
-        let (mut out, spent) = self.call(prepared, opts.stdin, opts.max_output_bytes, opts.timeout);
-        drop(spent);
+        let prepared = self.prepare(module, &opts.instance, key, session.take())?;
+        let (mut out, used) = self.call(prepared, opts.stdin, opts.max_output_bytes, opts.timeout);
+        *session = (!used.worn()).then_some(used);
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(out)
     }
 
-    /// Builds a fresh store, WASI environment and instance for `module`,
-    /// ready for [`call`](Self::call). Everything an invocation needs except
-    /// its payload, so a worker can do this while it waits for the next job.
+    /// Builds a fresh WASI environment and instance of `module` (named
+    /// `key` by the caller), ready for [`call`](Self::call): everything an
+    /// invocation needs except its payload, so a worker can do this while
+    /// it waits for the next job.
     ///
-    /// Only the WASI namespaces the module imports are built (not all five
-    /// that `WasiEnvBuilder::instantiate` creates, several hundred host
-    /// functions), and `poll_oneoff` is our own, bounded by the deadline.
+    /// The instance is built in `reuse` when that session serves `key`
+    /// (its store and host functions are kept; see [`crate::session`]),
+    /// else in a new session. A new session builds only the WASI namespaces
+    /// the module imports (not all five that `WasiEnvBuilder::instantiate`
+    /// creates, several hundred host functions), with our own
+    /// `poll_oneoff`, bounded by the deadline, and `/tmp` wrappers.
     pub fn prepare(
         &self,
         module: &Module,
         opts: &PrepareOptions,
+        key: &str,
+        reuse: Option<Session>,
     ) -> Result<Prepared, SandboxError> {
         let _enter = self.tokio.enter();
-        let mut store = Store::new(self.engine.clone());
-        let poll = PollState::default();
-        let (builder, captured, quota) = self.builder(opts, &poll)?;
+        let hooks = CallHooks {
+            poll: PollState::default(),
+            quota: opts.max_tmp_bytes.map(|bytes| Quota::new(bytes as usize)),
+        };
+        let (builder, captured) = self.builder(opts, &hooks)?;
         self.max_pages
             .store(pages(opts.max_memory_bytes), Ordering::Relaxed);
-        let failed = |e: &dyn std::fmt::Display| SandboxError::Instantiate(e.to_string());
-        let mut wasi_env = builder.finalize(&mut store).map_err(|e| failed(&e))?;
-        let mut imports = wasi_env
-            .import_object_for_all_wasi_versions(&mut store, module)
-            .map_err(|e| failed(&e))?;
-        crate::poll::install(&mut store, &wasi_env, &mut imports, &poll);
-        crate::tmpfs::install_sock_shutdown(&mut store, &wasi_env, &mut imports);
-        if let Some(quota) = &quota {
-            crate::tmpfs::install(&mut store, &wasi_env, &mut imports, quota);
-        }
-        let instance = Instance::new(&mut store, module, &imports).map_err(|e| failed(&e))?;
-        wasi_env
-            .initialize(&mut store, instance.clone())
-            .map_err(|e| failed(&e))?;
+        let has_tmp = hooks.quota.is_some();
+        let mut session = match reuse {
+            Some(mut session) if session.serves(key, has_tmp) => {
+                let env = builder.build().map_err(|e| instantiate_error(&e))?;
+                // Replacing the environment drops the previous call's (its
+                // files, buffers and process state).
+                *session.env.env.as_mut(&mut session.store) = env;
+                session
+            }
+            _ => self.open_session(key, module, builder, has_tmp)?,
+        };
+        *session.hooks.lock().unwrap() = hooks.clone();
+        let instance = Instance::new(&mut session.store, module, &session.imports)
+            .map_err(|e| instantiate_error(&e))?;
+        session
+            .env
+            .initialize(&mut session.store, instance.clone())
+            .map_err(|e| instantiate_error(&e))?;
         let start = instance
             .exports
             .get_function("_start")
             .map_err(|_| SandboxError::NoStart)?
             .clone();
         Ok(Prepared {
-            store,
-            _instance: instance,
-            wasi_env,
+            session,
             start,
-            poll,
+            hooks,
             captured,
             limits: (opts.max_memory_bytes, opts.max_tmp_bytes),
             env: opts.env.clone(),
         })
     }
 
+    /// A new store with the WASI imports `module` needs, bound to a
+    /// function environment that starts as `builder`'s.
+    fn open_session(
+        &self,
+        key: &str,
+        module: &Module,
+        builder: WasiEnvBuilder,
+        has_tmp: bool,
+    ) -> Result<Session, SandboxError> {
+        let mut store = Store::new(self.engine.clone());
+        let env = builder
+            .finalize(&mut store)
+            .map_err(|e| instantiate_error(&e))?;
+        let mut imports = env
+            .import_object_for_all_wasi_versions(&mut store, module)
+            .map_err(|e| instantiate_error(&e))?;
+        let hooks = HookSlot::default();
+        crate::poll::install(&mut store, &env, &mut imports, &hooks);
+        crate::tmpfs::install_sock_shutdown(&mut store, &env, &mut imports);
+        if has_tmp {
+            crate::tmpfs::install(&mut store, &env, &mut imports, &hooks);
+        }
+        Ok(Session::new(key, store, env, imports, hooks, has_tmp))
+    }
+
     /// The WASI environment of one call: argv, variables, in-memory stdio,
     /// one guest thread, and the files it may see.
-    fn builder(&self, opts: &PrepareOptions, poll: &PollState) -> Result<Built, SandboxError> {
+    fn builder(&self, opts: &PrepareOptions, hooks: &CallHooks) -> Result<Built, SandboxError> {
         let program = opts
             .args
             .first()
@@ -220,7 +273,7 @@ impl Sandbox {
         // One guest thread: a function cannot fan out threads inside a worker.
         builder.capabilities_mut().threading.max_threads = Some(1);
         if !opts.inherit_stdin {
-            builder = builder.stdin(Box::new(poll.stdin.clone()));
+            builder = builder.stdin(Box::new(hooks.poll.stdin.clone()));
         }
         let mut captured = None;
         if opts.capture {
@@ -231,58 +284,58 @@ impl Sandbox {
                 .stderr(Box::new(stderr.clone()));
             captured = Some((stdout, stderr));
         }
-        let setup = |e: &dyn std::fmt::Display| SandboxError::Instantiate(e.to_string());
-        let mut quota = None;
-        if let Some(max_tmp_bytes) = opts.max_tmp_bytes {
-            let q = Quota::new(max_tmp_bytes as usize);
-            let root = call_fs(&opts.files, &q).map_err(|e| setup(&e))?;
+        if let Some(quota) = &hooks.quota {
+            let root = call_fs(&opts.files, quota).map_err(|e| instantiate_error(&e))?;
             builder.set_mount_fs(root);
-            builder.add_preopen_dir("/").map_err(|e| setup(&e))?;
-            quota = Some(q);
+            builder
+                .add_preopen_dir("/")
+                .map_err(|e| instantiate_error(&e))?;
         }
         if !opts.dirs.is_empty() {
             let root = crate::hostdir::root(self.tokio.handle().clone(), &opts.dirs)
-                .map_err(|e| setup(&e))?;
+                .map_err(|e| instantiate_error(&e))?;
             builder.set_mount_fs(root);
-            builder.add_preopen_dir("/").map_err(|e| setup(&e))?;
+            builder
+                .add_preopen_dir("/")
+                .map_err(|e| instantiate_error(&e))?;
         }
-        Ok((builder, captured, quota))
+        Ok((builder, captured))
     }
 
     /// Runs a prepared instance's `_start` with `stdin` as its input.
-    /// Returns the outcome and the used instance: dropping it unmaps the
-    /// guest's memory, which the caller can do after answering.
+    /// Returns the outcome and the session, to serve the next call unless
+    /// it is [worn](Session::worn): then the caller drops it, after
+    /// answering (dropping unmaps the guests' memories).
     pub fn call(
         &self,
         prepared: Prepared,
         stdin: Vec<u8>,
         max_output_bytes: usize,
         timeout: Option<Duration>,
-    ) -> (RunOutput, Spent) {
+    ) -> (RunOutput, Session) {
         let _enter = self.tokio.enter();
         let started = Instant::now();
         let Prepared {
-            mut store,
-            _instance,
-            wasi_env,
+            mut session,
             start,
-            poll,
+            hooks,
             captured,
             ..
         } = prepared;
-        poll.stdin.set(stdin);
-        *poll.deadline.lock().unwrap() = timeout.map(|t| started + t);
+        hooks.poll.stdin.set(stdin);
+        *hooks.poll.deadline.lock().unwrap() = timeout.map(|t| started + t);
         if let Some((stdout, stderr)) = &captured {
             stdout.set_cap(max_output_bytes);
             stderr.set_cap(max_output_bytes);
         }
 
-        let armed = timeout.map(|t| self.watchdog.arm(Instant::now() + t, store.interrupter()));
-        let called = start.call(&mut store, &[]);
-        let timed_out = (armed.as_ref().is_some_and(|a| a.fired())
-            || poll.timed_out.load(Ordering::Acquire))
-            && called.is_err();
-        drop(armed);
+        let armed = timeout.map(|t| {
+            self.watchdog
+                .arm(Instant::now() + t, session.store.interrupter())
+        });
+        let called = start.call(&mut session.store, &[]);
+        let fired = armed.is_some_and(|armed| armed.disarm());
+        let timed_out = (fired || hooks.poll.timed_out.load(Ordering::Acquire)) && called.is_err();
         let (exit_code, trap) = match called {
             Ok(_) => (0, None),
             Err(err) => match err.downcast_ref::<WasiError>() {
@@ -291,7 +344,19 @@ impl Sandbox {
                 None => (1, Some(err.message())),
             },
         };
-        wasi_env.on_exit(&mut store, Some(exit_code.into()));
+        // What `WasiFunctionEnv::on_exit` does that matters here: mark the
+        // process finished. Its other work (closing every fd under a 10 s
+        // timer task) wakes the tokio thread on every call, and the
+        // in-memory files it would close are freed with the environment.
+        let env = session.env.data(&session.store);
+        env.process.terminate(exit_code.into());
+        let memory_bytes = env
+            .try_memory_view(&session.store)
+            .map_or(0, |view| view.data_size());
+        session.count_instance(memory_bytes);
+        if fired || trap.is_some() {
+            session.retire();
+        }
 
         let mut out = RunOutput {
             exit_code,
@@ -310,20 +375,12 @@ impl Sandbox {
             out.truncated = cut_out || cut_err;
         }
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let spent = Spent {
-            _store: store,
-            _instance,
-            _env: wasi_env,
-        };
-        (out, spent)
+        (out, session)
     }
 }
 
-/// An instance that has run; dropping it frees its store and memory.
-pub struct Spent {
-    _store: Store,
-    _instance: wasmer::Instance,
-    _env: wasmer_wasix::WasiFunctionEnv,
+fn instantiate_error(e: &dyn std::fmt::Display) -> SandboxError {
+    SandboxError::Instantiate(e.to_string())
 }
 
 /// What [`Sandbox::prepare`] needs to know ahead of the call.
@@ -350,11 +407,9 @@ pub struct PrepareOptions {
 
 /// A fresh instance waiting for its call.
 pub struct Prepared {
-    store: Store,
-    _instance: wasmer::Instance,
-    wasi_env: wasmer_wasix::WasiFunctionEnv,
+    session: Session,
     start: wasmer::Function,
-    poll: PollState,
+    hooks: CallHooks,
     captured: Option<(CappedOutput, CappedOutput)>,
     limits: (u64, Option<u64>),
     env: Vec<(String, String)>,
@@ -366,15 +421,23 @@ impl Prepared {
     pub fn fits(&self, opts: &PrepareOptions) -> bool {
         self.limits == (opts.max_memory_bytes, opts.max_tmp_bytes) && self.env == opts.env
     }
+
+    /// Gives up the instance (it never runs) and returns its session.
+    pub fn into_session(self) -> Session {
+        let mut session = self.session;
+        let memory_bytes = session
+            .env
+            .data(&session.store)
+            .try_memory_view(&session.store)
+            .map_or(0, |view| view.data_size());
+        session.count_instance(memory_bytes);
+        session
+    }
 }
 
-/// What [`Sandbox::builder`] makes: the WASI environment, the captured
-/// stdout/stderr, and the `/tmp` quota.
-type Built = (
-    WasiEnvBuilder,
-    Option<(CappedOutput, CappedOutput)>,
-    Option<Arc<Quota>>,
-);
+/// What [`Sandbox::builder`] makes: the WASI environment and the captured
+/// stdout/stderr.
+type Built = (WasiEnvBuilder, Option<(CappedOutput, CappedOutput)>);
 
 /// A call's file system: a private `/tmp` capped by `quota`, and `/faas`
 /// holding `files` read-only (an interpreter's script). Nothing else exists;
@@ -402,4 +465,87 @@ fn call_fs(
 /// Bytes → whole WebAssembly pages (at least one).
 fn pages(bytes: u64) -> u32 {
     (bytes / WASM_PAGE).clamp(1, 65536) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::MAX_CALLS;
+
+    /// Increments a global and a byte of memory, then prints both: a fresh
+    /// instance prints "11"; one that saw an earlier call would print more.
+    /// With `trap` set, it traps after printing.
+    fn counter_module(trap: bool) -> String {
+        format!(
+            r#"(module
+              (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+              (memory (export "memory") 1)
+              (global $calls (mut i32) (i32.const 0))
+              (func (export "_start")
+                (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+                (i32.store8 (i32.const 100) (i32.add (i32.load8_u (i32.const 100)) (i32.const 1)))
+                (i32.store8 (i32.const 16) (i32.add (i32.const 48) (global.get $calls)))
+                (i32.store8 (i32.const 17) (i32.add (i32.const 48) (i32.load8_u (i32.const 100))))
+                (i32.store (i32.const 0) (i32.const 16))
+                (i32.store (i32.const 4) (i32.const 2))
+                (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+                {}))"#,
+            if trap { "unreachable" } else { "" }
+        )
+    }
+
+    fn options() -> RunOptions {
+        RunOptions {
+            instance: PrepareOptions {
+                args: vec!["test".into()],
+                env: Vec::new(),
+                capture: true,
+                inherit_stdin: false,
+                dirs: Vec::new(),
+                files: Vec::new(),
+                max_tmp_bytes: Some(1 << 20),
+                max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            },
+            stdin: Vec::new(),
+            max_output_bytes: 1024,
+            timeout: Some(Duration::from_secs(5)),
+        }
+    }
+
+    #[test]
+    fn a_session_gives_every_call_a_fresh_instance_until_it_is_worn() {
+        let sandbox = Sandbox::new().unwrap();
+        let module = sandbox.compile(counter_module(false).as_bytes()).unwrap();
+        let mut session = None;
+        for call in 1..=MAX_CALLS {
+            let out = sandbox
+                .run_in(&mut session, "counter", &module, options())
+                .unwrap();
+            assert_eq!(out.stdout, b"11", "call {call}");
+            // Kept for the next call until it has served MAX_CALLS.
+            assert_eq!(session.is_some(), call < MAX_CALLS, "call {call}");
+        }
+        // Another module's name never reuses this store.
+        sandbox
+            .run_in(&mut session, "counter", &module, options())
+            .unwrap();
+        let out = sandbox
+            .run_in(&mut session, "other", &module, options())
+            .unwrap();
+        assert_eq!(out.stdout, b"11");
+        assert_eq!(session.as_ref().map(Session::key), Some("other"));
+    }
+
+    #[test]
+    fn a_trap_retires_the_session() {
+        let sandbox = Sandbox::new().unwrap();
+        let module = sandbox.compile(counter_module(true).as_bytes()).unwrap();
+        let mut session = None;
+        let out = sandbox
+            .run_in(&mut session, "trap", &module, options())
+            .unwrap();
+        assert!(out.trap.is_some());
+        assert_eq!(out.stdout, b"11");
+        assert!(session.is_none(), "a store that trapped is not reused");
+    }
 }

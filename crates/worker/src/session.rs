@@ -1,0 +1,115 @@
+//! Sessions: one Wasmer store reused by successive calls of one module.
+//!
+//! Every call still gets a fresh instance (its own linear memory, globals
+//! and tables) and a fresh WASI environment (arguments, variables, stdio,
+//! `/tmp`). What a session keeps from one call to the next is the store and
+//! the host functions bound in it: the WASI imports (about fifty
+//! `Function`s whose construction was a third of a call's cost) and our own
+//! wrappers around them. Those read the running call's state from a
+//! [`HookSlot`], so nothing of one call is reachable from the next: the
+//! previous environment is dropped when the next one replaces it, and the
+//! previous instance is never referenced again.
+//!
+//! A Wasmer store cannot free one of its instances before the store itself
+//! is dropped, so a session is retired (and dropped after the answer has
+//! been sent) once it has served [`MAX_CALLS`] calls, once the linear
+//! memories it holds reach [`MAX_HELD_BYTES`], or after a call that trapped
+//! or timed out.
+
+use std::sync::{Arc, Mutex};
+
+use wasmer::{Imports, Store};
+use wasmer_wasix::WasiFunctionEnv;
+
+use crate::poll::PollState;
+use crate::tmpfs::Quota;
+
+/// Calls one session serves at most. Dropping a store unmaps every memory it
+/// holds (about 10 µs each), so this also bounds the pause a worn store
+/// costs the job that follows it; 16 keeps the amortised cost of a new store
+/// (about 35 µs) near 2 µs a call.
+pub const MAX_CALLS: u32 = 16;
+/// Linear memory (of finished instances) a session may hold before it is
+/// retired: the worker's resident size stays within this much of a fresh
+/// store's.
+pub const MAX_HELD_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What our host functions need of the running call.
+#[derive(Clone, Default)]
+pub struct CallHooks {
+    pub poll: PollState,
+    /// The call's `/tmp` quota (`None`: the call has no file system).
+    pub quota: Option<Arc<Quota>>,
+}
+
+/// Where host functions built once per session find the running call's
+/// [`CallHooks`]. Locked only by the worker's one guest thread, so never
+/// contended.
+pub type HookSlot = Arc<Mutex<CallHooks>>;
+
+/// A store, its WASI function environment and the imports bound to it,
+/// for one module.
+pub struct Session {
+    /// Which module this session instantiates (the caller's name for it).
+    pub(crate) key: String,
+    pub(crate) store: Store,
+    pub(crate) env: WasiFunctionEnv,
+    pub(crate) imports: Imports,
+    pub(crate) hooks: HookSlot,
+    /// Built with the `/tmp` wrappers (calls with a file system).
+    pub(crate) has_tmp: bool,
+    calls: u32,
+    held_bytes: u64,
+    retired: bool,
+}
+
+impl Session {
+    pub(crate) fn new(
+        key: &str,
+        store: Store,
+        env: WasiFunctionEnv,
+        imports: Imports,
+        hooks: HookSlot,
+        has_tmp: bool,
+    ) -> Self {
+        Self {
+            key: key.to_string(),
+            store,
+            env,
+            imports,
+            hooks,
+            has_tmp,
+            calls: 0,
+            held_bytes: 0,
+            retired: false,
+        }
+    }
+
+    /// The caller's name for the module this session runs.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether the session must be dropped rather than serve another call.
+    pub fn worn(&self) -> bool {
+        self.retired || self.calls >= MAX_CALLS || self.held_bytes >= MAX_HELD_BYTES
+    }
+
+    /// Whether the next instance of module `key` may be built here.
+    pub(crate) fn serves(&self, key: &str, has_tmp: bool) -> bool {
+        !self.worn() && self.key == key && self.has_tmp == has_tmp
+    }
+
+    /// Counts an instance that is done with (ran or never will): its linear
+    /// memory stays mapped until the store is dropped.
+    pub(crate) fn count_instance(&mut self, memory_bytes: u64) {
+        self.calls += 1;
+        self.held_bytes += memory_bytes;
+    }
+
+    /// Marks the session for dropping (after a trap or an interrupt, nothing
+    /// of that store is reused).
+    pub(crate) fn retire(&mut self) {
+        self.retired = true;
+    }
+}
