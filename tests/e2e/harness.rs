@@ -188,6 +188,19 @@ impl TestServer {
         }
     }
 
+    /// Kills this server with SIGKILL (no cleanup of any kind) and starts a
+    /// new one on the same directory.
+    pub fn crash_and_restart(mut self) -> Self {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let dir = self.dir.clone();
+        let args = self.args.clone();
+        let env = self.env.clone();
+        drop(self);
+        Self::start_in(dir, args, env)
+    }
+
     /// Stops this server and starts a new one on the same directory.
     pub fn restart(mut self) -> Self {
         let status = self.stop();

@@ -91,6 +91,75 @@ fn update_keeps_versions_and_switches_atomically() {
 }
 
 #[test]
+fn a_server_killed_in_the_middle_of_an_update_keeps_a_consistent_store() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let first = server.deploy("svc", "c", &hello_says("v1"));
+    // A Go build takes most of a second: kill -9 the server inside it, with
+    // the new version's staging directory on disk.
+    let addr = server.addr.clone();
+    let update = thread::spawn(move || {
+        // Raw, so that a connection reset is an outcome and not a panic.
+        use std::io::{Read, Write};
+        let code = example("hello.go");
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "PUT /function/svc?lang=go HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            code.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(code.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let functions = server.functions_dir();
+    let staging = || {
+        std::fs::read_dir(&functions)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !(server.log_text().contains("deploy svc (go): building") && staging()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.log_text()
+        );
+        thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let server = server.crash_and_restart();
+    // The client saw its connection end, not a success.
+    let answer = update.join().unwrap();
+    assert!(!answer.starts_with("HTTP/1.1 201"), "{answer}");
+    // The old version is whole and still the one served; nothing half-built
+    // is listed or left on disk.
+    assert!(!staging(), "staging leftovers survived a restart");
+    let listed = server.get("/functions").json();
+    let ids: Vec<&str> = listed["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.as_str()]);
+    assert_eq!(server.stored_functions(), vec![first.clone()]);
+    let resp = server.post("/invoke?fn=svc", "");
+    assert_eq!(resp.json()["output"], "v1\n");
+    // And the update can simply be made again.
+    let resp = server.request(
+        "PUT",
+        "/function/svc?lang=go",
+        example("hello.go").as_bytes(),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    assert_eq!(
+        server.post("/invoke?fn=svc", "").json()["output"],
+        "Hello from FAAS!\n"
+    );
+}
+
+#[test]
 fn delete_removes_a_function_or_one_version() {
     let server = TestServer::start("RR", &[]);
     let v1 = server.deploy("gone", "c", &hello_says("g1"));
