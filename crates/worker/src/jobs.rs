@@ -376,7 +376,7 @@ fn native_limits(limits: &CallLimits) -> NativeLimits {
         timeout: limits.timeout,
         max_memory_bytes: limits.max_memory_bytes,
         max_output_bytes: limits.max_output_bytes,
-        max_file_bytes: 16 * 1024 * 1024,
+        max_tmp_bytes: limits.max_tmp_bytes,
         max_open_files: 256,
         // Per slot uid: bubblewrap, the runtime and a few children.
         max_processes: 32,

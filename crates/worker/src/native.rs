@@ -41,12 +41,16 @@ use crate::wasm::RunOutput;
 pub const BWRAP: &str = "/usr/bin/bwrap";
 
 /// Limits of one native call.
+/// How far the file-size rlimit sits above the `/tmp` size.
+const FSIZE_MARGIN: u64 = 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct NativeLimits {
     pub timeout: Duration,
     pub max_memory_bytes: u64,
     pub max_output_bytes: usize,
-    pub max_file_bytes: u64,
+    /// Size of the call's `/tmp` (a tmpfs): a write past it gets ENOSPC.
+    pub max_tmp_bytes: u64,
     pub max_open_files: u64,
     pub max_processes: u64,
 }
@@ -240,7 +244,7 @@ fn bwrap_command(
     if lang == Lang::Php {
         cmd.args(["--ro-bind-try", "/etc/php", "/etc/php"]);
     }
-    let tmp_bytes = limits.max_file_bytes.to_string();
+    let tmp_bytes = limits.max_tmp_bytes.to_string();
     cmd.args(["--proc", "/proc", "--dev", "/dev"])
         .args(["--size", &tmp_bytes, "--tmpfs", "/tmp", "--chdir", "/tmp"])
         .args(["--dir", "/faas", "--ro-bind-data", "3", &script])
@@ -365,7 +369,9 @@ fn confine(
     let rlimits = [
         (Resource::RLIMIT_CPU, cpu_seconds),
         (Resource::RLIMIT_DATA, limits.max_memory_bytes),
-        (Resource::RLIMIT_FSIZE, limits.max_file_bytes),
+        // Above the tmpfs's size, so that filling /tmp gets ENOSPC and the
+        // function can go on (at the same size, SIGXFSZ killed it first).
+        (Resource::RLIMIT_FSIZE, limits.max_tmp_bytes + FSIZE_MARGIN),
         (Resource::RLIMIT_NOFILE, limits.max_open_files),
         (Resource::RLIMIT_NPROC, limits.max_processes),
         (Resource::RLIMIT_CORE, 0),
