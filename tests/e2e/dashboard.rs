@@ -108,6 +108,60 @@ fn metrics_parse_and_move_with_traffic() {
     assert_eq!(samples(&gone, "faas_invocations_total").len(), 0, "{gone}");
 }
 
+#[test]
+fn metrics_scrapes_under_load_parse_and_never_go_backwards() {
+    let server = TestServer::start("RR", &["--workers", "2"]);
+    server.deploy("busy", "c", &example("hello.c"));
+    let ok = |t: &str| {
+        counter(
+            t,
+            "faas_invocations_total",
+            &[("function", "busy"), ("outcome", "ok")],
+        )
+    };
+    let callers: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || {
+                (0..150)
+                    .filter(|_| {
+                        crate::harness::http(&addr, "POST", "/invoke?fn=busy", b"").status == 200
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    // Scrape while the calls run: every scrape answers, parses, and no
+    // counter moves backwards.
+    let mut last = 0.0;
+    let mut scrapes = 0;
+    while callers.iter().any(|c| !c.is_finished()) {
+        let resp = server.get("/metrics");
+        assert_eq!(resp.status, 200);
+        let now = ok(&resp.body);
+        assert!(
+            now >= last,
+            "faas_invocations_total went from {last} to {now}"
+        );
+        last = now;
+        scrapes += 1;
+    }
+    let answered: usize = callers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(answered, 900);
+    assert!(scrapes >= 3, "only {scrapes} scrapes during the load");
+    // Afterwards the counter and the histogram are exact.
+    let after = server.get("/metrics").body;
+    assert_eq!(ok(&after), 900.0);
+    assert_eq!(
+        counter(
+            &after,
+            "faas_invocation_duration_seconds_count",
+            &[("function", "busy")]
+        ),
+        900.0
+    );
+}
+
 /// chromedriver on a free port, stopped when dropped.
 struct Driver {
     child: Child,
