@@ -469,15 +469,11 @@ fn artifacts_are_built_at_deploy_reused_on_restart_and_rebuilt_when_stale() {
     std::fs::write(&stale, &old).unwrap();
 
     let server = server.restart();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !server.log_text().contains("rebuilt 1 stale artifacts") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            server.log_text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::harness::wait_for_log(
+        &server,
+        "rebuilt 1 stale artifacts",
+        std::time::Duration::from_secs(30),
+    );
     assert!(std::fs::read(&stale)
         .unwrap()
         .starts_with(b"faas-artifact/1 wasmer=7.4.2"));

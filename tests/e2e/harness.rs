@@ -418,6 +418,38 @@ pub fn http_bytes(
     (parsed.status, parsed.headers, raw[split + 4..].to_vec())
 }
 
+/// Waits until `cond` holds (`within` at most), else fails saying `what`.
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until the server's log has a line containing `text` (`within` at
+/// most), else fails showing the log.
+pub fn wait_for_log(server: &TestServer, text: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !server.log_text().contains(text) {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Kills worker `index` of `server` with SIGKILL; returns its pid.
+pub fn kill_worker(server: &TestServer, index: usize) -> u64 {
+    let pid = server.get("/stats").json()["worker_pids"][index]
+        .as_u64()
+        .expect("worker pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    pid
+}
+
 /// Polls `GET /stats` until `cond` holds (20 s at most).
 pub fn wait_for(server: &TestServer, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -148,15 +148,11 @@ fn a_slow_go_build_stalls_neither_invocations_nor_other_deploys() {
         );
         (resp, start.elapsed())
     });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !server.log_text().contains("deploy slowgo (go): building") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            server.log_text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    crate::harness::wait_for_log(
+        &server,
+        "deploy slowgo (go): building",
+        std::time::Duration::from_secs(20),
+    );
     let mut worst = std::time::Duration::ZERO;
     let mut calls = 0;
     while !go.is_finished() && calls < 200 {

@@ -218,14 +218,7 @@ fn a_killed_worker_fails_its_calls_fast_and_is_replaced() {
         })
         .collect();
     wait_for(&server, "calls in flight", |s| in_flight(s) >= 4);
-    let victim = server.get("/stats").json()["worker_pids"][2]
-        .as_u64()
-        .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    let victim = crate::harness::kill_worker(&server, 2);
     let mut crashed = 0;
     for caller in callers {
         let (resp, elapsed) = caller.join().unwrap();
@@ -336,11 +329,7 @@ fn a_worker_that_loaded_many_modules_is_recycled_without_failing_calls() {
     assert_eq!(stats["worker_restarts"][0], 0, "a recycle is not a crash");
     assert_eq!(stats["workers"][0]["failed"], 0);
     // The old process drains its queue, then exits.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log_text().contains("retired after recycling") {
-        assert!(Instant::now() < deadline, "{}", server.log_text());
-        thread::sleep(Duration::from_millis(20));
-    }
+    crate::harness::wait_for_log(&server, "retired after recycling", Duration::from_secs(10));
     assert!(
         !server.log_text().contains("crashed"),
         "{}",

@@ -10,6 +10,15 @@ fn hello_says(text: &str) -> String {
     example("hello.c").replace("Hello from FAAS!", text)
 }
 
+/// The `id` of every entry of a JSON list (of versions or functions).
+fn ids_of(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["id"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn update_keeps_versions_and_switches_atomically() {
     let server = TestServer::start("RR", &["--keep-versions", "3"]);
@@ -44,12 +53,7 @@ fn update_keeps_versions_and_switches_atomically() {
         "v1\n"
     );
     let versions = server.get("/function/svc/versions").json();
-    let ids: Vec<&str> = versions["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&versions["versions"]);
     assert_eq!(ids, [second.as_str(), first.as_str()]);
     assert_eq!(
         versions["versions"][0]["sha256"].as_str().unwrap().len(),
@@ -119,15 +123,11 @@ fn a_server_killed_in_the_middle_of_an_update_keeps_a_consistent_store() {
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !(server.log_text().contains("deploy svc (go): building") && staging()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            server.log_text()
-        );
-        thread::sleep(std::time::Duration::from_millis(2));
-    }
+    crate::harness::wait_until(
+        "the update building, its staging directory on disk",
+        std::time::Duration::from_secs(20),
+        || server.log_text().contains("deploy svc (go): building") && staging(),
+    );
     let server = server.crash_and_restart();
     // The client saw its connection end, not a success.
     let answer = update.join().unwrap();
@@ -136,12 +136,7 @@ fn a_server_killed_in_the_middle_of_an_update_keeps_a_consistent_store() {
     // is listed or left on disk.
     assert!(!staging(), "staging leftovers survived a restart");
     let listed = server.get("/functions").json();
-    let ids: Vec<&str> = listed["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&listed["functions"]);
     assert_eq!(ids, [first.as_str()]);
     assert_eq!(server.stored_functions(), vec![first.clone()]);
     let resp = server.post("/invoke?fn=svc", "");

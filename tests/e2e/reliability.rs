@@ -215,14 +215,7 @@ fn a_soak_with_two_worker_kills_loses_at_most_the_running_calls() {
         while done.load(Ordering::Relaxed) < at {
             thread::sleep(Duration::from_millis(2));
         }
-        let pid = server.get("/stats").json()["worker_pids"][kill]
-            .as_u64()
-            .unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        crate::harness::kill_worker(&server, kill);
     }
     let statuses: Vec<u16> = callers
         .into_iter()

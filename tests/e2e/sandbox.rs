@@ -134,14 +134,11 @@ fn hostile_functions_in_every_language_reach_nothing() {
     assert_eq!(server.get("/functions").body, listed);
     assert!(!std::path::Path::new("/escape.txt").exists());
     // What PHP left running died with its call, even the setsid one.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while leftover_sleeps() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "a function's process outlived its call"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::harness::wait_until(
+        "a function's process outlived its call",
+        Duration::from_secs(3),
+        || leftover_sleeps() == 0,
+    );
     // And the platform still serves.
     server.deploy("after", "c", &example("hello.c"));
     assert_eq!(server.post("/invoke?fn=after", "").status, 200);
@@ -393,14 +390,11 @@ fn a_php_call_that_fills_tmp_gets_enospc_and_one_that_forks_without_end_is_stopp
         .parse()
         .unwrap();
     assert!(started < 60, "no process limit: {started}");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while leftover_sleeps() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "a forked process outlived its call"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::harness::wait_until(
+        "a forked process outlived its call",
+        Duration::from_secs(3),
+        || leftover_sleeps() == 0,
+    );
     server.deploy("ok", "php", &example("hello.php"));
     assert_eq!(server.post("/invoke?fn=ok", "x").status, 200);
 }

@@ -288,20 +288,13 @@ impl JobRunner {
         let started = std::time::Instant::now();
         let ready = match self.prepared.take() {
             Some((ready_id, p)) if ready_id == id && p.fits(&opts) => Ok(p),
-            // Any other prepared instance is given up (it never ran).
-            other => {
-                if let Some((_, p)) = other {
+            // Any other prepared instance is given up (it never ran); its
+            // store may still serve this call.
+            given_up => {
+                if let Some((_, p)) = given_up {
                     self.session = Some(p.into_session());
                 }
-                let reuse = self.session.take();
-                let reuse = match reuse {
-                    Some(session) if session.key() == id => Some(session),
-                    other => {
-                        // Another function's store: dropped after answering.
-                        self.spent = other;
-                        None
-                    }
-                };
+                let reuse = self.session_for(id);
                 self.sandbox.prepare(&module, &opts, id, reuse)
             }
         };
@@ -320,6 +313,18 @@ impl JobRunner {
         }
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(out)
+    }
+
+    /// The kept session when it belongs to function `id`; another
+    /// function's is set aside to be dropped after answering.
+    fn session_for(&mut self, id: &str) -> Option<Session> {
+        match self.session.take() {
+            Some(session) if session.key() == id => Some(session),
+            other => {
+                self.spent = other;
+                None
+            }
+        }
     }
 
     /// The interpreter of `lang`, loaded on first use.

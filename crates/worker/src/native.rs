@@ -40,10 +40,10 @@ use crate::wasm::RunOutput;
 /// The bubblewrap binary.
 pub const BWRAP: &str = "/usr/bin/bwrap";
 
-/// Limits of one native call.
 /// How far the file-size rlimit sits above the `/tmp` size.
 const FSIZE_MARGIN: u64 = 1024 * 1024;
 
+/// Limits of one native call.
 #[derive(Debug, Clone)]
 pub struct NativeLimits {
     pub timeout: Duration,

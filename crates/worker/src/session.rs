@@ -102,9 +102,14 @@ impl Session {
         !self.worn() && self.key == key && self.has_tmp == has_tmp
     }
 
-    /// Counts an instance that is done with (ran or never will): its linear
-    /// memory stays mapped until the store is dropped.
-    pub(crate) fn count_instance(&mut self, memory_bytes: u64) {
+    /// Counts the current instance as done with (it ran, or never will):
+    /// its linear memory stays mapped until the store is dropped.
+    pub(crate) fn count_instance(&mut self) {
+        let memory_bytes = self
+            .env
+            .data(&self.store)
+            .try_memory_view(&self.store)
+            .map_or(0, |view| view.data_size());
         self.calls += 1;
         self.held_bytes += memory_bytes;
     }

@@ -211,7 +211,7 @@ impl Sandbox {
             }
             _ => self.open_session(key, module, builder, has_tmp)?,
         };
-        *session.hooks.lock().unwrap() = hooks.clone();
+        *session.hooks.lock().unwrap() = hooks;
         let instance = Instance::new(&mut session.store, module, &session.imports)
             .map_err(|e| instantiate_error(&e))?;
         session
@@ -226,7 +226,6 @@ impl Sandbox {
         Ok(Prepared {
             session,
             start,
-            hooks,
             captured,
             limits: (opts.max_memory_bytes, opts.max_tmp_bytes),
             env: opts.env.clone(),
@@ -318,12 +317,12 @@ impl Sandbox {
         let Prepared {
             mut session,
             start,
-            hooks,
             captured,
             ..
         } = prepared;
-        hooks.poll.stdin.set(stdin);
-        *hooks.poll.deadline.lock().unwrap() = timeout.map(|t| started + t);
+        let poll = session.hooks.lock().unwrap().poll.clone();
+        poll.stdin.set(stdin);
+        *poll.deadline.lock().unwrap() = timeout.map(|t| started + t);
         if let Some((stdout, stderr)) = &captured {
             stdout.set_cap(max_output_bytes);
             stderr.set_cap(max_output_bytes);
@@ -335,7 +334,7 @@ impl Sandbox {
         });
         let called = start.call(&mut session.store, &[]);
         let fired = armed.is_some_and(|armed| armed.disarm());
-        let timed_out = (fired || hooks.poll.timed_out.load(Ordering::Acquire)) && called.is_err();
+        let timed_out = (fired || poll.timed_out.load(Ordering::Acquire)) && called.is_err();
         let (exit_code, trap) = match called {
             Ok(_) => (0, None),
             Err(err) => match err.downcast_ref::<WasiError>() {
@@ -348,12 +347,12 @@ impl Sandbox {
         // process finished. Its other work (closing every fd under a 10 s
         // timer task) wakes the tokio thread on every call, and the
         // in-memory files it would close are freed with the environment.
-        let env = session.env.data(&session.store);
-        env.process.terminate(exit_code.into());
-        let memory_bytes = env
-            .try_memory_view(&session.store)
-            .map_or(0, |view| view.data_size());
-        session.count_instance(memory_bytes);
+        session
+            .env
+            .data(&session.store)
+            .process
+            .terminate(exit_code.into());
+        session.count_instance();
         if fired || trap.is_some() {
             session.retire();
         }
@@ -409,7 +408,6 @@ pub struct PrepareOptions {
 pub struct Prepared {
     session: Session,
     start: wasmer::Function,
-    hooks: CallHooks,
     captured: Option<(CappedOutput, CappedOutput)>,
     limits: (u64, Option<u64>),
     env: Vec<(String, String)>,
@@ -425,12 +423,7 @@ impl Prepared {
     /// Gives up the instance (it never runs) and returns its session.
     pub fn into_session(self) -> Session {
         let mut session = self.session;
-        let memory_bytes = session
-            .env
-            .data(&session.store)
-            .try_memory_view(&session.store)
-            .map_or(0, |view| view.data_size());
-        session.count_instance(memory_bytes);
+        session.count_instance();
         session
     }
 }
@@ -534,6 +527,30 @@ mod tests {
             .unwrap();
         assert_eq!(out.stdout, b"11");
         assert_eq!(session.as_ref().map(Session::key), Some("other"));
+    }
+
+    #[test]
+    fn a_call_stopped_at_its_deadline_retires_the_session() {
+        let sandbox = Sandbox::new().unwrap();
+        let wat = r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "_start") (loop (br 0))))"#;
+        let module = sandbox.compile(wat.as_bytes()).unwrap();
+        let mut session = None;
+        let out = sandbox
+            .run_in(
+                &mut session,
+                "spin",
+                &module,
+                RunOptions {
+                    timeout: Some(Duration::from_millis(50)),
+                    ..options()
+                },
+            )
+            .unwrap();
+        assert!(out.timed_out);
+        assert!(session.is_none(), "an interrupted store is not reused");
     }
 
     #[test]
