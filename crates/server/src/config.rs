@@ -85,6 +85,22 @@ pub struct Cli {
     /// Longest a single compile may run, in seconds.
     #[arg(long, env = "FAAS_COMPILE_TIMEOUT_S", default_value_t = 120)]
     pub compile_timeout_s: u64,
+    /// Data-size limit of every compiler process, in MiB: a compile bomb
+    /// fails there (422) instead of taking the machine's memory.
+    #[arg(long, env = "FAAS_COMPILE_MEMORY_MB", default_value_t = 2048)]
+    pub compile_memory_mb: u64,
+    /// Where builds get their private directories (created 0711; one
+    /// 0700 directory per build, owned by the build uid, removed after it).
+    #[arg(long, env = "FAAS_BUILD_DIR", default_value = "/var/tmp/faas-build")]
+    pub build_dir: PathBuf,
+    /// The uid/gid compilers run as when the server runs as root
+    /// (default: `--native-uid-base` - 1).
+    #[arg(long, env = "FAAS_BUILD_UID")]
+    pub build_uid: Option<u32>,
+    /// Run compilers without bubblewrap when it cannot create namespaces
+    /// here (unsafe: a hostile deploy reads what the build uid can read).
+    #[arg(long, env = "FAAS_ALLOW_UNCONFINED_BUILD")]
+    pub allow_unconfined_build: bool,
     /// Threads for the gateway's and the Server's async runtimes (each).
     /// They do microseconds of work per request, so few threads serve many
     /// workers, and fewer threads mean fewer cross-thread wake-ups (measured
@@ -110,6 +126,21 @@ impl Cli {
             );
         }
         Ok(path)
+    }
+
+    /// How compiles are confined ([`crate::build_sandbox`]).
+    pub fn build_sandbox_config(&self) -> crate::build_sandbox::BuildSandboxConfig {
+        crate::build_sandbox::BuildSandboxConfig {
+            bwrap: std::env::var_os("FAAS_BWRAP")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(faas_worker::native::BWRAP)),
+            root: self.build_dir.clone(),
+            uid: self
+                .build_uid
+                .unwrap_or_else(|| self.worker.native_uid_base.saturating_sub(1)),
+            memory_bytes: self.compile_memory_mb.max(64) * 1024 * 1024,
+            allow_unconfined: self.allow_unconfined_build,
+        }
     }
 
     /// Threads per async runtime (gateway, Server).

@@ -7,6 +7,8 @@
 //!   LB's, gateway's and workers' flags are flattened in from their crates);
 //! - [`store`]: the on-disk function store and its in-memory index;
 //! - [`toolchain`]: finding compilers/runtimes and building functions;
+//! - [`build_sandbox`]: the bubblewrap sandbox and rlimits every compile
+//!   runs in;
 //! - [`workers`]: worker processes (spawn, pipes, crash replacement,
 //!   recycling);
 //! - [`service`]: what each gateway operation does;
@@ -14,6 +16,7 @@
 //! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket
 //!   loop, the edge where operations and replies cross the wire.
 
+pub mod build_sandbox;
 pub mod config;
 pub mod metrics;
 pub mod service;
@@ -32,6 +35,7 @@ use faas_proto::client::Client;
 use faas_proto::{Lang, LbReply, LbRequest};
 use tokio::sync::{watch, Semaphore};
 
+use build_sandbox::BuildSandbox;
 pub use config::Cli;
 use service::{Limits, Service};
 use store::FunctionStore;
@@ -39,6 +43,31 @@ use toolchain::{RuntimeChoice, Toolchains};
 use workers::{WorkerPool, WorkerSpec};
 
 const PART: &str = "SERVER";
+
+/// Keeps the control plane's tokens to this process: reads the token
+/// files, removes the token variables from the environment every child
+/// would inherit, and makes this process non-dumpable, so that no process
+/// of the same uid can read its `/proc/PID/environ` or memory. Called
+/// before any thread starts (changing the environment is not thread-safe).
+pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
+    cli.gateway.load_token_files().map_err(anyhow::Error::msg)?;
+    for var in ["FAAS_API_TOKEN", "FAAS_INVOKE_TOKEN"] {
+        std::env::remove_var(var);
+    }
+    if let Err(err) = nix::sys::prctl::set_dumpable(false) {
+        log::warn!(target: PART, "cannot make the server non-dumpable: {err}");
+    }
+    if cli.gateway.api_token.is_some() || cli.gateway.invoke_token.is_some() {
+        let on_command_line = std::env::args().any(|a| {
+            a.starts_with("--api-token") && !a.starts_with("--api-token-file")
+                || a.starts_with("--invoke-token") && !a.starts_with("--invoke-token-file")
+        });
+        if on_command_line {
+            log::warn!(target: PART, "a token was given on the command line, where every user of this machine can read it (ps); prefer --api-token-file / --invoke-token-file");
+        }
+    }
+    Ok(())
+}
 
 /// Starts everything described by `cli` and blocks until SIGINT/SIGTERM,
 /// then shuts down in order: stop accepting HTTP, let open requests finish
@@ -137,14 +166,18 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     let runtimes_dir = worker_args.runtimes_dir_for(&worker_program);
     worker_args.runtimes_dir = Some(runtimes_dir.clone());
     prepare_runtimes(&worker_program, &runtimes_dir);
-    let toolchains = Toolchains::detect(RuntimeChoice {
-        worker: worker_program.clone(),
-        runtimes_dir,
-        native_js: cli.worker.native_js,
-        native_python: cli.worker.native_python,
-        allow_unconfined: cli.worker.allow_unconfined_native,
-        uid: cli.worker.native_uid_base,
-    });
+    let sandbox = BuildSandbox::new(cli.build_sandbox_config());
+    let toolchains = Toolchains::detect(
+        RuntimeChoice {
+            worker: worker_program.clone(),
+            runtimes_dir,
+            native_js: cli.worker.native_js,
+            native_python: cli.worker.native_python,
+            allow_unconfined: cli.worker.allow_unconfined_native,
+            uid: cli.worker.native_uid_base,
+        },
+        sandbox,
+    );
     toolchains.log_summary();
 
     let lb = Arc::new(connect_lb(&cli.lb_socket).await?);
@@ -165,7 +198,6 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     };
     let workers = WorkerPool::start(usize::from(cli.workers), spec, lb.clone())?;
 
-    let cache_dir = store.dir().join(".cache");
     let service = Arc::new(Service {
         store,
         toolchains,
@@ -183,7 +215,6 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
             keep_versions: cli.keep_versions.max(1),
         },
         compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
-        cache_dir,
         next_job: AtomicU64::new(1),
         worker_program,
         invocations: Default::default(),
@@ -219,6 +250,7 @@ fn prepare_runtimes(worker: &std::path::Path, runtimes_dir: &std::path::Path) {
         return;
     }
     let mut cmd = std::process::Command::new(worker);
+    build_sandbox::clear_env(&mut cmd);
     cmd.arg("--runtimes-dir")
         .arg(runtimes_dir)
         .arg("prepare-runtimes");

@@ -8,8 +8,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     // Invalid flags (an unknown strategy, a bad weight) exit 2 with clap's
     // message naming the value.
-    let cli = faas_server::Cli::parse();
+    let mut cli = faas_server::Cli::parse();
     faas_logging::init("SERVER");
+    if let Err(err) = faas_server::protect_secrets(&mut cli) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     match faas_server::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

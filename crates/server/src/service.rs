@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::metrics::{Hops, Metrics};
 use crate::store::{now_secs, FunctionStore, StoreError};
-use crate::toolchain::{build_artifact, run_with_timeout, BuildError, Toolchains};
+use crate::toolchain::{run_with_timeout, BuildError, Toolchains};
 use crate::workers::WorkerPool;
 
 const PART: &str = "SERVER";
@@ -81,7 +81,6 @@ pub struct Service {
     pub limits: Limits,
     /// Bounds concurrent compiles so a burst of deploys cannot starve invokes.
     pub compile_slots: Semaphore,
-    pub cache_dir: PathBuf,
     pub next_job: AtomicU64,
     /// The worker binary, also used to build artifacts.
     pub worker_program: PathBuf,
@@ -214,14 +213,13 @@ impl Service {
         let (dir, source) = (dir.to_path_buf(), source.to_path_buf());
         let built = tokio::task::spawn_blocking(move || {
             let timeout = this.limits.compile_timeout;
-            this.toolchains
-                .build(lang, &dir, &source, &this.cache_dir, timeout)?;
+            this.toolchains.build(lang, &dir, &source, timeout)?;
             if lang.is_compiled() {
                 // Compile once, here: workers load this artifact instead of
                 // running cranelift on their first call. In a child process
                 // (`worker compile`), because a Wasmer engine never frees the
                 // code it compiled: the Server's memory stays flat.
-                build_artifact(&this.worker_program, &dir, timeout)?;
+                this.toolchains.build_artifact(&dir, timeout)?;
             }
             Ok(())
         })
@@ -602,6 +600,7 @@ impl Service {
     /// compile that function's `code.wasm` themselves.
     pub fn refresh_artifacts(&self) {
         let mut cmd = std::process::Command::new(&self.worker_program);
+        crate::build_sandbox::clear_env(&mut cmd);
         cmd.arg("--functions-dir")
             .arg(self.store.dir())
             .arg("refresh-artifacts");

@@ -16,13 +16,24 @@
 //! With `--native-js` / `--native-python` JavaScript and Python run with
 //! `node` / `python3` (`$FAAS_NODE`, `$FAAS_PYTHON`) inside bubblewrap, and
 //! deploy checks with `node --check` / `compile()`.
+//!
+//! Every compiler and checker runs in the build sandbox
+//! ([`crate::build_sandbox`]): it sees a private copy of the function's
+//! source at `/build`, the toolchain read-only, and nothing of the store.
+//! `worker check` and `worker compile` (our own code, running the
+//! interpreters in WebAssembly and cranelift) run with the same cleared
+//! environment and rlimits.
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faas_proto::Lang;
+
+use crate::build_sandbox::{mirror, BuildJob, BuildSandbox, ToolRun};
 
 const PART: &str = "SERVER";
 
@@ -38,6 +49,9 @@ pub struct Tool {
     pub tinygo: bool,
     /// An interpreter module run by `worker check` (JS, Python in Wasm).
     pub interpreter: bool,
+    /// The toolchain's own directory when it lives outside `/usr` (a
+    /// `GOROOT`, `/opt/wasi-sdk`): bound read-only into the build sandbox.
+    pub root: Option<PathBuf>,
 }
 
 /// How JS, Python and PHP are to run (from the worker flags).
@@ -55,7 +69,7 @@ pub struct RuntimeChoice {
 }
 
 /// Every toolchain, looked up once at start.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Toolchains {
     c: Option<Tool>,
     rust: Option<Tool>,
@@ -66,6 +80,10 @@ pub struct Toolchains {
     /// Why PHP (native functions) cannot run here, when it cannot.
     native_blocked: Option<String>,
     choice: RuntimeChoice,
+    /// Where compilers run.
+    sandbox: Arc<BuildSandbox>,
+    /// Whether the trusted Go cache has been filled (once per Server).
+    go_cache_ready: Mutex<bool>,
 }
 
 /// Why a deploy's build step failed.
@@ -83,21 +101,30 @@ pub enum BuildError {
 }
 
 impl Toolchains {
-    /// Looks for every tool (runs each `--version` once).
-    pub fn detect(choice: RuntimeChoice) -> Self {
+    /// Looks for every tool (runs each `--version` once); compilers are
+    /// used only when the build sandbox can read them.
+    pub fn detect(choice: RuntimeChoice, sandbox: BuildSandbox) -> Self {
         let go = overridable("FAAS_GO", || {
             which("tinygo")
                 .map(|p| (p, true))
-                .or_else(|| which("go").map(|p| (p, false)))
+                .or_else(|| {
+                    ["/usr/local/bin/go", "/usr/bin/go"]
+                        .iter()
+                        .map(PathBuf::from)
+                        .find(|p| is_executable(p))
+                        .or_else(|| which("go"))
+                        .map(|p| (p, false))
+                })
                 .and_then(|(p, tinygo)| probe(&p, &["version"]).map(|v| tool(p, v, tinygo)))
-        });
-        let go = go.map(|mut t| {
+        })
+        .map(|mut t| {
             t.tinygo = t
                 .program
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().contains("tinygo"));
             t
-        });
+        })
+        .and_then(locate_goroot);
         // Native runtimes run inside bubblewrap, which binds only /usr:
         // system paths first, and the real file (not an /etc/alternatives
         // link) so the path exists inside the sandbox.
@@ -121,20 +148,31 @@ impl Toolchains {
             }
             Err(why) => Some(why),
         };
+        let c = overridable("FAAS_CLANG", || {
+            ["/opt/wasi-sdk/bin/clang", "clang-19", "clang"]
+                .iter()
+                .filter_map(|c| which(c))
+                .find_map(|p| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
+        });
+        let rust = overridable("FAAS_RUSTC", || {
+            let p = PathBuf::from("/usr/bin/rustc");
+            p.exists()
+                .then(|| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
+                .flatten()
+        });
+        let readable = |lang: Lang, t: Option<Tool>| {
+            t.map(with_root).filter(|t| match &t.root {
+                Some(root) if !sandbox.readable_by_builds(root) => {
+                    log::warn!(target: PART, "{lang}: {} is not readable by the build sandbox's uid (a parent directory is private); install the toolchain under /usr or /usr/local (`make toolchains` does)", root.display());
+                    false
+                }
+                _ => true,
+            })
+        };
         Self {
-            c: overridable("FAAS_CLANG", || {
-                ["/opt/wasi-sdk/bin/clang", "clang-19", "clang"]
-                    .iter()
-                    .filter_map(|c| which(c))
-                    .find_map(|p| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
-            }),
-            rust: overridable("FAAS_RUSTC", || {
-                let p = PathBuf::from("/usr/bin/rustc");
-                p.exists()
-                    .then(|| probe(&p, &["--version"]).map(|v| tool(p, v, false)))
-                    .flatten()
-            }),
-            go,
+            c: readable(Lang::C, c),
+            rust: readable(Lang::Rust, rust),
+            go: readable(Lang::Go, go),
             js: if choice.native_js {
                 native("FAAS_NODE", "node")
             } else {
@@ -148,7 +186,15 @@ impl Toolchains {
             php: native("FAAS_PHP", "php"),
             native_blocked,
             choice,
+            sandbox: Arc::new(sandbox),
+            go_cache_ready: Mutex::new(false),
         }
+    }
+
+    /// Whether `lang`'s deploy step runs a host tool in the build sandbox
+    /// (JS and Python in WebAssembly are checked by `worker check`).
+    fn needs_sandbox(&self, lang: Lang) -> bool {
+        lang.is_compiled() || self.is_native(lang)
     }
 
     /// Whether `lang` runs with a host runtime (in bubblewrap).
@@ -187,6 +233,9 @@ impl Toolchains {
         if self.is_native(lang) && self.native_blocked.is_some() {
             return None;
         }
+        if self.needs_sandbox(lang) && self.sandbox.blocked().is_some() {
+            return None;
+        }
         match lang {
             Lang::C => self.c.as_ref(),
             Lang::Rust => self.rust.as_ref(),
@@ -200,6 +249,9 @@ impl Toolchains {
 
     /// What to tell a user whose language cannot be deployed here.
     pub fn missing_hint(&self, lang: Lang) -> String {
+        if let Some(why) = self.sandbox.blocked().filter(|_| self.needs_sandbox(lang)) {
+            return format!("{lang} functions cannot be built here: {why}");
+        }
         match &self.native_blocked {
             Some(why) if self.is_native(lang) => format!(
                 "{lang} functions cannot be confined on this server: bubblewrap cannot create namespaces ({why}); fix that, or start the server with --allow-unconfined-native"
@@ -213,14 +265,13 @@ impl Toolchains {
         }
     }
 
-    /// Checks (native languages) or compiles (wasm languages) `source` in
-    /// `dir`. For wasm languages writes `dir/code.wasm`.
+    /// Checks (native languages) or compiles (wasm languages) `source`,
+    /// in the build sandbox. For wasm languages writes `dir/code.wasm`.
     pub fn build(
         &self,
         lang: Lang,
         dir: &Path,
         source: &Path,
-        cache_dir: &Path,
         timeout: Duration,
     ) -> Result<(), BuildError> {
         if lang == Lang::Html {
@@ -229,44 +280,145 @@ impl Toolchains {
         let tool = self
             .tool(lang)
             .ok_or_else(|| BuildError::Missing(self.missing_hint(lang)))?;
-        let out = dir.join("code.wasm");
-        let cmd = if tool.interpreter {
-            self.check_command(lang, source)
-        } else {
-            build_command(lang, tool, dir, source, &out, cache_dir)
+        if tool.interpreter {
+            let cmd = self.check_command(lang, source, timeout);
+            return finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &[dir]);
+        }
+        let setup =
+            |e: std::io::Error| BuildError::Failed(format!("cannot prepare the build: {e}"));
+        let job = self.sandbox.job().map_err(setup)?;
+        let code = std::fs::read(source).map_err(setup)?;
+        job.put(&lang.source_file(), &code).map_err(setup)?;
+        let run = build_run(lang, tool, &job);
+        if lang == Lang::Go && !tool.tinygo {
+            self.go_cache(&job, tool, timeout);
+        }
+        let cmd = self.sandbox.command(&job, &run, timeout);
+        let hidden = [job.guest(), job.host(), dir];
+        finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &hidden)?;
+        if lang.is_compiled() {
+            let built = job.host().join("code.wasm");
+            let out = dir.join("code.wasm");
+            // A copy of the Server's own (0600 under its umask), not the
+            // build uid's file.
+            std::fs::copy(&built, &out)
+                .and_then(|_| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600))
+                })
+                .map_err(|e| {
+                    BuildError::Failed(format!(
+                        "{} exited 0 but its code.wasm cannot be read: {e}",
+                        tool.program.display()
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Gives a Go build its own copy of the trusted build cache (the
+    /// standard library compiled once, by the Server, from GOROOT alone):
+    /// a build writes only to its copy, so a hostile build cannot poison
+    /// the next one's packages.
+    fn go_cache(&self, job: &BuildJob, tool: &Tool, timeout: Duration) {
+        let Ok(trusted) = self.sandbox.shared_dir("go-cache") else {
+            return;
         };
-        let output = run_with_timeout(cmd, timeout).map_err(|e| {
-            BuildError::Failed(format!("cannot run {}: {e}", tool.program.display()))
-        })?;
-        match output {
-            None => Err(BuildError::Failed(format!(
-                "{lang} build timed out after {} s",
-                timeout.as_secs()
-            ))),
-            Some((status, _)) if status.success() && (!lang.is_compiled() || out.exists()) => {
-                Ok(())
+        {
+            let mut ready = self
+                .go_cache_ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !*ready {
+                // Once per Server, even when it fails: a build without the
+                // cache is slower, not wrong.
+                self.fill_go_cache(tool, &trusted, timeout);
+                *ready = true;
             }
-            Some((status, _)) if status.success() => Err(BuildError::Failed(format!(
-                "{} exited 0 but wrote no code.wasm",
-                tool.program.display()
-            ))),
-            // `worker check` exits 2 when the interpreter itself is
-            // missing or unusable (its message names `make toolchains`).
-            Some((status, message)) if tool.interpreter && status.code() != Some(1) => {
-                Err(BuildError::Missing(message.trim().to_string()))
-            }
-            Some((_, message)) => Err(BuildError::Rejected(clean_message(&message, dir))),
+        }
+        match mirror(job, &trusted, &job.host().join(".gocache")) {
+            Ok(files) => log::debug!(target: PART, "go build cache: {files} files"),
+            Err(err) => log::warn!(target: PART, "cannot copy the Go build cache: {err}"),
         }
     }
 
-    /// `worker check`: the interpreter in WebAssembly parses the script.
-    fn check_command(&self, lang: Lang, source: &Path) -> Command {
-        let mut cmd = Command::new(&self.choice.worker);
+    /// Compiles the standard library packages most functions use into the
+    /// trusted Go cache. Runs no function code: only GOROOT's sources.
+    fn fill_go_cache(&self, tool: &Tool, cache: &Path, timeout: Duration) -> bool {
+        let started = Instant::now();
+        let Ok(job) = self.sandbox.server_job() else {
+            return false;
+        };
+        let guest_cache = if self.sandbox.confined() {
+            PathBuf::from("/gocache")
+        } else {
+            cache.to_path_buf()
+        };
+        let mut run = go_run(tool, &job, &guest_cache);
+        // The flags of a function's build: they are part of the cache keys.
+        run.args = ["build", "-trimpath"]
+            .iter()
+            .chain(GO_WARM_PACKAGES)
+            .map(OsString::from)
+            .collect();
+        run.writable = vec![(cache.to_path_buf(), guest_cache)];
+        // Files the builds read through links: the Server's, world-readable.
+        run.umask = Some(0o022);
+        run.as_server = true;
+        let cmd = self.sandbox.command(&job, &run, timeout);
+        match run_with_timeout(cmd, timeout) {
+            Ok(Some((status, _))) if status.success() => {
+                log::info!(target: PART, "go: standard library compiled into the build cache in {:.1} s", started.elapsed().as_secs_f64());
+                true
+            }
+            Ok(Some((_, out))) => {
+                log::warn!(target: PART, "go: filling the build cache failed: {}", out.trim());
+                false
+            }
+            Ok(None) => {
+                log::warn!(target: PART, "go: filling the build cache timed out");
+                false
+            }
+            Err(err) => {
+                log::warn!(target: PART, "go: cannot fill the build cache: {err}");
+                false
+            }
+        }
+    }
+
+    /// `worker check`: the interpreter in WebAssembly parses the script
+    /// (our own code; with a cleared environment and the build rlimits).
+    fn check_command(&self, lang: Lang, source: &Path, timeout: Duration) -> Command {
+        let mut cmd = self.sandbox.trusted_command(&self.choice.worker, timeout);
         cmd.arg("--runtimes-dir")
             .arg(&self.choice.runtimes_dir)
             .args(["check", "--lang", lang.name()])
             .arg(source);
         cmd
+    }
+
+    /// Builds `dir/code.wasmu` with `worker compile` (exit 3: the module is
+    /// not valid WebAssembly), with the build rlimits.
+    pub fn build_artifact(&self, dir: &Path, timeout: Duration) -> Result<(), BuildError> {
+        let worker = &self.choice.worker;
+        let mut cmd = self.sandbox.trusted_command(worker, timeout);
+        cmd.arg("compile").arg(dir);
+        let output = run_with_timeout(cmd, timeout)
+            .map_err(|e| BuildError::Failed(format!("cannot run {}: {e}", worker.display())))?;
+        match output {
+            None => Err(BuildError::Failed(format!(
+                "compiling to a Wasmer artifact timed out after {} s",
+                timeout.as_secs()
+            ))),
+            Some((status, _)) if status.success() => Ok(()),
+            Some((status, message)) if status.code() == Some(3) => {
+                Err(BuildError::Rejected(message.trim().to_string()))
+            }
+            Some((_, message)) => Err(BuildError::Failed(format!(
+                "artifact build failed: {}",
+                message.trim()
+            ))),
+        }
     }
 
     /// The host runtimes workers need for native functions.
@@ -290,29 +442,99 @@ fn interpreter(choice: &RuntimeChoice, lang: Lang, version: &str) -> Option<Tool
         version: version.to_string(),
         tinygo: false,
         interpreter: true,
+        root: None,
     })
 }
 
-/// The command that checks or compiles `source` (in `dir`, writing `out`
-/// for compiled languages).
-fn build_command(
+/// Standard library packages compiled once into the trusted Go cache.
+const GO_WARM_PACKAGES: &[&str] = &[
+    "fmt",
+    "os",
+    "io",
+    "bufio",
+    "bytes",
+    "strings",
+    "strconv",
+    "errors",
+    "sort",
+    "math",
+    "time",
+    "sync",
+    "unicode/utf8",
+    "encoding/json",
+    "encoding/base64",
+    "encoding/hex",
+    "regexp",
+    "crypto/sha256",
+    "net/url",
+    "path/filepath",
+];
+
+/// How a build ended: `Ok` when the tool exited 0, else the error a
+/// deploy answers with (the message shown with `hidden` paths removed).
+fn finish(
     lang: Lang,
     tool: &Tool,
-    dir: &Path,
-    source: &Path,
-    out: &Path,
-    cache_dir: &Path,
-) -> Command {
-    let mut cmd = Command::new(&tool.program);
-    cmd.current_dir(dir);
-    match lang {
-        Lang::C => {
-            cmd.args(["--target=wasm32-wasi", "-O2", "-o"])
-                .arg(out)
-                .arg(source);
+    output: std::io::Result<Option<(ExitStatus, String)>>,
+    timeout: Duration,
+    hidden: &[&Path],
+) -> Result<(), BuildError> {
+    let output = output
+        .map_err(|e| BuildError::Failed(format!("cannot run {}: {e}", tool.program.display())))?;
+    match output {
+        None => Err(BuildError::Failed(format!(
+            "{lang} build timed out after {} s",
+            timeout.as_secs()
+        ))),
+        Some((status, _)) if status.success() => Ok(()),
+        // `worker check` exits 2 when the interpreter itself is missing or
+        // unusable (its message names `make toolchains`).
+        Some((status, message)) if tool.interpreter && status.code() != Some(1) => {
+            Err(BuildError::Missing(message.trim().to_string()))
         }
+        Some((status, message)) => Err(BuildError::Rejected(clean_message(
+            &message,
+            &describe_failure(status),
+            hidden,
+        ))),
+    }
+}
+
+/// What a tool killed by a signal ran into (the data rlimit makes an
+/// allocation fail: compilers abort).
+fn describe_failure(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(9) => "the compiler was killed (it went past a build limit)".into(),
+        Some(24) => "the compiler ran out of CPU time (--compile-timeout-s)".into(),
+        Some(25) => "the compiler wrote a file larger than the build allows".into(),
+        Some(sig) => format!(
+            "the compiler died with signal {sig} (it may have hit the build's memory limit, --compile-memory-mb)"
+        ),
+        None => "compilation failed (the compiler printed nothing)".into(),
+    }
+}
+
+/// The sandboxed run that checks or compiles the job's source, writing
+/// `code.wasm` next to it for compiled languages.
+fn build_run(lang: Lang, tool: &Tool, job: &BuildJob) -> ToolRun {
+    let src = job.guest().join(lang.source_file());
+    let out = job.guest().join("code.wasm");
+    let mut run = ToolRun {
+        program: tool.program.clone(),
+        tool_dirs: tool.root.iter().cloned().collect(),
+        ..ToolRun::default()
+    };
+    let args: Vec<OsString> = match lang {
+        Lang::C => vec![
+            "--target=wasm32-wasi".into(),
+            "-O2".into(),
+            "-o".into(),
+            out.into(),
+            src.into(),
+        ],
         Lang::Rust => {
-            cmd.args([
+            let mut a: Vec<OsString> = [
                 "--target",
                 "wasm32-wasi",
                 "--edition",
@@ -324,69 +546,105 @@ fn build_command(
                 "--crate-name",
                 "function",
                 "-o",
-            ])
-            .arg(out)
-            .arg(source);
+            ]
+            .iter()
+            .map(OsString::from)
+            .collect();
+            a.extend([out.into(), src.into()]);
+            a
         }
-        Lang::Go if tool.tinygo => {
-            cmd.args(["build", "-target=wasi", "-o"])
-                .arg(out)
-                .arg(source);
-        }
+        Lang::Go if tool.tinygo => vec![
+            "build".into(),
+            "-target=wasi".into(),
+            "-o".into(),
+            out.into(),
+            src.into(),
+        ],
         Lang::Go => {
-            // The cache is the Server's own, so the second Go deploy reuses
-            // the compiled standard library (seconds, not tens).
-            cmd.args(["build", "-trimpath", "-o"])
-                .arg(out)
-                .arg(source)
-                .env("GOOS", "wasip1")
-                .env("GOARCH", "wasm")
-                .env("GOCACHE", cache_dir.join("go-build"))
-                .env("GOPATH", cache_dir.join("gopath"))
-                .env("GOTOOLCHAIN", "local")
-                .env("GOPROXY", "off")
-                .env("HOME", cache_dir);
+            run = go_run(tool, job, &job.guest().join(".gocache"));
+            vec![
+                "build".into(),
+                "-trimpath".into(),
+                "-o".into(),
+                out.into(),
+                src.into(),
+            ]
         }
-        Lang::Js => {
-            cmd.arg("--check").arg(source);
-        }
-        Lang::Python => {
-            cmd.args([
-                "-c",
-                "import sys; compile(open(sys.argv[1], 'rb').read(), 'code.py', 'exec')",
-            ])
-            .arg(source);
-        }
+        Lang::Js => vec!["--check".into(), src.into()],
+        Lang::Python => vec![
+            "-I".into(),
+            "-c".into(),
+            "import sys; compile(open(sys.argv[1], 'rb').read(), 'code.py', 'exec')".into(),
+            src.into(),
+        ],
         Lang::Php => {
-            cmd.args(["-n", "-l"]).arg(source);
+            run.etc.push("/etc/php");
+            vec!["-n".into(), "-l".into(), src.into()]
         }
         // Html has no build step; `build` returns before asking for one.
-        Lang::Html => {}
-    }
-    cmd
+        Lang::Html => vec![],
+    };
+    run.args = args;
+    run
 }
 
-/// Builds `dir/code.wasmu` with `worker compile` (exit 3: the module is not
-/// valid WebAssembly).
-pub fn build_artifact(worker: &Path, dir: &Path, timeout: Duration) -> Result<(), BuildError> {
-    let mut cmd = Command::new(worker);
-    cmd.arg("compile").arg(dir);
-    let output = run_with_timeout(cmd, timeout)
-        .map_err(|e| BuildError::Failed(format!("cannot run {}: {e}", worker.display())))?;
-    match output {
-        None => Err(BuildError::Failed(format!(
-            "compiling to a Wasmer artifact timed out after {} s",
-            timeout.as_secs()
-        ))),
-        Some((status, _)) if status.success() => Ok(()),
-        Some((status, message)) if status.code() == Some(3) => {
-            Err(BuildError::Rejected(message.trim().to_string()))
-        }
-        Some((_, message)) => Err(BuildError::Failed(format!(
-            "artifact build failed: {}",
-            message.trim()
-        ))),
+/// The Go toolchain with its variables: WASI target, no network, no
+/// toolchain switch, no user config; `cache` is the build cache's path.
+fn go_run(tool: &Tool, job: &BuildJob, cache: &Path) -> ToolRun {
+    let mut env: Vec<(String, OsString)> = [
+        ("GOOS", "wasip1"),
+        ("GOARCH", "wasm"),
+        ("GOTOOLCHAIN", "local"),
+        ("GOPROXY", "off"),
+        ("GOENV", "off"),
+        ("GOTELEMETRY", "off"),
+        ("GOFLAGS", "-buildvcs=false"),
+        ("CGO_ENABLED", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), OsString::from(v)))
+    .collect();
+    env.push(("GOCACHE".into(), cache.into()));
+    env.push(("GOPATH".into(), job.guest().join(".gopath").into()));
+    if let Some(root) = &tool.root {
+        env.push(("GOROOT".into(), root.into()));
     }
+    ToolRun {
+        program: tool.program.clone(),
+        env,
+        tool_dirs: tool.root.iter().cloned().collect(),
+        ..ToolRun::default()
+    }
+}
+
+/// The real Go toolchain behind `go` (a pyenv shim or a link): its
+/// `GOROOT/bin/go`, so the sandbox needs only GOROOT.
+fn locate_goroot(mut t: Tool) -> Option<Tool> {
+    if t.tinygo {
+        return Some(t);
+    }
+    let goroot = probe(&t.program, &["env", "GOROOT"]).map(PathBuf::from)?;
+    let program = goroot.join("bin/go");
+    if !is_executable(&program) {
+        log::warn!(target: PART, "go: {} has no bin/go", goroot.display());
+        return None;
+    }
+    t.program = program;
+    t.root = Some(goroot);
+    Some(t)
+}
+
+/// Sets a tool's root: the directory holding its `bin/` when that is not
+/// under `/usr` (bound read-only into the build sandbox).
+fn with_root(mut t: Tool) -> Tool {
+    if t.root.is_none() {
+        let real = std::fs::canonicalize(&t.program).unwrap_or_else(|_| t.program.clone());
+        if !real.starts_with("/usr") {
+            t.root = real.parent().and_then(Path::parent).map(Path::to_path_buf);
+        }
+        t.program = real;
+    }
+    t
 }
 
 /// What to tell a user whose language has no toolchain here.
@@ -409,6 +667,7 @@ fn tool(program: PathBuf, version: String, tinygo: bool) -> Tool {
         version,
         tinygo,
         interpreter: false,
+        root: None,
     }
 }
 
@@ -525,12 +784,14 @@ pub fn run_with_timeout(
     Ok(status.map(|s| (s, text)))
 }
 
-/// Shortens a compiler message and hides the server's directories in it.
-fn clean_message(message: &str, dir: &Path) -> String {
-    let dir = format!("{}/", dir.display());
-    let mut text = message.replace(&dir, "");
+/// Shortens a compiler message and hides the build's directories in it.
+fn clean_message(message: &str, empty: &str, hidden: &[&Path]) -> String {
+    let mut text = message.to_string();
+    for dir in hidden {
+        text = text.replace(&format!("{}/", dir.display()), "");
+    }
     if text.trim().is_empty() {
-        text = "compilation failed (the compiler printed nothing)".into();
+        text = empty.to_string();
     }
     if text.len() > MAX_MESSAGE_BYTES {
         let mut cut = MAX_MESSAGE_BYTES;
