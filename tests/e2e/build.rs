@@ -44,8 +44,20 @@ fn host_file(path: &str) -> String {
 }
 
 #[test]
-fn compilers_cannot_read_host_files() {
-    let server = TestServer::start("RR", &["--workers", "1"]);
+fn compilers_in_bubblewrap_cannot_read_host_files() {
+    let server = TestServer::start("RR", &["--workers", "1", "--build-sandbox", "bwrap"]);
+    assert!(server.log_text().contains("confined by Bubblewrap"));
+    host_files_stay_out_of_reach(&server);
+}
+
+#[test]
+fn compilers_under_landlock_cannot_read_host_files() {
+    let server = TestServer::start("RR", &["--workers", "1", "--build-sandbox", "landlock"]);
+    assert!(server.log_text().contains("confined by Landlock"));
+    host_files_stay_out_of_reach(&server);
+}
+
+fn host_files_stay_out_of_reach(server: &TestServer) {
     let shadow = host_file("/etc/shadow");
     let shadow_root = shadow.lines().next().expect("a line in /etc/shadow");
     let hostname = host_file("/etc/hostname");
@@ -98,10 +110,10 @@ fn compilers_cannot_read_host_files() {
     // The same mechanisms work on the function's own files: the attacks
     // fail because the host's files are not there, not because they are
     // written wrong.
-    let own = deploy_and_run(&server, "ownincbin", "c", &incbin_program("/build/code.c"));
+    let own = deploy_and_run(server, "ownincbin", "c", &incbin_program("code.c"));
     assert_eq!(own.0, 201, "{}", own.1);
     assert!(own.1.contains(".incbin"), "{}", own.1);
-    assert_healthy(&server, "after_files");
+    assert_healthy(server, "after_files");
 }
 
 /// A C function printing the bytes of `path`, pulled in by the assembler.
@@ -116,7 +128,13 @@ fn incbin_program(path: &str) -> String {
 
 #[test]
 fn a_build_cannot_read_another_functions_source() {
-    let server = TestServer::start("RR", &["--workers", "1"]);
+    for sandbox in ["bwrap", "landlock"] {
+        let server = TestServer::start("RR", &["--workers", "1", "--build-sandbox", sandbox]);
+        another_functions_source_stays_out_of_reach(&server);
+    }
+}
+
+fn another_functions_source_stays_out_of_reach(server: &TestServer) {
     let marker = "VICTIM_MARKER_4711";
     let victim = server.deploy(
         "victim",
@@ -131,7 +149,7 @@ fn a_build_cannot_read_another_functions_source() {
         ("relup", format!("../../functions/{victim}/code.c")),
     ] {
         let code = format!("fn main() {{ print!(\"{{}}\", include_str!(\"{path}\")); }}\n");
-        let (status, text) = deploy_and_run(&server, name, "rust", &code);
+        let (status, text) = deploy_and_run(server, name, "rust", &code);
         assert_eq!(status, 422, "{name}: {text}");
         assert!(!text.contains(marker), "{name} read the victim: {text}");
     }
@@ -139,11 +157,24 @@ fn a_build_cannot_read_another_functions_source() {
 
 #[test]
 fn compilers_see_no_token_of_the_server() {
+    for sandbox in ["bwrap", "landlock"] {
+        tokens_stay_out_of_reach(sandbox);
+    }
+}
+
+fn tokens_stay_out_of_reach(sandbox: &str) {
     let api = "api-token-0123456789abcdef";
     let invoke = "invoke-token-fedcba9876543210";
     let server = TestServer::start_with_env(
         "RR",
-        &["--workers", "1", "--invoke-token", invoke],
+        &[
+            "--workers",
+            "1",
+            "--invoke-token",
+            invoke,
+            "--build-sandbox",
+            sandbox,
+        ],
         &[("FAAS_API_TOKEN", api)],
     );
     let pid = server.pid();
@@ -198,7 +229,8 @@ fn compilers_see_no_token_of_the_server() {
             "{name} leaked the invoke token: {text}"
         );
     }
-    // The server's own pid is not in the build's PID namespace at all.
+    // The server's /proc is out of reach (another PID namespace, or a
+    // Landlock rule).
     let code =
         format!("fn main() {{ print!(\"{{}}\", include_str!(\"/proc/{pid}/cmdline\")); }}\n");
     let (status, text) = run("cmdline2", &code);
@@ -287,10 +319,26 @@ fn reproducers_since(dir: &Path, since: SystemTime) -> Vec<String> {
 
 #[test]
 fn without_a_sandbox_builds_are_refused_unless_the_operator_allows_them() {
+    let no_bwrap = [("FAAS_BWRAP", "/nonexistent/bwrap")];
+    // No bubblewrap: Landlock confines the builds.
+    let server = TestServer::start_with_env("RR", &["--workers", "1"], &no_bwrap);
+    assert!(
+        server.log_text().contains("using Landlock"),
+        "{}",
+        server.log_text()
+    );
+    let resp = server.post(
+        "/deploy?name=inc&lang=c",
+        "#include \"/etc/passwd\"\nint main(void) { return 0; }\n",
+    );
+    assert!(!resp.assert_error(422).contains("root:"));
+    assert_healthy(&server, "landlocked");
+
+    // Neither (bubblewrap asked for, and missing): refused, naming the cause.
     let server = TestServer::start_with_env(
         "RR",
-        &["--workers", "1"],
-        &[("FAAS_BWRAP", "/nonexistent/bwrap")],
+        &["--workers", "1", "--build-sandbox", "bwrap"],
+        &no_bwrap,
     );
     for (lang, file) in [("c", "hello.c"), ("rust", "hello.rs"), ("php", "hello.php")] {
         let resp = server.post(
@@ -299,17 +347,24 @@ fn without_a_sandbox_builds_are_refused_unless_the_operator_allows_them() {
         );
         let e = resp.assert_error(503);
         assert!(e.contains("--allow-unconfined-build"), "{e}");
+        assert!(e.contains("/nonexistent/bwrap"), "{e}");
     }
     // Interpreted in WebAssembly: no host compiler, still deployable.
     server.deploy("js_ok", "js", &example("hello.js"));
 
     let server = TestServer::start_with_env(
         "RR",
-        &["--workers", "1", "--allow-unconfined-build"],
-        &[("FAAS_BWRAP", "/nonexistent/bwrap")],
+        &[
+            "--workers",
+            "1",
+            "--build-sandbox",
+            "bwrap",
+            "--allow-unconfined-build",
+        ],
+        &no_bwrap,
     );
     assert!(
-        server.log_text().contains("--allow-unconfined-build"),
+        server.log_text().contains("WITHOUT a sandbox"),
         "the operator is warned at start: {}",
         server.log_text()
     );

@@ -17,10 +17,18 @@
 //!   processes (when the Server can switch uid), open files, no core dumps;
 //!   and the caller's wall-clock timeout kills the whole sandbox.
 //!
-//! When bubblewrap cannot create namespaces here, builds are refused with
-//! the cause (503), unless the operator passed `--allow-unconfined-build`:
-//! then the tools run directly, still with the cleared environment, the
-//! build uid, the rlimits and the private scratch directory.
+//! Where bubblewrap cannot create namespaces (many container profiles),
+//! builds are confined with Landlock instead (unprivileged, kernel >= 5.13):
+//! the tool runs directly as the build uid, with the same environment and
+//! rlimits, and may read only the toolchain directories, execute nothing
+//! else, and write only to its private directory (which is also its
+//! `TMPDIR`); it may neither open the host's `/proc` nor make TCP
+//! connections, nor signal processes outside it (where the kernel's
+//! Landlock has those rights). `--build-sandbox` picks one of the two.
+//! When neither works here, builds are refused with the cause (503),
+//! unless the operator passed `--allow-unconfined-build`: then the tools run
+//! directly, still with the cleared environment, the build uid, the rlimits
+//! and the private scratch directory.
 
 use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -29,6 +37,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use landlock::{
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{Gid, Uid};
 
@@ -48,9 +60,19 @@ const MAX_OPEN_FILES: u64 = 1024;
 /// Job directories older than this are a crashed Server's leftovers.
 const STALE_JOB_AGE: Duration = Duration::from_secs(24 * 3600);
 
+/// Which confinement the operator asks for (`--build-sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxKind {
+    /// bubblewrap where it works, else Landlock.
+    Auto,
+    Bwrap,
+    Landlock,
+}
+
 /// How builds are confined on this machine.
 #[derive(Debug, Clone)]
 pub struct BuildSandboxConfig {
+    pub kind: SandboxKind,
     /// The bubblewrap binary (`FAAS_BWRAP` overrides `/usr/bin/bwrap`).
     pub bwrap: PathBuf,
     /// Holds one private directory per running build (`--build-dir`).
@@ -85,15 +107,24 @@ pub struct ToolRun {
     pub as_server: bool,
 }
 
-/// Builds confined with bubblewrap, or (by the operator's choice) without.
+/// How tools are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement {
+    Bubblewrap,
+    Landlock,
+    /// By the operator's choice (`--allow-unconfined-build`).
+    Unconfined,
+}
+
+/// Builds confined with bubblewrap or Landlock, or (by the operator's
+/// choice) without.
 #[derive(Debug)]
 pub struct BuildSandbox {
     config: BuildSandboxConfig,
     /// The uid/gid builds switch to (set when the Server is root).
     run_as: Option<(Uid, Gid)>,
-    /// `Ok(true)`: bubblewrap; `Ok(false)`: unconfined by the operator's
-    /// choice; `Err`: why builds are refused.
-    confined: Result<bool, String>,
+    /// `Err`: why builds are refused.
+    confinement: Result<Confinement, String>,
 }
 
 /// A build's private directory: `/build` inside the sandbox; removed with
@@ -155,53 +186,45 @@ impl Drop for BuildJob {
 }
 
 impl BuildSandbox {
-    /// Prepares the build root and checks that bubblewrap works as the
-    /// build uid; logs how builds will be confined.
+    /// Prepares the build root and picks the confinement that works here
+    /// (bubblewrap as the build uid, else Landlock); logs the choice.
     pub fn new(config: BuildSandboxConfig) -> Self {
         let run_as = Uid::effective()
             .is_root()
             .then(|| (Uid::from_raw(config.uid), Gid::from_raw(config.uid)));
-        let confined = match prepare_root(&config.root) {
-            Err(err) => Err(format!(
-                "the build directory {} cannot be used: {err}",
-                config.root.display()
-            )),
-            Ok(()) => match probe(&config.bwrap, run_as) {
-                Ok(()) => Ok(true),
-                Err(why) if config.allow_unconfined => {
-                    log::warn!(target: PART, "compilers run WITHOUT bubblewrap (--allow-unconfined-build): a hostile deploy can read every file the build uid can ({why})");
-                    Ok(false)
-                }
-                Err(why) => Err(format!(
-                    "compiles cannot be confined on this server: bubblewrap cannot create namespaces ({why}); enable unprivileged user namespaces, or start the server with --allow-unconfined-build"
-                )),
-            },
-        };
-        match (&confined, run_as) {
-            (Ok(true), Some((uid, _))) => {
-                log::info!(target: PART, "builds run in bubblewrap as uid {uid}, in {}", config.root.display())
+        let confinement = prepare_root(&config.root)
+            .map_err(|err| {
+                format!(
+                    "the build directory {} cannot be used: {err}",
+                    config.root.display()
+                )
+            })
+            .and_then(|()| choose(&config, run_as));
+        match (&confinement, run_as) {
+            (Ok(Confinement::Unconfined), _) => {}
+            (Ok(how), Some((uid, _))) => {
+                log::info!(target: PART, "builds run confined by {how:?} as uid {uid}, in {}", config.root.display())
             }
-            (Ok(true), None) => {
-                log::info!(target: PART, "builds run in bubblewrap, in {}", config.root.display())
+            (Ok(how), None) => {
+                log::info!(target: PART, "builds run confined by {how:?}, in {}", config.root.display())
             }
-            (Ok(false), _) => {}
             (Err(why), _) => log::warn!(target: PART, "{why}"),
         }
         Self {
             config,
             run_as,
-            confined,
+            confinement,
         }
     }
 
     /// Why builds are refused here, if they are.
     pub fn blocked(&self) -> Option<&str> {
-        self.confined.as_ref().err().map(String::as_str)
+        self.confinement.as_ref().err().map(String::as_str)
     }
 
     /// Whether tools run in bubblewrap (paths inside differ from the host's).
     pub fn confined(&self) -> bool {
-        self.confined == Ok(true)
+        self.confinement == Ok(Confinement::Bubblewrap)
     }
 
     /// Our own helper (`worker check`, `worker compile`) processing a
@@ -211,7 +234,7 @@ impl BuildSandbox {
     pub fn trusted_command(&self, program: &Path, timeout: Duration) -> Command {
         let mut cmd = Command::new(program);
         clear_env(&mut cmd);
-        self.limit(&mut cmd, timeout, None, None);
+        self.limit(&mut cmd, timeout, None, None, None);
         cmd
     }
 
@@ -267,11 +290,15 @@ impl BuildSandbox {
             .env("LANG", "C.UTF-8")
             .envs(tool.env.iter().map(|(k, v)| (k, v)));
         let run_as = (!tool.as_server).then_some(self.run_as).flatten();
-        self.limit(&mut cmd, timeout, run_as, tool.umask);
+        let ruleset = match self.confinement {
+            Ok(Confinement::Landlock) => Some(landlock_rules(job, tool)),
+            _ => None,
+        };
+        self.limit(&mut cmd, timeout, run_as, tool.umask, ruleset);
         cmd
     }
 
-    /// `/tmp` inside the sandbox; a directory in the job without one.
+    /// `/tmp` inside the sandbox; the job's own directory without one.
     fn tmp_dir(&self, job: &BuildJob) -> PathBuf {
         if self.confined() {
             PathBuf::from("/tmp")
@@ -312,13 +339,15 @@ impl BuildSandbox {
         cmd
     }
 
-    /// The rlimits, the uid switch and the umask, in the child before exec.
+    /// The rlimits, the uid switch, the umask and the Landlock ruleset
+    /// (built here, before the fork), in the child before exec.
     fn limit(
         &self,
         cmd: &mut Command,
         timeout: Duration,
         run_as: Option<(Uid, Gid)>,
         umask: Option<u32>,
+        ruleset: Option<Result<RulesetCreated, landlock::RulesetError>>,
     ) {
         cmd.stdin(Stdio::null());
         let mut rlimits = vec![
@@ -332,9 +361,16 @@ impl BuildSandbox {
         if run_as.is_some() {
             rlimits.push((Resource::RLIMIT_NPROC, MAX_PROCESSES));
         }
+        // A ruleset that could not be built refuses the run (in the child,
+        // where the error surfaces as the spawn's error).
+        let mut ruleset = ruleset.map(|r| r.map_err(|e| e.to_string()));
+        if let Some(Err(err)) = &ruleset {
+            log::error!(target: PART, "cannot build the Landlock ruleset: {err}");
+        }
         // SAFETY: runs in the forked child before exec and only makes
         // async-signal-safe system calls (setrlimit, umask, setgroups,
-        // setgid, setuid); the vector was built before the fork.
+        // setgid, setuid, prctl, landlock_restrict_self); everything it
+        // uses was built before the fork, and its errors allocate nothing.
         unsafe {
             cmd.pre_exec(move || {
                 for &(resource, limit) in &rlimits {
@@ -348,7 +384,14 @@ impl BuildSandbox {
                     nix::unistd::setgid(gid)?;
                     nix::unistd::setuid(uid)?;
                 }
-                Ok(())
+                match ruleset.take() {
+                    None => Ok(()),
+                    Some(Ok(rules)) => match rules.restrict_self() {
+                        Ok(status) if status.ruleset != RulesetStatus::NotEnforced => Ok(()),
+                        _ => Err(std::io::Error::from_raw_os_error(libc_eperm())),
+                    },
+                    Some(Err(_)) => Err(std::io::Error::from_raw_os_error(libc_eperm())),
+                }
             });
         }
     }
@@ -370,6 +413,84 @@ impl BuildSandbox {
         };
         dir.ancestors().skip(1).all(|a| others(a, 0o001)) && others(&dir, 0o005)
     }
+}
+
+/// EPERM, without a libc dependency of our own.
+fn libc_eperm() -> i32 {
+    nix::errno::Errno::EPERM as i32
+}
+
+/// Picks bubblewrap or Landlock as `--build-sandbox` asks and as works
+/// here; without either, runs unconfined only if the operator allowed it.
+fn choose(config: &BuildSandboxConfig, run_as: Option<(Uid, Gid)>) -> Result<Confinement, String> {
+    let bwrap = match config.kind {
+        SandboxKind::Landlock => Err("not chosen (--build-sandbox landlock)".to_string()),
+        _ => probe(&config.bwrap, run_as),
+    };
+    let landlock = match (config.kind, &bwrap) {
+        (SandboxKind::Bwrap, _) => Err("not chosen (--build-sandbox bwrap)".to_string()),
+        (SandboxKind::Auto, Ok(())) => Err("not needed".to_string()),
+        _ => probe_landlock(),
+    };
+    match (bwrap, landlock) {
+        (Ok(()), _) => Ok(Confinement::Bubblewrap),
+        (Err(why), Ok(())) => {
+            if config.kind == SandboxKind::Auto {
+                log::info!(target: PART, "bubblewrap cannot confine builds here ({why}): using Landlock");
+            }
+            Ok(Confinement::Landlock)
+        }
+        (Err(bwrap), Err(landlock)) if config.allow_unconfined => {
+            log::warn!(target: PART, "compilers run WITHOUT a sandbox (--allow-unconfined-build): a hostile deploy can read every file the build uid can (bubblewrap: {bwrap}; Landlock: {landlock})");
+            Ok(Confinement::Unconfined)
+        }
+        (Err(bwrap), Err(landlock)) => Err(format!(
+            "compiles cannot be confined on this server: bubblewrap cannot create namespaces ({bwrap}) and Landlock is unavailable ({landlock}); enable unprivileged user namespaces or Landlock, or start the server with --allow-unconfined-build"
+        )),
+    }
+}
+
+/// Whether this kernel enforces Landlock's first file-system rights.
+fn probe_landlock() -> Result<(), String> {
+    let abi = ABI::V1;
+    Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.create())
+        .map(drop)
+        .map_err(|e| format!("Landlock: {e}"))
+}
+
+/// The Landlock rules of one run: read and execute the system and toolchain
+/// directories, read and write the job's directory (and a trusted step's
+/// writable directories) and `/dev/null`; nothing else, no TCP, no signal
+/// or abstract socket outside. Rights the kernel lacks are dropped (best
+/// effort); the file-system ones every Landlock kernel has.
+fn landlock_rules(
+    job: &BuildJob,
+    tool: &ToolRun,
+) -> Result<RulesetCreated, landlock::RulesetError> {
+    let abi = ABI::V6;
+    let system = [
+        "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin",
+    ]
+    .iter()
+    .map(PathBuf::from);
+    let readable: Vec<PathBuf> = system
+        .chain(tool.tool_dirs.iter().cloned())
+        .chain(tool.etc.iter().map(PathBuf::from))
+        .collect();
+    let writable: Vec<PathBuf> = std::iter::once(job.host().to_path_buf())
+        .chain(tool.writable.iter().map(|(host, _)| host.clone()))
+        .chain(["/dev/null".into()])
+        .collect();
+    Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))?
+        .handle_access(AccessNet::from_all(abi))?
+        .scope(Scope::from_all(abi))?
+        .create()?
+        .add_rules(path_beneath_rules(readable, AccessFs::from_read(abi)))?
+        .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
 }
 
 /// Starts `cmd` with only PATH, LANG and the log level: a helper process

@@ -97,8 +97,12 @@ pub struct Cli {
     /// (default: `--native-uid-base` - 1).
     #[arg(long, env = "FAAS_BUILD_UID")]
     pub build_uid: Option<u32>,
-    /// Run compilers without bubblewrap when it cannot create namespaces
-    /// here (unsafe: a hostile deploy reads what the build uid can read).
+    /// How compiles are confined: `auto` (bubblewrap where it can create
+    /// namespaces, else Landlock), `bwrap` or `landlock`.
+    #[arg(long, env = "FAAS_BUILD_SANDBOX", value_enum, default_value = "auto")]
+    pub build_sandbox: crate::build_sandbox::SandboxKind,
+    /// Run compilers without a sandbox when neither bubblewrap nor Landlock
+    /// works here (unsafe: a hostile deploy reads what the build uid can).
     #[arg(long, env = "FAAS_ALLOW_UNCONFINED_BUILD")]
     pub allow_unconfined_build: bool,
     /// Threads for the gateway's and the Server's async runtimes (each).
@@ -131,6 +135,7 @@ impl Cli {
     /// How compiles are confined ([`crate::build_sandbox`]).
     pub fn build_sandbox_config(&self) -> crate::build_sandbox::BuildSandboxConfig {
         crate::build_sandbox::BuildSandboxConfig {
+            kind: self.build_sandbox,
             bwrap: std::env::var_os("FAAS_BWRAP")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(faas_worker::native::BWRAP)),
