@@ -315,6 +315,9 @@ impl BuildSandbox {
             "--new-session",
             "--cap-drop",
             "ALL",
+            // Not the host's name (the UTS namespace starts with it).
+            "--hostname",
+            "faas-build",
         ]);
         system_binds(&mut cmd);
         for dir in &tool.tool_dirs {

@@ -51,6 +51,14 @@ const PART: &str = "SERVER";
 /// before any thread starts (changing the environment is not thread-safe).
 pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
     cli.gateway.load_token_files().map_err(anyhow::Error::msg)?;
+    let secrets: Vec<String> = [&cli.gateway.api_token, &cli.gateway.invoke_token]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if let Err(err) = scrub_proc_self(&secrets) {
+        log::warn!(target: PART, "cannot blank the tokens in this process's command line: {err}");
+    }
     for var in ["FAAS_API_TOKEN", "FAAS_INVOKE_TOKEN"] {
         std::env::remove_var(var);
     }
@@ -64,6 +72,66 @@ pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
         });
         if on_command_line {
             log::warn!(target: PART, "a token was given on the command line, where every user of this machine can read it (ps); prefer --api-token-file / --invoke-token-file");
+        }
+    }
+    Ok(())
+}
+
+/// Overwrites the tokens in this process's original command line and
+/// environment (the memory `/proc/self/cmdline` and `environ` show; `ps`
+/// shows the first to every user): an argument equal to a token, and the
+/// value of `--api-token=`, `--invoke-token=`, `FAAS_API_TOKEN=`,
+/// `FAAS_INVOKE_TOKEN=`, become `x`s. Flags were parsed into owned
+/// strings before, so nothing reads this memory afterwards.
+fn scrub_proc_self(secrets: &[String]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which may hold spaces): field 3 first.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")?;
+    let prefixes = [
+        "--api-token=",
+        "--invoke-token=",
+        "FAAS_API_TOKEN=",
+        "FAAS_INVOKE_TOKEN=",
+    ];
+    // (arg_start, arg_end) and (env_start, env_end): fields 48 to 51.
+    for (start, end) in [(field(48), field(49)), (field(50), field(51))] {
+        if start == 0 || end <= start {
+            continue;
+        }
+        let mut block = vec![0u8; (end - start) as usize];
+        mem.read_exact_at(&mut block, start)?;
+        let mut changed = false;
+        let mut offset = 0;
+        for item in block.clone().split(|&b| b == 0) {
+            let text = String::from_utf8_lossy(item);
+            let value_at = if secrets.iter().any(|s| *s == text) {
+                Some(0)
+            } else {
+                prefixes
+                    .iter()
+                    .find(|p| text.starts_with(*p))
+                    .map(|p| p.len())
+            };
+            if let Some(at) = value_at {
+                block[offset + at..offset + item.len()].fill(b'x');
+                changed = true;
+            }
+            offset += item.len() + 1;
+        }
+        if changed {
+            mem.write_all_at(&block, start)?;
         }
     }
     Ok(())

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Nothing this process inherited reaches a worker, compiler or sandbox.
+    faas_worker::fds::seal_inherited();
     // Invalid flags (an unknown strategy, a bad weight) exit 2 with clap's
     // message naming the value.
     let mut cli = faas_server::Cli::parse();

@@ -294,7 +294,7 @@ impl Toolchains {
             self.go_cache(&job, tool, timeout);
         }
         let cmd = self.sandbox.command(&job, &run, timeout);
-        let hidden = [job.guest(), job.host(), dir];
+        let hidden = [job.host(), dir, job.guest()];
         finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &hidden)?;
         if lang.is_compiled() {
             let built = job.host().join("code.wasm");
@@ -788,7 +788,10 @@ pub fn run_with_timeout(
 fn clean_message(message: &str, empty: &str, hidden: &[&Path]) -> String {
     let mut text = message.to_string();
     for dir in hidden {
+        // With the slash first (relative names read as the tool wrote
+        // them), then alone (e.g. a mount table quoted by `include_str!`).
         text = text.replace(&format!("{}/", dir.display()), "");
+        text = text.replace(&dir.display().to_string(), "<build>");
     }
     if text.trim().is_empty() {
         text = empty.to_string();

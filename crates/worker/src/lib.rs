@@ -9,6 +9,7 @@
 //!   a fresh `Store` and instance per call, compiled modules cached);
 //! - [`artifact`]: compile-once artifacts (built by the Server at deploy);
 //! - [`bench`]: the in-process runtime floor `make bench` compares with;
+//! - [`fds`]: inherited descriptors sealed at start (close-on-exec);
 //! - [`hostdir`]: host directories for `worker run --dir` (debugging only);
 //! - [`interpreters`]: QuickJS and CPython compiled to WASI, for JS and
 //!   Python functions;
@@ -28,6 +29,7 @@ pub mod args;
 pub mod artifact;
 pub mod bench;
 pub mod cache;
+pub mod fds;
 pub mod hostdir;
 pub mod interpreters;
 pub mod jobs;

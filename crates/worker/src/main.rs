@@ -109,6 +109,7 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    faas_worker::fds::seal_inherited();
     let cli = Cli::parse();
     let part: &'static str = Box::leak(format!("WORKER-{}", cli.id).into_boxed_str());
     faas_logging::init(part);
@@ -265,11 +266,16 @@ fn check(args: &WorkerArgs, lang: faas_proto::Lang, file: &Path) -> anyhow::Resu
         },
     )?;
     std::io::stderr().write_all(&out.stderr)?;
+    // A script that exhausts the parser (a nesting bomb) or its time is
+    // the script's fault: rejected (exit 1, 422), not a missing toolchain.
     Ok(match (out.timed_out, out.trap, out.exit_code) {
-        (true, _, _) => ExitCode::from(2),
+        (true, _, _) => {
+            eprintln!("the {lang} interpreter took more than 30 s to parse the script");
+            ExitCode::from(1)
+        }
         (_, Some(trap), _) => {
-            eprintln!("the {lang} interpreter trapped: {trap}");
-            ExitCode::from(2)
+            eprintln!("the {lang} interpreter could not parse the script: {trap}");
+            ExitCode::from(1)
         }
         (_, None, 0) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
