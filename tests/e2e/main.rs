@@ -4,6 +4,7 @@
 mod harness;
 mod http;
 
+mod browser;
 mod core;
 mod dashboard;
 mod languages;
