@@ -163,13 +163,13 @@ fn metrics_scrapes_under_load_parse_and_never_go_backwards() {
 }
 
 /// chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Driver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -197,7 +197,7 @@ impl Drop for Driver {
     }
 }
 
-async fn browser(port: u16) -> Client {
+pub(crate) async fn browser(port: u16) -> Client {
     let mut caps = serde_json::Map::new();
     let args = [
         "--headless",
@@ -223,7 +223,7 @@ async fn browser(port: u16) -> Client {
 }
 
 /// Polls `check` (a JS expression) until it is true.
-async fn wait_until(c: &Client, what: &str, check: &str) {
+pub(crate) async fn wait_until(c: &Client, what: &str, check: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ok = c
@@ -246,7 +246,7 @@ async fn text(c: &Client, id: &str) -> String {
     c.find(Locator::Id(id)).await.unwrap().text().await.unwrap()
 }
 
-async fn type_into(c: &Client, id: &str, value: &str) {
+pub(crate) async fn type_into(c: &Client, id: &str, value: &str) {
     let field = c.find(Locator::Id(id)).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();

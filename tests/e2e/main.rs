@@ -4,6 +4,7 @@
 mod harness;
 mod http;
 
+mod browser;
 mod build;
 mod core;
 mod dashboard;

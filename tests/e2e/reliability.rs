@@ -151,8 +151,10 @@ fn the_gateway_bounds_slow_bodies_and_connection_floods() {
     server.deploy("ok", "c", &example("hello.c"));
     // A body trickled a byte at a time: 408 at the deadline, then closed.
     let mut slow = TcpStream::connect(&server.addr).unwrap();
-    slow.write_all(b"POST /invoke?fn=ok HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
-        .unwrap();
+    slow.write_all(
+        b"POST /invoke?fn=ok HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nab",
+    )
+    .unwrap();
     let started = Instant::now();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

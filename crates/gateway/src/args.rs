@@ -2,6 +2,8 @@
 
 use clap::Args;
 
+use crate::guard::HostPattern;
+
 /// Largest request body accepted by default (a function's source or payload).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
@@ -29,6 +31,18 @@ pub struct GatewayArgs {
     /// answer and is closed.
     #[arg(long, env = "FAAS_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Most open connections from one client address; beyond it a new
+    /// connection from that address gets one 503 answer and is closed.
+    /// Behind a reverse proxy every client has the proxy's address: raise
+    /// it, or 0 to count nothing.
+    #[arg(long, env = "FAAS_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// The `Host` names this server answers to, comma-separated (`name`,
+    /// `name:port`, `[v6]`, or `*` for any); any other gets 421. Default:
+    /// localhost, 127.0.0.1 and [::1] on any port when bound to a loopback
+    /// address; any name (warned at start) otherwise.
+    #[arg(long, env = "FAAS_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<HostPattern>,
     /// When set, deploy, update, delete, source, versions, invocations,
     /// the function list and stats need `Authorization: Bearer TOKEN`.
     #[arg(long, env = "FAAS_API_TOKEN", hide_env_values = true)]

@@ -20,13 +20,26 @@
 //!
 //! Every error is JSON `{"ok":false,"error":"..."}` with a fitting status.
 //!
-//! Every answer carries `X-Request-Id` ([`request_id`]).
+//! Every answer carries `X-Request-Id` ([`request_id`]) and
+//! `X-Content-Type-Options: nosniff`.
 //!
-//! Modules: [`args`] (flags), [`routes`] (matching, query, body),
-//! [`response`] (building answers), [`status`] (outcome → HTTP status).
+//! Browser rules ([`guard`]): a `Host` that is not one of
+//! `--allowed-hosts` answers 421 (DNS rebinding), a cross-site request to a
+//! route that changes state answers 403 (CSRF), and every `/fn/` answer
+//! carries `Content-Security-Policy: sandbox ...`, so a function's page runs
+//! in an opaque origin, apart from the dashboard. A function never sees the
+//! platform's own tokens. One client address holds at most
+//! `--max-connections-per-ip` connections ([`per_ip`]).
+//!
+//! Modules: [`args`] (flags), [`auth`] (tokens), [`guard`] (Host and
+//! Origin), [`per_ip`] (connections per client), [`routes`] (matching,
+//! query, body), [`response`] (building answers), [`status`] (outcome →
+//! HTTP status), [`request_id`].
 
 pub mod args;
 pub mod auth;
+pub mod guard;
+pub mod per_ip;
 pub mod request_id;
 pub mod response;
 pub mod routes;
@@ -53,6 +66,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use args::{GatewayArgs, DEFAULT_MAX_BODY_BYTES};
+use guard::{AllowedHosts, HostPattern, HostRefusal};
 use response::HttpResponse;
 use routes::{Query, Route};
 
@@ -67,6 +81,11 @@ pub struct GatewayConfig {
     pub read_timeout: Duration,
     /// Most open client connections.
     pub max_connections: usize,
+    /// Most open connections of one client address; 0 counts nothing.
+    pub max_connections_per_ip: usize,
+    /// `--allowed-hosts`; empty means the default for the bound address
+    /// ([`AllowedHosts::for_listener`]).
+    pub allowed_hosts: Vec<HostPattern>,
     /// Bearer token of the management routes, if any.
     pub api_token: Option<String>,
     /// Bearer token of invoke and `/fn/`, if any.
@@ -79,6 +98,8 @@ type ServerClient = Client<ServerRequest, ServerReply>;
 
 struct State {
     config: GatewayConfig,
+    /// The `Host` names answered.
+    allowed_hosts: AllowedHosts,
     /// The connection to the Server, re-opened if it breaks.
     server: tokio::sync::Mutex<Option<Arc<ServerClient>>>,
 }
@@ -123,14 +144,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let (allowed_hosts, warning) =
+        AllowedHosts::for_listener(&config.allowed_hosts, listener.local_addr()?);
+    match warning {
+        Some(warning) => log::warn!(target: PART, "{warning}"),
+        None => log::info!(target: PART, "answering Host names {}", allowed_hosts.describe()),
+    }
     let state = Arc::new(State {
         config,
+        allowed_hosts,
         server: tokio::sync::Mutex::new(None),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let open = Arc::new(tokio::sync::Semaphore::new(
         state.config.max_connections.max(1),
     ));
+    let per_ip = per_ip::PerIp::new(state.config.max_connections_per_ip);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -146,8 +175,21 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // The client's own share first: a client at its limit must not
+        // take a global slot from others.
+        let Some(ip_permit) = per_ip.try_acquire(peer.ip()) else {
+            log::debug!(target: PART, "{peer}: over --max-connections-per-ip");
+            tokio::spawn(refuse_connection(
+                stream,
+                "too many open connections from your address (--max-connections-per-ip); retry later",
+            ));
+            continue;
+        };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_connection(stream));
+            tokio::spawn(refuse_connection(
+                stream,
+                "too many open connections; retry later",
+            ));
             continue;
         };
         let state = state.clone();
@@ -162,6 +204,7 @@ pub async fn serve(
                 log::debug!(target: PART, "connection from {peer}: {err}");
             }
             drop(permit);
+            drop(ip_permit);
         });
     }
     drop(listener);
@@ -175,14 +218,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers one 503 on a connection over `--max-connections`, then closes it.
-async fn refuse_connection(stream: tokio::net::TcpStream) {
-    let service = service_fn(|_req: Request<Incoming>| async {
-        let error = ServiceError::new(
-            faas_proto::ErrorKind::Overloaded,
-            "too many open connections; retry later",
-        );
-        Ok::<_, std::convert::Infallible>(response::error(&error))
+/// Answers one 503 saying `message` on a connection over
+/// `--max-connections` or `--max-connections-per-ip`, then closes it.
+async fn refuse_connection(stream: tokio::net::TcpStream, message: &'static str) {
+    let service = service_fn(move |_req: Request<Incoming>| async move {
+        let error = ServiceError::new(faas_proto::ErrorKind::Overloaded, message);
+        let mut resp = response::error(&error);
+        response::harden(&mut resp, false);
+        Ok::<_, std::convert::Infallible>(resp)
     });
     let conn = http1::Builder::new()
         .keep_alive(false)
@@ -200,15 +243,57 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let request_id = request_id::of(&req);
-    let mut response = match routes::resolve(&method, &path) {
-        Ok(route) => answer(&state, route, req, &request_id).await,
-        Err(no_route) => no_route.into_response(),
+    let mut response = match guard::check_host(&req, &state.allowed_hosts) {
+        Err(HostRefusal::Missing) => response::error(&ServiceError::bad_request(
+            "an HTTP/1.1 request needs a Host header",
+        )),
+        Err(HostRefusal::NotAllowed(host)) => {
+            log::info!(target: PART, "{peer} {method} {path}: Host {host:?} refused");
+            response::misdirected(&host)
+        }
+        Ok(()) => match routes::resolve(&method, &path) {
+            Ok(route) => match refuse_cross_site(&route, &req) {
+                Some(refusal) => {
+                    log::info!(target: PART, "{peer} {method} {path}: {refusal}");
+                    response::forbidden(refusal)
+                }
+                None => answer(&state, route, req, &request_id).await,
+            },
+            Err(no_route) => no_route.into_response(),
+        },
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    // Every answer under /fn/ is a function's (or about one): errors too
+    // get the sandbox, so no answer there ever runs in the server's origin.
+    response::harden(&mut response, path.starts_with("/fn/") || path == "/fn");
     log::debug!(target: PART, "{peer} {method} {path} -> {} [{request_id}]", response.status());
     Ok(response)
+}
+
+/// Why a request for `route` must be refused as cross-site (403), if it must.
+///
+/// The control plane (deploy, update, delete, `/invoke`, and every future
+/// route that is not GET, HEAD or OPTIONS) takes requests only from the
+/// server's own pages or from outside a browser: a page elsewhere could
+/// otherwise make a visitor's browser deploy, with the visitor's network
+/// position (a server bound to loopback is reachable from the operator's
+/// browser) and credentials.
+///
+/// `/fn/` is exempt: a function is a public HTTP endpoint that forms and
+/// webhooks on other sites may legitimately POST to. That is safe because a
+/// `/fn/` call can only run the function, as any client could, and carries
+/// no ambient authority: the platform sets no cookies, and its tokens are
+/// `Authorization` headers that a browser never attaches by itself (a
+/// cross-site form or `no-cors` fetch cannot set one). The pages `/fn/`
+/// serves run sandboxed in an opaque origin (`Origin: null`), so they are
+/// refused here like any other site.
+fn refuse_cross_site<B>(route: &Route, req: &Request<B>) -> Option<String> {
+    if matches!(route, Route::Raw { .. }) || !guard::changes_state(req.method()) {
+        return None;
+    }
+    guard::cross_site(req)
 }
 
 /// Answers a request for `route`: locally (health), or by asking the Server.
@@ -374,9 +459,18 @@ async fn raw_operation(
             "ANY /fn/NAME needs a function name",
         ));
     }
+    // The platform's own tokens stay here, whatever the function's
+    // pass_auth says: a header carrying one (the invoke token in
+    // `Authorization`, say) is withheld; another token passes as before.
+    let tokens: Vec<&str> = [&state.config.api_token, &state.config.invoke_token]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     let headers = req
         .headers()
         .iter()
+        .filter(|(_, v)| !auth::carries_token(v.as_bytes(), &tokens))
         .take(MAX_HEADERS)
         .map(|(k, v)| {
             let value = String::from_utf8_lossy(v.as_bytes()).into_owned();

@@ -67,6 +67,44 @@ pub fn unauthorized() -> HttpResponse {
     resp
 }
 
+/// 421 for a `Host` this server does not answer to (`host` as sent).
+pub fn misdirected(host: &str) -> HttpResponse {
+    let host: String = host.chars().take(100).collect();
+    json(
+        StatusCode::MISDIRECTED_REQUEST,
+        &json!({"ok": false, "error": format!(
+            "this server does not answer to Host '{host}'; if that is one of its names, start it with --allowed-hosts naming it"
+        )}),
+    )
+}
+
+/// 403 for a request refused as cross-site, saying why.
+pub fn forbidden(why: String) -> HttpResponse {
+    json(StatusCode::FORBIDDEN, &json!({"ok": false, "error": why}))
+}
+
+/// The policy for a `/fn/` page: scripts, forms and popups run, but in an
+/// opaque origin, so a function's page cannot read the dashboard's storage,
+/// reach its windows, or send same-origin requests with its credentials.
+pub const FN_SANDBOX: &str = "sandbox allow-scripts allow-forms allow-popups";
+
+/// Headers every answer carries: `nosniff` (a browser renders a body only
+/// as the type it was declared with), and on `/fn/` answers (`fn_route`),
+/// successes and errors alike, the sandbox policy [`FN_SANDBOX`].
+pub fn harden(resp: &mut HttpResponse, fn_route: bool) {
+    let headers = resp.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if fn_route {
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(FN_SANDBOX),
+        );
+    }
+}
+
 /// Turns the Server's reply into the HTTP answer.
 pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
     match reply {
@@ -206,10 +244,11 @@ pub fn dashboard() -> HttpResponse {
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    // Nothing but this page's own script and styles may run.
+    // Nothing but this page's own script and styles may run, and no other
+    // page may frame it (clickjacking the deploy form).
     headers.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:"),
+        HeaderValue::from_static("default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
     );
     resp
 }

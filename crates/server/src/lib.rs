@@ -348,6 +348,8 @@ fn start_gateway(
         max_body_bytes: cli.gateway.max_body_bytes,
         read_timeout: Duration::from_millis(cli.gateway.read_timeout_ms),
         max_connections: cli.gateway.max_connections,
+        max_connections_per_ip: cli.gateway.max_connections_per_ip,
+        allowed_hosts: cli.gateway.allowed_hosts.clone(),
         api_token: cli.gateway.api_token.clone(),
         invoke_token: cli.gateway.invoke_token.clone(),
         threads: cli.io_threads(),

@@ -646,7 +646,8 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// The variables that describe a raw-route request to the function:
 /// method, path and query as received, and the headers (without
-/// `Authorization` and `Cookie` unless the function asked for them).
+/// `Authorization`, `Proxy-Authorization` and `Cookie` unless the function
+/// asked for them; the gateway has already withheld the platform's tokens).
 fn http_env(
     http: &HttpRequest,
     request_id: Option<&str>,
@@ -663,8 +664,9 @@ fn http_env(
     let mut budget = MAX_HEADER_BYTES;
     let mut passed = 0;
     for (name, value) in &http.headers {
-        let secret =
-            name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie");
+        let secret = ["authorization", "proxy-authorization", "cookie"]
+            .iter()
+            .any(|s| name.eq_ignore_ascii_case(s));
         let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if (secret && !pass_auth) || !plain || value.contains('\0') {
             continue;
