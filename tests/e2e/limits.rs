@@ -202,7 +202,8 @@ fn output_and_input_caps() {
 
 #[test]
 fn a_killed_worker_fails_its_calls_fast_and_is_replaced() {
-    let server = TestServer::start("RR", &[]);
+    // Every worker busy with one function: no fair-share cap here.
+    let server = TestServer::start("RR", &["--max-function-share", "0"]);
     server.deploy("slow", "python", SLEEPER);
     server.deploy("ok", "c", &example("hello.c"));
     let callers: Vec<_> = (0..16)

@@ -4,6 +4,7 @@
 mod harness;
 mod http;
 
+mod bounds;
 mod browser;
 mod build;
 mod core;

@@ -392,6 +392,9 @@ async fn deploy_spec(
             max_tmp_mb: query.number("max_tmp_mb")?,
             content_type: query.get("content_type").map(str::to_string),
             pass_auth: matches!(query.get("pass_auth"), Some("1" | "true")),
+            max_concurrency: query
+                .number("max_concurrency")?
+                .map(|n| n.min(u64::from(u32::MAX)) as u32),
         },
     };
     let code = routes::text_body(req, body_limits(state), "source code").await?;

@@ -13,6 +13,7 @@ pub fn for_error(kind: ErrorKind) -> StatusCode {
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorKind::CompileFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         ErrorKind::Overloaded | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -58,5 +59,6 @@ mod tests {
         assert_eq!(for_error(ErrorKind::NameTaken).as_u16(), 409);
         assert_eq!(for_error(ErrorKind::CompileFailed).as_u16(), 422);
         assert_eq!(for_error(ErrorKind::Overloaded).as_u16(), 503);
+        assert_eq!(for_error(ErrorKind::InsufficientStorage).as_u16(), 507);
     }
 }

@@ -16,6 +16,11 @@ pub struct LbArgs {
     /// Most jobs waiting for a worker before new ones get 503.
     #[arg(long, env = "FAAS_MAX_QUEUE", default_value_t = 1024)]
     pub max_queue: usize,
+    /// Most workers one function's calls hold at once, so that other
+    /// functions always find one (default: workers - 1, at least 1; 0: no
+    /// cap). A deploy's `max_concurrency=N` lowers it for that function.
+    #[arg(long, env = "FAAS_MAX_FUNCTION_SHARE")]
+    pub max_function_share: Option<usize>,
 }
 
 /// Weights as given on the command line (1..=1000 each).
@@ -57,6 +62,9 @@ impl LbArgs {
             strategy: self.strategy,
             weights,
             max_queue: self.max_queue,
+            max_function_share: self
+                .max_function_share
+                .unwrap_or_else(|| workers.saturating_sub(1).max(1)),
         })
     }
 }
@@ -82,5 +90,14 @@ mod tests {
         assert_eq!(cli.lb.config(4).unwrap().weights, [1, 1, 1, 1]);
         assert_eq!(cli.lb.strategy, Strategy::RoundRobin);
         assert!(Cli::try_parse_from(["lb", "LIFO"]).is_err());
+    }
+
+    #[test]
+    fn the_function_share_defaults_to_all_workers_but_one() {
+        let cli = Cli::parse_from(["lb"]);
+        assert_eq!(cli.lb.config(4).unwrap().max_function_share, 3);
+        assert_eq!(cli.lb.config(1).unwrap().max_function_share, 1);
+        let cli = Cli::parse_from(["lb", "--max-function-share", "0"]);
+        assert_eq!(cli.lb.config(4).unwrap().max_function_share, 0);
     }
 }

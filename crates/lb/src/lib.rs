@@ -14,7 +14,8 @@
 //! else answers an `error` line and changes nothing.
 //!
 //! Modules:
-//! - [`scheduler`]: the strategies (RR, FIFO, WEIGHTED), pure logic;
+//! - [`scheduler`]: the strategies (RR, FIFO, WEIGHTED) and the per-function
+//!   fair share, pure logic;
 //! - [`args`]: the LB's flags ([`LbArgs`]), flattened into `faas-server`.
 //!
 //! Plain threads, not tokio: the LB does microseconds of work per message, and
@@ -35,7 +36,7 @@ use faas_proto::frame::LineReader;
 use faas_proto::{decode, encode, Blob, Job, LbReply, LbRequest, RequestId, DEFAULT_MAX_FRAME};
 
 pub use args::LbArgs;
-pub use scheduler::{Decision, Refused, Scheduler, Strategy};
+pub use scheduler::{Decision, Refused, Scheduler, Share, Strategy};
 
 const PART: &str = "LB";
 
@@ -47,6 +48,8 @@ pub struct LbConfig {
     pub weights: Vec<u32>,
     /// Most jobs that wait for a worker before the LB refuses new ones.
     pub max_queue: usize,
+    /// Most workers one function holds at once (0: no cap).
+    pub max_function_share: usize,
 }
 
 type Conn = Arc<Mutex<UnixStream>>;
@@ -74,17 +77,20 @@ struct Shared {
 pub fn run(listener: UnixListener, config: LbConfig) {
     log::info!(
         target: PART,
-        "load balancer ready: strategy {}, {} workers, weights {:?}",
+        "load balancer ready: strategy {}, {} workers, weights {:?}, at most {} per function",
         config.strategy,
         config.weights.len(),
-        config.weights
+        config.weights,
+        match config.max_function_share {
+            0 => "no cap".to_string(),
+            n => n.to_string(),
+        }
     );
     let shared = Arc::new(Shared {
-        scheduler: Mutex::new(Scheduler::new(
-            config.strategy,
-            &config.weights,
-            config.max_queue,
-        )),
+        scheduler: Mutex::new(
+            Scheduler::new(config.strategy, &config.weights, config.max_queue)
+                .with_max_share(config.max_function_share),
+        ),
         conns: Mutex::new(HashMap::new()),
         refused: Mutex::new((0, None)),
     });
@@ -168,11 +174,19 @@ fn handle(
             function,
             payload,
             request_id,
+            name,
+            max_concurrency,
         } => invoke(
             shared,
             conn_id,
             writer,
             req,
+            // A job counts against its function's name (every version
+            // shares one account); a client that names none counts `fn`.
+            Share::new(
+                name.as_deref().unwrap_or(&function),
+                max_concurrency.map(|n| n as usize),
+            ),
             Job {
                 payload: payload.map(Blob::from),
                 request_id,
@@ -242,8 +256,12 @@ fn worker_up(shared: &Shared, writer: &Conn, worker_id: usize) {
 }
 
 /// Starts `job` on an idle worker, queues it, or refuses it.
-fn invoke(shared: &Shared, conn_id: u64, writer: &Conn, req: RequestId, job: Job) {
-    let (decision, item) = shared.scheduler.lock().unwrap().submit((conn_id, req), job);
+fn invoke(shared: &Shared, conn_id: u64, writer: &Conn, req: RequestId, share: Share, job: Job) {
+    let (decision, item) = shared
+        .scheduler
+        .lock()
+        .unwrap()
+        .submit((conn_id, req), share, job);
     match (decision, item) {
         (Decision::Forward(worker_id), Some(job)) => {
             log::debug!(

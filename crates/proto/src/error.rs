@@ -22,6 +22,8 @@ pub enum ErrorKind {
     RequestTimeout,
     /// The source did not compile or parse; `details` holds the message.
     CompileFailed,
+    /// The function store is at a limit (function count or bytes).
+    InsufficientStorage,
     /// Too many calls are waiting; retry later.
     Overloaded,
     /// A part the request needs is missing or down (toolchain, LB, Server).

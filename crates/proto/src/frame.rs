@@ -302,6 +302,7 @@ mod tests {
                     max_tmp_mb: Some(4),
                     content_type: Some("image/png".into()),
                     pass_auth: true,
+                    max_concurrency: Some(2),
                 },
             }),
             Operation::Delete { name: "x".into() },
@@ -360,6 +361,8 @@ mod tests {
             function: "f".into(),
             payload: None,
             request_id: Some("r".into()),
+            name: Some("f".into()),
+            max_concurrency: Some(1),
         });
         round_trip(LbRequest::JobDone {
             req: 2,
@@ -405,6 +408,8 @@ mod tests {
                 function: "hello_XXX".into(),
                 payload: Some(String::new()),
                 request_id: None,
+                name: None,
+                max_concurrency: None,
             }
         );
         let msg: ServerRequest =

@@ -165,6 +165,10 @@ pub struct FunctionSettings {
     /// `Authorization` and `Cookie` reach the function.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pass_auth: bool,
+    /// Most workers the function's calls hold at once (below the LB's
+    /// `--max-function-share`); more calls wait their turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
 /// One past call of a function (`GET /function/NAME/invocations`).
@@ -254,6 +258,14 @@ pub enum LbRequest {
         /// The request's id, for the LB's log lines.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
+        /// The function's name: the fair-share account the job counts
+        /// against (all versions share it). Absent: `fn`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The function's own cap on workers held at once (its deploy's
+        /// `max_concurrency`); the LB's `--max-function-share` applies too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_concurrency: Option<u32>,
     },
     /// A job forwarded earlier has ended (one-way).
     JobDone {

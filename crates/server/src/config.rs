@@ -75,6 +75,18 @@ pub struct Cli {
     /// Versions kept per function; `PUT /function/NAME` removes older ones.
     #[arg(long, env = "FAAS_KEEP_VERSIONS", default_value_t = 5)]
     pub keep_versions: usize,
+    /// The largest compiled module (`code.wasm`) a deploy may produce, in
+    /// MiB; a larger one answers 422.
+    #[arg(long, env = "FAAS_MAX_MODULE_MB", default_value_t = 64)]
+    pub max_module_mb: u64,
+    /// Most functions the store holds (a function's versions count once);
+    /// a deploy past it answers 507.
+    #[arg(long, env = "FAAS_MAX_FUNCTIONS", default_value_t = 10_000)]
+    pub max_functions: usize,
+    /// Most MiB the store holds on disk, every version counted; a deploy
+    /// or update past it answers 507.
+    #[arg(long, env = "FAAS_MAX_STORE_MB", default_value_t = 10_240)]
+    pub max_store_mb: u64,
     /// Replace a worker once it has loaded this many modules (Wasmer never
     /// frees a process's code memory); 0 disables recycling.
     #[arg(long, env = "FAAS_RECYCLE_AFTER", default_value_t = 1000)]

@@ -38,11 +38,12 @@ use tokio::sync::{watch, Semaphore};
 use build_sandbox::BuildSandbox;
 pub use config::Cli;
 use service::{Limits, Service};
-use store::FunctionStore;
+use store::{FunctionStore, Quota};
 use toolchain::{RuntimeChoice, Toolchains};
 use workers::{WorkerPool, WorkerSpec};
 
 const PART: &str = "SERVER";
+const MIB: u64 = 1024 * 1024;
 
 /// Keeps the control plane's tokens to this process: reads the token
 /// files, removes the token variables from the environment every child
@@ -228,7 +229,11 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     // functions run as other users and must not read it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let store = FunctionStore::open(&cli.functions_dir)
-        .with_context(|| format!("opening the function store {}", cli.functions_dir.display()))?;
+        .with_context(|| format!("opening the function store {}", cli.functions_dir.display()))?
+        .with_quota(Quota {
+            max_functions: cli.max_functions,
+            max_bytes: cli.max_store_mb.saturating_mul(MIB),
+        });
     let worker_program = cli.worker_program()?;
     let mut worker_args = cli.worker.clone();
     let runtimes_dir = worker_args.runtimes_dir_for(&worker_program);
@@ -281,6 +286,8 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
             max_output_bytes: cli.worker.max_output_bytes as u64,
             compile_timeout: Duration::from_secs(cli.compile_timeout_s),
             keep_versions: cli.keep_versions.max(1),
+            max_module_bytes: cli.max_module_mb.saturating_mul(MIB),
+            workers: u64::from(cli.workers),
         },
         compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
         next_job: AtomicU64::new(1),

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::metrics::{Hops, Metrics};
-use crate::store::{now_secs, FunctionStore, StoreError};
+use crate::store::{now_secs, FunctionStore, Removed, StoreError};
 use crate::toolchain::{run_with_timeout, BuildError, Toolchains};
 use crate::workers::WorkerPool;
 
@@ -46,7 +46,17 @@ pub struct Limits {
     pub compile_timeout: Duration,
     /// Versions kept per function (older ones are removed).
     pub keep_versions: usize,
+    /// The largest compiled module (`code.wasm`) a deploy may produce.
+    pub max_module_bytes: u64,
+    /// The most a function's `max_concurrency` may be: the worker count.
+    pub workers: u64,
 }
+
+/// A deleted version this large on disk (its module's code and data, and
+/// the artifact holding them again) gets every worker that ran it
+/// recycled: a worker never gives a loaded module's memory back, and
+/// below this a few leftovers are noise next to a worker's baseline.
+const HUGE_VERSION_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Most invocations remembered per function.
 const RING: usize = 1000;
@@ -188,6 +198,11 @@ impl Service {
             req.settings.max_tmp_mb,
             self.limits.max_tmp_mb,
         )?;
+        check_limit(
+            "max_concurrency",
+            req.settings.max_concurrency.map(u64::from),
+            self.limits.workers,
+        )?;
         match &req.settings.content_type {
             Some(ct) if !valid_content_type(ct) => Err(ServiceError::bad_request(
                 "content_type must be a media type of at most 128 printable characters",
@@ -211,21 +226,31 @@ impl Service {
             .expect("semaphore never closed");
         let this = self.clone();
         let (dir, source) = (dir.to_path_buf(), source.to_path_buf());
-        let built = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let timeout = this.limits.compile_timeout;
-            this.toolchains.build(lang, &dir, &source, timeout)?;
+            this.toolchains
+                .build(lang, &dir, &source, timeout)
+                .map_err(build_error)?;
             if lang.is_compiled() {
+                // Before the artifact: cranelift on a huge module is the
+                // costly step, and a worker would keep it all in memory.
+                check_module_size(&dir.join("code.wasm"), this.limits.max_module_bytes)?;
                 // Compile once, here: workers load this artifact instead of
                 // running cranelift on their first call. In a child process
                 // (`worker compile`), because a Wasmer engine never frees the
                 // code it compiled: the Server's memory stays flat.
-                this.toolchains.build_artifact(&dir, timeout)?;
+                this.toolchains
+                    .build_artifact(&dir, timeout)
+                    .map_err(build_error)?;
             }
             Ok(())
         })
         .await
-        .unwrap_or_else(|e| Err(BuildError::Failed(format!("build task failed: {e}"))));
-        built.map_err(build_error)
+        .unwrap_or_else(|e| {
+            Err(build_error(BuildError::Failed(format!(
+                "build task failed: {e}"
+            ))))
+        })
     }
 
     /// Runs a function on the worker the LB picks.
@@ -251,7 +276,7 @@ impl Service {
         let request_id = call.request_id.clone();
         let job = self.job_for(&meta, call);
         let timeout_ms = job.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
-        let dispatched = self.dispatch(&job).await.inspect_err(|e| {
+        let dispatched = self.dispatch(&job, &meta).await.inspect_err(|e| {
             if e.kind == ErrorKind::Overloaded {
                 self.metrics.rejected(&meta.name);
             }
@@ -341,13 +366,11 @@ impl Service {
     /// Hands `job` to the worker the LB picks. A worker the LB picked may
     /// have died a moment before: then the LB is asked again (it learns of
     /// the death and routes around it).
-    async fn dispatch(&self, job: &Job) -> Result<Dispatched, ServiceError> {
+    async fn dispatch(&self, job: &Job, meta: &FunctionMeta) -> Result<Dispatched, ServiceError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let ticket = self
-                .pick_worker(&job.function, job.request_id.as_deref())
-                .await?;
+            let ticket = self.pick_worker(job, meta).await?;
             match self.workers.dispatch(ticket.worker_id, job) {
                 Ok(rx) => return Ok(Dispatched::Running(ticket, rx)),
                 Err(err) if attempts < 3 => {
@@ -394,20 +417,19 @@ impl Service {
         }
     }
 
-    /// Asks the LB which worker runs `function`'s next job.
-    async fn pick_worker(
-        &self,
-        function: &str,
-        request_id: Option<&str>,
-    ) -> Result<Ticket, ServiceError> {
+    /// Asks the LB which worker runs `job` (a call of `meta`); the call
+    /// counts against the function's fair share.
+    async fn pick_worker(&self, job: &Job, meta: &FunctionMeta) -> Result<Ticket, ServiceError> {
         // The payload stays here rather than crossing the LB.
         let decision = self
             .lb
             .call(|req| LbRequest::Invoke {
                 req,
-                function: function.to_string(),
+                function: job.function.clone(),
                 payload: None,
-                request_id: request_id.map(str::to_string),
+                request_id: job.request_id.clone(),
+                name: Some(meta.name.clone()),
+                max_concurrency: meta.settings.max_concurrency,
             })
             .await;
         match decision {
@@ -466,8 +488,12 @@ impl Service {
                 .map_err(store_error)?
         };
         self.forget(&removed);
-        log::info!(target: PART, "deleted {}", ids(&removed).join(", "));
-        Ok(ids(&removed))
+        let removed = removed
+            .iter()
+            .map(|r| r.meta.id.clone())
+            .collect::<Vec<_>>();
+        log::info!(target: PART, "deleted {}", removed.join(", "));
+        Ok(removed)
     }
 
     /// A function's versions, newest first.
@@ -529,10 +555,30 @@ impl Service {
         ring.push_back(record);
     }
 
-    /// Tells every worker to drop what it cached of removed versions.
-    fn forget(&self, removed: &[Arc<FunctionMeta>]) {
-        if !removed.is_empty() {
-            self.workers.forget(&ids(removed));
+    /// Tells every worker to drop what it cached of removed versions, and
+    /// recycles the workers that ran a huge one: dropping a module from the
+    /// cache does not give its memory back to the system.
+    fn forget(&self, removed: &[Removed]) {
+        if removed.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = removed.iter().map(|r| r.meta.id.clone()).collect();
+        self.workers.forget(&ids);
+        let huge: Vec<String> = removed
+            .iter()
+            .filter(|r| r.bytes >= HUGE_VERSION_BYTES)
+            .map(|r| r.meta.id.clone())
+            .collect();
+        if !huge.is_empty() {
+            let recycled = self.workers.recycle_runners_of(&huge);
+            if !recycled.is_empty() {
+                log::info!(
+                    target: PART,
+                    "recycling workers {recycled:?}: they ran {}, deleted with {} MiB",
+                    huge.join(", "),
+                    removed.iter().map(|r| r.bytes).sum::<u64>() / (1024 * 1024)
+                );
+            }
         }
     }
 
@@ -723,10 +769,6 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn ids(metas: &[Arc<FunctionMeta>]) -> Vec<String> {
-    metas.iter().map(|m| m.id.clone()).collect()
-}
-
 fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -738,11 +780,33 @@ fn store_error(err: StoreError) -> ServiceError {
         StoreError::NameTaken(_) => ServiceError::new(ErrorKind::NameTaken, err.to_string()),
         StoreError::NotFound(_) => ServiceError::not_found(err.to_string()),
         StoreError::IsLatest(_) => ServiceError::new(ErrorKind::NameTaken, err.to_string()),
+        StoreError::Full(_) => ServiceError::new(ErrorKind::InsufficientStorage, err.to_string()),
         StoreError::Io { .. } => {
             log::error!(target: PART, "{err}");
             ServiceError::internal("the function store could not be written")
         }
     }
+}
+
+/// A compiled module larger than `--max-module-mb` is refused (422) before
+/// anything else is done with it.
+fn check_module_size(module: &Path, max_bytes: u64) -> Result<(), ServiceError> {
+    let bytes = std::fs::metadata(module).map(|m| m.len()).map_err(|e| {
+        log::error!(target: PART, "{}: {e}", module.display());
+        ServiceError::internal("the compiler left no module")
+    })?;
+    if bytes <= max_bytes {
+        return Ok(());
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    Err(ServiceError::new(
+        ErrorKind::CompileFailed,
+        format!(
+            "the compiled module is {:.1} MiB; --max-module-mb allows {:.0} MiB (large static data counts: build it at run time instead)",
+            mib(bytes),
+            mib(max_bytes)
+        ),
+    ))
 }
 
 fn build_error(err: BuildError) -> ServiceError {

@@ -6,6 +6,15 @@
 //! (`.staging-<id>`) and renames it into place only when everything is
 //! written, so a crash or a compile error never leaves a half-written
 //! function behind; staging leftovers are removed at start.
+//!
+//! The store is bounded ([`Quota`]): at most so many functions (names) and
+//! so many bytes on disk, every version counted. The index keeps each
+//! version's size and a running total (summed once at start, then updated
+//! as versions come and go), so a deploy checks the quota without scanning
+//! the store. A deploy is refused before its build when the store is
+//! already full, and at its commit, under the index's lock, when its own
+//! files would take the store past the limit: racing deploys cannot both
+//! squeeze in. The Go build cache (`.cache`) is a cache, not counted.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +37,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("'{0}' is the latest version; deploy a newer one first, or delete the whole function by name")]
     IsLatest(String),
+    /// The store is at a limit (`--max-functions`, `--max-store-mb`).
+    #[error("{0}")]
+    Full(String),
     #[error("function store I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -53,12 +65,41 @@ struct Index {
     pending_ids: HashSet<String>,
     /// The version number the next commit gets (later commits win).
     next_version: u64,
+    /// Bytes on disk of each version (id → bytes) and their sum.
+    bytes: HashMap<String, u64>,
+    total_bytes: u64,
+}
+
+/// How much the store may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    /// Most functions (names; a function's versions count once).
+    pub max_functions: usize,
+    /// Most bytes on disk, every version of every function counted.
+    pub max_bytes: u64,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Self {
+            max_functions: usize::MAX,
+            max_bytes: u64::MAX,
+        }
+    }
 }
 
 /// The deployed functions, on disk and in memory.
 pub struct FunctionStore {
     dir: PathBuf,
     index: Mutex<Index>,
+    quota: Quota,
+}
+
+/// A version taken out of the store, with the bytes it held on disk.
+#[derive(Debug, Clone)]
+pub struct Removed {
+    pub meta: Arc<FunctionMeta>,
+    pub bytes: u64,
 }
 
 /// A name held for one deploy; dropping it without committing frees it.
@@ -96,7 +137,7 @@ impl FunctionStore {
                 continue;
             }
             match read_meta(&path) {
-                Ok(meta) if meta.id == file_name => index.insert(Arc::new(meta)),
+                Ok(meta) if meta.id == file_name => index.insert(Arc::new(meta), dir_bytes(&path)),
                 Ok(meta) => log::warn!(
                     target: PART,
                     "skipping {}: metadata names id '{}'",
@@ -108,13 +149,59 @@ impl FunctionStore {
         }
         log::info!(
             target: PART,
-            "function store {}: {} functions loaded",
+            "function store {}: {} functions loaded ({:.1} MiB)",
             dir.display(),
-            index.by_id.len()
+            index.by_id.len(),
+            index.total_bytes as f64 / MIB as f64
         );
         Ok(Self {
             dir,
             index: Mutex::new(index),
+            quota: Quota::default(),
+        })
+    }
+
+    /// Bounds what the store may hold from now on (what it already holds
+    /// stays, even past the quota; only new deploys are refused).
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// Bytes on disk of every version, as counted.
+    pub fn total_bytes(&self) -> u64 {
+        self.index.lock().unwrap().total_bytes
+    }
+
+    /// Why a deploy adding `new_name` (if it is a new function) and
+    /// `bytes` more bytes would break the quota, if it would.
+    fn over_quota(&self, index: &Index, new_name: Option<&str>, bytes: u64) -> Option<String> {
+        let quota = &self.quota;
+        if let Some(name) = new_name {
+            let functions = index.by_name.len() + index.reserved.len();
+            let already = index.by_name.contains_key(name) || index.reserved.contains(name);
+            if !already && functions >= quota.max_functions {
+                return Some(format!(
+                    "the function store is full: it holds {functions} functions and --max-functions allows {}; delete one first",
+                    quota.max_functions
+                ));
+            }
+        }
+        let total = index.total_bytes.saturating_add(bytes);
+        // A deploy is refused before its build when the store is full
+        // (bytes 0): `>=`; at its commit when it would pass the limit: `>`.
+        let over = if bytes == 0 {
+            total >= quota.max_bytes
+        } else {
+            total > quota.max_bytes
+        };
+        over.then(|| {
+            format!(
+                "the function store is full: {} MiB used{}, and --max-store-mb allows {} MiB (every version counts); delete functions or versions first",
+                mib(index.total_bytes),
+                if bytes > 0 { format!(", this version needs {} MiB more", mib(bytes)) } else { String::new() },
+                quota.max_bytes / MIB
+            )
         })
     }
 
@@ -141,6 +228,9 @@ impl FunctionStore {
         }
         if !update && (deployed || index.reserved.contains(name)) {
             return Err(StoreError::NameTaken(name.to_string()));
+        }
+        if let Some(full) = self.over_quota(&index, Some(name), 0) {
+            return Err(StoreError::Full(full));
         }
         let base = format!("{name}_{}", now_secs());
         let mut id = base.clone();
@@ -205,28 +295,25 @@ impl FunctionStore {
     }
 
     /// Removes the versions of `name` beyond the `keep` newest. Returns them.
-    pub fn trim(&self, name: &str, keep: usize) -> Vec<Arc<FunctionMeta>> {
-        let excess: Vec<_> = self.versions(name).into_iter().skip(keep.max(1)).collect();
-        for meta in &excess {
-            self.forget_and_trash(meta);
-        }
-        excess
+    pub fn trim(&self, name: &str, keep: usize) -> Vec<Removed> {
+        let excess = self.versions(name).into_iter().skip(keep.max(1));
+        excess.map(|meta| self.forget_and_trash(meta)).collect()
     }
 
     /// Removes a function and all its versions. Returns them.
-    pub fn remove_function(&self, name: &str) -> Result<Vec<Arc<FunctionMeta>>, StoreError> {
+    pub fn remove_function(&self, name: &str) -> Result<Vec<Removed>, StoreError> {
         let all = self.versions(name);
         if all.is_empty() {
             return Err(StoreError::NotFound(name.to_string()));
         }
-        for meta in &all {
-            self.forget_and_trash(meta);
-        }
-        Ok(all)
+        Ok(all
+            .into_iter()
+            .map(|meta| self.forget_and_trash(meta))
+            .collect())
     }
 
     /// Removes one version; the latest only when it is the only one.
-    pub fn remove_version(&self, id: &str) -> Result<Arc<FunctionMeta>, StoreError> {
+    pub fn remove_version(&self, id: &str) -> Result<Removed, StoreError> {
         let meta = {
             let index = self.index.lock().unwrap();
             let meta = index
@@ -244,16 +331,17 @@ impl FunctionStore {
             }
             meta
         };
-        self.forget_and_trash(&meta);
-        Ok(meta)
+        Ok(self.forget_and_trash(meta))
     }
 
     /// Drops a version from the index, then from disk (renamed away first,
     /// so no half-deleted directory is ever loaded).
-    fn forget_and_trash(&self, meta: &FunctionMeta) {
-        {
+    fn forget_and_trash(&self, meta: Arc<FunctionMeta>) -> Removed {
+        let bytes = {
             let mut index = self.index.lock().unwrap();
             index.by_id.remove(&meta.id);
+            let bytes = index.bytes.remove(&meta.id).unwrap_or(0);
+            index.total_bytes = index.total_bytes.saturating_sub(bytes);
             if index.by_name.get(&meta.name).is_some_and(|l| *l == meta.id) {
                 index.by_name.remove(&meta.name);
                 let next = index
@@ -266,16 +354,16 @@ impl FunctionStore {
                     index.by_name.insert(meta.name.clone(), next);
                 }
             }
-        }
+            bytes
+        };
         let dir = self.dir.join(&meta.id);
         let trash = self.dir.join(format!("{TRASH_PREFIX}{}", meta.id));
         if let Err(err) = std::fs::rename(&dir, &trash) {
             log::error!(target: PART, "removing {}: {err}", dir.display());
-            return;
-        }
-        if let Err(err) = std::fs::remove_dir_all(&trash) {
+        } else if let Err(err) = std::fs::remove_dir_all(&trash) {
             log::error!(target: PART, "removing {}: {err}", trash.display());
         }
+        Removed { meta, bytes }
     }
 
     /// A function by id, or by name (its latest version).
@@ -330,15 +418,22 @@ impl Reservation<'_> {
         let meta_path = self.staging.join("metadata.json");
         let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
         std::fs::write(&meta_path, json).map_err(io_err(&meta_path))?;
+        let bytes = dir_bytes(&self.staging);
+        // The size check and the accounting happen under one lock, with the
+        // rename: two deploys racing for the last megabytes cannot both
+        // pass it. The rename is one syscall; holding the lock is cheap.
+        let mut index = self.store.index.lock().unwrap();
+        if let Some(full) = self.store.over_quota(&index, None, bytes.max(1)) {
+            return Err(StoreError::Full(full));
+        }
         let final_dir = self.store.dir.join(&self.id);
         std::fs::rename(&self.staging, &final_dir).map_err(io_err(&final_dir))?;
         let meta = Arc::new(meta);
-        let mut index = self.store.index.lock().unwrap();
         if self.holds_name {
             index.reserved.remove(&self.name);
         }
         index.pending_ids.remove(&self.id);
-        index.insert(meta.clone());
+        index.insert(meta.clone(), bytes);
         self.committed = true;
         Ok(meta)
     }
@@ -359,7 +454,9 @@ impl Drop for Reservation<'_> {
 }
 
 impl Index {
-    fn insert(&mut self, meta: Arc<FunctionMeta>) {
+    fn insert(&mut self, meta: Arc<FunctionMeta>, bytes: u64) {
+        let previous = self.bytes.insert(meta.id.clone(), bytes).unwrap_or(0);
+        self.total_bytes = self.total_bytes - previous + bytes;
         let newer = match self
             .by_name
             .get(&meta.name)
@@ -386,6 +483,29 @@ fn read_meta(dir: &Path) -> Result<FunctionMeta, String> {
     let path = dir.join("metadata.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Bytes in MiB, one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / MIB as f64)
+}
+
+/// The bytes of the files under `dir` (symbolic links not followed; a
+/// function directory is flat, a nested one is counted all the same).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&entry.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 pub fn now_secs() -> u64 {
@@ -472,5 +592,99 @@ mod tests {
         assert!(!staging.exists());
         assert!(store.reserve("x").is_ok());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    /// Commits a function `name` whose source is `bytes` long.
+    fn put(
+        store: &FunctionStore,
+        name: &str,
+        update: bool,
+        bytes: usize,
+    ) -> Result<(), StoreError> {
+        let r = if update {
+            store.reserve_update(name)?
+        } else {
+            store.reserve(name)?
+        };
+        r.create_staging().unwrap();
+        std::fs::write(r.staging.join("code.py"), "#".repeat(bytes)).unwrap();
+        let m = meta(&r, Lang::Python);
+        r.commit(m).map(|_| ())
+    }
+
+    #[test]
+    fn the_function_count_is_bounded_and_a_delete_frees_room() {
+        let tmp = tempfile::tempdir().unwrap();
+        let quota = Quota {
+            max_functions: 2,
+            ..Quota::default()
+        };
+        let store = FunctionStore::open(tmp.path()).unwrap().with_quota(quota);
+        put(&store, "a", false, 1).unwrap();
+        // A deploy in progress holds its place too.
+        let pending = store.reserve("b").unwrap();
+        let err = store.reserve("c").err().unwrap();
+        assert!(matches!(err, StoreError::Full(_)), "{err}");
+        assert!(
+            err.to_string().contains("--max-functions allows 2"),
+            "{err}"
+        );
+        drop(pending);
+        put(&store, "b", false, 1).unwrap();
+        assert!(matches!(
+            put(&store, "c", false, 1),
+            Err(StoreError::Full(_))
+        ));
+        // A new version is not a new function.
+        put(&store, "a", true, 1).unwrap();
+        store.remove_function("b").unwrap();
+        put(&store, "c", false, 1).unwrap();
+    }
+
+    #[test]
+    fn the_store_size_is_bounded_counted_exactly_and_recounted_at_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let quota = Quota {
+            max_bytes: 4096,
+            ..Quota::default()
+        };
+        let store = FunctionStore::open(tmp.path()).unwrap().with_quota(quota);
+        put(&store, "a", false, 1000).unwrap();
+        let used = store.total_bytes();
+        assert_eq!(used, dir_bytes(tmp.path()));
+        assert!(used > 1000);
+        // Too big: refused at commit, nothing left behind, nothing counted.
+        let err = put(&store, "big", false, 5000).unwrap_err();
+        assert!(err.to_string().contains("--max-store-mb"), "{err}");
+        assert!(store.resolve("big").is_none());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        assert_eq!(store.total_bytes(), used);
+        // Versions count: an update past the limit is refused and the old
+        // version stays.
+        put(&store, "a", true, 2000).unwrap();
+        assert!(matches!(
+            put(&store, "a", true, 2000),
+            Err(StoreError::Full(_))
+        ));
+        assert_eq!(store.versions("a").len(), 2);
+        assert_eq!(store.total_bytes(), dir_bytes(tmp.path()));
+        // A restart counts the same bytes.
+        let reopened = FunctionStore::open(tmp.path()).unwrap();
+        assert_eq!(reopened.total_bytes(), store.total_bytes());
+        // Removing gives the bytes back.
+        let removed = store.remove_function("a").unwrap();
+        assert_eq!(
+            removed.iter().map(|r| r.bytes).sum::<u64>(),
+            reopened.total_bytes()
+        );
+        assert_eq!(store.total_bytes(), 0);
+        put(&store, "big", false, 3000).unwrap();
+        // Full: the next deploy is refused before its build.
+        let quota = Quota {
+            max_bytes: store.total_bytes(),
+            ..Quota::default()
+        };
+        let store = FunctionStore::open(tmp.path()).unwrap().with_quota(quota);
+        assert!(matches!(store.reserve("x"), Err(StoreError::Full(_))));
     }
 }
