@@ -580,7 +580,8 @@ fn functions_never_see_proxy_credentials_or_the_platform_tokens() {
         "{passing}"
     );
     assert_eq!(passing["PROXY_AUTHORIZATION"], "Basic cHJveHk6cHc=");
-    assert_eq!(passing["COOKIE"], "session=abc");
+    // Cookies never: the browser sends every local app's cookies to /fn/.
+    assert!(passing.get("COOKIE").is_none(), "{passing}");
     // The platform's token never does, wherever the caller put it.
     let leaky = [
         ("Authorization", auth.as_str()),
@@ -705,4 +706,43 @@ fn one_client_address_holds_at_most_its_share_of_connections() {
     let held = hold(&default.addr, 256);
     http(&default.addr, "GET", "/health", b"").assert_error(503);
     drop(held);
+}
+
+#[test]
+fn refused_connections_do_not_pile_up_in_the_server() {
+    let server = TestServer::start("RR", &["--workers", "1", "--max-connections-per-ip", "4"]);
+    let addr = &server.addr;
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .unwrap()
+            .count()
+    };
+    let baseline = open_fds();
+    let _held = hold(addr, 4);
+    // A flood of silent connections from the same address: each over the
+    // share, none sending a byte.
+    let flood: Vec<TcpStream> = (0..900)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    assert!(flood.len() > 800, "the flood connected");
+    // The server holds its share, at most 64 being refused, and its own.
+    let held_now = open_fds();
+    assert!(
+        held_now < baseline + 4 + 64 + 16,
+        "{held_now} descriptors open (baseline {baseline})"
+    );
+    // Another address is served meanwhile.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut other = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    });
+    assert_eq!(health_on(&mut other, addr), 200);
 }

@@ -160,6 +160,7 @@ pub async fn serve(
         state.config.max_connections.max(1),
     ));
     let per_ip = per_ip::PerIp::new(state.config.max_connections_per_ip);
+    let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSALS));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -179,17 +180,15 @@ pub async fn serve(
         // take a global slot from others.
         let Some(ip_permit) = per_ip.try_acquire(peer.ip()) else {
             log::debug!(target: PART, "{peer}: over --max-connections-per-ip");
-            tokio::spawn(refuse_connection(
+            refuse(
+                &refusing,
                 stream,
                 "too many open connections from your address (--max-connections-per-ip); retry later",
-            ));
+            );
             continue;
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_connection(
-                stream,
-                "too many open connections; retry later",
-            ));
+            refuse(&refusing, stream, "too many open connections; retry later");
             continue;
         };
         let state = state.clone();
@@ -218,6 +217,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// Connections being refused at once: each holds a descriptor for up to a
+/// second, so a flood from one client cannot hold the server's descriptors
+/// through its refusals; past this, a connection is closed unanswered.
+const MAX_REFUSALS: usize = 64;
+
+/// Refuses a connection over a limit: one 503 when fewer than
+/// [`MAX_REFUSALS`] are being refused, else an immediate close.
+fn refuse(
+    refusing: &Arc<tokio::sync::Semaphore>,
+    stream: tokio::net::TcpStream,
+    message: &'static str,
+) {
+    if let Ok(slot) = refusing.clone().try_acquire_owned() {
+        tokio::spawn(async move {
+            refuse_connection(stream, message).await;
+            drop(slot);
+        });
+    }
+}
+
 /// Answers one 503 saying `message` on a connection over
 /// `--max-connections` or `--max-connections-per-ip`, then closes it.
 async fn refuse_connection(stream: tokio::net::TcpStream, message: &'static str) {
@@ -230,9 +249,9 @@ async fn refuse_connection(stream: tokio::net::TcpStream, message: &'static str)
     let conn = http1::Builder::new()
         .keep_alive(false)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(5))
+        .header_read_timeout(Duration::from_secs(1))
         .serve_connection(TokioIo::new(stream), service);
-    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
 }
 
 async fn handle(

@@ -13,6 +13,17 @@ pub struct PerIp {
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
+/// The address a client's connections are counted under.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// One counted connection; it stops counting when dropped.
 #[derive(Debug)]
 pub struct IpPermit {
@@ -30,7 +41,8 @@ impl PerIp {
 
     /// A permit for one more connection from `ip`, unless it has `limit`
     /// open already. An IPv4 client seen through an IPv6 socket counts as
-    /// its IPv4 address.
+    /// its IPv4 address; an IPv6 client counts as its /64 (one host holds a
+    /// whole /64 and can pick any address in it).
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpPermit> {
         if self.limit == 0 {
             return Some(IpPermit {
@@ -38,7 +50,7 @@ impl PerIp {
                 ip: None,
             });
         }
-        let ip = ip.to_canonical();
+        let ip = client_of(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(ip).or_insert(0);
         if *count >= self.limit {
@@ -54,7 +66,7 @@ impl PerIp {
     /// Open connections of `ip` (for tests and logs).
     pub fn open(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        open.get(&ip.to_canonical()).copied().unwrap_or(0)
+        open.get(&client_of(ip)).copied().unwrap_or(0)
     }
 }
 
@@ -97,6 +109,20 @@ mod tests {
         assert_eq!(table.open(a), 1);
         let _again = table.try_acquire(a).unwrap();
         assert!(table.try_acquire(a).is_none());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_slash_64() {
+        let table = PerIp::new(1);
+        let _first = table
+            .try_acquire("2001:db8:1:2::1".parse().unwrap())
+            .unwrap();
+        assert!(table
+            .try_acquire("2001:db8:1:2:ffff::9".parse().unwrap())
+            .is_none());
+        assert!(table
+            .try_acquire("2001:db8:1:3::1".parse().unwrap())
+            .is_some());
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
     for var in ["FAAS_API_TOKEN", "FAAS_INVOKE_TOKEN"] {
         std::env::remove_var(var);
     }
+    raise_open_files_limit();
     if let Err(err) = nix::sys::prctl::set_dumpable(false) {
         log::warn!(target: PART, "cannot make the server non-dumpable: {err}");
     }
@@ -76,6 +77,20 @@ pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Raises the open-files soft limit to the hard one: every client
+/// connection, worker pipe and build holds descriptors, and the usual soft
+/// default (1024) is below `--max-connections` (4096).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!(target: PART, "cannot raise the open-files limit from {soft}: {err}");
+            }
+        }
+    }
 }
 
 /// Overwrites the tokens in this process's original command line and

@@ -691,8 +691,8 @@ const MAX_HEADER_VARS: usize = 64;
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// The variables that describe a raw-route request to the function:
-/// method, path and query as received, and the headers (without
-/// `Authorization`, `Proxy-Authorization` and `Cookie` unless the function
+/// method, path and query as received, and the headers (never `Cookie`;
+/// without `Authorization` and `Proxy-Authorization` unless the function
 /// asked for them; the gateway has already withheld the platform's tokens).
 fn http_env(
     http: &HttpRequest,
@@ -710,11 +710,15 @@ fn http_env(
     let mut budget = MAX_HEADER_BYTES;
     let mut passed = 0;
     for (name, value) in &http.headers {
-        let secret = ["authorization", "proxy-authorization", "cookie"]
+        let secret = ["authorization", "proxy-authorization"]
             .iter()
             .any(|s| name.eq_ignore_ascii_case(s));
+        // Never cookies: a browser sends a host's cookies whatever the
+        // port, so a function would receive other local apps' sessions
+        // (HttpOnly ones included); a function cannot set one anyway.
+        let cookie = name.eq_ignore_ascii_case("cookie");
         let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if (secret && !pass_auth) || !plain || value.contains('\0') {
+        if (secret && !pass_auth) || cookie || !plain || value.contains('\0') {
             continue;
         }
         let var = format!(
