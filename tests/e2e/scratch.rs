@@ -172,7 +172,6 @@ fn faas_is_read_only_in_the_interpreters_and_answers_erofs() {
                 "mkdir",
                 "truncate",
                 "symlink",
-                "root",
                 "fill",
             ][..],
         ),
