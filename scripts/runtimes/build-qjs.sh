@@ -89,6 +89,31 @@ open(p, "w").write(s)
 PY
 fi
 
+# 2c. No module may be imported once `--std` has made std, os and bjson globals (the prelude
+#     takes them into its closure and deletes the globals before any function code runs).
+#     Without this, `import('qjs:std')` from a function reached std.open, os.exec's stubs,
+#     std.getenviron, ... A normalize hook that always throws rejects every import, static or
+#     dynamic, even of the already-registered qjs:* modules (they are looked up after it).
+python3 - "$BUILD/qjs.c" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+hook = ("static char *faas_refuse_import(JSContext *ctx, const char *base, const char *name, void *opaque)\n"
+        "{\n"
+        "    JS_ThrowTypeError(ctx, \"cannot import '%s': modules are not available to functions\", name);\n"
+        "    return NULL;\n"
+        "}\n\n")
+subs = [("/* also used to initialize the worker context */\n",
+         hook + "/* also used to initialize the worker context */\n"),
+        ("            eval_buf(ctx, str, strlen(str), \"<input>\", JS_EVAL_TYPE_MODULE);\n        }\n",
+         "            eval_buf(ctx, str, strlen(str), \"<input>\", JS_EVAL_TYPE_MODULE);\n        }\n"
+         "        JS_SetModuleLoaderFunc(rt, faas_refuse_import, NULL, NULL);\n")]
+for a, b in subs:
+    if s.count(a) != 1:
+        sys.exit("no-import patch does not apply: %r" % a[:50])
+    s = s.replace(a, b)
+open(p, "w").write(s)
+PY
+
 # 3. Compile (JOBS in parallel) and link.
 start=$(date +%s%N)
 cd "$BUILD"

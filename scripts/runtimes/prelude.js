@@ -15,8 +15,13 @@ g.global = g;
 // ---------------------------------------------------------------- helpers
 const defineHidden = (o, k, v) => Object.defineProperty(o, k, { value: v, writable: true, configurable: true });
 function makeErr(Ctor, code, msg) { const e = new Ctor(msg); e.code = code; return e; }
+// wasi-libc's errno numbers (WASI preview1's, not Linux's), as qjs' os functions return them.
+const WASI_ERRNO = { 1: 'E2BIG', 2: 'EACCES', 6: 'EAGAIN', 8: 'EBADF', 10: 'EBUSY', 20: 'EEXIST', 22: 'EFBIG', 27: 'EINTR',
+  28: 'EINVAL', 29: 'EIO', 31: 'EISDIR', 32: 'ELOOP', 33: 'EMFILE', 37: 'ENAMETOOLONG', 44: 'ENOENT', 48: 'ENOMEM',
+  51: 'ENOSPC', 52: 'ENOSYS', 54: 'ENOTDIR', 55: 'ENOTEMPTY', 58: 'ENOTSUP', 63: 'EPERM', 64: 'EPIPE', 69: 'EROFS',
+  70: 'ESPIPE', 75: 'EXDEV', 76: 'ENOTCAPABLE' };
 function errnoErr(errno, syscall, path) {
-  const name = { 2: 'ENOENT', 13: 'EACCES', 17: 'EEXIST', 20: 'ENOTDIR', 21: 'EISDIR', 9: 'EBADF', 63: 'EPERM', 58: 'ENOTSUP' }[errno] || 'E' + errno;
+  const name = WASI_ERRNO[errno] || 'E' + errno;
   const e = new Error(`${name}: ${std.strerror(errno).toLowerCase()}, ${syscall}${path !== undefined ? ` '${path}'` : ''}`);
   e.errno = -errno; e.code = name; e.syscall = syscall; if (path !== undefined) e.path = path;
   return e;

@@ -14,5 +14,6 @@ mod limits;
 mod operations;
 mod reliability;
 mod sandbox;
+mod scratch;
 mod sessions;
 mod wasi;

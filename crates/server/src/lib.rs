@@ -13,12 +13,15 @@
 //!   recycling);
 //! - [`service`]: what each gateway operation does;
 //! - [`metrics`]: Prometheus metrics and the dashboard's live series;
+//! - [`reaper`]: the Server as child subreaper, reaping its workers'
+//!   orphans;
 //! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket
 //!   loop, the edge where operations and replies cross the wire.
 
 pub mod build_sandbox;
 pub mod config;
 pub mod metrics;
+pub mod reaper;
 pub mod service;
 pub mod sockets;
 pub mod store;
@@ -284,6 +287,9 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
         extra_args: worker_args.to_args(),
         recycle_after_loads: cli.recycle_after,
     };
+    // Before the first worker: what a dying worker leaves is reparented
+    // here and reaped.
+    reaper::start();
     let workers = WorkerPool::start(usize::from(cli.workers), spec, lb.clone())?;
 
     let service = Arc::new(Service {

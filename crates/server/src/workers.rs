@@ -8,6 +8,9 @@
 //! started (with back-off if it keeps dying), after which the LB hears
 //! `worker_up`.
 //!
+//! A worker starts with a cleared environment (every setting is a flag) in
+//! a session of its own (see [`crate::reaper`]).
+//!
 //! Recycling (Wasmer never frees a process's code memory): once a worker
 //! reports `modules_loaded` at the threshold, a fresh process is started for
 //! its slot and takes every new job; the old one's stdin is closed, so it
@@ -46,6 +49,27 @@ pub struct WorkerSpec {
     pub extra_args: Vec<std::ffi::OsString>,
     /// Recycle a worker once it has loaded this many modules (0: never).
     pub recycle_after_loads: u64,
+}
+
+/// Variables a worker inherits from the Server: where programs are, the
+/// locale and the log settings. Nothing else, and never a `FAAS_*` value
+/// (workers take every setting as a flag and need no token).
+const WORKER_ENV: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "RUST_LOG",
+    "RUST_LOG_STYLE",
+    "RUST_BACKTRACE",
+    "TZ",
+];
+
+/// The Server's variables among [`WORKER_ENV`].
+fn worker_environment() -> Vec<(&'static str, std::ffi::OsString)> {
+    WORKER_ENV
+        .iter()
+        .filter_map(|&name| std::env::var_os(name).map(|value| (name, value)))
+        .collect()
 }
 
 /// The Server's connection to the LB, which hears about workers going down
@@ -259,11 +283,30 @@ impl WorkerPool {
             .arg("--id")
             .arg(slot.id.to_string())
             .args(&self.spec.extra_args)
+            // Every setting reaches a worker as a flag; its environment is
+            // cleared so that nothing the Server was given (FAAS_API_TOKEN,
+            // FAAS_INVOKE_TOKEN, credentials...) is in a process that runs
+            // functions, or in its /proc/PID/environ.
+            .env_clear()
+            .envs(worker_environment())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // Workers log to the Server's own stderr: one terminal for all.
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        // SAFETY: runs in the forked child before exec; setsid is
+        // async-signal-safe and allocates nothing.
+        unsafe {
+            // Its own session: everything the worker starts carries the
+            // worker's session id, which is how the Server's reaper tells
+            // the orphans of a dead worker from its own children
+            // (see `crate::reaper`). It also keeps the terminal's Ctrl-C to
+            // the Server, which stops workers in order.
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()?;
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().map_err(|e| {
             std::io::Error::new(
                 e.kind(),

@@ -5,8 +5,10 @@
 //! into it makes every create land on the virtual root and fail).
 //!
 //! [`HostDir`] adds what wasmer's host file system lacks (creating
-//! symlinks); [`ReadOnly`] refuses every change with `EROFS`-like
-//! permission errors. Deployed functions never get a host directory.
+//! symlinks); [`ReadOnly`] refuses every change with a permission error
+//! (it also makes the interpreters' in-memory `/faas` read-only, where
+//! [`crate::rofs`] turns that error into `EROFS`). Deployed functions never
+//! get a host directory.
 
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;

@@ -17,8 +17,11 @@
 //! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
 //! - [`native`]: PHP (and JS/Python when asked) as host processes inside
 //!   bubblewrap;
+//! - [`reap`]: the worker as child subreaper, reaping what a call leaves;
 //! - [`poll`]: our `poll_oneoff`, which never blocks past a call's deadline;
 //! - [`tmpfs`]: each call's private, capped, in-memory `/tmp`;
+//! - [`rofs`]: the rest of a call's file system (`/`, `/faas`) read-only,
+//!   answering `EROFS`;
 //! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
 //! - [`jobs`]: finds a job's function on disk and turns the run into a
 //!   [`JobResult`](faas_proto::JobResult);
@@ -36,6 +39,8 @@ pub mod jobs;
 pub mod limits;
 pub mod native;
 pub mod poll;
+pub mod reap;
+pub mod rofs;
 pub mod serve;
 pub mod session;
 pub mod stdio;

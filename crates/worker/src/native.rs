@@ -6,8 +6,9 @@
 //! - new user, network, PID, IPC, UTS and cgroup namespaces: no network (not
 //!   even the host's loopback), no view of the host's processes;
 //! - a root holding only read-only binds of `/usr` (and the `/lib*`, `/bin`
-//!   links), the runtime's config (`/etc/php`), a fresh `/proc` and `/dev`,
-//!   a size-capped tmpfs as `/tmp` (also the working directory and `HOME`),
+//!   links), the runtime's config (`/etc/php`), a fresh `/proc`, a fresh
+//!   read-only `/dev` (so no `/dev/shm` to fill), a size-capped tmpfs as
+//!   `/tmp` (also the working directory and `HOME`: the only writable place),
 //!   and the script, read-only at `/faas/code.<ext>`, copied in through a
 //!   pipe: nothing of the function store, the host's `/etc` or `/proc`;
 //! - a cleared environment (`PATH`, `HOME`, `TMPDIR`, `LANG`,
@@ -19,7 +20,9 @@
 //! - rlimits: CPU seconds, data size (the memory cap), file size, open
 //!   files, processes, no core dumps;
 //! - `--die-with-parent`, and the whole process group killed when the call
-//!   ends or its deadline passes;
+//!   ends or its deadline passes; every process the call left (bubblewrap's
+//!   own forked child included) is reaped before the next call
+//!   ([`crate::reap`]);
 //! - stdout and stderr capped.
 
 use std::io::{Read, Write};
@@ -39,6 +42,12 @@ use crate::wasm::RunOutput;
 
 /// The bubblewrap binary.
 pub const BWRAP: &str = "/usr/bin/bwrap";
+
+/// `PATH` inside the sandbox (and of bubblewrap itself).
+const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// How long a call's leftover processes get to die once killed.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// How far the file-size rlimit sits above the `/tmp` size.
 const FSIZE_MARGIN: u64 = 1024 * 1024;
@@ -112,10 +121,16 @@ impl NativeRunner {
         let run_as = Uid::effective()
             .is_root()
             .then(|| (Uid::from_raw(config.uid), Gid::from_raw(config.uid)));
+        // Orphans of a call (bubblewrap's forked child) come back to this
+        // process, to be reaped after each call (see `crate::reap`).
+        if let Err(err) = crate::reap::become_subreaper() {
+            log::warn!("cannot become a child subreaper ({err}): a call's orphans go to PID 1");
+        }
         if let Some((uid, _)) = run_as {
             kill_everything_of(uid);
         }
         let no_sandbox = probe(run_as).err();
+        crate::reap::reap_leftovers(LEFTOVER_GRACE);
         if let Some(why) = &no_sandbox {
             log::warn!("native functions cannot run in bubblewrap here: {why}");
         }
@@ -138,7 +153,20 @@ impl NativeRunner {
             ),
             Lang::Php => (
                 self.config.php.as_deref().ok_or(missing("php"))?,
-                &["-d", "display_errors=stderr", "-d", "log_errors=0"],
+                &[
+                    "-d",
+                    "display_errors=stderr",
+                    "-d",
+                    "log_errors=0",
+                    // Memory outside the caps: System V shared memory and
+                    // message queues live in the call's IPC namespace, not
+                    // in its data rlimit (shmmax is the host's, unbounded),
+                    // and FFI reaches memfd_create and mmap.
+                    "-d",
+                    "disable_functions=shmop_open,shm_attach,msg_get_queue",
+                    "-d",
+                    "ffi.enable=0",
+                ],
             ),
             other => return Err(NativeError::NotNative(other)),
         })
@@ -195,7 +223,12 @@ impl NativeRunner {
         feed_stdin(&mut child, input);
         let stdout = capture(child.stdout.take().expect("piped"), limits.max_output_bytes);
         let stderr = capture(child.stderr.take().expect("piped"), limits.max_output_bytes);
-        let ended = wait_until(&mut child, started + limits.timeout)?;
+        let ended = wait_until(&mut child, started + limits.timeout);
+        // Whatever the call left (the sandbox's PID 1, which bubblewrap
+        // forked, or escaped processes), reparented to this subreaper: no
+        // zombie survives the call, even when waiting failed.
+        crate::reap::reap_leftovers(LEFTOVER_GRACE);
+        let ended = ended?;
         let (stdout, cut_out) = collect(stdout);
         let (stderr, cut_err) = collect(stderr);
         let (exit_code, trap) = exit_of(&ended);
@@ -221,16 +254,24 @@ fn bwrap_command(
 ) -> Command {
     let script = format!("/faas/{}", lang.source_file());
     let mut cmd = Command::new(BWRAP);
-    cmd.args([
-        "--unshare-all",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--clearenv",
-    ]);
+    // bwrap's own environment becomes that of the sandbox's PID 1, which the
+    // function can read at /proc/1/environ: only PATH, whatever the worker
+    // was started with (`--clearenv` below only clears the function's).
+    cmd.env_clear().env("PATH", SANDBOX_PATH);
+    cmd.args(["--unshare-all", "--die-with-parent"]);
+    // A new session keeps the function off a controlling terminal (no
+    // TIOCSTI into the operator's shell). A worker under the Server leads
+    // its own session, which has no terminal, so there is none to take;
+    // bubblewrap's `--new-session` would also make the call's first process
+    // a session leader, and the Server's reaper tells a dead worker's
+    // orphans by their session (see faas_server::reaper). A worker started
+    // by hand from a shell has a terminal: then the sandbox gets a session.
+    if !leads_own_session() {
+        cmd.arg("--new-session");
+    }
+    cmd.args(["--cap-drop", "ALL", "--clearenv"]);
     for (k, v) in [
-        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("PATH", SANDBOX_PATH),
         ("HOME", "/tmp"),
         ("TMPDIR", "/tmp"),
         ("LANG", "C.UTF-8"),
@@ -248,12 +289,21 @@ fn bwrap_command(
     cmd.args(["--proc", "/proc", "--dev", "/dev"])
         .args(["--size", &tmp_bytes, "--tmpfs", "/tmp", "--chdir", "/tmp"])
         .args(["--dir", "/faas", "--ro-bind-data", "3", &script])
-        // The sandbox's root tmpfs is not a scratch space: only /tmp (capped)
-        // is writable.
-        .args(["--remount-ro", "/"])
+        // Neither the sandbox's root tmpfs nor the tmpfs bwrap makes for
+        // /dev (which holds /dev/shm) is a scratch space: both have no cap
+        // but the host's memory. Read-only, writing there answers EROFS; the
+        // device nodes (/dev/null, ...) are binds of their own and still
+        // work. Only /tmp (capped) is writable.
+        .args(["--remount-ro", "/dev", "--remount-ro", "/"])
         .arg("--")
         .arg(program);
     cmd
+}
+
+/// Whether this process leads its session (as a worker under the Server
+/// does: it is started with `setsid`, and so has no controlling terminal).
+fn leads_own_session() -> bool {
+    nix::unistd::getsid(None).is_ok_and(|sid| sid == nix::unistd::getpid())
 }
 
 /// Read-only `/usr`, and `/lib*`, `/bin`, `/sbin` as they are on the host
@@ -278,7 +328,7 @@ fn system_binds(cmd: &mut Command) {
 fn unconfined_command(program: &Path, dir: &Path, env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PATH", SANDBOX_PATH)
         .env("HOME", dir)
         .env("TMPDIR", dir)
         .env("LANG", "C.UTF-8")

@@ -5,6 +5,10 @@
 //! waiting (buffered, or readable on stdin); if not, it uses the idle time to
 //! prepare the next instance ([`JobRunner::prepare_idle`]). No extra thread
 //! sits between stdin and the runner.
+//!
+//! A function's stderr is logged here, at INFO, with its request id
+//! ([`log_stderr`]): the one place where it reaches the log, so that
+//! anything that must never be logged can be filtered there.
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -39,6 +43,7 @@ pub fn serve<R: std::io::Read + AsFd>(
                 let (req, function) = (job.req, job.function.clone());
                 let request_id = job.request_id.clone().unwrap_or_else(|| "-".into());
                 let result = runner.run(job);
+                log_stderr(&request_id, &function, result.stderr.as_bytes());
                 log::debug!(
                     "req {req} [{request_id}] {function}: ok={} in {:.2} ms",
                     result.ok,
@@ -62,4 +67,51 @@ pub fn serve<R: std::io::Read + AsFd>(
 fn readable_now(fd: &impl AsFd) -> bool {
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Most bytes of a call's stderr that reach the log.
+pub const STDERR_LOG_BYTES: usize = 2048;
+
+/// Logs what a function wrote on stderr, at INFO, as one line:
+/// `req=ID fn=FUNCTION stderr: TEXT`, the first [`STDERR_LOG_BYTES`] bytes
+/// with line breaks and control characters escaped (a function cannot
+/// forge log lines), and `[truncated, N bytes]` when there was more.
+pub fn log_stderr(request_id: &str, function: &str, stderr: &[u8]) {
+    if stderr.is_empty() {
+        return;
+    }
+    log::info!(
+        "req={request_id} fn={function} stderr: {}",
+        stderr_for_log(stderr)
+    );
+}
+
+/// The logged form of a call's stderr (see [`log_stderr`]).
+fn stderr_for_log(stderr: &[u8]) -> String {
+    let kept = &stderr[..stderr.len().min(STDERR_LOG_BYTES)];
+    let mut text: String = String::from_utf8_lossy(kept)
+        .chars()
+        .flat_map(char::escape_debug)
+        .collect();
+    if kept.len() < stderr.len() {
+        text.push_str(&format!(" [truncated, {} bytes]", stderr.len()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_is_logged_on_one_line_and_capped() {
+        assert_eq!(
+            stderr_for_log(b"oops\nline 2\x1b[31m"),
+            "oops\\nline 2\\u{1b}[31m"
+        );
+        let long = vec![b'x'; STDERR_LOG_BYTES + 10];
+        let logged = stderr_for_log(&long);
+        assert!(logged.starts_with(&"x".repeat(STDERR_LOG_BYTES)));
+        assert!(logged.ends_with(&format!(" [truncated, {} bytes]", STDERR_LOG_BYTES + 10)));
+    }
 }

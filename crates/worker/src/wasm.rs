@@ -253,6 +253,7 @@ impl Sandbox {
         crate::tmpfs::install_sock_shutdown(&mut store, &env, &mut imports);
         if has_tmp {
             crate::tmpfs::install(&mut store, &env, &mut imports, &hooks);
+            crate::rofs::install(&mut store, &env, &mut imports);
         }
         Ok(Session::new(key, store, env, imports, hooks, has_tmp))
     }
@@ -434,7 +435,7 @@ type Built = (WasiEnvBuilder, Option<(CappedOutput, CappedOutput)>);
 
 /// A call's file system: a private `/tmp` capped by `quota`, and `/faas`
 /// holding `files` read-only (an interpreter's script). Nothing else exists;
-/// creating anything outside `/tmp` fails.
+/// changing anything outside `/tmp` fails with `EROFS` ([`crate::rofs`]).
 fn call_fs(
     files: &[(String, Arc<[u8]>)],
     quota: &Arc<Quota>,
@@ -450,7 +451,9 @@ fn call_fs(
             faas.new_open_options_ext()
                 .insert_ro_file(std::path::Path::new(name), content.as_ref().into())?;
         }
-        root.mount("/faas", Arc::new(faas))?;
+        // Read-only for real: the in-memory files above have no cap, so a
+        // writable /faas would bypass the /tmp quota (see crate::rofs).
+        root.mount("/faas", Arc::new(crate::hostdir::ReadOnly(Arc::new(faas))))?;
     }
     Ok(root)
 }
