@@ -675,18 +675,7 @@ fn one_client_address_holds_at_most_its_share_of_connections() {
         assert_eq!(answer.header("retry-after"), Some("1"));
     }
     // Another address is not held up by this one.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut other = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
-        let stream = stream.into_std().unwrap();
-        stream.set_nonblocking(false).unwrap();
-        stream
-    });
+    let mut other = connect_from("127.0.0.2", addr);
     assert_eq!(health_on(&mut other, addr), 200);
     // Closing frees the address's share, all of it.
     drop(held);
@@ -706,6 +695,22 @@ fn one_client_address_holds_at_most_its_share_of_connections() {
     let held = hold(&default.addr, 256);
     http(&default.addr, "GET", "/health", b"").assert_error(503);
     drop(held);
+}
+
+/// A connection to `addr` from the local address `from` (another client).
+fn connect_from(from: &str, addr: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
 }
 
 #[test]
@@ -732,17 +737,6 @@ fn refused_connections_do_not_pile_up_in_the_server() {
         "{held_now} descriptors open (baseline {baseline})"
     );
     // Another address is served meanwhile.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut other = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
-        let stream = stream.into_std().unwrap();
-        stream.set_nonblocking(false).unwrap();
-        stream
-    });
+    let mut other = connect_from("127.0.0.2", addr);
     assert_eq!(health_on(&mut other, addr), 200);
 }

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use faas_worker::native::{probe_at, system_binds};
 use landlock::{
     path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
     RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
@@ -428,7 +429,7 @@ fn libc_eperm() -> i32 {
 fn choose(config: &BuildSandboxConfig, run_as: Option<(Uid, Gid)>) -> Result<Confinement, String> {
     let bwrap = match config.kind {
         SandboxKind::Landlock => Err("not chosen (--build-sandbox landlock)".to_string()),
-        _ => probe(&config.bwrap, run_as),
+        _ => probe_at(&config.bwrap, run_as),
     };
     let landlock = match (config.kind, &bwrap) {
         (SandboxKind::Bwrap, _) => Err("not chosen (--build-sandbox bwrap)".to_string()),
@@ -507,22 +508,6 @@ pub fn clear_env(cmd: &mut Command) {
     }
 }
 
-/// Read-only `/usr`, and `/lib*`, `/bin`, `/sbin` as they are on the host.
-fn system_binds(cmd: &mut Command) {
-    cmd.args(["--ro-bind", "/usr", "/usr"]);
-    for dir in ["/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"] {
-        match std::fs::read_link(dir) {
-            Ok(target) => {
-                cmd.arg("--symlink").arg(target).arg(dir);
-            }
-            Err(_) if Path::new(dir).is_dir() => {
-                cmd.args(["--ro-bind", dir, dir]);
-            }
-            Err(_) => {}
-        }
-    }
-}
-
 /// Creates the build root (0711: the build uid may enter its own job
 /// directory but list nothing), refusing one that is not a directory of
 /// ours (a link planted in a shared `/var/tmp`), and removes job
@@ -551,35 +536,6 @@ fn prepare_root(root: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether bubblewrap can create its namespaces here (as `run_as`).
-fn probe(bwrap: &Path, run_as: Option<(Uid, Gid)>) -> Result<(), String> {
-    if !bwrap.is_file() {
-        return Err(format!(
-            "{} is missing (Debian: apt-get install bubblewrap)",
-            bwrap.display()
-        ));
-    }
-    let mut cmd = Command::new(bwrap);
-    cmd.args(["--unshare-all", "--die-with-parent"]);
-    system_binds(&mut cmd);
-    cmd.args(["--", "/bin/sh", "-c", "exit 0"])
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some((uid, gid)) = run_as {
-        cmd.uid(uid.as_raw()).gid(gid.as_raw());
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }
 
 /// Mirrors `from` (a trusted cache) into `to` for one build: links when the

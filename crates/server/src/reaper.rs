@@ -16,13 +16,17 @@
 //! session without leading it was not started by the Server: it is an
 //! orphan, and only those are reaped (`waitpid` on that one pid).
 //!
-//! Not reaped: an orphan that leads a session of its own, or one from the
-//! Server's own session (a compiler's grandchild whose parent died): rare,
-//! and a container should still run the Server under an init.
+//! Any other zombie child (an orphan leading a session of its own, such as
+//! the sandbox's PID 1 of a build's bubblewrap, which its parent does not
+//! wait for, or one in the Server's own session) is reaped once it has been
+//! a zombie for two scans in a row: the Server waits for its own children
+//! within milliseconds of their exit, so one that stays a zombie for a
+//! second is nobody's.
 //!
 //! Zombies are found by scanning `/proc` once a second: SIGCHLD belongs to
 //! tokio's child handling, and a second of delay costs nothing.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use faas_worker::reap::{children, ProcStat};
@@ -40,31 +44,39 @@ pub fn start() {
     if let Err(err) = faas_worker::reap::become_subreaper() {
         log::warn!(target: PART, "cannot become a child subreaper: {err}");
     }
-    let spawned = std::thread::Builder::new()
-        .name("reaper".into())
-        .spawn(|| loop {
-            reap_orphans();
+    let spawned = std::thread::Builder::new().name("reaper".into()).spawn(|| {
+        let mut seen = HashSet::new();
+        loop {
+            reap_orphans(&mut seen);
             std::thread::sleep(EVERY);
-        });
+        }
+    });
     if let Err(err) = spawned {
         log::warn!(target: PART, "cannot start the orphan reaper: {err}");
     }
 }
 
-/// Reaps every zombie child that is an orphan (see the module's doc).
-/// Returns how many.
-pub fn reap_orphans() -> usize {
+/// Reaps every zombie child that is an orphan (see the module's doc);
+/// `seen` holds the zombies of the previous scan. Returns how many.
+pub fn reap_orphans(seen: &mut HashSet<i32>) -> usize {
     let me = std::process::id() as i32;
     let Some(own_session) = ProcStat::of(me).map(|s| s.session) else {
         return 0;
     };
     let mut reaped = 0;
-    for child in children(me) {
-        if is_orphan_zombie(&child, own_session) {
+    let zombies: Vec<ProcStat> = children(me)
+        .into_iter()
+        .filter(|c| c.state == 'Z')
+        .collect();
+    let lingering = std::mem::take(seen);
+    for child in zombies {
+        if is_orphan_zombie(&child, own_session) || lingering.contains(&child.pid) {
             // WNOHANG: a zombie is ready; never block this thread.
             if waitpid(Pid::from_raw(child.pid), Some(WaitPidFlag::WNOHANG)).is_ok() {
                 reaped += 1;
             }
+        } else {
+            seen.insert(child.pid);
         }
     }
     if reaped > 0 {

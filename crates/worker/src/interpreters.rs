@@ -85,7 +85,12 @@ impl Interpreter {
                 path: path.display().to_string(),
             });
         }
-        let module = match artifact::load_at(engine, &artifact_path(&path)) {
+        let artifact = artifact_path(&path);
+        let loaded = match newer_than(&artifact, &path) {
+            true => artifact::load_at(engine, &artifact),
+            false => Ok(None),
+        };
+        let module = match loaded {
             Ok(Some(module)) => module,
             Ok(None) | Err(_) => {
                 log::warn!("{}: no current artifact; compiling it now", path.display());
@@ -154,15 +159,26 @@ except SyntaxError as e:
     sys.exit(1)
 ";
 
+/// Whether `artifact` was written after `module`: a rebuilt interpreter
+/// (`make toolchains` after a patch) makes its artifact stale although the
+/// engine's stamp still matches.
+fn newer_than(artifact: &Path, module: &Path) -> bool {
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    matches!((modified(artifact), modified(module)), (Some(a), Some(m)) if a >= m)
+}
+
 /// Builds the artifact of every interpreter module in `dir` that has none or
-/// a stale one. Returns how many were built.
+/// a stale one (another engine, or older than the module). Returns how many
+/// were built.
 pub fn prepare_all(dir: &Path) -> Result<usize, artifact::ArtifactError> {
     let stamp_engine = artifact::new_engine(Default::default());
     let mut built = 0;
     for lang in [Lang::Js, Lang::Python] {
         let module = dir.join(module_file(lang).expect("interpreted"));
         let artifact = artifact_path(&module);
-        if !module.is_file() || artifact::is_current_at(&stamp_engine, &artifact) {
+        if !module.is_file()
+            || (artifact::is_current_at(&stamp_engine, &artifact) && newer_than(&artifact, &module))
+        {
             continue;
         }
         // A fresh engine per build: an engine keeps the code it compiled.

@@ -307,8 +307,9 @@ fn leads_own_session() -> bool {
 }
 
 /// Read-only `/usr`, and `/lib*`, `/bin`, `/sbin` as they are on the host
-/// (links into `/usr` on merged-usr systems, directories elsewhere).
-fn system_binds(cmd: &mut Command) {
+/// (links into `/usr` on merged-usr systems, directories elsewhere). Also
+/// the base of the Server's build sandbox.
+pub fn system_binds(cmd: &mut Command) {
     cmd.args(["--ro-bind", "/usr", "/usr"]);
     for dir in ["/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"] {
         match std::fs::read_link(dir) {
@@ -362,15 +363,23 @@ impl Drop for Scratch {
 
 /// Whether bubblewrap can create its namespaces here (as `run_as`).
 pub fn probe(run_as: Option<(Uid, Gid)>) -> Result<(), String> {
-    if !Path::new(BWRAP).is_file() {
+    probe_at(Path::new(BWRAP), run_as)
+}
+
+/// Whether the bubblewrap at `bwrap` can create its namespaces here (as
+/// `run_as`), with a cleared environment.
+pub fn probe_at(bwrap: &Path, run_as: Option<(Uid, Gid)>) -> Result<(), String> {
+    if !bwrap.is_file() {
         return Err(format!(
-            "{BWRAP} is missing (Debian: apt-get install bubblewrap)"
+            "{} is missing (Debian: apt-get install bubblewrap)",
+            bwrap.display()
         ));
     }
-    let mut cmd = Command::new(BWRAP);
+    let mut cmd = Command::new(bwrap);
     cmd.args(["--unshare-all", "--die-with-parent"]);
     system_binds(&mut cmd);
     cmd.args(["--", "/bin/sh", "-c", "exit 0"])
+        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -380,7 +389,7 @@ pub fn probe(run_as: Option<(Uid, Gid)>) -> Result<(), String> {
     }
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run {BWRAP}: {e}"))?;
+        .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
     if out.status.success() {
         Ok(())
     } else {
