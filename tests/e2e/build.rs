@@ -96,7 +96,7 @@ fn host_files_stay_out_of_reach(server: &TestServer) {
         ),
     ];
     for (name, lang, code, secret) in attacks {
-        let (status, text) = deploy_and_run(&server, name, lang, &code);
+        let (status, text) = deploy_and_run(server, name, lang, &code);
         assert_eq!(
             status, 422,
             "{name}: the file must not exist for the compiler: {text}"
