@@ -19,8 +19,16 @@ RUNTIMES_DIR := build/runtimes
 
 all: build
 
+# Every target (tests too) in the one cargo call that builds the binaries:
+# dev-dependencies then turn on the same features of shared crates (chrono,
+# time, syn...) for the binaries as for the tests, so Wasmer, cranelift and
+# wasmer-wasix are compiled once, whether `make run` or `make test` comes
+# first. Building the binaries alone and then the tests compiled them twice
+# (7 more minutes on a cold machine); the test targets cost a minute or two.
+BUILD_TARGETS ?= --all-targets
+
 build:
-	$(CARGO) build --release --locked --workspace --bins
+	$(CARGO) build --release --locked --workspace $(BUILD_TARGETS)
 	@mkdir -p $(BIN_DIR)
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas-server $(BIN_DIR)/server
 	install -m 755 $(CARGO_TARGET_DIR)/release/worker $(BIN_DIR)/worker
