@@ -2,7 +2,7 @@
 // Run:    qjs --std --script /faas/prelude.js [args...]   -> runs /faas/code.js as CommonJS (stdin = payload)
 // Check:  qjs --std --script /faas/prelude.js --check     -> parse only; exit 0, or SyntaxError on stderr + exit 1
 // (--script avoids qjs' module auto-detection, which would parse this file twice.)
-// Env FAAS_CODE overrides the code path (default /faas/code.js). May also be loaded as bytecode (boot.js).
+// Env FAAS_CODE overrides the code path (default /faas/code.js).
 (function (g) {
 'use strict';
 const std = g.std, os = g.os, bjson = g.bjson;
@@ -868,7 +868,7 @@ const codeMap = new Map();     // wrapper fn -> file (marks the module's top-lev
 let loadingFile = null;        // all "<evalScript>" frames are attributed to CODE (qjs gives no per-eval filename)
 const srcLines = new Map();
 Error.stackTraceLimit = 10;
-// prelude frames: its own file, or no file at all when loaded as debug-stripped bytecode (see boot.js)
+// prelude frames: its own file, or no file at all when loaded as debug-stripped bytecode
 const isPreludeFrame = (cs) => { const f = cs.getFileName(); return f === PRELUDE || (!f && !cs.isNative()); };
 Error.prepareStackTrace = (err, callsites) => {
   let head;

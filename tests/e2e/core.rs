@@ -510,3 +510,18 @@ fn every_call_gets_a_fresh_instance() {
         }));
     }
 }
+
+#[test]
+fn worker_check_refuses_a_language_it_does_not_parse() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "int main(void) { return 0; }\n").unwrap();
+    let out = Command::new(worker_bin())
+        .args(["check", "--lang", "c"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("JavaScript and Python only"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -108,11 +108,20 @@ pub fn harden(resp: &mut HttpResponse, fn_route: bool) {
 /// Turns the Server's reply into the HTTP answer.
 pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
     match reply {
-        Reply::Deployed { function } => json(
-            StatusCode::CREATED,
-            &json!({"ok": true, "id": function.id, "name": function.name,
-                    "lang": function.lang, "wasm": function.wasm}),
-        ),
+        Reply::Deployed { function } => {
+            // Where the function runs: in WebAssembly, as a host process in
+            // bubblewrap, or served as is.
+            let runtime = match (function.lang, function.wasm) {
+                (faas_proto::Lang::Html, _) => "static",
+                (_, true) => "wasm",
+                (_, false) => "native",
+            };
+            json(
+                StatusCode::CREATED,
+                &json!({"ok": true, "id": function.id, "name": function.name,
+                        "lang": function.lang, "wasm": function.wasm, "runtime": runtime}),
+            )
+        }
         Reply::Invoked {
             worker_id, result, ..
         } => invocation(worker_id, result, request_id),

@@ -150,7 +150,7 @@ impl Service {
             lang: req.lang,
             created: now_secs(),
             sha256: hex(&Sha256::digest(req.code.as_bytes())),
-            wasm: req.lang.is_compiled(),
+            wasm: self.toolchains.runs_in_wasm(req.lang),
             settings: req.settings,
             version: 0,
         };

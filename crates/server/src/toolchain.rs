@@ -197,6 +197,12 @@ impl Toolchains {
         lang.is_compiled() || self.is_native(lang)
     }
 
+    /// Whether `lang`'s functions run in WebAssembly on this server (C,
+    /// Rust, Go always; JS and Python unless a native runtime was asked for).
+    pub fn runs_in_wasm(&self, lang: Lang) -> bool {
+        lang != Lang::Html && !self.is_native(lang)
+    }
+
     /// Whether `lang` runs with a host runtime (in bubblewrap).
     fn is_native(&self, lang: Lang) -> bool {
         match lang {

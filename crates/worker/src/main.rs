@@ -237,6 +237,10 @@ fn compile(dir: &Path) -> anyhow::Result<ExitCode> {
 
 /// `worker check`: a deploy's syntax check of a script, in the sandbox.
 fn check(args: &WorkerArgs, lang: faas_proto::Lang, file: &Path) -> anyhow::Result<ExitCode> {
+    if faas_worker::interpreters::module_file(lang).is_none() {
+        eprintln!("worker check parses JavaScript and Python only, not {lang}");
+        return Ok(ExitCode::from(2));
+    }
     let sandbox = Sandbox::new()?;
     let dir = args.runtimes_dir_for(&current_exe());
     let interpreter = match Interpreter::load(sandbox.engine(), &dir, lang) {
