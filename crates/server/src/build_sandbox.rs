@@ -392,9 +392,13 @@ impl BuildSandbox {
                     None => Ok(()),
                     Some(Ok(rules)) => match rules.restrict_self() {
                         Ok(status) if status.ruleset != RulesetStatus::NotEnforced => Ok(()),
-                        _ => Err(std::io::Error::from_raw_os_error(libc_eperm())),
+                        _ => Err(std::io::Error::from_raw_os_error(
+                            nix::errno::Errno::EPERM as i32,
+                        )),
                     },
-                    Some(Err(_)) => Err(std::io::Error::from_raw_os_error(libc_eperm())),
+                    Some(Err(_)) => Err(std::io::Error::from_raw_os_error(
+                        nix::errno::Errno::EPERM as i32,
+                    )),
                 }
             });
         }
@@ -417,11 +421,6 @@ impl BuildSandbox {
         };
         dir.ancestors().skip(1).all(|a| others(a, 0o001)) && others(&dir, 0o005)
     }
-}
-
-/// EPERM, without a libc dependency of our own.
-fn libc_eperm() -> i32 {
-    nix::errno::Errno::EPERM as i32
 }
 
 /// Picks bubblewrap or Landlock as `--build-sandbox` asks and as works
@@ -497,15 +496,11 @@ fn landlock_rules(
         .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
 }
 
-/// Starts `cmd` with only PATH, LANG and the log level: a helper process
-/// never inherits the Server's variables (tokens, store credentials).
+/// Starts `cmd` with a worker's environment only (PATH, the locale, the log
+/// settings): a helper process never inherits the Server's variables
+/// (tokens, store credentials).
 pub fn clear_env(cmd: &mut Command) {
-    cmd.env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LANG", "C.UTF-8");
-    if let Some(level) = std::env::var_os("RUST_LOG") {
-        cmd.env("RUST_LOG", level);
-    }
+    cmd.env_clear().envs(crate::workers::worker_environment());
 }
 
 /// Creates the build root (0711: the build uid may enter its own job

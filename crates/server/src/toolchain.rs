@@ -350,10 +350,10 @@ impl Toolchains {
 
     /// Compiles the standard library packages most functions use into the
     /// trusted Go cache. Runs no function code: only GOROOT's sources.
-    fn fill_go_cache(&self, tool: &Tool, cache: &Path, timeout: Duration) -> bool {
+    fn fill_go_cache(&self, tool: &Tool, cache: &Path, timeout: Duration) {
         let started = Instant::now();
         let Ok(job) = self.sandbox.server_job() else {
-            return false;
+            return;
         };
         let guest_cache = if self.sandbox.confined() {
             PathBuf::from("/gocache")
@@ -375,19 +375,15 @@ impl Toolchains {
         match run_with_timeout(cmd, timeout) {
             Ok(Some((status, _))) if status.success() => {
                 log::info!(target: PART, "go: standard library compiled into the build cache in {:.1} s", started.elapsed().as_secs_f64());
-                true
             }
             Ok(Some((_, out))) => {
                 log::warn!(target: PART, "go: filling the build cache failed: {}", out.trim());
-                false
             }
             Ok(None) => {
                 log::warn!(target: PART, "go: filling the build cache timed out");
-                false
             }
             Err(err) => {
                 log::warn!(target: PART, "go: cannot fill the build cache: {err}");
-                false
             }
         }
     }

@@ -64,8 +64,9 @@ const WORKER_ENV: &[&str] = &[
     "TZ",
 ];
 
-/// The Server's variables among [`WORKER_ENV`].
-fn worker_environment() -> Vec<(&'static str, std::ffi::OsString)> {
+/// The Server's variables among [`WORKER_ENV`] (also what the Server's
+/// helper processes get: `worker check`, `worker compile`).
+pub fn worker_environment() -> Vec<(&'static str, std::ffi::OsString)> {
     WORKER_ENV
         .iter()
         .filter_map(|&name| std::env::var_os(name).map(|value| (name, value)))
