@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +99,8 @@ class Server:
             except Exception:
                 pass
             time.sleep(0.05)
-        time.sleep(0.5)  # let the workers finish building their engines
+        else:
+            raise SystemExit("the workers did not start")
 
     def stats(self):
         return json.loads(http(self.addr, "GET", "/stats")[1])
@@ -221,9 +223,7 @@ def run(server, tmp):
     hello_id = server.deploy("hello", "c", (EXAMPLES / "hello.c").read_text())
     wasm = tmp / "functions" / hello_id / "code.wasm"
     url = f"http://{addr}/invoke?fn={hello_id}"
-    http(addr, "POST", f"/invoke?fn={hello_id}")  # warm every worker's cache
-    for _ in range(8):
-        http(addr, "POST", f"/invoke?fn={hello_id}")
+    warm_every_worker(addr, hello_id, len(server.stats()["worker_pids"]))
 
     # 1-3: invoke vs runtime floor vs HTTP floor. This machine's speed
     # drifts (a shared VM), so each figure is the median of ROUNDS runs that
@@ -385,6 +385,20 @@ def run(server, tmp):
                        (f"after invoking {len(c_ids)} distinct", invoked_rss)):
         record("memory", f"RSS server, {label}", fmt(rss[0], "MiB"))
         record("memory", f"RSS workers (max of {len(rss) - 1}), {label}", fmt(max(rss[1:]), "MiB"))
+
+
+def warm_every_worker(addr, fn, workers, rounds=3):
+    """Calls `fn` until every worker has answered it `rounds` times: the
+    workers are then up, their engines built and the module cached, which
+    is what the measurements assume (a fixed sleep only guessed it)."""
+    served = Counter()
+    deadline = time.time() + 60
+    while min((served[w] for w in range(workers)), default=0) < rounds:
+        if time.time() > deadline:
+            raise SystemExit(f"not every worker answered: {dict(served)}")
+        status, body = http(addr, "POST", f"/invoke?fn={fn}")
+        if status == 200:
+            served[json.loads(body)["worker_id"]] += 1
 
 
 def median_run(results, key):

@@ -59,6 +59,34 @@ def request(conn, method, path, body=b""):
 def main():
     tmp = tempfile.mkdtemp(prefix="faas-soak-")
     proc, addr = start_server(tmp)
+    try:
+        sys.exit(soak(proc, addr))
+    finally:
+        # Whatever happened (an assertion, ^C), no server is left running.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_for_every_worker(ctl, fn):
+    """Calls `fn` until every worker has answered it once: the workers are
+    up and have the module, so the kills hit a warm platform."""
+    workers = len(json.loads(request(ctl, "GET", "/stats")[1])["worker_pids"])
+    served = set()
+    deadline = time.time() + 60
+    while len(served) < workers:
+        if time.time() > deadline:
+            raise SystemExit(f"only workers {sorted(served)} answered")
+        status, body = request(ctl, "POST", f"/invoke?fn={fn}", b"warm")
+        if status == 200:
+            served.add(json.loads(body)["worker_id"])
+
+
+def soak(proc, addr):
+    """Runs the calls and the kills; returns the exit status."""
     host, port = addr.rsplit(":", 1)
     ctl = http.client.HTTPConnection(host, int(port), timeout=60)
     while request(ctl, "GET", "/health")[0] != 200:
@@ -66,7 +94,7 @@ def main():
     code = (ROOT / "examples" / "hello.c").read_bytes()
     status, body = request(ctl, "POST", "/deploy?name=soak&lang=c", code)
     assert status == 201, body
-    time.sleep(0.5)  # let every worker finish starting
+    wait_for_every_worker(ctl, "soak")
 
     next_call = iter(range(CALLS))
     lock = threading.Lock()
@@ -116,8 +144,6 @@ def main():
         t.join()
     elapsed = time.perf_counter() - started
     healthy = request(ctl, "GET", "/health")[0] == 200 and request(ctl, "POST", "/invoke?fn=soak", b"x")[0] == 200
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
 
     latencies.sort()
     pct = lambda p: latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
@@ -136,7 +162,7 @@ def main():
         print(f"{name:<28} {value}")
     write_markdown(rows)
     ok = answered == CALLS and failed <= len(KILLS) and healthy
-    sys.exit(0 if ok else 1)
+    return 0 if ok else 1
 
 
 def write_markdown(rows):

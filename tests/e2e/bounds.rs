@@ -215,13 +215,25 @@ fn a_worker_that_ran_a_huge_module_is_recycled_when_it_is_deleted() {
     let (old_pid, other_pid) = (pids[ran].as_u64().unwrap(), pids[other].as_u64().unwrap());
     let loaded = rss_kib(old_pid).unwrap();
     // Calls keep coming while the delete recycles the worker: none fails.
+    // The delete waits until the burst is under way, so they overlap.
+    let completed = |s: &serde_json::Value| -> u64 {
+        s["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["completed"].as_u64().unwrap())
+            .sum()
+    };
+    let before = completed(&server.get("/stats").json());
     let addr = server.addr.clone();
     let burst = thread::spawn(move || {
         (0..200)
             .map(|i| http(&addr, "POST", "/invoke?fn=hello", i.to_string().as_bytes()).status)
             .collect::<Vec<_>>()
     });
-    thread::sleep(Duration::from_millis(50));
+    wait_for(&server, "the burst to start", |s| {
+        completed(s) >= before + 5
+    });
     assert_eq!(server.request("DELETE", "/function/huge", b"").status, 200);
     wait_for(&server, "the recycle", |s| s["worker_recycles"][ran] == 1);
     let statuses = burst.join().unwrap();

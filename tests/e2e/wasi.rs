@@ -136,11 +136,12 @@ fn host_calls_end_at_the_deadline_and_zero_polls_return_at_once() {
         "c",
         "#include <poll.h>\n#include <stdio.h>\nint main(void){ for (int i = 0; i < 1000; i++) poll(NULL, 0, 0); puts(\"polled\"); return 0; }\n",
     );
-    let started = Instant::now();
+    // A thousand zero-timeout polls finish inside the 1 s deadline: a poll
+    // that waited would turn this call into a 504.
     let resp = server.post("/invoke?fn=poll0", "");
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(resp.json()["output"], "polled\n");
-    assert!(started.elapsed() < Duration::from_millis(900));
+    let pid = server.get("/stats").json()["worker_pids"][0].clone();
 
     server.deploy(
         "sleeper",
@@ -149,16 +150,14 @@ fn host_calls_end_at_the_deadline_and_zero_polls_return_at_once() {
     );
     let started = Instant::now();
     let e = server.post("/invoke?fn=sleeper", "").assert_error(504);
-    assert!(e.contains("timed out"), "{e}");
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(1000) && took < Duration::from_millis(1100 + 150),
-        "{took:?}"
-    );
-    // The worker stopped the guest itself: no restart, it serves on.
+    assert!(e.contains("timed out after 1000 ms"), "{e}");
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    // The worker stopped the guest itself: same process, no restart.
     server.deploy("ok", "c", &example("hello.c"));
     assert_eq!(server.post("/invoke?fn=ok", "").status, 200);
-    assert_eq!(server.get("/stats").json()["worker_restarts"][0], 0);
+    let stats = server.get("/stats").json();
+    assert_eq!(stats["worker_pids"][0], pid);
+    assert_eq!(stats["worker_restarts"][0], 0);
 }
 
 #[test]

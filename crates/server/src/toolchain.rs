@@ -100,31 +100,56 @@ pub enum BuildError {
     Failed(String),
 }
 
+/// Go: TinyGo if installed, else the pinned Go (`make toolchains` puts it
+/// in /usr/local), else any `go` on PATH; `FAAS_GO` overrides.
+fn detect_go() -> Option<Tool> {
+    overridable("FAAS_GO", || {
+        which("tinygo")
+            .map(|p| (p, true))
+            .or_else(|| {
+                ["/usr/local/bin/go", "/usr/bin/go"]
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|p| is_executable(p))
+                    .or_else(|| which("go"))
+                    .map(|p| (p, false))
+            })
+            .and_then(|(p, tinygo)| probe(&p, &["version"]).map(|v| tool(p, v, tinygo)))
+    })
+    .map(|mut t| {
+        t.tinygo = t
+            .program
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("tinygo"));
+        t
+    })
+    .and_then(locate_goroot)
+}
+
+/// Why native functions (PHP, `--native-*`) cannot run confined here, or
+/// `None` when bubblewrap works or the operator allowed them unconfined.
+fn native_blocked(choice: &RuntimeChoice) -> Option<String> {
+    let uid = nix::unistd::Uid::effective().is_root().then(|| {
+        (
+            nix::unistd::Uid::from_raw(choice.uid),
+            nix::unistd::Gid::from_raw(choice.uid),
+        )
+    });
+    match faas_worker::native::probe(uid) {
+        Ok(()) => None,
+        Err(_) if choice.allow_unconfined => {
+            log::warn!(target: PART, "native functions run WITHOUT bubblewrap (--allow-unconfined-native): they reach the host's network and world-readable files");
+            None
+        }
+        Err(why) => Some(why),
+    }
+}
+
 impl Toolchains {
     /// Looks for every tool (runs each `--version` once); compilers are
     /// used only when the build sandbox can read them.
     pub fn detect(choice: RuntimeChoice, sandbox: BuildSandbox) -> Self {
-        let go = overridable("FAAS_GO", || {
-            which("tinygo")
-                .map(|p| (p, true))
-                .or_else(|| {
-                    ["/usr/local/bin/go", "/usr/bin/go"]
-                        .iter()
-                        .map(PathBuf::from)
-                        .find(|p| is_executable(p))
-                        .or_else(|| which("go"))
-                        .map(|p| (p, false))
-                })
-                .and_then(|(p, tinygo)| probe(&p, &["version"]).map(|v| tool(p, v, tinygo)))
-        })
-        .map(|mut t| {
-            t.tinygo = t
-                .program
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().contains("tinygo"));
-            t
-        })
-        .and_then(locate_goroot);
+        let go = detect_go();
         // Native runtimes run inside bubblewrap, which binds only /usr:
         // system paths first, and the real file (not an /etc/alternatives
         // link) so the path exists inside the sandbox.
@@ -134,20 +159,7 @@ impl Toolchains {
                 t
             })
         };
-        let uid = nix::unistd::Uid::effective().is_root().then(|| {
-            (
-                nix::unistd::Uid::from_raw(choice.uid),
-                nix::unistd::Gid::from_raw(choice.uid),
-            )
-        });
-        let native_blocked = match faas_worker::native::probe(uid) {
-            Ok(()) => None,
-            Err(_) if choice.allow_unconfined => {
-                log::warn!(target: PART, "native functions run WITHOUT bubblewrap (--allow-unconfined-native): they reach the host's network and world-readable files");
-                None
-            }
-            Err(why) => Some(why),
-        };
+        let native_blocked = native_blocked(&choice);
         let c = overridable("FAAS_CLANG", || {
             ["/opt/wasi-sdk/bin/clang", "clang-19", "clang"]
                 .iter()
