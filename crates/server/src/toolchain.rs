@@ -25,13 +25,13 @@
 //! environment and rlimits.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faas_proto::Lang;
+use faas_worker::child::{capture, wait_until};
 
 use crate::build_sandbox::{mirror, BuildJob, BuildSandbox, ToolRun};
 
@@ -39,6 +39,14 @@ const PART: &str = "SERVER";
 
 /// The most of a compiler's message kept in a 422 answer.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// What is kept of a tool's stdout and of its stderr (a message is then cut
+/// to [`MAX_MESSAGE_BYTES`]): a hostile source that makes the compiler
+/// print without end cannot fill the Server's memory.
+const TOOL_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// How long a tool's output may still be read once its group is gone.
+const TOOL_OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// One language's tool, found on this machine.
 #[derive(Debug, Clone)]
@@ -758,36 +766,11 @@ pub fn run_with_timeout(
         .stderr(Stdio::piped())
         .process_group(0);
     let mut child = cmd.spawn()?;
-    let pgid = child.id() as i32;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let mut text = err_reader.join().unwrap_or_default();
-    let out = out_reader.join().unwrap_or_default();
+    let stdout = capture(child.stdout.take().expect("piped"), TOOL_OUTPUT_BYTES);
+    let stderr = capture(child.stderr.take().expect("piped"), TOOL_OUTPUT_BYTES);
+    let ended = wait_until(&mut child, Instant::now() + timeout)?;
+    let (mut text, _) = stderr.collect(TOOL_OUTPUT_GRACE);
+    let (out, _) = stdout.collect(TOOL_OUTPUT_GRACE);
     if !out.is_empty() {
         if !text.is_empty() && !text.ends_with(b"\n") {
             text.push(b'\n');
@@ -795,7 +778,7 @@ pub fn run_with_timeout(
         text.extend_from_slice(&out);
     }
     let text = String::from_utf8_lossy(&text).into_owned();
-    Ok(status.map(|s| (s, text)))
+    Ok((!ended.timed_out).then_some((ended.status, text)))
 }
 
 /// Shortens a compiler message and hides the build's directories in it.

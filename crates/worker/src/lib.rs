@@ -14,6 +14,8 @@
 //! - [`interpreters`]: QuickJS and CPython compiled to WASI, for JS and
 //!   Python functions;
 //! - [`cache`]: the bounded LRU of compiled modules;
+//! - [`child`]: a child process run against a deadline, output capped
+//!   (native calls here, compilers in the Server);
 //! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
 //! - [`native`]: PHP (and JS/Python when asked) as host processes inside
 //!   bubblewrap;
@@ -32,6 +34,7 @@ pub mod args;
 pub mod artifact;
 pub mod bench;
 pub mod cache;
+pub mod child;
 pub mod fds;
 pub mod hostdir;
 pub mod interpreters;

@@ -25,19 +25,19 @@
 //!   ([`crate::reap`]);
 //! - stdout and stderr capped.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use faas_proto::Lang;
 use nix::sys::resource::{setrlimit, Resource};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::{Gid, Pid, Uid};
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Uid};
 
+use crate::child::{capture, wait_until, Ended};
 use crate::wasm::RunOutput;
 
 /// The bubblewrap binary.
@@ -48,6 +48,11 @@ const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// How long a call's leftover processes get to die once killed.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the call's output may still be read after its group was
+/// killed; a process that escaped the group and holds the pipe open costs
+/// the call its output, not the worker.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// How far the file-size rlimit sits above the `/tmp` size.
 const FSIZE_MARGIN: u64 = 1024 * 1024;
@@ -106,12 +111,6 @@ pub struct NativeRunner {
     run_as: Option<(Uid, Gid)>,
     /// Why bubblewrap cannot be used here, if it cannot.
     no_sandbox: Option<String>,
-}
-
-/// How one call's process ended.
-struct Ended {
-    status: ExitStatus,
-    timed_out: bool,
 }
 
 impl NativeRunner {
@@ -223,14 +222,14 @@ impl NativeRunner {
         feed_stdin(&mut child, input);
         let stdout = capture(child.stdout.take().expect("piped"), limits.max_output_bytes);
         let stderr = capture(child.stderr.take().expect("piped"), limits.max_output_bytes);
-        let ended = wait_until(&mut child, started + limits.timeout);
+        let ended = wait_until(&mut child, started + limits.timeout).map_err(NativeError::Setup);
         // Whatever the call left (the sandbox's PID 1, which bubblewrap
         // forked, or escaped processes), reparented to this subreaper: no
         // zombie survives the call, even when waiting failed.
         crate::reap::reap_leftovers(LEFTOVER_GRACE);
         let ended = ended?;
-        let (stdout, cut_out) = collect(stdout);
-        let (stderr, cut_err) = collect(stderr);
+        let (stdout, cut_out) = stdout.collect(OUTPUT_GRACE);
+        let (stderr, cut_err) = stderr.collect(OUTPUT_GRACE);
         let (exit_code, trap) = exit_of(&ended);
         drop(scratch);
         Ok(RunOutput {
@@ -479,29 +478,6 @@ fn feed_stdin(child: &mut Child, bytes: Vec<u8>) {
     });
 }
 
-/// Waits for `child` until `deadline`, then kills its whole process group
-/// (whatever the function left running goes too).
-fn wait_until(child: &mut Child, deadline: Instant) -> Result<Ended, NativeError> {
-    let group = Pid::from_raw(child.id() as i32);
-    let mut poll = Duration::from_micros(200);
-    let (status, timed_out) = loop {
-        if let Some(status) = child.try_wait().map_err(NativeError::Setup)? {
-            break (Some(status), false);
-        }
-        if Instant::now() >= deadline {
-            break (None, true);
-        }
-        std::thread::sleep(poll);
-        poll = (poll * 2).min(Duration::from_millis(5));
-    };
-    let _ = killpg(group, Signal::SIGKILL);
-    let status = match status {
-        Some(status) => status,
-        None => child.wait().map_err(NativeError::Setup)?,
-    };
-    Ok(Ended { status, timed_out })
-}
-
 /// The exit code, and a description when a signal ended the process.
 fn exit_of(ended: &Ended) -> (i32, Option<String>) {
     use std::os::unix::process::ExitStatusExt;
@@ -522,37 +498,4 @@ fn describe_signal(sig: i32) -> String {
     } else {
         format!("killed by {name}")
     }
-}
-
-type Captured = mpsc::Receiver<(Vec<u8>, bool)>;
-
-/// Reads a pipe on a thread, keeping at most `cap` bytes.
-fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Captured {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut truncated = false;
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
-                    if n > room {
-                        truncated = true;
-                    }
-                    kept.extend_from_slice(&chunk[..n.min(room)]);
-                }
-            }
-        }
-        let _ = tx.send((kept, truncated));
-    });
-    rx
-}
-
-/// The captured bytes; gives up after a moment if a process that escaped
-/// the group still holds the pipe open.
-fn collect(rx: Captured) -> (Vec<u8>, bool) {
-    rx.recv_timeout(Duration::from_millis(500))
-        .unwrap_or((Vec::new(), true))
 }
