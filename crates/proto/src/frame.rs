@@ -391,8 +391,18 @@ mod tests {
             }],
         });
         round_trip(LbReply::Error {
-            req: 4,
+            req: Some(4),
+            kind: LbErrorKind::NoWorker,
             error: "no worker".into(),
+        });
+        round_trip(LbReply::Error {
+            req: None,
+            kind: LbErrorKind::Invalid,
+            error: "worker state changes need the server role".into(),
+        });
+        round_trip(WorkerRequest::Run(job.clone()));
+        round_trip(WorkerRequest::Forget {
+            ids: vec!["a_1".into(), "b_2".into()],
         });
         round_trip(job);
         round_trip(JobResult::failure(2, FailureKind::Timeout, "timed out"));

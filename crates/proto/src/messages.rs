@@ -322,21 +322,46 @@ pub enum LbReply {
         queue_len: usize,
         workers: Vec<WorkerStats>,
     },
+    /// A refusal. `req` is absent when the refused line had none (a
+    /// one-way message, or one too broken to read it from): nobody waits
+    /// for that answer.
     Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<RequestId>,
+        /// Why, for the Server to choose the client's status (absent in an
+        /// older LB's lines: [`LbErrorKind::Invalid`]).
         #[serde(default)]
-        req: RequestId,
+        kind: LbErrorKind,
         error: String,
     },
 }
 
+/// Why the load balancer refused a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbErrorKind {
+    /// Every worker is busy and `--max-queue` calls already wait: the
+    /// client should retry shortly.
+    QueueFull,
+    /// No worker is up to take the call (they are being restarted).
+    NoWorker,
+    /// The request itself was refused: a line that does not parse, a job
+    /// this connection was not given, a role it may not take. From the
+    /// Server, a fault of its own. A kind this build does not know reads
+    /// as this one.
+    #[default]
+    #[serde(other)]
+    Invalid,
+}
+
 impl Correlated for LbReply {
     fn req_id(&self) -> Option<RequestId> {
-        Some(match self {
+        match self {
             Self::ForwardToWorker { req, .. }
             | Self::Welcome { req, .. }
-            | Self::Stats { req, .. }
-            | Self::Error { req, .. } => *req,
-        })
+            | Self::Stats { req, .. } => Some(*req),
+            Self::Error { req, .. } => *req,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use faas_proto::client::Client;
 use faas_proto::{
     Blob, DeploySpec, ErrorKind, FailureKind, FunctionMeta, HttpRequest, InvocationRecord, Job,
-    JobResult, Lang, LbReply, LbRequest, PlatformStats, ServiceError,
+    JobResult, Lang, LbErrorKind, LbReply, LbRequest, PlatformStats, ServiceError,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
@@ -437,10 +437,7 @@ impl Service {
                 lb_req: req,
                 worker_id,
             }),
-            Ok(LbReply::Error { error, .. }) => Err(ServiceError::new(
-                ErrorKind::Overloaded,
-                format!("overloaded: {error}"),
-            )),
+            Ok(LbReply::Error { kind, error, .. }) => Err(lb_refusal(kind, &error)),
             Ok(other) => {
                 log::error!(target: PART, "unexpected LB reply {other:?}");
                 Err(ServiceError::internal(
@@ -736,6 +733,25 @@ fn http_env(
     env
 }
 
+/// What an LB refusal means for the client: a full queue is an overload
+/// (503 with `Retry-After`), no worker up makes the platform unavailable
+/// (503); any other refusal is the Server's own fault (500), and the LB's
+/// words go to the log, not to the client.
+fn lb_refusal(kind: LbErrorKind, message: &str) -> ServiceError {
+    match kind {
+        LbErrorKind::QueueFull => {
+            ServiceError::new(ErrorKind::Overloaded, format!("overloaded: {message}"))
+        }
+        LbErrorKind::NoWorker => ServiceError::unavailable(format!(
+            "no worker can take the call: {message} (workers are being restarted; see the server log)"
+        )),
+        LbErrorKind::Invalid => {
+            log::error!(target: PART, "the load balancer refused a call: {message}");
+            ServiceError::internal("the load balancer refused the call (see the server log)")
+        }
+    }
+}
+
 /// A Content-Type to answer with: printable ASCII, a `/`, at most 128.
 fn valid_content_type(ct: &str) -> bool {
     ct.len() <= 128 && ct.contains('/') && ct.bytes().all(|b| (0x20..0x7f).contains(&b))
@@ -846,6 +862,21 @@ mod tests {
         assert!(validate_name("../etc").is_err());
         assert!(validate_name("a b").is_err());
         assert!(validate_name("é").is_err());
+    }
+
+    #[test]
+    fn lb_refusals_keep_their_kind() {
+        let full = lb_refusal(LbErrorKind::QueueFull, "queue full (3 jobs waiting)");
+        assert_eq!(full.kind, ErrorKind::Overloaded);
+        assert!(full.message.contains("queue full"), "{}", full.message);
+        let none = lb_refusal(LbErrorKind::NoWorker, "no worker is up");
+        assert_eq!(none.kind, ErrorKind::Unavailable);
+        assert!(none.message.contains("no worker is up"), "{}", none.message);
+        // Anything else is the Server's fault: 500, and the LB's words stay
+        // in the log.
+        let other = lb_refusal(LbErrorKind::Invalid, "request 7 is already in progress");
+        assert_eq!(other.kind, ErrorKind::Internal);
+        assert!(!other.message.contains("request 7"), "{}", other.message);
     }
 
     #[test]
