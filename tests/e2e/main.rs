@@ -9,6 +9,7 @@ mod browser;
 mod build;
 mod core;
 mod dashboard;
+mod failures;
 mod languages;
 mod limits;
 mod operations;

@@ -185,6 +185,9 @@ fn invocation(worker_id: usize, result: JobResult, request_id: &str) -> HttpResp
     }
     if !result.ok {
         body["error"] = json!(result.error.unwrap_or_else(|| "function failed".into()));
+        if let Some(kind) = result.kind {
+            body["kind"] = json!(kind);
+        }
     }
     json(status, &body)
 }
@@ -211,7 +214,7 @@ pub fn raw(reply: Reply) -> HttpResponse {
             .unwrap_or_else(|| "function failed".into());
         let mut resp = json(
             status::for_invocation(&result),
-            &json!({"ok": false, "error": message}),
+            &json!({"ok": false, "error": message, "kind": result.kind}),
         );
         resp.headers_mut()
             .insert("x-worker-id", HeaderValue::from(worker_id));

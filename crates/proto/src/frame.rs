@@ -477,6 +477,33 @@ mod tests {
         assert_eq!(req_of_line(br#"{"req":"x"}"#), None);
         assert_eq!(req_of_line(b"{\"req\":9"), None);
     }
+
+    #[test]
+    fn older_lines_still_read() {
+        // An LB error without a kind, a worker's `unavailable` failure.
+        let reply: LbReply = decode(br#"{"type":"error","req":2,"error":"x"}"#).unwrap();
+        assert_eq!(
+            reply,
+            LbReply::Error {
+                req: Some(2),
+                kind: LbErrorKind::Invalid,
+                error: "x".into()
+            }
+        );
+        let reply: LbReply =
+            decode(br#"{"type":"error","kind":"from_the_future","error":"x"}"#).unwrap();
+        assert!(matches!(
+            reply,
+            LbReply::Error {
+                req: None,
+                kind: LbErrorKind::Invalid,
+                ..
+            }
+        ));
+        let result: JobResult =
+            decode(br#"{"req":1,"ok":false,"kind":"unavailable","error":"no php"}"#).unwrap();
+        assert_eq!(result.kind, Some(FailureKind::RuntimeMissing));
+    }
 }
 
 #[cfg(test)]

@@ -498,12 +498,22 @@ pub enum FailureKind {
     NotFound,
     /// The job itself was unusable (bad line, unknown language).
     BadJob,
-    /// The worker could not load or start the function.
+    /// The worker failed for a reason of its own (I/O, an instance it could
+    /// not build): a fault of the platform.
     Internal,
     /// The worker process died while holding the job.
     WorkerCrashed,
-    /// The function's runtime is missing or unusable on this worker.
-    Unavailable,
+    /// The function's runtime (php, node, python3, an interpreter module)
+    /// is missing or unusable on this worker; the error names what to
+    /// install. Older workers called it `unavailable`.
+    #[serde(alias = "unavailable")]
+    RuntimeMissing,
+    /// Native functions cannot be confined here (bubblewrap missing, or no
+    /// user namespaces); the error names what to install or enable.
+    SandboxUnavailable,
+    /// The function's stored module cannot be loaded (not valid
+    /// WebAssembly, no `_start`): it must be redeployed.
+    ArtifactInvalid,
 }
 
 /// Worker → Server (one line on the worker's stdout).

@@ -25,6 +25,8 @@
 //! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
 //! - [`jobs`]: finds a job's function on disk and turns the run into a
 //!   [`JobResult`](faas_proto::JobResult);
+//! - [`failure`]: why a job could not run, as the kind the Server and the
+//!   gateway act on;
 //! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
 //!   standalone debugging mode.
 
@@ -32,6 +34,7 @@ pub mod args;
 pub mod artifact;
 pub mod bench;
 pub mod cache;
+pub mod failure;
 pub mod fds;
 pub mod hostdir;
 pub mod interpreters;
