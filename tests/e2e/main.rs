@@ -14,6 +14,7 @@ mod languages;
 mod limits;
 mod operations;
 mod reliability;
+mod request_ids;
 mod sandbox;
 mod scratch;
 mod sessions;

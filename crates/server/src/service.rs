@@ -333,7 +333,7 @@ impl Service {
         let env = call
             .http
             .as_ref()
-            .map(|http| http_env(http, call.request_id.as_deref(), meta.settings.pass_auth))
+            .map(|http| http_env(http, meta.settings.pass_auth))
             .unwrap_or_default();
         Job {
             payload: Some(call.payload),
@@ -691,19 +691,13 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// method, path and query as received, and the headers (never `Cookie`;
 /// without `Authorization` and `Proxy-Authorization` unless the function
 /// asked for them; the gateway has already withheld the platform's tokens).
-fn http_env(
-    http: &HttpRequest,
-    request_id: Option<&str>,
-    pass_auth: bool,
-) -> Vec<(String, String)> {
+/// `FAAS_REQUEST_ID` is the worker's to set, on every route.
+fn http_env(http: &HttpRequest, pass_auth: bool) -> Vec<(String, String)> {
     let mut env = vec![
         ("FAAS_HTTP_METHOD".to_string(), http.method.clone()),
         ("FAAS_HTTP_PATH".to_string(), http.path.clone()),
         ("FAAS_HTTP_QUERY".to_string(), http.query.clone()),
     ];
-    if let Some(id) = request_id {
-        env.push(("FAAS_REQUEST_ID".to_string(), id.to_string()));
-    }
     let mut budget = MAX_HEADER_BYTES;
     let mut passed = 0;
     for (name, value) in &http.headers {
@@ -877,6 +871,19 @@ mod tests {
         let other = lb_refusal(LbErrorKind::Invalid, "request 7 is already in progress");
         assert_eq!(other.kind, ErrorKind::Internal);
         assert!(!other.message.contains("request 7"), "{}", other.message);
+    }
+
+    #[test]
+    fn the_raw_routes_variables_leave_the_request_id_to_the_worker() {
+        let http = HttpRequest {
+            method: "GET".into(),
+            path: "/a".into(),
+            query: "q=1".into(),
+            headers: vec![("x-request-id".into(), "abc".into())],
+        };
+        let env = http_env(&http, false);
+        assert!(env.iter().all(|(k, _)| k != "FAAS_REQUEST_ID"), "{env:?}");
+        assert!(env.contains(&("FAAS_HTTP_HEADER_X_REQUEST_ID".into(), "abc".into())));
     }
 
     #[test]

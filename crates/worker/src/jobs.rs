@@ -52,9 +52,10 @@ pub struct RunnerSettings {
     pub native_langs: Vec<Lang>,
 }
 
-/// One Wasm call: whose, its input and its limits.
+/// One Wasm call: whose, for which request, its input and its limits.
 struct WasmCall<'a> {
     id: &'a str,
+    request_id: &'a str,
     payload: Vec<u8>,
     limits: &'a CallLimits,
 }
@@ -177,11 +178,13 @@ impl JobRunner {
             Err(err) => return err.into_result(req),
         };
         let limits = self.limits_of(&job);
+        let request_id = request_id_of(&job);
         let payload = job.payload.unwrap_or_default().into_bytes();
         let mut opts = wasm_options(&job.function, &limits);
         opts.env.extend(job.env.iter().cloned());
         let call = WasmCall {
             id: &job.function,
+            request_id: &request_id,
             payload,
             limits: &limits,
         };
@@ -202,7 +205,7 @@ impl JobRunner {
                 let native = NativeCall {
                     lang,
                     function_id: call.id,
-                    req,
+                    request_id: call.request_id,
                     code: &code,
                     payload: &call.payload,
                     env: &job.env,
@@ -256,7 +259,9 @@ impl JobRunner {
 
     /// Runs a Wasm function on a fresh instance: the one prepared while idle
     /// when it is of this very function and fits the call, else a new one
-    /// (in the last call's session when that ran this function too).
+    /// (in the last call's session when that ran this function too). The
+    /// request's id is set on the instance last: an instance prepared
+    /// before the job arrived serves it too.
     fn run_wasm(
         &mut self,
         module: Module,
@@ -265,6 +270,7 @@ impl JobRunner {
     ) -> Result<RunOutput, JobError> {
         let WasmCall {
             id,
+            request_id,
             payload,
             limits,
         } = call;
@@ -282,7 +288,8 @@ impl JobRunner {
             }
         };
         self.last_wasm = Some((id.to_string(), module, opts));
-        let prepared = ready.map_err(|e| JobError::module(id, e))?;
+        let mut prepared = ready.map_err(|e| JobError::module(id, e))?;
+        prepared.set_env("FAAS_REQUEST_ID", request_id);
         let (mut out, session) = self.sandbox.call(
             prepared,
             payload,
@@ -430,4 +437,15 @@ fn read_lang(dir: &Path, id: &str) -> Result<Lang, JobError> {
         .as_str()
         .ok_or_else(|| bad("metadata.json has no lang".into()))?;
     lang.parse().map_err(bad)
+}
+
+/// The call's `FAAS_REQUEST_ID`: the request's id as the gateway gave it
+/// (the client's `X-Request-Id`), or the job's number for a job sent by
+/// hand without one. An id that cannot be a variable's value is replaced
+/// the same way.
+fn request_id_of(job: &Job) -> String {
+    match &job.request_id {
+        Some(id) if !id.is_empty() && !id.contains('\0') => id.clone(),
+        _ => job.req.to_string(),
+    }
 }

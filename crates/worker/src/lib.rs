@@ -27,6 +27,8 @@
 //!   [`JobResult`](faas_proto::JobResult);
 //! - [`failure`]: why a job could not run, as the kind the Server and the
 //!   gateway act on;
+//! - [`environ`]: our `environ_get`/`environ_sizes_get`, so a call's
+//!   `FAAS_REQUEST_ID` reaches an instance prepared before its job came;
 //! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
 //!   standalone debugging mode.
 
@@ -34,6 +36,7 @@ pub mod args;
 pub mod artifact;
 pub mod bench;
 pub mod cache;
+pub mod environ;
 pub mod failure;
 pub mod fds;
 pub mod hostdir;

@@ -139,7 +139,8 @@ impl Runtime {
 pub struct NativeCall<'a> {
     pub lang: Lang,
     pub function_id: &'a str,
-    pub req: u64,
+    /// The request's id: the call's `FAAS_REQUEST_ID`.
+    pub request_id: &'a str,
     pub code: &'a [u8],
     pub payload: &'a [u8],
     pub env: &'a [(String, String)],
@@ -227,7 +228,7 @@ impl NativeRunner {
         let NativeCall {
             lang,
             function_id,
-            req,
+            request_id,
             code,
             payload,
             env: extra,
@@ -240,7 +241,7 @@ impl NativeRunner {
         let (program, args) = self.program(lang)?;
         let mut env = vec![
             ("FAAS_FUNCTION", function_id.to_string()),
-            ("FAAS_REQUEST_ID", req.to_string()),
+            ("FAAS_REQUEST_ID", request_id.to_string()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let file = lang.source_file();
