@@ -407,23 +407,28 @@ fn the_worker_runs_standalone() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no file\n");
 
-    // The JSON-lines mode, exactly as under the server.
+    // The JSON-lines mode, exactly as under the server: a `run` answers,
+    // a `forget` does not, a line without `type` is a run, and a broken
+    // line answers only when it says which request it is.
     let mut child = Command::new(worker_bin())
         .arg("--functions-dir")
         .arg(server.functions_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(
-        stdin,
-        "{{\"req\":1,\"fn\":\"{id}\",\"payload\":\"by hand\"}}"
-    )
-    .unwrap();
-    writeln!(stdin, "{{\"req\":2,\"fn\":\"missing_fn\"}}").unwrap();
-    writeln!(stdin, "garbage").unwrap();
+    for line in [
+        format!(r#"{{"type":"run","req":1,"fn":"{id}","payload":"by hand"}}"#),
+        r#"{"req":2,"fn":"missing_fn"}"#.to_string(),
+        format!(r#"{{"type":"forget","ids":["{id}"]}}"#),
+        format!(r#"{{"type":"run","req":3,"fn":"{id}","payload":"again"}}"#),
+        "garbage".to_string(),
+        r#"{"type":"bogus","req":4}"#.to_string(),
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -431,13 +436,16 @@ fn the_worker_runs_standalone() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0]["req"], 1);
+    let reqs: Vec<u64> = lines.iter().map(|l| l["req"].as_u64().unwrap()).collect();
+    assert_eq!(reqs, [1, 2, 3, 4], "{lines:?}");
     assert_eq!(lines[0]["ok"], true);
     assert_eq!(lines[0]["output"], "Hello from FAAS!\nby hand");
-    assert_eq!(lines[1]["req"], 2);
     assert_eq!(lines[1]["kind"], "not_found");
-    assert_eq!(lines[2]["kind"], "bad_job");
+    // Forgotten, then loaded again from the store.
+    assert_eq!(lines[2]["output"], "Hello from FAAS!\nagain");
+    assert_eq!(lines[3]["kind"], "bad_job");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("bad request line").count(), 2, "{log}");
 }
 
 #[test]

@@ -274,9 +274,9 @@ fn spawn_server_with_env(
     args: &[String],
     env: &[(String, String)],
 ) -> (Child, Arc<Mutex<Vec<String>>>, Option<String>) {
-    let mut child = Command::new(server_bin())
-        // The test's own variables win (e.g. RUST_LOG=debug).
-        .env("RUST_LOG", "info")
+    let mut cmd = Command::new(server_bin());
+    // The test's own variables win (e.g. RUST_LOG=debug).
+    cmd.env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .arg("--port")
@@ -286,9 +286,12 @@ fn spawn_server_with_env(
         .arg("--server-socket")
         .arg(dir.join("server.sock"))
         .arg("--functions-dir")
-        .arg(dir.join("functions"))
-        .arg("--worker-bin")
-        .arg(worker_bin())
+        .arg(dir.join("functions"));
+    // A test may bring its own worker program.
+    if !args.iter().any(|a| a == "--worker-bin") {
+        cmd.arg("--worker-bin").arg(worker_bin());
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -80,14 +80,21 @@ fn the_lb_trusts_nobody_who_connects() {
         r#"{"type":"job_done","req":77,"worker_id":0,"ok":true}"#,
     );
     assert_eq!(e["type"], "error", "{e}");
+    // Refusals of the request itself say so, under its id.
+    assert_eq!((&e["kind"], &e["req"]), (&"invalid".into(), &77.into()));
     // Worker state belongs to the Server alone, and only real workers.
-    for line in [
-        r#"{"type":"worker_down","worker_id":1}"#,
-        r#"{"type":"worker_up","worker_id":4000000000}"#,
-        r#"{"type":"hello","req":1,"role":"server"}"#,
+    // One-way messages and broken lines have no id to answer under.
+    for (line, req) in [
+        (r#"{"type":"worker_down","worker_id":1}"#, None),
+        (r#"{"type":"worker_up","worker_id":4000000000}"#, None),
+        (r#"{"type":"hello","req":1,"role":"server"}"#, Some(1)),
+        (r#"{"type":"bogus","req":5}"#, Some(5)),
+        ("not json", None),
     ] {
         let e = lb_ask(&mut lb, &mut reader, line);
         assert_eq!(e["type"], "error", "{line}: {e}");
+        assert_eq!(e["kind"], "invalid", "{line}: {e}");
+        assert_eq!(e.get("req").and_then(|r| r.as_u64()), req, "{line}: {e}");
     }
     assert_eq!(server.get("/stats").json()["workers"], before);
 

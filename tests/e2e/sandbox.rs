@@ -92,8 +92,12 @@ fn hostile_functions_in_every_language_reach_nothing() {
     let store = server.functions_dir().display().to_string();
     let payload = format!("{store} {port}");
     let cases = [
-        ("python", HOSTILE_PY, &["FAAS_FUNCTION"][..]),
-        ("js", HOSTILE_JS, &["FAAS_FUNCTION"][..]),
+        (
+            "python",
+            HOSTILE_PY,
+            &["FAAS_FUNCTION", "FAAS_REQUEST_ID"][..],
+        ),
+        ("js", HOSTILE_JS, &["FAAS_FUNCTION", "FAAS_REQUEST_ID"][..]),
         (
             "php",
             HOSTILE_PHP,

@@ -12,16 +12,12 @@ use crate::status;
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// A JSON response; 503s tell the client when to retry.
+/// A JSON response.
 pub fn json(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    }
     resp
 }
 
@@ -36,13 +32,20 @@ pub fn text(status: StatusCode, body: String) -> HttpResponse {
     resp
 }
 
-/// The JSON error for `error`, with the status its kind maps to.
+/// The JSON error for `error`, with the status its kind maps to. An
+/// overload says when to retry (`Retry-After`); other 503s do not: a
+/// missing toolchain or worker is not fixed by waiting a second.
 pub fn error(error: &ServiceError) -> HttpResponse {
     let mut body = json!({"ok": false, "error": error.message});
     if let Some(details) = &error.details {
         body["details"] = json!(details);
     }
-    json(status::for_error(error.kind), &body)
+    let mut resp = json(status::for_error(error.kind), &body);
+    if error.kind == ErrorKind::Overloaded {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 /// 405 with the methods the route takes.
@@ -182,6 +185,9 @@ fn invocation(worker_id: usize, result: JobResult, request_id: &str) -> HttpResp
     }
     if !result.ok {
         body["error"] = json!(result.error.unwrap_or_else(|| "function failed".into()));
+        if let Some(kind) = result.kind {
+            body["kind"] = json!(kind);
+        }
     }
     json(status, &body)
 }
@@ -208,7 +214,7 @@ pub fn raw(reply: Reply) -> HttpResponse {
             .unwrap_or_else(|| "function failed".into());
         let mut resp = json(
             status::for_invocation(&result),
-            &json!({"ok": false, "error": message}),
+            &json!({"ok": false, "error": message, "kind": result.kind}),
         );
         resp.headers_mut()
             .insert("x-worker-id", HeaderValue::from(worker_id));

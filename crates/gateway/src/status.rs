@@ -19,7 +19,10 @@ pub fn for_error(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// The status of an invocation that reached a worker.
+/// The status of an invocation that reached a worker. A runtime or sandbox
+/// the worker lacks is 503 (the operator installs or enables it; the
+/// message says what); 500 is the function failing, a module that must be
+/// redeployed, or a fault of the worker.
 pub fn for_invocation(result: &JobResult) -> StatusCode {
     if result.ok {
         return StatusCode::OK;
@@ -29,10 +32,16 @@ pub fn for_invocation(result: &JobResult) -> StatusCode {
         Some(FailureKind::NotFound) => StatusCode::NOT_FOUND,
         Some(FailureKind::WorkerCrashed) => StatusCode::BAD_GATEWAY,
         Some(FailureKind::BadJob) => StatusCode::BAD_REQUEST,
-        Some(FailureKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
-        Some(FailureKind::Exit | FailureKind::Trap | FailureKind::Internal) | None => {
-            StatusCode::INTERNAL_SERVER_ERROR
+        Some(FailureKind::RuntimeMissing | FailureKind::SandboxUnavailable) => {
+            StatusCode::SERVICE_UNAVAILABLE
         }
+        Some(
+            FailureKind::Exit
+            | FailureKind::Trap
+            | FailureKind::ArtifactInvalid
+            | FailureKind::Internal,
+        )
+        | None => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -49,6 +58,10 @@ mod tests {
             (FailureKind::Trap, 500),
             (FailureKind::Exit, 500),
             (FailureKind::Internal, 500),
+            (FailureKind::ArtifactInvalid, 500),
+            (FailureKind::RuntimeMissing, 503),
+            (FailureKind::SandboxUnavailable, 503),
+            (FailureKind::BadJob, 400),
         ];
         for (kind, status) in cases {
             let result = JobResult::failure(1, kind, "x");
@@ -59,6 +72,8 @@ mod tests {
         assert_eq!(for_error(ErrorKind::NameTaken).as_u16(), 409);
         assert_eq!(for_error(ErrorKind::CompileFailed).as_u16(), 422);
         assert_eq!(for_error(ErrorKind::Overloaded).as_u16(), 503);
+        assert_eq!(for_error(ErrorKind::Unavailable).as_u16(), 503);
+        assert_eq!(for_error(ErrorKind::Internal).as_u16(), 500);
         assert_eq!(for_error(ErrorKind::InsufficientStorage).as_u16(), 507);
     }
 }

@@ -13,6 +13,12 @@
 //! when the peer's pid (`SO_PEERCRED`) is the LB's own process. Anything
 //! else answers an `error` line and changes nothing.
 //!
+//! An `error` line says why in `kind`: `queue_full` (every worker busy and
+//! `--max-queue` calls waiting), `no_worker` (none is up), or `invalid` (the
+//! request itself was refused). It carries the refused line's `req` when
+//! that line had one, and none otherwise (a one-way message, a line too
+//! broken to read it from).
+//!
 //! Modules:
 //! - [`scheduler`]: the strategies (RR, FIFO, WEIGHTED) and the per-function
 //!   fair share, pure logic;
@@ -33,10 +39,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faas_proto::frame::LineReader;
-use faas_proto::{decode, encode, Blob, Job, LbReply, LbRequest, RequestId, DEFAULT_MAX_FRAME};
+use faas_proto::{
+    decode, encode, req_of_line, Blob, Job, LbErrorKind, LbReply, LbRequest, RequestId,
+    DEFAULT_MAX_FRAME,
+};
 
 pub use args::LbArgs;
-pub use scheduler::{Decision, Refused, Scheduler, Share, Strategy};
+pub use scheduler::{Decision, Refused, Rejection, Scheduler, Share, Strategy};
 
 const PART: &str = "LB";
 
@@ -129,14 +138,19 @@ fn serve_connection(shared: &Shared, conn_id: u64, stream: UnixStream) {
 
     let mut reader = LineReader::new(stream, DEFAULT_MAX_FRAME);
     while let Ok(Some(line)) = reader.next_line() {
-        match line.and_then(|line| decode::<LbRequest>(&line)) {
+        let request = line
+            .map_err(|err| (None, err))
+            .and_then(|line| decode::<LbRequest>(&line).map_err(|err| (req_of_line(&line), err)));
+        match request {
             Ok(request) => {
                 log::trace!(target: PART, "connection {conn_id} ({role:?}): {request:?}");
                 handle(shared, conn_id, peer_is_us, &mut role, &writer, request)
             }
-            Err(err) => {
+            // Answered under the line's own request id when it has one, so
+            // whoever sent it is not left waiting.
+            Err((req, err)) => {
                 log::warn!(target: PART, "connection {conn_id}: {err}");
-                send(&writer, &error(0, err.to_string()));
+                send(&writer, &invalid(req, err.to_string()));
             }
         }
     }
@@ -201,13 +215,13 @@ fn handle(
                 .job_done((conn_id, req), worker_id, ok);
             match done {
                 Ok(started) => dispatch(shared, started),
-                Err(refused) => send(writer, &error(req, refused.to_string())),
+                Err(refused) => send(writer, &invalid(Some(req), refused.to_string())),
             }
         }
         LbRequest::WorkerDown { .. } | LbRequest::WorkerUp { .. } if *role != Role::Server => {
             send(
                 writer,
-                &error(0, "worker state changes need the server role"),
+                &invalid(None, "worker state changes need the server role"),
             );
         }
         LbRequest::WorkerDown { worker_id } => worker_down(shared, writer, worker_id),
@@ -233,16 +247,19 @@ fn hello(req: RequestId, wanted: String, peer_is_us: bool, role: &mut Role) -> L
             *role = Role::Server;
             LbReply::Welcome { req, role: wanted }
         }
-        "server" => error(req, "only the faas-server process may take the server role"),
+        "server" => invalid(
+            Some(req),
+            "only the faas-server process may take the server role",
+        ),
         "client" => LbReply::Welcome { req, role: wanted },
-        other => error(req, format!("unknown role '{other}'")),
+        other => invalid(Some(req), format!("unknown role '{other}'")),
     }
 }
 
 fn worker_down(shared: &Shared, writer: &Conn, worker_id: usize) {
     log::warn!(target: PART, "worker {worker_id} is down; routing around it");
     if let Err(refused) = shared.scheduler.lock().unwrap().worker_down(worker_id) {
-        send(writer, &error(0, refused.to_string()));
+        send(writer, &invalid(None, refused.to_string()));
     }
 }
 
@@ -251,7 +268,7 @@ fn worker_up(shared: &Shared, writer: &Conn, worker_id: usize) {
     let up = shared.scheduler.lock().unwrap().worker_up(worker_id);
     match up {
         Ok(started) => dispatch(shared, started),
-        Err(refused) => send(writer, &error(0, refused.to_string())),
+        Err(refused) => send(writer, &invalid(None, refused.to_string())),
     }
 }
 
@@ -272,17 +289,28 @@ fn invoke(shared: &Shared, conn_id: u64, writer: &Conn, req: RequestId, share: S
             );
             send(writer, &forward(worker_id, job));
         }
-        (Decision::Rejected(reason), _) => {
-            note_refusal(shared, &reason);
-            send(writer, &error(req, reason));
+        (Decision::Rejected(rejection), _) => {
+            let message = rejection.to_string();
+            note_refusal(shared, &message);
+            send(
+                writer,
+                &LbReply::Error {
+                    req: Some(req),
+                    kind: rejection.kind(),
+                    error: message,
+                },
+            );
         }
         _ => log::debug!(target: PART, "req {req} queued"),
     }
 }
 
-fn error(req: RequestId, error: impl Into<String>) -> LbReply {
+/// A refusal of the request itself (kind [`LbErrorKind::Invalid`]), under
+/// its request id when it had one.
+fn invalid(req: Option<RequestId>, error: impl Into<String>) -> LbReply {
     LbReply::Error {
         req,
+        kind: LbErrorKind::Invalid,
         error: error.into(),
     }
 }

@@ -52,7 +52,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use faas_proto::WorkerStats;
+use faas_proto::{LbErrorKind, WorkerStats};
 
 /// How jobs are spread over workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +151,33 @@ pub enum Decision {
     /// It waits in the queue; [`Scheduler::job_done`] or
     /// [`Scheduler::worker_up`] will hand it out.
     Queued,
-    /// It cannot be taken (queue full, no worker).
-    Rejected(String),
+    /// It cannot be taken.
+    Rejected(Rejection),
+}
+
+/// Why a submitted job was not taken.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Every worker is busy and the queue holds `max_queue` jobs.
+    #[error("queue full ({waiting} jobs waiting)")]
+    QueueFull { waiting: usize },
+    /// No worker is up (RR and WEIGHTED; FIFO queues instead).
+    #[error("no worker is up")]
+    NoWorker,
+    /// The owner already has a job with this request id.
+    #[error("request {req} is already in progress")]
+    InProgress { req: u64 },
+}
+
+impl Rejection {
+    /// The kind the refusal carries on the wire.
+    pub fn kind(&self) -> LbErrorKind {
+        match self {
+            Self::QueueFull { .. } => LbErrorKind::QueueFull,
+            Self::NoWorker => LbErrorKind::NoWorker,
+            Self::InProgress { .. } => LbErrorKind::Invalid,
+        }
+    }
 }
 
 /// Why a report was refused; nothing changed.
@@ -253,7 +278,7 @@ impl<T> Scheduler<T> {
     pub fn submit(&mut self, owner: Owner, share: Share, item: T) -> (Decision, Option<T>) {
         if self.running.contains_key(&owner) || self.queue.iter().any(|w| w.owner == owner) {
             return (
-                Decision::Rejected(format!("request {} is already in progress", owner.1)),
+                Decision::Rejected(Rejection::InProgress { req: owner.1 }),
                 Some(item),
             );
         }
@@ -269,14 +294,13 @@ impl<T> Scheduler<T> {
         }
         let any_up = self.workers.iter().any(|w| w.up);
         if !any_up && self.strategy != Strategy::Fifo {
-            return (
-                Decision::Rejected("no worker is up".to_string()),
-                Some(item),
-            );
+            return (Decision::Rejected(Rejection::NoWorker), Some(item));
         }
         if self.queue.len() >= self.max_queue {
             return (
-                Decision::Rejected(format!("queue full ({} jobs waiting)", self.queue.len())),
+                Decision::Rejected(Rejection::QueueFull {
+                    waiting: self.queue.len(),
+                }),
                 Some(item),
             );
         }
@@ -543,10 +567,18 @@ mod tests {
         assert_eq!(s.submit((1, 3), any(), 3).0, Decision::Queued);
         assert_eq!(s.submit((2, 1), any(), 4).0, Decision::Queued);
         assert_eq!(s.submit((1, 5), any(), 5).0, Decision::Queued);
-        assert!(matches!(
-            s.submit((1, 6), any(), 6).0,
-            Decision::Rejected(_)
-        ));
+        let (refused, _) = s.submit((1, 6), any(), 6);
+        assert_eq!(
+            refused,
+            Decision::Rejected(Rejection::QueueFull { waiting: 3 })
+        );
+        let Decision::Rejected(rejection) = refused else {
+            unreachable!()
+        };
+        assert_eq!(rejection.kind(), LbErrorKind::QueueFull);
+        assert_eq!(rejection.to_string(), "queue full (3 jobs waiting)");
+        let (again, _) = s.submit((1, 5), any(), 7);
+        assert_eq!(again, Decision::Rejected(Rejection::InProgress { req: 5 }));
         assert_eq!(s.queue_len(), 3);
         assert_eq!(s.job_done((1, 2), 1, true).unwrap(), vec![(1, (1, 3), 3)]);
         assert_eq!(s.job_done((1, 1), 0, false).unwrap(), vec![(0, (2, 1), 4)]);
@@ -665,10 +697,15 @@ mod tests {
         assert_eq!(s.worker_up(0).unwrap(), vec![(0, (1, 1), 1)]);
         let mut s = Scheduler::new(Strategy::RoundRobin, &[1], 4);
         s.worker_down(0).unwrap();
-        assert!(matches!(
+        assert_eq!(
             s.submit((1, 1), any(), 1).0,
-            Decision::Rejected(_)
-        ));
+            Decision::Rejected(Rejection::NoWorker)
+        );
+        assert_eq!(Rejection::NoWorker.kind(), LbErrorKind::NoWorker);
+        assert_eq!(
+            Rejection::InProgress { req: 1 }.kind(),
+            LbErrorKind::Invalid
+        );
     }
 
     #[test]

@@ -391,8 +391,18 @@ mod tests {
             }],
         });
         round_trip(LbReply::Error {
-            req: 4,
+            req: Some(4),
+            kind: LbErrorKind::NoWorker,
             error: "no worker".into(),
+        });
+        round_trip(LbReply::Error {
+            req: None,
+            kind: LbErrorKind::Invalid,
+            error: "worker state changes need the server role".into(),
+        });
+        round_trip(WorkerRequest::Run(job.clone()));
+        round_trip(WorkerRequest::Forget {
+            ids: vec!["a_1".into(), "b_2".into()],
         });
         round_trip(job);
         round_trip(JobResult::failure(2, FailureKind::Timeout, "timed out"));
@@ -422,6 +432,77 @@ mod tests {
         let job: Job = decode(br#"{"fn":"hello_1"}"#).unwrap();
         assert_eq!(job.function, "hello_1");
         assert_eq!(job.payload, None);
+    }
+
+    #[test]
+    fn worker_requests_are_tagged_and_untagged_lines_are_jobs() {
+        let mut job = Job::new(3, "hello_1");
+        job.payload = Some("in".into());
+        let line = WorkerRequest::run_line(&job);
+        assert_eq!(line, encode(&WorkerRequest::Run(job.clone())));
+        assert!(line.starts_with(br#"{"type":"run","req":3,"fn":"hello_1""#));
+        assert_eq!(
+            WorkerRequest::decode(&line).unwrap(),
+            WorkerRequest::Run(job)
+        );
+        let ids = vec!["a_1".to_string()];
+        let line = WorkerRequest::forget_line(&ids);
+        assert_eq!(line, b"{\"type\":\"forget\",\"ids\":[\"a_1\"]}\n");
+        assert_eq!(
+            WorkerRequest::decode(&line).unwrap(),
+            WorkerRequest::Forget { ids }
+        );
+        // A seed-style line, as typed by hand: a job.
+        let legacy = WorkerRequest::decode(br#"{"fn":"hello_1","payload":"x"}"#).unwrap();
+        let WorkerRequest::Run(job) = legacy else {
+            panic!("{legacy:?}")
+        };
+        assert_eq!((job.req, job.function.as_str()), (0, "hello_1"));
+        // A typed line that is wrong stays an error, whatever else it holds.
+        for bad in [
+            &br#"{"type":"bogus","fn":"hello_1"}"#[..],
+            br#"{"type":"forget"}"#,
+            br#"{"type":"run","req":"x","fn":"f"}"#,
+            br#"not json"#,
+        ] {
+            assert!(WorkerRequest::decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn broken_lines_give_their_req_when_they_have_one() {
+        assert_eq!(req_of_line(br#"{"req":7,"type":"bogus"}"#), Some(7));
+        assert_eq!(req_of_line(br#"{"type":"run","req":8,"fn":3}"#), Some(8));
+        assert_eq!(req_of_line(br#"{"fn":"f"}"#), None);
+        assert_eq!(req_of_line(br#"{"req":"x"}"#), None);
+        assert_eq!(req_of_line(b"{\"req\":9"), None);
+    }
+
+    #[test]
+    fn older_lines_still_read() {
+        // An LB error without a kind, a worker's `unavailable` failure.
+        let reply: LbReply = decode(br#"{"type":"error","req":2,"error":"x"}"#).unwrap();
+        assert_eq!(
+            reply,
+            LbReply::Error {
+                req: Some(2),
+                kind: LbErrorKind::Invalid,
+                error: "x".into()
+            }
+        );
+        let reply: LbReply =
+            decode(br#"{"type":"error","kind":"from_the_future","error":"x"}"#).unwrap();
+        assert!(matches!(
+            reply,
+            LbReply::Error {
+                req: None,
+                kind: LbErrorKind::Invalid,
+                ..
+            }
+        ));
+        let result: JobResult =
+            decode(br#"{"req":1,"ok":false,"kind":"unavailable","error":"no php"}"#).unwrap();
+        assert_eq!(result.kind, Some(FailureKind::RuntimeMissing));
     }
 }
 

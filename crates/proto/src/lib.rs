@@ -10,7 +10,8 @@
 //! - Server → load balancer on `/tmp/faas_lb.sock`: [`LbRequest`] / [`LbReply`]
 //!   (the seed's `{"type":"invoke",...}` answered by
 //!   `{"type":"forward_to_worker","worker_id":N,"job":{...}}`);
-//! - Server → worker on the worker's stdin/stdout: [`Job`] / [`JobResult`].
+//! - Server → worker on the worker's stdin/stdout: [`WorkerRequest`] (run a
+//!   [`Job`], or forget deleted functions) / [`JobResult`].
 //!
 //! Modules:
 //! - [`blob`]: bytes on the wire ([`Blob`]: a string when UTF-8, base64

@@ -5,11 +5,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::Blob;
 use crate::error::ServiceError;
+use crate::frame::{decode, encode, FrameError};
 use crate::lang::Lang;
 
 /// Identifies one request on a connection; replies echo it. Seed-style
 /// messages without one read as 0.
 pub type RequestId = u64;
+
+/// The request id of a line that could not be read as the message it
+/// should be, when the line is JSON with a numeric `req`: the error then
+/// reaches whoever waits for that request. `None`: nobody can be answered.
+pub fn req_of_line(line: &[u8]) -> Option<RequestId> {
+    #[derive(Deserialize)]
+    struct ReqOnly {
+        req: Option<RequestId>,
+    }
+    decode::<ReqOnly>(line).ok().and_then(|r| r.req)
+}
 
 /// A message that may expect a reply carrying the same request id.
 pub trait Correlated {
@@ -310,21 +322,46 @@ pub enum LbReply {
         queue_len: usize,
         workers: Vec<WorkerStats>,
     },
+    /// A refusal. `req` is absent when the refused line had none (a
+    /// one-way message, or one too broken to read it from): nobody waits
+    /// for that answer.
     Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<RequestId>,
+        /// Why, for the Server to choose the client's status (absent in an
+        /// older LB's lines: [`LbErrorKind::Invalid`]).
         #[serde(default)]
-        req: RequestId,
+        kind: LbErrorKind,
         error: String,
     },
 }
 
+/// Why the load balancer refused a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbErrorKind {
+    /// Every worker is busy and `--max-queue` calls already wait: the
+    /// client should retry shortly.
+    QueueFull,
+    /// No worker is up to take the call (they are being restarted).
+    NoWorker,
+    /// The request itself was refused: a line that does not parse, a job
+    /// this connection was not given, a role it may not take. From the
+    /// Server, a fault of its own. A kind this build does not know reads
+    /// as this one.
+    #[default]
+    #[serde(other)]
+    Invalid,
+}
+
 impl Correlated for LbReply {
     fn req_id(&self) -> Option<RequestId> {
-        Some(match self {
+        match self {
             Self::ForwardToWorker { req, .. }
             | Self::Welcome { req, .. }
-            | Self::Stats { req, .. }
-            | Self::Error { req, .. } => *req,
-        })
+            | Self::Stats { req, .. } => Some(*req),
+            Self::Error { req, .. } => *req,
+        }
     }
 }
 
@@ -339,7 +376,65 @@ pub struct WorkerStats {
     pub failed: u64,
 }
 
-/// Server → worker (one line on the worker's stdin).
+/// Server → worker: one line on the worker's stdin, either
+/// `{"type":"run","req":1,"fn":"hello_1",...}` (a [`Job`], answered by one
+/// [`JobResult`] line carrying its `req`) or
+/// `{"type":"forget","ids":["hello_1"]}` (one-way: nothing answers it).
+/// A line without `type` is read as a `run` job ([`WorkerRequest::decode`]):
+/// what a seed-style or hand-typed line looks like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkerRequest {
+    /// Run a function.
+    Run(Job),
+    /// Drop these function ids from the worker's caches (they were
+    /// deleted).
+    Forget { ids: Vec<String> },
+}
+
+/// The sending side of [`WorkerRequest`], borrowing what it writes: a job's
+/// payload (up to the body limit) is not copied to be sent.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WorkerRequestRef<'a> {
+    Run(&'a Job),
+    Forget { ids: &'a [String] },
+}
+
+/// Just the `type` of a line, to tell an untyped (legacy) line from a
+/// broken typed one.
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: Option<serde::de::IgnoredAny>,
+}
+
+impl WorkerRequest {
+    /// The line that asks a worker to run `job`.
+    pub fn run_line(job: &Job) -> Vec<u8> {
+        encode(&WorkerRequestRef::Run(job))
+    }
+
+    /// The line that tells a worker to forget `ids`.
+    pub fn forget_line(ids: &[String]) -> Vec<u8> {
+        encode(&WorkerRequestRef::Forget { ids })
+    }
+
+    /// Reads one line. A line with no `type` is a `run` job; the extra
+    /// parses happen only for such lines and for broken ones.
+    pub fn decode(line: &[u8]) -> Result<Self, FrameError> {
+        match decode::<Self>(line) {
+            Ok(request) => Ok(request),
+            Err(err) => match decode::<TypeOnly>(line) {
+                Ok(TypeOnly { kind: None }) => decode::<Job>(line).map(Self::Run),
+                _ => Err(err),
+            },
+        }
+    }
+}
+
+/// What a worker runs: the function, its input and its limits (inside a
+/// [`WorkerRequest::Run`] line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     #[serde(default)]
@@ -353,13 +448,10 @@ pub struct Job {
     /// Extra environment variables of this call (`FAAS_HTTP_*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<(String, String)>,
-    /// The request's id, for the worker's log lines.
+    /// The request's id (the client's `X-Request-Id`): the function's
+    /// `FAAS_REQUEST_ID` and the worker's log lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// A control line: drop these function ids from the worker's caches
-    /// (they were deleted); answered with `req` 0.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub forget: Vec<String>,
     /// The function's language; absent means "read metadata.json".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<Lang>,
@@ -388,7 +480,6 @@ impl Job {
             max_tmp_mb: None,
             env: Vec::new(),
             request_id: None,
-            forget: Vec::new(),
         }
     }
 }
@@ -407,12 +498,22 @@ pub enum FailureKind {
     NotFound,
     /// The job itself was unusable (bad line, unknown language).
     BadJob,
-    /// The worker could not load or start the function.
+    /// The worker failed for a reason of its own (I/O, an instance it could
+    /// not build): a fault of the platform.
     Internal,
     /// The worker process died while holding the job.
     WorkerCrashed,
-    /// The function's runtime is missing or unusable on this worker.
-    Unavailable,
+    /// The function's runtime (php, node, python3, an interpreter module)
+    /// is missing or unusable on this worker; the error names what to
+    /// install. Older workers called it `unavailable`.
+    #[serde(alias = "unavailable")]
+    RuntimeMissing,
+    /// Native functions cannot be confined here (bubblewrap missing, or no
+    /// user namespaces); the error names what to install or enable.
+    SandboxUnavailable,
+    /// The function's stored module cannot be loaded (not valid
+    /// WebAssembly, no `_start`): it must be redeployed.
+    ArtifactInvalid,
 }
 
 /// Worker → Server (one line on the worker's stdout).

@@ -74,7 +74,8 @@ pub enum SandboxKind {
 #[derive(Debug, Clone)]
 pub struct BuildSandboxConfig {
     pub kind: SandboxKind,
-    /// The bubblewrap binary (`FAAS_BWRAP` overrides `/usr/bin/bwrap`).
+    /// The bubblewrap binary (`--bwrap`, `FAAS_BWRAP`; `/usr/bin/bwrap` by
+    /// default), the one native calls use too.
     pub bwrap: PathBuf,
     /// Holds one private directory per running build (`--build-dir`).
     pub root: PathBuf,

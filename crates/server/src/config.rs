@@ -148,9 +148,7 @@ impl Cli {
     pub fn build_sandbox_config(&self) -> crate::build_sandbox::BuildSandboxConfig {
         crate::build_sandbox::BuildSandboxConfig {
             kind: self.build_sandbox,
-            bwrap: std::env::var_os("FAAS_BWRAP")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(faas_worker::native::BWRAP)),
+            bwrap: self.worker.bwrap.clone(),
             root: self.build_dir.clone(),
             uid: self
                 .build_uid

@@ -266,6 +266,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
             native_python: cli.worker.native_python,
             allow_unconfined: cli.worker.allow_unconfined_native,
             uid: cli.worker.native_uid_base,
+            bwrap: cli.worker.bwrap.clone(),
         },
         sandbox,
     );

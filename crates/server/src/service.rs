@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use faas_proto::client::Client;
 use faas_proto::{
     Blob, DeploySpec, ErrorKind, FailureKind, FunctionMeta, HttpRequest, InvocationRecord, Job,
-    JobResult, Lang, LbReply, LbRequest, PlatformStats, ServiceError,
+    JobResult, Lang, LbErrorKind, LbReply, LbRequest, PlatformStats, ServiceError,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
@@ -333,7 +333,7 @@ impl Service {
         let env = call
             .http
             .as_ref()
-            .map(|http| http_env(http, call.request_id.as_deref(), meta.settings.pass_auth))
+            .map(|http| http_env(http, meta.settings.pass_auth))
             .unwrap_or_default();
         Job {
             payload: Some(call.payload),
@@ -437,10 +437,7 @@ impl Service {
                 lb_req: req,
                 worker_id,
             }),
-            Ok(LbReply::Error { error, .. }) => Err(ServiceError::new(
-                ErrorKind::Overloaded,
-                format!("overloaded: {error}"),
-            )),
+            Ok(LbReply::Error { kind, error, .. }) => Err(lb_refusal(kind, &error)),
             Ok(other) => {
                 log::error!(target: PART, "unexpected LB reply {other:?}");
                 Err(ServiceError::internal(
@@ -694,19 +691,13 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// method, path and query as received, and the headers (never `Cookie`;
 /// without `Authorization` and `Proxy-Authorization` unless the function
 /// asked for them; the gateway has already withheld the platform's tokens).
-fn http_env(
-    http: &HttpRequest,
-    request_id: Option<&str>,
-    pass_auth: bool,
-) -> Vec<(String, String)> {
+/// `FAAS_REQUEST_ID` is the worker's to set, on every route.
+fn http_env(http: &HttpRequest, pass_auth: bool) -> Vec<(String, String)> {
     let mut env = vec![
         ("FAAS_HTTP_METHOD".to_string(), http.method.clone()),
         ("FAAS_HTTP_PATH".to_string(), http.path.clone()),
         ("FAAS_HTTP_QUERY".to_string(), http.query.clone()),
     ];
-    if let Some(id) = request_id {
-        env.push(("FAAS_REQUEST_ID".to_string(), id.to_string()));
-    }
     let mut budget = MAX_HEADER_BYTES;
     let mut passed = 0;
     for (name, value) in &http.headers {
@@ -734,6 +725,25 @@ fn http_env(
         env.push((var, value.clone()));
     }
     env
+}
+
+/// What an LB refusal means for the client: a full queue is an overload
+/// (503 with `Retry-After`), no worker up makes the platform unavailable
+/// (503); any other refusal is the Server's own fault (500), and the LB's
+/// words go to the log, not to the client.
+fn lb_refusal(kind: LbErrorKind, message: &str) -> ServiceError {
+    match kind {
+        LbErrorKind::QueueFull => {
+            ServiceError::new(ErrorKind::Overloaded, format!("overloaded: {message}"))
+        }
+        LbErrorKind::NoWorker => ServiceError::unavailable(format!(
+            "no worker can take the call: {message} (workers are being restarted; see the server log)"
+        )),
+        LbErrorKind::Invalid => {
+            log::error!(target: PART, "the load balancer refused a call: {message}");
+            ServiceError::internal("the load balancer refused the call (see the server log)")
+        }
+    }
 }
 
 /// A Content-Type to answer with: printable ASCII, a `/`, at most 128.
@@ -846,6 +856,34 @@ mod tests {
         assert!(validate_name("../etc").is_err());
         assert!(validate_name("a b").is_err());
         assert!(validate_name("é").is_err());
+    }
+
+    #[test]
+    fn lb_refusals_keep_their_kind() {
+        let full = lb_refusal(LbErrorKind::QueueFull, "queue full (3 jobs waiting)");
+        assert_eq!(full.kind, ErrorKind::Overloaded);
+        assert!(full.message.contains("queue full"), "{}", full.message);
+        let none = lb_refusal(LbErrorKind::NoWorker, "no worker is up");
+        assert_eq!(none.kind, ErrorKind::Unavailable);
+        assert!(none.message.contains("no worker is up"), "{}", none.message);
+        // Anything else is the Server's fault: 500, and the LB's words stay
+        // in the log.
+        let other = lb_refusal(LbErrorKind::Invalid, "request 7 is already in progress");
+        assert_eq!(other.kind, ErrorKind::Internal);
+        assert!(!other.message.contains("request 7"), "{}", other.message);
+    }
+
+    #[test]
+    fn the_raw_routes_variables_leave_the_request_id_to_the_worker() {
+        let http = HttpRequest {
+            method: "GET".into(),
+            path: "/a".into(),
+            query: "q=1".into(),
+            headers: vec![("x-request-id".into(), "abc".into())],
+        };
+        let env = http_env(&http, false);
+        assert!(env.iter().all(|(k, _)| k != "FAAS_REQUEST_ID"), "{env:?}");
+        assert!(env.contains(&("FAAS_HTTP_HEADER_X_REQUEST_ID".into(), "abc".into())));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::ops::ControlFlow;
 
 use faas_proto::lines::{read_lines, write_lines};
 use faas_proto::{
-    decode, encode, Operation, Reply, ServerReply, ServerRequest, ServiceError, DEFAULT_MAX_FRAME,
+    decode, encode, req_of_line, Operation, Reply, ServerReply, ServerRequest, ServiceError,
+    DEFAULT_MAX_FRAME,
 };
 use tokio::sync::mpsc;
 
@@ -69,7 +70,9 @@ async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>)
     let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(write_lines(write_half, rx));
     read_lines(read_half, DEFAULT_MAX_FRAME, |line| {
-        let request = line.and_then(|line| decode::<ServerRequest>(&line));
+        let request = line.map_err(|err| (None, err)).and_then(|line| {
+            decode::<ServerRequest>(&line).map_err(|err| (req_of_line(&line), err))
+        });
         match request {
             Ok(ServerRequest { req, op }) => {
                 let service = service.clone();
@@ -79,12 +82,15 @@ async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<Service>)
                     let _ = tx.send(encode(&ServerReply { req, reply }));
                 });
             }
-            // A bad line gets an error; the connection stays usable.
-            Err(err) => {
+            // A bad line gets an error, under its own request id when it
+            // has one (else the seed's "no id", as for a request sent
+            // without one); the connection stays usable.
+            Err((req, err)) => {
                 let reply = Reply::Failed {
                     error: ServiceError::bad_request(err.to_string()),
                 };
-                let _ = tx.send(encode(&ServerReply { req: 0, reply }));
+                let req = req.unwrap_or_default();
+                let _ = tx.send(encode(&ServerReply { req, reply }));
             }
         }
         ControlFlow::Continue(())

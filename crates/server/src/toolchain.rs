@@ -74,6 +74,8 @@ pub struct RuntimeChoice {
     pub allow_unconfined: bool,
     /// The uid native calls of worker 0 run as (for the bubblewrap probe).
     pub uid: u32,
+    /// The bubblewrap binary the workers confine native calls with.
+    pub bwrap: PathBuf,
 }
 
 /// Every toolchain, looked up once at start.
@@ -143,7 +145,7 @@ fn native_blocked(choice: &RuntimeChoice) -> Option<String> {
             nix::unistd::Gid::from_raw(choice.uid),
         )
     });
-    match faas_worker::native::probe(uid) {
+    match faas_worker::native::probe_at(&choice.bwrap, uid) {
         Ok(()) => None,
         Err(_) if choice.allow_unconfined => {
             log::warn!(target: PART, "native functions run WITHOUT bubblewrap (--allow-unconfined-native): they reach the host's network and world-readable files");

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use faas_proto::client::Client;
 use faas_proto::lines::{read_lines, write_lines};
 use faas_proto::{
-    decode, encode, FailureKind, FrameError, Job, JobResult, LbReply, LbRequest, RequestId,
+    decode, FailureKind, FrameError, Job, JobResult, LbReply, LbRequest, RequestId, WorkerRequest,
     DEFAULT_MAX_FRAME,
 };
 use std::ops::ControlFlow;
@@ -198,20 +198,17 @@ impl WorkerPool {
                 ran.insert(job.function.clone());
             }
         }
-        if input.send(encode(job)).is_err() {
+        if input.send(WorkerRequest::run_line(job)).is_err() {
             process.pending.lock().unwrap().remove(&job.req);
             return Err(DispatchError::WorkerDown(worker_id));
         }
         Ok(rx)
     }
 
-    /// Tells every worker to drop `ids` from its caches (deleted versions).
-    /// A control line, answered with request id 0.
+    /// Tells every worker to drop `ids` from its caches (deleted versions):
+    /// a one-way `forget` line, which nothing answers.
     pub fn forget(&self, ids: &[String]) {
-        let line = encode(&Job {
-            forget: ids.to_vec(),
-            ..Job::new(0, "")
-        });
+        let line = WorkerRequest::forget_line(ids);
         for slot in &self.slots {
             let process = slot.current.lock().unwrap().clone();
             if let Some(input) = process
@@ -471,10 +468,6 @@ impl WorkerPool {
                 .is_some_and(|c| c.pid == process.pid);
             if threshold > 0 && is_current && result.modules_loaded.unwrap_or(0) >= threshold {
                 self.recycle(slot);
-            }
-            if result.req == 0 {
-                // The answer to a control line (`forget`).
-                return ControlFlow::Continue(());
             }
             let waiter = process.pending.lock().unwrap().remove(&result.req);
             match waiter {

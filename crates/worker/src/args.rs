@@ -51,6 +51,9 @@ pub struct WorkerArgs {
     /// world-readable files). Off by default: PHP deploys answer 503.
     #[arg(long, env = "FAAS_ALLOW_UNCONFINED_NATIVE")]
     pub allow_unconfined_native: bool,
+    /// The bubblewrap binary that confines native calls (and compiles).
+    #[arg(long, env = "FAAS_BWRAP", value_name = "PATH", default_value = crate::native::BWRAP)]
+    pub bwrap: PathBuf,
 }
 
 impl WorkerArgs {
@@ -85,6 +88,8 @@ impl WorkerArgs {
         args.extend(switches.iter().filter(|s| s.1).map(|s| s.0.into()));
         args.push("--native-uid-base".into());
         args.push(self.native_uid_base.to_string().into());
+        args.push("--bwrap".into());
+        args.push(self.bwrap.clone().into());
         args
     }
 
@@ -134,6 +139,7 @@ mod tests {
             native_python: false,
             native_uid_base: 7000,
             allow_unconfined_native: false,
+            bwrap: "/opt/bwrap".into(),
         };
         let mut argv: Vec<OsString> = vec!["worker".into()];
         argv.extend(args.to_args());

@@ -12,6 +12,7 @@ use faas_proto::{Blob, FailureKind, Job, JobResult, Lang};
 use wasmer::Module;
 
 use crate::cache::LruCache;
+use crate::failure::JobError;
 use crate::interpreters::Interpreter;
 use crate::native::{NativeCall, NativeLimits, NativeRunner};
 use crate::session::Session;
@@ -43,45 +44,20 @@ enum Loaded {
     Html(Arc<String>),
 }
 
-/// Why a job's function could not be loaded.
-#[derive(Debug, thiserror::Error)]
-enum LoadError {
-    #[error("function '{id}' not found ({why})")]
-    NotFound { id: String, why: String },
-    #[error("{0}")]
-    BadJob(String),
-    #[error("{0}")]
-    Internal(String),
-    /// The language's runtime is missing or broken on this worker.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl LoadError {
-    fn not_found(id: &str, why: impl std::fmt::Display) -> Self {
-        Self::NotFound {
-            id: id.to_string(),
-            why: why.to_string(),
-        }
-    }
-
-    fn into_result(self, req: u64) -> JobResult {
-        let kind = match self {
-            Self::NotFound { .. } => FailureKind::NotFound,
-            Self::BadJob(_) => FailureKind::BadJob,
-            Self::Internal(_) => FailureKind::Internal,
-            Self::Unavailable(_) => FailureKind::Unavailable,
-        };
-        JobResult::failure(req, kind, self.to_string())
-    }
-}
-
 /// How a worker runs jobs (from its flags).
 pub struct RunnerSettings {
     pub module_cache_size: usize,
     pub max_output_bytes: usize,
     pub runtimes_dir: PathBuf,
     pub native_langs: Vec<Lang>,
+}
+
+/// One Wasm call: whose, for which request, its input and its limits.
+struct WasmCall<'a> {
+    id: &'a str,
+    request_id: &'a str,
+    payload: Vec<u8>,
+    limits: &'a CallLimits,
 }
 
 /// The limits one call runs under.
@@ -202,46 +178,53 @@ impl JobRunner {
             Err(err) => return err.into_result(req),
         };
         let limits = self.limits_of(&job);
+        let request_id = request_id_of(&job);
         let payload = job.payload.unwrap_or_default().into_bytes();
         let mut opts = wasm_options(&job.function, &limits);
         opts.env.extend(job.env.iter().cloned());
+        let call = WasmCall {
+            id: &job.function,
+            request_id: &request_id,
+            payload,
+            limits: &limits,
+        };
         let outcome = match loaded {
             Loaded::Html(doc) => {
                 return JobResult::success(req, doc.as_str().into(), Blob::default(), 0, 0.0)
             }
-            Loaded::Wasm(module) => self.run_wasm(&job.function, module, opts, payload, &limits),
+            Loaded::Wasm(module) => self.run_wasm(module, opts, call),
             Loaded::Script { interpreter, code } => {
                 let opts = PrepareOptions {
                     args: interpreter.run_args(),
                     files: interpreter.files(code),
                     ..opts
                 };
-                self.run_wasm(&job.function, interpreter.module, opts, payload, &limits)
+                self.run_wasm(interpreter.module, opts, call)
             }
             Loaded::Native { lang, code } => {
-                let call = NativeCall {
+                let native = NativeCall {
                     lang,
-                    function_id: &job.function,
-                    req,
+                    function_id: call.id,
+                    request_id: call.request_id,
                     code: &code,
-                    payload: &payload,
+                    payload: &call.payload,
                     env: &job.env,
                 };
                 self.native
-                    .run(&call, &native_limits(&limits))
-                    .map_err(|e| e.to_string())
+                    .run(&native, &native_limits(&limits))
+                    .map_err(JobError::from)
             }
         };
         match outcome {
             Ok(out) => describe(req, out, limits.timeout),
-            Err(err) => JobResult::failure(req, FailureKind::Internal, err),
+            Err(err) => err.into_result(req),
         }
     }
 
     /// The job's function, from the cache or loaded now.
-    fn function(&mut self, job: &Job) -> Result<Loaded, LoadError> {
+    fn function(&mut self, job: &Job) -> Result<Loaded, JobError> {
         if !crate::is_valid_function_id(&job.function) {
-            return Err(LoadError::BadJob(format!(
+            return Err(JobError::BadJob(format!(
                 "invalid function id '{}'",
                 job.function
             )));
@@ -276,15 +259,21 @@ impl JobRunner {
 
     /// Runs a Wasm function on a fresh instance: the one prepared while idle
     /// when it is of this very function and fits the call, else a new one
-    /// (in the last call's session when that ran this function too).
+    /// (in the last call's session when that ran this function too). The
+    /// request's id is set on the instance last: an instance prepared
+    /// before the job arrived serves it too.
     fn run_wasm(
         &mut self,
-        id: &str,
         module: Module,
         opts: PrepareOptions,
-        payload: Vec<u8>,
-        limits: &CallLimits,
-    ) -> Result<RunOutput, String> {
+        call: WasmCall<'_>,
+    ) -> Result<RunOutput, JobError> {
+        let WasmCall {
+            id,
+            request_id,
+            payload,
+            limits,
+        } = call;
         let started = std::time::Instant::now();
         let ready = match self.prepared.take() {
             Some((ready_id, p)) if ready_id == id && p.fits(&opts) => Ok(p),
@@ -299,7 +288,8 @@ impl JobRunner {
             }
         };
         self.last_wasm = Some((id.to_string(), module, opts));
-        let prepared = ready.map_err(|e| e.to_string())?;
+        let mut prepared = ready.map_err(|e| JobError::module(id, e))?;
+        prepared.set_env("FAAS_REQUEST_ID", request_id);
         let (mut out, session) = self.sandbox.call(
             prepared,
             payload,
@@ -328,18 +318,17 @@ impl JobRunner {
     }
 
     /// The interpreter of `lang`, loaded on first use.
-    fn interpreter(&mut self, lang: Lang) -> Result<Interpreter, LoadError> {
+    fn interpreter(&mut self, lang: Lang) -> Result<Interpreter, JobError> {
         if let Some(interpreter) = self.interpreters.get(&lang) {
             return Ok(interpreter.clone());
         }
-        let interpreter = Interpreter::load(self.sandbox.engine(), &self.runtimes_dir, lang)
-            .map_err(|e| LoadError::Unavailable(e.to_string()))?;
+        let interpreter = Interpreter::load(self.sandbox.engine(), &self.runtimes_dir, lang)?;
         self.interpreters.insert(lang, interpreter.clone());
         Ok(interpreter)
     }
 
     /// Reads a function from disk (once; then it is cached).
-    fn load(&mut self, job: &Job) -> Result<Loaded, LoadError> {
+    fn load(&mut self, job: &Job) -> Result<Loaded, JobError> {
         let id = job.function.as_str();
         let dir = self.functions_dir.join(id);
         let lang = match job.lang {
@@ -348,17 +337,17 @@ impl JobRunner {
         };
         let read = |file: String| {
             std::fs::read(dir.join(&file))
-                .map_err(|e| LoadError::not_found(id, format!("{file}: {e}")))
+                .map_err(|e| JobError::not_found(id, format!("{file}: {e}")))
         };
         match lang {
             _ if lang.is_compiled() => {
                 if !dir.join("code.wasm").exists() {
-                    return Err(LoadError::not_found(id, "no code.wasm"));
+                    return Err(JobError::not_found(id, "no code.wasm"));
                 }
                 self.sandbox
                     .load_function(&dir)
                     .map(Loaded::Wasm)
-                    .map_err(|e| LoadError::Internal(e.to_string()))
+                    .map_err(|e| JobError::module(id, e))
             }
             Lang::Html => Ok(Loaded::Html(Arc::new(lossy(read(lang.source_file())?)))),
             Lang::Js | Lang::Python if !self.native_langs.contains(&lang) => {
@@ -435,13 +424,28 @@ fn lossy(bytes: Vec<u8>) -> String {
 }
 
 /// The `lang` field of a function's metadata.json.
-fn read_lang(dir: &Path, id: &str) -> Result<Lang, LoadError> {
+fn read_lang(dir: &Path, id: &str) -> Result<Lang, JobError> {
     let text = std::fs::read_to_string(dir.join("metadata.json"))
-        .map_err(|e| LoadError::not_found(id, e))?;
-    let meta: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| LoadError::Internal(format!("bad metadata.json: {e}")))?;
+        .map_err(|e| JobError::not_found(id, e))?;
+    let bad = |why: String| JobError::Metadata {
+        id: id.to_string(),
+        why,
+    };
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("metadata.json: {e}")))?;
     let lang = meta["lang"]
         .as_str()
-        .ok_or_else(|| LoadError::Internal("metadata.json has no lang".into()))?;
-    lang.parse().map_err(LoadError::BadJob)
+        .ok_or_else(|| bad("metadata.json has no lang".into()))?;
+    lang.parse().map_err(bad)
+}
+
+/// The call's `FAAS_REQUEST_ID`: the request's id as the gateway gave it
+/// (the client's `X-Request-Id`), or the job's number for a job sent by
+/// hand without one. An id that cannot be a variable's value is replaced
+/// the same way.
+fn request_id_of(job: &Job) -> String {
+    match &job.request_id {
+        Some(id) if !id.is_empty() && !id.contains('\0') => id.clone(),
+        _ => job.req.to_string(),
+    }
 }

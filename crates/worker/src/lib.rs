@@ -27,6 +27,10 @@
 //! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
 //! - [`jobs`]: finds a job's function on disk and turns the run into a
 //!   [`JobResult`](faas_proto::JobResult);
+//! - [`failure`]: why a job could not run, as the kind the Server and the
+//!   gateway act on;
+//! - [`environ`]: our `environ_get`/`environ_sizes_get`, so a call's
+//!   `FAAS_REQUEST_ID` reaches an instance prepared before its job came;
 //! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
 //!   standalone debugging mode.
 
@@ -35,6 +39,8 @@ pub mod artifact;
 pub mod bench;
 pub mod cache;
 pub mod child;
+pub mod environ;
+pub mod failure;
 pub mod fds;
 pub mod hostdir;
 pub mod interpreters;

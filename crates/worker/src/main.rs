@@ -167,6 +167,7 @@ fn serve_jobs(functions_dir: PathBuf, id: usize, args: &WorkerArgs) -> anyhow::R
         php: args.php.clone(),
         uid: args.native_uid_base.saturating_add(id as u32),
         allow_unconfined: args.allow_unconfined_native,
+        bwrap: args.bwrap.clone(),
     });
     log::info!("worker ready (functions dir {})", functions_dir.display());
     let settings = RunnerSettings {

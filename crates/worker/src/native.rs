@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faas_proto::Lang;
+use faas_proto::{FailureKind, Lang};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};
@@ -57,6 +57,21 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 /// How far the file-size rlimit sits above the `/tmp` size.
 const FSIZE_MARGIN: u64 = 1024 * 1024;
 
+/// php's settings for every call.
+const PHP_ARGS: &[&str] = &[
+    "-d",
+    "display_errors=stderr",
+    "-d",
+    "log_errors=0",
+    // Memory outside the caps: System V shared memory and message queues
+    // live in the call's IPC namespace, not in its data rlimit (shmmax is
+    // the host's, unbounded), and FFI reaches memfd_create and mmap.
+    "-d",
+    "disable_functions=shmop_open,shm_attach,msg_get_queue",
+    "-d",
+    "ffi.enable=0",
+];
+
 /// Limits of one native call.
 #[derive(Debug, Clone)]
 pub struct NativeLimits {
@@ -69,16 +84,59 @@ pub struct NativeLimits {
     pub max_processes: u64,
 }
 
+/// Why a native call could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum NativeError {
-    #[error("no {0} runtime on this worker (install it: `make toolchains`)")]
-    MissingRuntime(&'static str),
+    /// The Server found no usable runtime for the language.
+    #[error("no {} runtime on this worker: install {} (`make toolchains` does), or point {} at one, then restart the server", .0.program, .0.package, .0.variable)]
+    MissingRuntime(Runtime),
     #[error("{0} functions do not run as native processes")]
     NotNative(Lang),
-    #[error("native functions cannot be confined here: {0}")]
+    #[error("native functions cannot be confined on this worker: {0}; install bubblewrap and enable unprivileged user namespaces, or start the server with --allow-unconfined-native")]
     NoSandbox(String),
     #[error("cannot prepare the call: {0}")]
     Setup(std::io::Error),
+}
+
+impl NativeError {
+    /// How the failure is reported: what the operator must install or
+    /// enable, or a fault of the worker.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::MissingRuntime(_) => FailureKind::RuntimeMissing,
+            Self::NoSandbox(_) => FailureKind::SandboxUnavailable,
+            Self::NotNative(_) | Self::Setup(_) => FailureKind::Internal,
+        }
+    }
+}
+
+/// A host runtime, as an operator installs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Runtime {
+    /// The program's name.
+    pub program: &'static str,
+    /// What provides it (Debian).
+    pub package: &'static str,
+    /// The Server's variable that names its path.
+    pub variable: &'static str,
+}
+
+impl Runtime {
+    /// The runtime native `lang` functions need (`None`: the language
+    /// never runs natively).
+    pub fn of(lang: Lang) -> Option<Self> {
+        let (program, package, variable) = match lang {
+            Lang::Js => ("node", "nodejs", "FAAS_NODE"),
+            Lang::Python => ("python3", "python3", "FAAS_PYTHON"),
+            Lang::Php => ("php", "php-cli", "FAAS_PHP"),
+            _ => return None,
+        };
+        Some(Self {
+            program,
+            package,
+            variable,
+        })
+    }
 }
 
 /// One native call: the script, its input and its extra variables.
@@ -86,7 +144,8 @@ pub enum NativeError {
 pub struct NativeCall<'a> {
     pub lang: Lang,
     pub function_id: &'a str,
-    pub req: u64,
+    /// The request's id: the call's `FAAS_REQUEST_ID`.
+    pub request_id: &'a str,
     pub code: &'a [u8],
     pub payload: &'a [u8],
     pub env: &'a [(String, String)],
@@ -100,6 +159,8 @@ pub struct NativeConfig {
     pub php: Option<PathBuf>,
     /// The uid/gid calls run as when the worker is root.
     pub uid: u32,
+    /// The bubblewrap binary ([`BWRAP`] unless the operator names another).
+    pub bwrap: PathBuf,
     /// Run without bubblewrap when it cannot work here (operator's choice).
     pub allow_unconfined: bool,
 }
@@ -128,7 +189,7 @@ impl NativeRunner {
         if let Some((uid, _)) = run_as {
             kill_everything_of(uid);
         }
-        let no_sandbox = probe(run_as).err();
+        let no_sandbox = probe_at(&config.bwrap, run_as).err();
         crate::reap::reap_leftovers(LEFTOVER_GRACE);
         if let Some(why) = &no_sandbox {
             log::warn!("native functions cannot run in bubblewrap here: {why}");
@@ -142,33 +203,18 @@ impl NativeRunner {
 
     /// The runtime and its arguments for `lang`.
     fn program(&self, lang: Lang) -> Result<(&Path, &'static [&'static str]), NativeError> {
-        let missing = NativeError::MissingRuntime;
-        Ok(match lang {
-            Lang::Js => (self.config.node.as_deref().ok_or(missing("node"))?, &[]),
+        let (configured, args): (_, &'static [&'static str]) = match lang {
+            Lang::Js => (&self.config.node, &[]),
             // -I: ignore PYTHON* variables and the user's site-packages.
-            Lang::Python => (
-                self.config.python.as_deref().ok_or(missing("python3"))?,
-                &["-I"],
-            ),
-            Lang::Php => (
-                self.config.php.as_deref().ok_or(missing("php"))?,
-                &[
-                    "-d",
-                    "display_errors=stderr",
-                    "-d",
-                    "log_errors=0",
-                    // Memory outside the caps: System V shared memory and
-                    // message queues live in the call's IPC namespace, not
-                    // in its data rlimit (shmmax is the host's, unbounded),
-                    // and FFI reaches memfd_create and mmap.
-                    "-d",
-                    "disable_functions=shmop_open,shm_attach,msg_get_queue",
-                    "-d",
-                    "ffi.enable=0",
-                ],
-            ),
+            Lang::Python => (&self.config.python, &["-I"]),
+            Lang::Php => (&self.config.php, PHP_ARGS),
             other => return Err(NativeError::NotNative(other)),
-        })
+        };
+        match (configured, Runtime::of(lang)) {
+            (Some(program), _) => Ok((program.as_path(), args)),
+            (None, Some(runtime)) => Err(NativeError::MissingRuntime(runtime)),
+            (None, None) => Err(NativeError::NotNative(lang)),
+        }
     }
 
     /// Runs a call's script with its payload on stdin.
@@ -181,15 +227,20 @@ impl NativeRunner {
         let NativeCall {
             lang,
             function_id,
-            req,
+            request_id,
             code,
             payload,
             env: extra,
         } = *call;
+        // The sandbox first: without it nothing native runs, whatever
+        // runtime is there (and the Server passes none it cannot confine).
+        if let (Some(why), false) = (&self.no_sandbox, self.config.allow_unconfined) {
+            return Err(NativeError::NoSandbox(why.clone()));
+        }
         let (program, args) = self.program(lang)?;
         let mut env = vec![
             ("FAAS_FUNCTION", function_id.to_string()),
-            ("FAAS_REQUEST_ID", req.to_string()),
+            ("FAAS_REQUEST_ID", request_id.to_string()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let file = lang.source_file();
@@ -197,13 +248,11 @@ impl NativeRunner {
             None => {
                 let pipe = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                     .map_err(|e| NativeError::Setup(e.into()))?;
-                let cmd = bwrap_command(program, lang, &env, limits);
+                let cmd = bwrap_command(&self.config.bwrap, program, lang, &env, limits);
                 (cmd, Path::new("/faas").join(&file), Some(pipe), None)
             }
-            Some(why) if !self.config.allow_unconfined => {
-                return Err(NativeError::NoSandbox(why.clone()))
-            }
-            // The operator accepted unconfined native calls.
+            // The operator accepted unconfined native calls (else the
+            // call was refused above).
             Some(_) => {
                 let dir = Scratch::create(self.run_as, lang, code).map_err(NativeError::Setup)?;
                 let cmd = unconfined_command(program, &dir.path, &env);
@@ -246,13 +295,14 @@ impl NativeRunner {
 
 /// The bubblewrap command line around `program` (its arguments follow).
 fn bwrap_command(
+    bwrap: &Path,
     program: &Path,
     lang: Lang,
     env: &[(&str, String)],
     limits: &NativeLimits,
 ) -> Command {
     let script = format!("/faas/{}", lang.source_file());
-    let mut cmd = Command::new(BWRAP);
+    let mut cmd = Command::new(bwrap);
     // bwrap's own environment becomes that of the sandbox's PID 1, which the
     // function can read at /proc/1/environ: only PATH, whatever the worker
     // was started with (`--clearenv` below only clears the function's).
@@ -358,11 +408,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
-}
-
-/// Whether bubblewrap can create its namespaces here (as `run_as`).
-pub fn probe(run_as: Option<(Uid, Gid)>) -> Result<(), String> {
-    probe_at(Path::new(BWRAP), run_as)
 }
 
 /// Whether the bubblewrap at `bwrap` can create its namespaces here (as

@@ -1,5 +1,6 @@
-//! The worker's stdin/stdout loop: one [`Job`] line in, one [`JobResult`]
-//! line out, in order, until stdin closes.
+//! The worker's stdin/stdout loop, until stdin closes: a `run` line
+//! ([`WorkerRequest::Run`]) in, its [`JobResult`] line out, in order; a
+//! `forget` line in, nothing out.
 //!
 //! Before blocking for the next job, the loop checks whether one is already
 //! waiting (buffered, or readable on stdin); if not, it uses the idle time to
@@ -14,12 +15,14 @@ use std::io::Write;
 use std::os::fd::AsFd;
 
 use faas_proto::frame::LineReader;
-use faas_proto::{decode, encode, FailureKind, Job, JobResult, DEFAULT_MAX_FRAME};
+use faas_proto::{
+    encode, req_of_line, FailureKind, Job, JobResult, WorkerRequest, DEFAULT_MAX_FRAME,
+};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::jobs::JobRunner;
 
-/// Serves jobs from `input` to `output` until `input` ends.
+/// Serves requests from `input` to `output` until `input` ends.
 pub fn serve<R: std::io::Read + AsFd>(
     runner: &mut JobRunner,
     input: R,
@@ -33,34 +36,56 @@ pub fn serve<R: std::io::Read + AsFd>(
         let Some(line) = lines.next_line()? else {
             break;
         };
-        let result = match line.and_then(|line| decode::<Job>(&line)) {
-            Ok(job) if !job.forget.is_empty() => {
-                log::debug!("forgetting {}", job.forget.join(", "));
-                runner.forget(&job.forget);
-                JobResult::success(0, Default::default(), Default::default(), 0, 0.0)
-            }
-            Ok(job) => {
-                let (req, function) = (job.req, job.function.clone());
-                let request_id = job.request_id.clone().unwrap_or_else(|| "-".into());
-                let result = runner.run(job);
-                log_stderr(&request_id, &function, result.stderr.as_bytes());
-                log::debug!(
-                    "req {req} [{request_id}] {function}: ok={} in {:.2} ms",
-                    result.ok,
-                    result.duration_ms
-                );
-                result
-            }
+        let reply = match line {
+            Ok(line) => answer(runner, &line),
             Err(err) => {
-                log::warn!("bad job line: {err}");
-                JobResult::failure(0, FailureKind::BadJob, format!("bad job: {err}"))
+                log::warn!("bad request line: {err}");
+                None
             }
         };
-        output.write_all(&encode(&result))?;
-        output.flush()?;
+        if let Some(result) = reply {
+            output.write_all(&encode(&result))?;
+            output.flush()?;
+        }
         runner.tidy();
     }
     Ok(())
+}
+
+/// Handles one line: a job's result, or nothing for a one-way request (and
+/// for a line too broken to say which request it was: nobody waits for it).
+fn answer(runner: &mut JobRunner, line: &[u8]) -> Option<JobResult> {
+    match WorkerRequest::decode(line) {
+        Ok(WorkerRequest::Run(job)) => Some(run(runner, job)),
+        Ok(WorkerRequest::Forget { ids }) => {
+            log::debug!("forgetting {}", ids.join(", "));
+            runner.forget(&ids);
+            None
+        }
+        Err(err) => {
+            log::warn!("bad request line: {err}");
+            let req = req_of_line(line)?;
+            Some(JobResult::failure(
+                req,
+                FailureKind::BadJob,
+                format!("bad job: {err}"),
+            ))
+        }
+    }
+}
+
+/// Runs one job and logs how it went (and its stderr).
+fn run(runner: &mut JobRunner, job: Job) -> JobResult {
+    let (req, function) = (job.req, job.function.clone());
+    let request_id = job.request_id.clone().unwrap_or_else(|| "-".into());
+    let result = runner.run(job);
+    log_stderr(&request_id, &function, result.stderr.as_bytes());
+    log::debug!(
+        "req {req} [{request_id}] {function}: ok={} in {:.2} ms",
+        result.ok,
+        result.duration_ms
+    );
+    result
 }
 
 /// Whether `fd` has bytes (or end of file) to read right now.

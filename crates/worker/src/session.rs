@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use wasmer::{Imports, Store};
 use wasmer_wasix::WasiFunctionEnv;
 
+use crate::environ::Environ;
 use crate::poll::PollState;
 use crate::tmpfs::Quota;
 
@@ -42,6 +43,8 @@ pub struct CallHooks {
     pub poll: PollState,
     /// The call's `/tmp` quota (`None`: the call has no file system).
     pub quota: Option<Arc<Quota>>,
+    /// The call's variables ([`crate::environ`]).
+    pub environ: Environ,
 }
 
 /// Where host functions built once per session find the running call's

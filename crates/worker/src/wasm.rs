@@ -21,6 +21,7 @@ use wasmer_wasix::{
 };
 
 use crate::artifact;
+use crate::environ::Environ;
 use crate::limits::{Watchdog, WASM_PAGE};
 use crate::poll::PollState;
 use crate::session::{CallHooks, HookSlot, Session};
@@ -196,6 +197,7 @@ impl Sandbox {
         let hooks = CallHooks {
             poll: PollState::default(),
             quota: opts.max_tmp_bytes.map(|bytes| Quota::new(bytes as usize)),
+            environ: Environ::new(&opts.env),
         };
         let (builder, captured) = self.builder(opts, &hooks)?;
         self.max_pages
@@ -250,6 +252,7 @@ impl Sandbox {
             .map_err(|e| instantiate_error(&e))?;
         let hooks = HookSlot::default();
         crate::poll::install(&mut store, &env, &mut imports, &hooks);
+        crate::environ::install(&mut store, &env, &mut imports, &hooks);
         crate::tmpfs::install_sock_shutdown(&mut store, &env, &mut imports);
         if has_tmp {
             crate::tmpfs::install(&mut store, &env, &mut imports, &hooks);
@@ -419,6 +422,12 @@ impl Prepared {
     /// variables (a raw-route call adds its own), so a call may use it.
     pub fn fits(&self, opts: &PrepareOptions) -> bool {
         self.limits == (opts.max_memory_bytes, opts.max_tmp_bytes) && self.env == opts.env
+    }
+
+    /// Sets a variable for this call only (the request's id), after the
+    /// instance was built: the guest reads its variables when it runs.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.session.hooks.lock().unwrap().environ.set(key, value);
     }
 
     /// Gives up the instance (it never runs) and returns its session.
