@@ -184,7 +184,7 @@ pub struct FunctionSettings {
 }
 
 /// One past call of a function (`GET /function/NAME/invocations`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InvocationRecord {
     pub request_id: String,
     /// The version that ran.

@@ -11,8 +11,12 @@
 //!   runs in;
 //! - [`workers`]: worker processes (spawn, pipes, crash replacement,
 //!   recycling);
-//! - [`service`]: what each gateway operation does;
+//! - [`service`]: what each gateway operation does (deploys and invokes in
+//!   their own files);
+//! - [`invocation_log`]: each function's recent calls;
 //! - [`metrics`]: Prometheus metrics and the dashboard's live series;
+//! - [`dashboard`]: the dashboard's data and the Prometheus text, joined
+//!   with the store and the LB's figures;
 //! - [`reaper`]: the Server as child subreaper, reaping its workers'
 //!   orphans;
 //! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket
@@ -20,6 +24,8 @@
 
 pub mod build_sandbox;
 pub mod config;
+pub mod dashboard;
+pub mod invocation_log;
 pub mod metrics;
 pub mod reaper;
 pub mod service;

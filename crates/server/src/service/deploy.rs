@@ -1,0 +1,235 @@
+//! Deploys: validate the request, store the source, compile it in the
+//! build sandbox, and publish the version only once everything is in place.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use faas_proto::{DeploySpec, ErrorKind, FunctionMeta, Lang, ServiceError};
+use sha2::{Digest, Sha256};
+
+use crate::store::now_secs;
+use crate::toolchain::BuildError;
+
+use super::*;
+
+impl Service {
+    /// Validates, stores and compiles a function; it is served only once
+    /// everything is in place.
+    /// `update`: a new version of a deployed function instead of a new
+    /// function; older versions beyond `--keep-versions` are removed.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        req: DeploySpec,
+        update: bool,
+    ) -> Result<FunctionMeta, ServiceError> {
+        self.check_deploy(&req)?;
+        let reservation = if update {
+            self.store.reserve_update(&req.name)
+        } else {
+            self.store.reserve(&req.name)
+        }
+        .map_err(store_error)?;
+        reservation.create_staging().map_err(store_error)?;
+        let source = reservation.staging.join(req.lang.source_file());
+        std::fs::write(&source, &req.code).map_err(|e| {
+            log::error!(target: PART, "writing {}: {e}", source.display());
+            ServiceError::internal("could not write the source to the function store")
+        })?;
+        let started = Instant::now();
+        log::info!(target: PART, "deploy {} ({}): building", req.name, req.lang);
+        let lang = req.lang.name();
+        self.build(req.lang, &reservation.staging, &source)
+            .await
+            .inspect(|_| self.metrics.deploy(lang, "ok", Some(started.elapsed())))
+            .inspect_err(|e| {
+                let result = if e.kind == ErrorKind::CompileFailed {
+                    "rejected"
+                } else {
+                    "failed"
+                };
+                self.metrics.deploy(lang, result, Some(started.elapsed()));
+            })
+            .inspect_err(
+                |_| log::info!(target: PART, "deploy {} ({}) failed to build", req.name, req.lang),
+            )?;
+        let meta = FunctionMeta {
+            id: reservation.id.clone(),
+            name: req.name,
+            lang: req.lang,
+            created: now_secs(),
+            sha256: hex(&Sha256::digest(req.code.as_bytes())),
+            wasm: self.toolchains.runs_in_wasm(req.lang),
+            settings: req.settings,
+            version: 0,
+        };
+        let meta = reservation.commit(meta).map_err(store_error)?;
+        if update {
+            let removed = self.store.trim(&meta.name, self.limits.keep_versions);
+            self.forget(&removed);
+        }
+        log::info!(
+            target: PART,
+            "deployed {} ({}) as {} in {:.0} ms",
+            meta.name,
+            meta.lang,
+            meta.id,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok((*meta).clone())
+    }
+
+    /// Everything a deploy can be refused for before anything is written.
+    fn check_deploy(&self, req: &DeploySpec) -> Result<(), ServiceError> {
+        validate_name(&req.name).map_err(ServiceError::bad_request)?;
+        if req.code.trim().is_empty() {
+            return Err(ServiceError::bad_request(
+                "the source code (request body) is empty",
+            ));
+        }
+        if req.lang != Lang::Html && self.toolchains.tool(req.lang).is_none() {
+            return Err(ServiceError::unavailable(
+                self.toolchains.missing_hint(req.lang),
+            ));
+        }
+        check_limit(
+            "timeout_ms",
+            req.settings.timeout_ms,
+            self.limits.max_timeout_ms,
+        )?;
+        check_limit(
+            "max_memory_mb",
+            req.settings.max_memory_mb,
+            self.limits.max_memory_mb,
+        )?;
+        check_limit(
+            "max_tmp_mb",
+            req.settings.max_tmp_mb,
+            self.limits.max_tmp_mb,
+        )?;
+        check_limit(
+            "max_concurrency",
+            req.settings.max_concurrency.map(u64::from),
+            self.limits.workers,
+        )?;
+        match &req.settings.content_type {
+            Some(ct) if !valid_content_type(ct) => Err(ServiceError::bad_request(
+                "content_type must be a media type of at most 128 printable characters",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the language's build step on `source` in `dir`, off the request
+    /// threads and at most `--compile-jobs` at once.
+    async fn build(
+        self: &Arc<Self>,
+        lang: Lang,
+        dir: &Path,
+        source: &Path,
+    ) -> Result<(), ServiceError> {
+        let _permit = self
+            .compile_slots
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        let this = self.clone();
+        let (dir, source) = (dir.to_path_buf(), source.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let timeout = this.limits.compile_timeout;
+            this.toolchains
+                .build(lang, &dir, &source, timeout)
+                .map_err(build_error)?;
+            if lang.is_compiled() {
+                // Before the artifact: cranelift on a huge module is the
+                // costly step, and a worker would keep it all in memory.
+                check_module_size(&dir.join("code.wasm"), this.limits.max_module_bytes)?;
+                // Compile once, here: workers load this artifact instead of
+                // running cranelift on their first call. In a child process
+                // (`worker compile`), because a Wasmer engine never frees the
+                // code it compiled: the Server's memory stays flat.
+                this.toolchains
+                    .build_artifact(&dir, timeout)
+                    .map_err(build_error)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(build_error(BuildError::Failed(format!(
+                "build task failed: {e}"
+            ))))
+        })
+    }
+}
+
+/// A Content-Type to answer with: printable ASCII, a `/`, at most 128.
+fn valid_content_type(ct: &str) -> bool {
+    ct.len() <= 128 && ct.contains('/') && ct.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// A per-function limit, when given, is between 1 and `max`.
+fn check_limit(name: &str, value: Option<u64>, max: u64) -> Result<(), ServiceError> {
+    match value {
+        Some(v) if v == 0 || v > max => Err(ServiceError::bad_request(format!(
+            "{name} must be between 1 and {max}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A compiled module larger than `--max-module-mb` is refused (422) before
+/// anything else is done with it.
+fn check_module_size(module: &Path, max_bytes: u64) -> Result<(), ServiceError> {
+    let bytes = std::fs::metadata(module).map(|m| m.len()).map_err(|e| {
+        log::error!(target: PART, "{}: {e}", module.display());
+        ServiceError::internal("the compiler left no module")
+    })?;
+    if bytes <= max_bytes {
+        return Ok(());
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    Err(ServiceError::new(
+        ErrorKind::CompileFailed,
+        format!(
+            "the compiled module is {:.1} MiB; --max-module-mb allows {:.0} MiB (large static data counts: build it at run time instead)",
+            mib(bytes),
+            mib(max_bytes)
+        ),
+    ))
+}
+
+fn build_error(err: BuildError) -> ServiceError {
+    match err {
+        BuildError::Missing(msg) => ServiceError::unavailable(msg),
+        BuildError::Rejected(msg) => ServiceError::new(
+            ErrorKind::CompileFailed,
+            format!("compilation failed: {msg}"),
+        )
+        .with_details(msg),
+        BuildError::Failed(msg) => {
+            log::error!(target: PART, "build failed: {msg}");
+            ServiceError::internal(msg)
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked() {
+        assert!(check_limit("t", None, 10).is_ok());
+        assert!(check_limit("t", Some(10), 10).is_ok());
+        assert!(check_limit("t", Some(0), 10).is_err());
+        assert_eq!(
+            check_limit("t", Some(11), 10).unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
+    }
+}
