@@ -12,11 +12,16 @@
 //! Guest pointers are checked: a write outside the guest's memory answers
 //! `EFAULT`, never touches the host.
 
+use std::sync::Arc;
+
 use wasmer::{Extern, Function, FunctionEnvMut, Imports, Store};
 use wasmer_wasix::types::wasi::Errno;
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
-use crate::session::HookSlot;
+/// How the host functions read the running call's variables: they pass a
+/// reader, which gets the variables for as long as it runs (the caller
+/// owns where they live; see `session::bind_host_calls`).
+pub type WithEnviron = Arc<dyn Fn(&mut dyn FnMut(&Environ) -> Errno) -> Errno + Send + Sync>;
 
 /// The namespaces whose `environ_*` functions take 32-bit pointers.
 const NAMESPACES: [&str; 3] = ["wasi_snapshot_preview1", "wasi_unstable", "wasix_32v1"];
@@ -78,12 +83,12 @@ impl Environ {
 
 /// Replaces `environ_get` and `environ_sizes_get` in every namespace the
 /// imports hold them in. The functions read the running call's variables
-/// from `hooks`.
+/// through `environ`.
 pub fn install(
     store: &mut Store,
     func_env: &WasiFunctionEnv,
     imports: &mut Imports,
-    hooks: &HookSlot,
+    environ: &WithEnviron,
 ) {
     for namespace in NAMESPACES {
         if !matches!(
@@ -92,22 +97,28 @@ pub fn install(
         ) {
             continue;
         }
-        let slot = hooks.clone();
+        let with = environ.clone();
         let get = Function::new_typed_with_env(
             store,
             &func_env.env,
-            move |ctx: FunctionEnvMut<'_, WasiEnv>, environ: i32, buf: i32| {
-                let hooks = slot.lock().unwrap();
-                environ_get(ctx, &hooks.environ, environ, buf) as i32
+            move |ctx: FunctionEnvMut<'_, WasiEnv>, table: i32, buf: i32| {
+                let mut ctx = Some(ctx);
+                with(&mut |vars| match ctx.take() {
+                    Some(ctx) => environ_get(ctx, vars, table, buf),
+                    None => Errno::Fault,
+                }) as i32
             },
         );
-        let slot = hooks.clone();
+        let with = environ.clone();
         let sizes = Function::new_typed_with_env(
             store,
             &func_env.env,
             move |ctx: FunctionEnvMut<'_, WasiEnv>, count: i32, size: i32| {
-                let hooks = slot.lock().unwrap();
-                environ_sizes_get(ctx, &hooks.environ, count, size) as i32
+                let mut ctx = Some(ctx);
+                with(&mut |vars| match ctx.take() {
+                    Some(ctx) => environ_sizes_get(ctx, vars, count, size),
+                    None => Errno::Fault,
+                }) as i32
             },
         );
         imports.define(namespace, "environ_get", get);
