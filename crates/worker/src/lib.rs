@@ -18,11 +18,15 @@
 //! - [`native`]: PHP (and JS/Python when asked) as host processes inside
 //!   bubblewrap;
 //! - [`reap`]: the worker as child subreaper, reaping what a call leaves;
+//! - [`hostcall`]: what our replacements of WASI host functions share;
 //! - [`poll`]: our `poll_oneoff`, which never blocks past a call's deadline;
+//! - [`sock`]: `sock_shutdown` answering as POSIX does without sockets;
 //! - [`tmpfs`]: each call's private, capped, in-memory `/tmp`;
 //! - [`rofs`]: the rest of a call's file system (`/`, `/faas`) read-only,
 //!   answering `EROFS`;
 //! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
+//! - [`session`]: a store reused by successive calls of one module, and
+//!   the binding of our host functions to the running call's state;
 //! - [`jobs`]: finds a job's function on disk and turns the run into a
 //!   [`JobResult`](faas_proto::JobResult);
 //! - [`serve`]: the stdin/stdout loop shared by the Server's workers and the
@@ -33,6 +37,7 @@ pub mod artifact;
 pub mod bench;
 pub mod cache;
 pub mod fds;
+pub mod hostcall;
 pub mod hostdir;
 pub mod interpreters;
 pub mod jobs;
@@ -43,6 +48,7 @@ pub mod reap;
 pub mod rofs;
 pub mod serve;
 pub mod session;
+pub mod sock;
 pub mod stdio;
 pub mod tmpfs;
 pub mod wasm;

@@ -13,7 +13,8 @@
 //! - no subscriptions is `EINVAL`, as other runtimes answer.
 //!
 //! Guest memory is read as raw bytes, never as Rust enums: a guest may pass
-//! anything.
+//! anything. The function is built once per session; it finds the running
+//! call's [`PollState`] through the accessor given to [`install`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,7 @@ use wasmer::{Extern, Function, FunctionEnvMut, Imports, RuntimeError, Store};
 use wasmer_wasix::types::wasi::Errno;
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
-use crate::session::HookSlot;
+use crate::hostcall::{PREVIEW1, UNSTABLE};
 use crate::stdio::PendingInput;
 
 /// Most subscriptions one call may pass (wasix's own default).
@@ -40,6 +41,9 @@ pub struct PollState {
     pub timed_out: Arc<AtomicBool>,
 }
 
+/// Returns the running call's [`PollState`].
+pub type PollStateOf = Arc<dyn Fn() -> PollState + Send + Sync>;
+
 /// The two layouts of a subscription: preview1 and the older `wasi_unstable`.
 #[derive(Clone, Copy)]
 enum Layout {
@@ -50,8 +54,8 @@ enum Layout {
 impl Layout {
     fn namespace(self) -> &'static str {
         match self {
-            Self::Preview1 => "wasi_snapshot_preview1",
-            Self::Unstable => "wasi_unstable",
+            Self::Preview1 => PREVIEW1,
+            Self::Unstable => UNSTABLE,
         }
     }
 
@@ -71,14 +75,13 @@ impl Layout {
     }
 }
 
-/// Replaces `poll_oneoff` in every namespace the module imports it from.
-/// The function is built once per session; it reads the running call's
-/// state from `hooks`.
+/// Replaces `poll_oneoff` in every namespace the module imports it from;
+/// `state` returns the running call's state.
 pub fn install(
     store: &mut Store,
     func_env: &WasiFunctionEnv,
     imports: &mut Imports,
-    hooks: &HookSlot,
+    state: &PollStateOf,
 ) {
     for layout in [Layout::Preview1, Layout::Unstable] {
         if !matches!(
@@ -87,13 +90,12 @@ pub fn install(
         ) {
             continue;
         }
-        let hooks = hooks.clone();
+        let state = state.clone();
         let function = Function::new_typed_with_env(
             store,
             &func_env.env,
             move |ctx: FunctionEnvMut<'_, WasiEnv>, subs: i32, events: i32, n: i32, out_n: i32| {
-                let state = hooks.lock().unwrap().poll.clone();
-                poll_oneoff(ctx, &state, layout, [subs, events, n, out_n])
+                poll_oneoff(ctx, &state(), layout, [subs, events, n, out_n])
             },
         );
         imports.define(layout.namespace(), "poll_oneoff", function);

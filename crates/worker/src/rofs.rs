@@ -24,7 +24,7 @@ use wasmer::{Extern, Function, FunctionEnvMut, Imports, RuntimeError, Store, Val
 use wasmer_wasix::types::wasi::Errno;
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
-const NS: &str = "wasi_snapshot_preview1";
+use crate::hostcall::PREVIEW1 as NS;
 
 /// The WASI calls that create, change or remove files (those that act on
 /// file contents through an open descriptor fail earlier: a read-only file

@@ -5,10 +5,12 @@
 //! `/tmp`). What a session keeps from one call to the next is the store and
 //! the host functions bound in it: the WASI imports (about fifty
 //! `Function`s whose construction was a third of a call's cost) and our own
-//! wrappers around them. Those read the running call's state from a
-//! [`HookSlot`], so nothing of one call is reachable from the next: the
-//! previous environment is dropped when the next one replaces it, and the
-//! previous instance is never referenced again.
+//! replacements of some of them. Those are leaves that know nothing of
+//! sessions: each is given an accessor that reads the running call's state
+//! from this session's [`HookSlot`] ([`bind_host_calls`]), so nothing of
+//! one call is reachable from the next: the previous environment is
+//! dropped when the next one replaces it, and the previous instance is
+//! never referenced again.
 //!
 //! A Wasmer store cannot free one of its instances before the store itself
 //! is dropped, so a session is retired (and dropped after the answer has
@@ -21,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use wasmer::{Imports, Store};
 use wasmer_wasix::WasiFunctionEnv;
 
-use crate::poll::PollState;
-use crate::tmpfs::Quota;
+use crate::poll::{PollState, PollStateOf};
+use crate::tmpfs::{Quota, QuotaOf};
 
 /// Calls one session serves at most. Dropping a store unmaps every memory it
 /// holds (10–40 µs each, most of it a cross-CPU TLB shoot-down), and it
@@ -48,6 +50,29 @@ pub struct CallHooks {
 /// [`CallHooks`]. Locked only by the worker's one guest thread, so never
 /// contended.
 pub type HookSlot = Arc<Mutex<CallHooks>>;
+
+/// Replaces WASI host functions among `imports` with ours, each reading
+/// the running call's part of `hooks`: `poll_oneoff` always (bounded by
+/// the deadline), `sock_shutdown`, and with a file system (`has_tmp`) the
+/// `/tmp` quota and read-only wrappers.
+pub(crate) fn bind_host_calls(
+    store: &mut Store,
+    env: &WasiFunctionEnv,
+    imports: &mut Imports,
+    hooks: &HookSlot,
+    has_tmp: bool,
+) {
+    let slot = hooks.clone();
+    let poll: PollStateOf = Arc::new(move || slot.lock().unwrap().poll.clone());
+    crate::poll::install(store, env, imports, &poll);
+    crate::sock::install(store, env, imports);
+    if has_tmp {
+        let slot = hooks.clone();
+        let quota: QuotaOf = Arc::new(move || slot.lock().unwrap().quota.clone());
+        crate::tmpfs::install(store, env, imports, &quota);
+        crate::rofs::install(store, env, imports);
+    }
+}
 
 /// A store, its WASI function environment and the imports bound to it,
 /// for one module.

@@ -249,12 +249,7 @@ impl Sandbox {
             .import_object_for_all_wasi_versions(&mut store, module)
             .map_err(|e| instantiate_error(&e))?;
         let hooks = HookSlot::default();
-        crate::poll::install(&mut store, &env, &mut imports, &hooks);
-        crate::tmpfs::install_sock_shutdown(&mut store, &env, &mut imports);
-        if has_tmp {
-            crate::tmpfs::install(&mut store, &env, &mut imports, &hooks);
-            crate::rofs::install(&mut store, &env, &mut imports);
-        }
+        crate::session::bind_host_calls(&mut store, &env, &mut imports, &hooks, has_tmp);
         Ok(Session::new(key, store, env, imports, hooks, has_tmp))
     }
 
