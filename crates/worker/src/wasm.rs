@@ -465,24 +465,59 @@ mod tests {
 
     /// Increments a global and a byte of memory, then prints both: a fresh
     /// instance prints "11"; one that saw an earlier call would print more.
-    /// With `trap` set, it traps after printing.
-    fn counter_module(trap: bool) -> String {
-        format!(
-            r#"(module
-              (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-              (memory (export "memory") 1)
-              (global $calls (mut i32) (i32.const 0))
-              (func (export "_start")
-                (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
-                (i32.store8 (i32.const 100) (i32.add (i32.load8_u (i32.const 100)) (i32.const 1)))
-                (i32.store8 (i32.const 16) (i32.add (i32.const 48) (global.get $calls)))
-                (i32.store8 (i32.const 17) (i32.add (i32.const 48) (i32.load8_u (i32.const 100))))
-                (i32.store (i32.const 0) (i32.const 16))
-                (i32.store (i32.const 4) (i32.const 2))
-                (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-                {}))"#,
-            if trap { "unreachable" } else { "" }
-        )
+    /// With `trap` set, it traps after printing. Assembled by hand: the
+    /// worker is built without Wasmer's text parser.
+    fn counter_module(trap: bool) -> Vec<u8> {
+        fn section(id: u8, body: &[u8]) -> Vec<u8> {
+            let mut out = vec![id, body.len() as u8];
+            out.extend_from_slice(body);
+            out
+        }
+        fn name(s: &str) -> Vec<u8> {
+            let mut out = vec![s.len() as u8];
+            out.extend_from_slice(s.as_bytes());
+            out
+        }
+        let mut body = vec![0x00]; // no locals
+        body.extend([
+            0x23, 0, 0x41, 1, 0x6a, 0x24, 0, // $calls += 1
+            0x41, 0xe4, 0, 0x41, 0xe4, 0, 0x2d, 0, 0, 0x41, 1, 0x6a, 0x3a, 0,
+            0, // mem[100] += 1
+            0x41, 16, 0x41, 48, 0x23, 0, 0x6a, 0x3a, 0, 0, // mem[16] = '0' + $calls
+            0x41, 17, 0x41, 48, 0x41, 0xe4, 0, 0x2d, 0, 0, 0x6a, 0x3a, 0,
+            0, // mem[17] = '0' + mem[100]
+            0x41, 0, 0x41, 16, 0x36, 2, 0, // iov.buf = 16
+            0x41, 4, 0x41, 2, 0x36, 2, 0, // iov.len = 2
+            0x41, 1, 0x41, 0, 0x41, 1, 0x41, 8, 0x10, 0, 0x1a, // drop(fd_write(1, iov, 1, 8))
+        ]);
+        if trap {
+            body.push(0x00); // unreachable
+        }
+        body.push(0x0b);
+        let mut import = vec![1];
+        import.extend(name("wasi_snapshot_preview1"));
+        import.extend(name("fd_write"));
+        import.extend([0x00, 0]);
+        let mut export = vec![2];
+        export.extend(name("memory"));
+        export.extend([0x02, 0]);
+        export.extend(name("_start"));
+        export.extend([0x00, 1]);
+        let mut code = vec![1, body.len() as u8];
+        code.extend(body);
+        let mut module = vec![0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+        // (i32 i32 i32 i32) -> i32 for fd_write, () -> () for _start.
+        module.extend(section(
+            1,
+            &[2, 0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 1, 0x7f, 0x60, 0, 0],
+        ));
+        module.extend(section(2, &import));
+        module.extend(section(3, &[1, 1]));
+        module.extend(section(5, &[1, 0x00, 1]));
+        module.extend(section(6, &[1, 0x7f, 1, 0x41, 0, 0x0b]));
+        module.extend(section(7, &export));
+        module.extend(section(10, &code));
+        module
     }
 
     fn options() -> RunOptions {
@@ -506,7 +541,7 @@ mod tests {
     #[test]
     fn a_session_gives_every_call_a_fresh_instance_until_it_is_worn() {
         let sandbox = Sandbox::new().unwrap();
-        let module = sandbox.compile(counter_module(false).as_bytes()).unwrap();
+        let module = sandbox.compile(&counter_module(false)).unwrap();
         let mut session = None;
         for call in 1..=MAX_CALLS {
             let out = sandbox
@@ -562,7 +597,7 @@ mod tests {
     #[test]
     fn a_trap_retires_the_session() {
         let sandbox = Sandbox::new().unwrap();
-        let module = sandbox.compile(counter_module(true).as_bytes()).unwrap();
+        let module = sandbox.compile(&counter_module(true)).unwrap();
         let mut session = None;
         let out = sandbox
             .run_in(&mut session, "trap", &module, options())
