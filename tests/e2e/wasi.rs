@@ -1,5 +1,8 @@
 //! WASI completeness: a private, capped, in-memory /tmp per call; host
-//! calls bounded by the deadline; preview1 only; POSIX errnos.
+//! calls bounded by the deadline; preview1 only; POSIX errnos; file-system
+//! calls that answer as wasmtime's (the same C program run by us, in
+//! `worker run --dir` and in a deployed function's /tmp, and by `wasmtime
+//! run` prints the same); `worker run --dir` mappings and their errors.
 
 use std::time::{Duration, Instant};
 
@@ -195,46 +198,98 @@ fn compile_fixture(name: &str, out: &std::path::Path) {
     assert!(status.success(), "compiling {name}");
 }
 
+/// Runs `cmd` and returns its stdout; fails loudly if it cannot run (a
+/// missing wasmtime names `make toolchains`) or exits non-zero.
+fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?} (run `make toolchains`, which installs wasmtime): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Everything under `dir`, sorted: each path with its type, a symlink's
+/// target, a file's bytes.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push(format!("{name} -> {}", target.display()));
+            } else if meta.is_dir() {
+                out.push(format!("{name}/"));
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push(format!("{name} = {}", String::from_utf8_lossy(&bytes)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn fs_suite(dir: &std::path::Path) -> std::path::PathBuf {
+    let wasm = dir.join("fs_suite.wasm");
+    compile_fixture("fs_suite.c", &wasm);
+    wasm
+}
+
+/// The same directories, empty, for us and for wasmtime.
+fn fresh_dirs(root: &std::path::Path, names: &[&str]) -> Vec<std::path::PathBuf> {
+    names
+        .iter()
+        .map(|name| {
+            let dir = root.join(name);
+            std::fs::create_dir(&dir).unwrap();
+            dir
+        })
+        .collect()
+}
+
 #[test]
 fn worker_run_dir_behaves_like_wasmtime() {
     let tmp = tempfile::tempdir().unwrap();
-    let wasm = tmp.path().join("fs_suite.wasm");
-    compile_fixture("fs_suite.c", &wasm);
-    let ours = tmp.path().join("ours");
-    let theirs = tmp.path().join("theirs");
-    std::fs::create_dir(&ours).unwrap();
-    std::fs::create_dir(&theirs).unwrap();
-    let run = |cmd: &mut std::process::Command| {
-        let out = cmd.output().unwrap_or_else(|e| {
-            panic!("cannot run {cmd:?} (run `make toolchains`, which installs wasmtime): {e}")
-        });
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+    let wasm = fs_suite(tmp.path());
+    let [ours, theirs] = &fresh_dirs(tmp.path(), &["ours", "theirs"])[..] else {
+        unreachable!()
     };
-    let got = run(std::process::Command::new(crate::harness::worker_bin())
-        .arg("run")
-        .arg(format!("--dir={}:/data", ours.display()))
-        .arg(&wasm));
-    let want = run(std::process::Command::new("wasmtime")
-        .arg("run")
-        .arg("--dir")
-        .arg(format!("{}::/data", theirs.display()))
-        .arg(&wasm));
+    let got = run_ok(
+        std::process::Command::new(crate::harness::worker_bin())
+            .arg("run")
+            .arg(format!("--dir={}:/data", ours.display()))
+            .arg(&wasm)
+            .arg("/data"),
+    );
+    let want = run_ok(
+        std::process::Command::new("wasmtime")
+            .arg("run")
+            .arg("--dir")
+            .arg(format!("{}::/data", theirs.display()))
+            .arg(&wasm)
+            .arg("/data"),
+    );
     assert_eq!(got, want);
-    assert!(
-        got.contains("rmdir non-empty              ENOTEMPTY"),
-        "{got}"
-    );
-    // What the guest did is on the host.
-    assert!(ours.join("dir3").is_dir());
-    assert_eq!(
-        std::fs::read_link(ours.join("link")).unwrap().to_str(),
-        Some("sub/b.txt")
-    );
+    for line in [
+        "rmdir non-empty                  ENOTEMPTY",
+        "open dir O_TRUNC                 EISDIR",
+        "rename file over dir             EISDIR",
+        "one at a time, same order        15 yes",
+        "unlink dangling                  ok",
+    ] {
+        assert!(got.contains(line), "{line}:\n{got}");
+    }
+    // What the guest did is on the host, as wasmtime left it.
+    assert_eq!(tree(ours), tree(theirs));
 
     // HOST:GUEST:ro reads, and refuses every change.
     let ro = tmp.path().join("ro");
@@ -242,14 +297,154 @@ fn worker_run_dir_behaves_like_wasmtime() {
     std::fs::write(ro.join("f.txt"), "kept\n").unwrap();
     let probe = tmp.path().join("ro_probe.wasm");
     compile_fixture("ro_probe.c", &probe);
-    let got = run(std::process::Command::new(crate::harness::worker_bin())
-        .arg("run")
-        .arg(format!("--dir={}:/ro:ro", ro.display()))
-        .arg(&probe));
+    let got = run_ok(
+        std::process::Command::new(crate::harness::worker_bin())
+            .arg("run")
+            .arg(format!("--dir={}:/ro:ro", ro.display()))
+            .arg(&probe),
+    );
     assert_eq!(
         got,
         "read kept\nwrite open: refused\ncreate: refused\nmkdir: refused\nunlink: refused\nrename: refused\n"
     );
-    assert_eq!(std::fs::read_to_string(ro.join("f.txt")).unwrap(), "kept\n");
-    assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 1);
+    assert_eq!(tree(&ro), ["f.txt = kept\n"]);
+}
+
+#[test]
+fn worker_run_maps_a_directory_at_the_guests_root_as_fd_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = fs_suite(tmp.path());
+    let dirs = fresh_dirs(tmp.path(), &["root", "data", "wt_root", "wt_data"]);
+    // Both forms: HOST:/ (the one that failed with "file exists") and
+    // wasmtime's HOST::GUEST.
+    let got = run_ok(
+        std::process::Command::new(crate::harness::worker_bin())
+            .arg("run")
+            .arg(format!("--dir={}:/", dirs[0].display()))
+            .arg(format!("--dir={}::/data", dirs[1].display()))
+            .arg(&wasm)
+            .args(["/", "preopens"]),
+    );
+    let want = run_ok(
+        std::process::Command::new("wasmtime")
+            .arg("run")
+            .arg(format!("--dir={}::/", dirs[2].display()))
+            .arg(format!("--dir={}::/data", dirs[3].display()))
+            .arg(&wasm)
+            .args(["/", "preopens"]),
+    );
+    assert_eq!(got, want);
+    // The first --dir is fd 3, the next fd 4; files are created through
+    // them; a closed pre-open is gone.
+    for line in [
+        "prestat 3                        ok /",
+        "prestat 4                        ok /data",
+        "prestat 5                        EBADF",
+        "create in fd 3                   ok",
+        "mkdirat 3                        ok",
+        "close fd 3                       ok",
+        "fstat 3                          EBADF",
+        "open through the closed one      EBADF",
+        "fd of a file created in 4        6",
+    ] {
+        assert!(got.contains(line), "{line}:\n{got}");
+    }
+    assert_eq!(tree(&dirs[0]), tree(&dirs[2]));
+    assert_eq!(tree(&dirs[1]), tree(&dirs[3]));
+    assert_eq!(
+        tree(&dirs[0]),
+        ["dir_in3/", "dir_in3/moved.txt = three", "hard3.txt = three"]
+    );
+}
+
+#[test]
+fn worker_run_refuses_bad_mappings_with_one_line_and_status_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = fs_suite(tmp.path());
+    let here = tmp.path().display().to_string();
+    let missing = tmp.path().join("missing").display().to_string();
+    let cases: [(&[String], String); 4] = [
+        (
+            &[format!("{here}:/data:rw")],
+            format!("worker run: --dir {here}:/data:rw: unknown mode 'rw' (the only mode is ro)"),
+        ),
+        (
+            &[format!("{missing}::/data")],
+            format!("worker run: --dir {missing}::/data: cannot use {missing}: "),
+        ),
+        (
+            &[format!("{here}::/data"), format!("{here}:/data/")],
+            format!(
+                "worker run: --dir {here}:/data/: /data is already mapped by --dir {here}::/data"
+            ),
+        ),
+        (
+            &[format!("{here}::/"), format!("{here}::/")],
+            format!("worker run: --dir {here}::/: / is already mapped by --dir {here}::/"),
+        ),
+    ];
+    for (dirs, want) in cases {
+        let out = std::process::Command::new(crate::harness::worker_bin())
+            .arg("run")
+            .args(dirs.iter().map(|d| format!("--dir={d}")))
+            .arg(&wasm)
+            .arg("/data")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{dirs:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{dirs:?}: {stderr}");
+        assert!(stderr.starts_with(&want), "{dirs:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{dirs:?}: the module ran");
+    }
+}
+
+#[test]
+fn a_functions_tmp_behaves_like_a_wasmtime_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = fs_suite(tmp.path());
+    let dirs = fresh_dirs(tmp.path(), &["root", "tmp"]);
+    // A deployed function has / and /tmp pre-opened: wasmtime with the
+    // same two.
+    let mut wasmtime = std::process::Command::new("wasmtime");
+    wasmtime
+        .arg("run")
+        .arg(format!("--dir={}::/", dirs[0].display()))
+        .arg(format!("--dir={}::/tmp", dirs[1].display()))
+        .arg(&wasm)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = wasmtime.spawn().unwrap_or_else(|e| {
+        panic!("cannot run wasmtime (run `make toolchains`, which installs it): {e}")
+    });
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"/tmp").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = String::from_utf8(out.stdout).unwrap();
+
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let source =
+        std::fs::read_to_string(crate::harness::repo_root().join("tests/fixtures/fs_suite.c"))
+            .unwrap();
+    server.deploy("fs_suite", "c", &source);
+    // Twice: each call starts from an empty /tmp.
+    for call in 1..=2 {
+        let resp = server.post("/invoke?fn=fs_suite", "/tmp");
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(resp.json()["output"], want.as_str(), "call {call}");
+    }
+    assert!(
+        want.contains("escape with ..                   EPERM"),
+        "{want}"
+    );
+    assert!(
+        want.contains("link a dir                       EPERM"),
+        "{want}"
+    );
 }

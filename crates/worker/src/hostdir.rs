@@ -1,270 +1,329 @@
-//! `worker run --dir HOST[:GUEST[:ro]]`: host directories for debugging,
-//! mounted as other runtimes do. Each directory is its own file system
-//! rooted at HOST, mounted at GUEST inside an in-memory root, and the root
-//! is pre-opened as `/` (mapping the host's `/` and then sub-directories
-//! into it makes every create land on the virtual root and fail).
+//! `worker run --dir HOST[::GUEST][:ro]`: host directories for debugging,
+//! mounted as `wasmtime run --dir` does (`HOST:GUEST` is accepted too).
+//! Each directory is a [`HostDir`] backend mounted at GUEST, which may be
+//! `/`; the guest gets one pre-opened descriptor per mapping, the first as
+//! fd 3, in the order given ([`crate::wasifs`]). `:ro` wraps it in
+//! [`ReadOnly`]. Deployed functions never get a host directory.
 //!
-//! [`HostDir`] adds what wasmer's host file system lacks (creating
-//! symlinks); [`ReadOnly`] refuses every change with a permission error
-//! (it also makes the interpreters' in-memory `/faas` read-only, where
-//! [`crate::rofs`] turns that error into `EROFS`). Deployed functions never
-//! get a host directory.
+//! A [`HostDir`] never follows a symlink itself (our resolution does, and
+//! refuses any that leads out of the directory), and opens files with
+//! `O_NOFOLLOW`, so what the guest reaches stays inside HOST.
 
-use std::path::{Component, Path, PathBuf};
-use std::pin::Pin;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures_util::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
-use wasmer_wasix::virtual_fs::{
-    self, FileOpener, FileSystem, FsError, Metadata, OpenOptions, OpenOptionsConfig, ReadDir,
-    VirtualFile,
+use nix::sys::stat::UtimensatFlags;
+use nix::sys::time::TimeSpec;
+
+use crate::rofs::ReadOnly;
+use crate::tmpfs::MemFs;
+use crate::vfs::{
+    self, errno_of, Backend, DirEntry, Errno, File, Kind, Namespace, OpenHow, Rel, SetTime, Stat,
 };
 
 /// One `--dir` mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirMapping {
     pub host: PathBuf,
+    /// Absolute and normalised (`/`, `/data`): two mappings at the same
+    /// place compare equal.
     pub guest: String,
     pub read_only: bool,
 }
 
 impl DirMapping {
-    /// `HOST`, `HOST:GUEST` or `HOST:GUEST:ro`.
+    /// `HOST`, `HOST:GUEST`, `HOST::GUEST` (wasmtime's form), each
+    /// optionally followed by `:ro`. A relative GUEST is taken from `/`.
     pub fn parse(spec: &str) -> Result<Self, String> {
-        let mut parts = spec.splitn(3, ':');
-        let host = parts.next().unwrap_or_default();
-        let guest = parts.next().unwrap_or(host);
-        let read_only = match parts.next() {
+        let (host, rest) = match spec.split_once("::") {
+            Some((host, rest)) => (host, Some(rest)),
+            None => match spec.split_once(':') {
+                Some((host, rest)) => (host, Some(rest)),
+                None => (spec, None),
+            },
+        };
+        let (guest, mode) = match rest {
+            None => (host, None),
+            Some(rest) => match rest.split_once(':') {
+                Some((guest, mode)) => (guest, Some(mode)),
+                None => (rest, None),
+            },
+        };
+        let read_only = match mode {
             None => false,
             Some("ro") => true,
-            Some(other) => return Err(format!("unknown mode '{other}' in '{spec}' (only ro)")),
+            Some(other) => {
+                return Err(format!(
+                    "--dir {spec}: unknown mode '{other}' (the only mode is ro)"
+                ))
+            }
         };
         if host.is_empty() || guest.is_empty() {
-            return Err(format!("expected HOST[:GUEST[:ro]], got '{spec}'"));
+            return Err(format!(
+                "--dir {spec}: expected HOST, HOST:GUEST or HOST::GUEST, optionally with :ro"
+            ));
         }
+        let guest = normalize_guest(guest)
+            .ok_or_else(|| format!("--dir {spec}: the guest path may not contain '..'"))?;
         Ok(Self {
             host: host.into(),
-            guest: guest.to_string(),
+            guest,
             read_only,
         })
     }
+
+    /// Parses every `--dir` and checks them together: each host directory
+    /// exists, and no two share a guest path. The message names the
+    /// mapping at fault.
+    pub fn parse_all(specs: &[String]) -> Result<Vec<Self>, String> {
+        let mut mappings: Vec<Self> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let m = Self::parse(spec)?;
+            match std::fs::metadata(&m.host) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "--dir {spec}: {} is not a directory",
+                        m.host.display()
+                    ))
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "--dir {spec}: cannot use {}: {e}",
+                        m.host.display()
+                    ))
+                }
+            }
+            if let Some(at) = mappings.iter().position(|o| o.guest == m.guest) {
+                return Err(format!(
+                    "--dir {spec}: {} is already mapped by --dir {}",
+                    m.guest, specs[at]
+                ));
+            }
+            mappings.push(m);
+        }
+        Ok(mappings)
+    }
 }
 
-/// The root file system of a `worker run` with `mappings`.
-pub fn root(
-    handle: tokio::runtime::Handle,
-    mappings: &[DirMapping],
-) -> Result<virtual_fs::MountFileSystem, FsError> {
-    let root = virtual_fs::MountFileSystem::new();
-    root.mount("/", Arc::new(virtual_fs::TmpFileSystem::new()))?;
+/// `guest` as an absolute path without `.`, empty components or a trailing
+/// slash (`data/` → `/data`, `.` → `/`); `None` if it has `..`.
+fn normalize_guest(guest: &str) -> Option<String> {
+    let mut out = String::new();
+    for part in guest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            name => {
+                out.push('/');
+                out.push_str(name);
+            }
+        }
+    }
+    Some(if out.is_empty() { "/".into() } else { out })
+}
+
+/// The namespace of a `worker run` with `mappings`, and the guest path of
+/// each mapping (its pre-opened directory), in order. A mapping at `/` is
+/// the root; otherwise the root is a read-only tree holding the mount
+/// points (the guest has no descriptor for it).
+pub fn namespace(mappings: &[DirMapping]) -> std::io::Result<(Namespace, Vec<Vec<String>>)> {
+    let mut backends = Vec::with_capacity(mappings.len());
     for m in mappings {
-        let host = Arc::new(HostDir::new(handle.clone(), &m.host)?);
-        let fs: Arc<dyn FileSystem + Send + Sync> = if m.read_only {
-            Arc::new(ReadOnly(host))
+        let host: Arc<dyn Backend> = Arc::new(HostDir::new(&m.host)?);
+        backends.push(if m.read_only {
+            Arc::new(ReadOnly(host)) as Arc<dyn Backend>
         } else {
             host
-        };
-        let guest = if m.guest.starts_with('/') {
-            m.guest.clone()
-        } else {
-            format!("/{}", m.guest)
-        };
-        root.mount(guest, fs)?;
+        });
     }
-    Ok(root)
+    let paths: Vec<Vec<String>> = mappings.iter().map(|m| components(&m.guest)).collect();
+    let root = match paths.iter().position(|p| p.is_empty()) {
+        Some(at) => backends[at].clone(),
+        None => Arc::new(MemFs::read_only(&paths, &[])),
+    };
+    let mut ns = Namespace::new(root);
+    for (path, backend) in paths.iter().zip(backends) {
+        if !path.is_empty() {
+            ns.mount(path, backend);
+        }
+    }
+    Ok((ns, paths))
 }
 
-/// A host directory as a file system, with symlinks.
-#[derive(Debug)]
+/// The components of a normalised guest path (`/` has none).
+pub fn components(guest: &str) -> Vec<String> {
+    guest
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A host directory as a backend.
 pub struct HostDir {
-    inner: virtual_fs::host_fs::FileSystem,
     root: PathBuf,
 }
 
 impl HostDir {
-    pub fn new(handle: tokio::runtime::Handle, root: &Path) -> Result<Self, FsError> {
-        let root = root.canonicalize().map_err(FsError::from)?;
+    pub fn new(root: &Path) -> std::io::Result<Self> {
         Ok(Self {
-            inner: virtual_fs::host_fs::FileSystem::new(handle, &root)?,
-            root,
+            root: root.canonicalize()?,
         })
     }
 
-    /// The host path of a guest path inside this directory (never outside).
-    fn host_path(&self, path: &Path) -> Result<PathBuf, FsError> {
+    /// The host path of `rel` (resolved components: never `..`).
+    fn path(&self, rel: &Rel) -> PathBuf {
         let mut out = self.root.clone();
-        for part in path.components() {
-            match part {
-                Component::Normal(p) => out.push(p),
-                Component::RootDir | Component::CurDir => {}
-                Component::ParentDir | Component::Prefix(_) => return Err(FsError::InvalidInput),
-            }
+        out.extend(rel);
+        out
+    }
+}
+
+fn io<T>(result: std::io::Result<T>) -> vfs::Result<T> {
+    result.map_err(|e| errno_of(&e))
+}
+
+fn stat_of(meta: &std::fs::Metadata) -> Stat {
+    let ft = meta.file_type();
+    let kind = if ft.is_symlink() {
+        Kind::Symlink
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    };
+    let ns = |s: i64, n: i64| (s.max(0) as u64) * 1_000_000_000 + n.max(0) as u64;
+    Stat {
+        kind,
+        dev: meta.dev(),
+        ino: meta.ino(),
+        nlink: meta.nlink(),
+        size: meta.size(),
+        atim: ns(meta.atime(), meta.atime_nsec()),
+        mtim: ns(meta.mtime(), meta.mtime_nsec()),
+        ctim: ns(meta.ctime(), meta.ctime_nsec()),
+    }
+}
+
+fn timespec(t: SetTime) -> TimeSpec {
+    match t {
+        SetTime::Keep => TimeSpec::UTIME_OMIT,
+        SetTime::Now => TimeSpec::UTIME_NOW,
+        SetTime::At(ns) => TimeSpec::new((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64),
+    }
+}
+
+impl Backend for HostDir {
+    fn stat(&self, path: &Rel) -> vfs::Result<Stat> {
+        io(std::fs::symlink_metadata(self.path(path))).map(|m| stat_of(&m))
+    }
+
+    fn read_dir(&self, path: &Rel) -> vfs::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        for entry in io(std::fs::read_dir(self.path(path)))? {
+            let entry = io(entry)?;
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_symlink() => Kind::Symlink,
+                Ok(t) if t.is_dir() => Kind::Dir,
+                Ok(t) if t.is_file() => Kind::File,
+                _ => Kind::Other,
+            };
+            out.push(DirEntry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                kind,
+                ino: entry.ino(),
+            });
         }
         Ok(out)
     }
-}
 
-impl FileSystem for HostDir {
-    fn readlink(&self, path: &Path) -> virtual_fs::Result<PathBuf> {
-        // The link's text as written (the guest resolves it itself).
-        std::fs::read_link(self.host_path(path)?).map_err(Into::into)
+    fn readlink(&self, path: &Rel) -> vfs::Result<String> {
+        let target = io(std::fs::read_link(self.path(path)))?;
+        target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| Errno::Ilseq)
     }
-    fn read_dir(&self, path: &Path) -> virtual_fs::Result<ReadDir> {
-        self.inner.read_dir(path)
-    }
-    fn create_dir(&self, path: &Path) -> virtual_fs::Result<()> {
-        self.inner.create_dir(path)
-    }
-    fn create_symlink(&self, source: &Path, target: &Path) -> virtual_fs::Result<()> {
-        std::os::unix::fs::symlink(source, self.host_path(target)?).map_err(Into::into)
-    }
-    fn remove_dir(&self, path: &Path) -> virtual_fs::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn rename<'a>(&'a self, from: &'a Path, to: &'a Path) -> BoxFuture<'a, virtual_fs::Result<()>> {
-        self.inner.rename(from, to)
-    }
-    fn metadata(&self, path: &Path) -> virtual_fs::Result<Metadata> {
-        self.inner.metadata(path)
-    }
-    fn symlink_metadata(&self, path: &Path) -> virtual_fs::Result<Metadata> {
-        self.inner.symlink_metadata(path)
-    }
-    fn remove_file(&self, path: &Path) -> virtual_fs::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn new_open_options(&self) -> OpenOptions<'_> {
-        self.inner.new_open_options()
-    }
-}
 
-/// A file system that refuses every change.
-#[derive(Debug)]
-pub struct ReadOnly(pub Arc<dyn FileSystem + Send + Sync>);
+    fn open(&self, path: &Rel, how: OpenHow) -> vfs::Result<Arc<dyn File>> {
+        let file = io(std::fs::OpenOptions::new()
+            .read(how.read || !how.write)
+            .write(how.write)
+            .create_new(how.create)
+            .truncate(how.truncate)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(self.path(path)))?;
+        Ok(Arc::new(HostFile(file)))
+    }
 
-impl FileSystem for ReadOnly {
-    fn readlink(&self, path: &Path) -> virtual_fs::Result<PathBuf> {
-        self.0.readlink(path)
+    fn mkdir(&self, path: &Rel) -> vfs::Result<()> {
+        io(std::fs::create_dir(self.path(path)))
     }
-    fn read_dir(&self, path: &Path) -> virtual_fs::Result<ReadDir> {
-        self.0.read_dir(path)
+
+    fn rmdir(&self, path: &Rel) -> vfs::Result<()> {
+        io(std::fs::remove_dir(self.path(path)))
     }
-    fn create_dir(&self, _: &Path) -> virtual_fs::Result<()> {
-        Err(FsError::PermissionDenied)
+
+    fn unlink(&self, path: &Rel) -> vfs::Result<()> {
+        io(std::fs::remove_file(self.path(path)))
     }
-    fn create_symlink(&self, _: &Path, _: &Path) -> virtual_fs::Result<()> {
-        Err(FsError::PermissionDenied)
+
+    fn rename(&self, from: &Rel, to: &Rel) -> vfs::Result<()> {
+        io(std::fs::rename(self.path(from), self.path(to)))
     }
-    fn remove_dir(&self, _: &Path) -> virtual_fs::Result<()> {
-        Err(FsError::PermissionDenied)
+
+    fn link(&self, from: &Rel, to: &Rel) -> vfs::Result<()> {
+        io(std::fs::hard_link(self.path(from), self.path(to)))
     }
-    fn rename<'a>(&'a self, _: &'a Path, _: &'a Path) -> BoxFuture<'a, virtual_fs::Result<()>> {
-        Box::pin(async { Err(FsError::PermissionDenied) })
+
+    fn symlink(&self, target: &str, path: &Rel) -> vfs::Result<()> {
+        io(std::os::unix::fs::symlink(target, self.path(path)))
     }
-    fn metadata(&self, path: &Path) -> virtual_fs::Result<Metadata> {
-        self.0.metadata(path)
-    }
-    fn symlink_metadata(&self, path: &Path) -> virtual_fs::Result<Metadata> {
-        self.0.symlink_metadata(path)
-    }
-    fn remove_file(&self, _: &Path) -> virtual_fs::Result<()> {
-        Err(FsError::PermissionDenied)
-    }
-    fn new_open_options(&self) -> OpenOptions<'_> {
-        OpenOptions::new(self)
+
+    fn set_times(&self, path: &Rel, atim: SetTime, mtim: SetTime) -> vfs::Result<()> {
+        nix::sys::stat::utimensat(
+            None,
+            &self.path(path),
+            &timespec(atim),
+            &timespec(mtim),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| errno_of(&e.into()))
     }
 }
 
-impl FileOpener for ReadOnly {
-    fn open(
-        &self,
-        path: &Path,
-        conf: &OpenOptionsConfig,
-    ) -> virtual_fs::Result<Box<dyn VirtualFile + Send + Sync + 'static>> {
-        if conf.write || conf.append || conf.truncate || conf.create || conf.create_new {
-            return Err(FsError::PermissionDenied);
-        }
-        let file = self.0.new_open_options().options(conf.clone()).open(path)?;
-        Ok(Box::new(ReadOnlyFile(file)))
-    }
-}
+/// An open host file.
+struct HostFile(std::fs::File);
 
-/// An open file of a [`ReadOnly`] file system: reads pass, and so do the
-/// calls that only look; writing, truncating, unlinking and touching fail.
-#[derive(Debug)]
-struct ReadOnlyFile(Box<dyn VirtualFile + Send + Sync + 'static>);
+impl File for HostFile {
+    fn stat(&self) -> vfs::Result<Stat> {
+        io(self.0.metadata()).map(|m| stat_of(&m))
+    }
 
-fn read_only() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only directory")
-}
+    fn read_at(&self, buf: &mut [u8], at: u64) -> vfs::Result<usize> {
+        io(self.0.read_at(buf, at))
+    }
 
-impl VirtualFile for ReadOnlyFile {
-    fn last_accessed(&self) -> u64 {
-        self.0.last_accessed()
+    fn write_at(&self, data: &[u8], at: u64) -> vfs::Result<usize> {
+        io(self.0.write_all_at(data, at)).map(|()| data.len())
     }
-    fn last_modified(&self) -> u64 {
-        self.0.last_modified()
-    }
-    fn created_time(&self) -> u64 {
-        self.0.created_time()
-    }
-    fn set_times(&mut self, _: Option<u64>, _: Option<u64>) -> virtual_fs::Result<()> {
-        Err(FsError::PermissionDenied)
-    }
-    fn size(&self) -> u64 {
-        self.0.size()
-    }
-    fn set_len(&mut self, _: u64) -> virtual_fs::Result<()> {
-        Err(FsError::PermissionDenied)
-    }
-    fn unlink(&mut self) -> virtual_fs::Result<()> {
-        Err(FsError::PermissionDenied)
-    }
-    fn poll_read_ready(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(self.0.as_mut()).poll_read_ready(cx)
-    }
-    fn poll_write_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(Err(read_only()))
-    }
-}
 
-impl AsyncRead for ReadOnlyFile {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(self.0.as_mut()).poll_read(cx, buf)
+    fn set_len(&self, len: u64) -> vfs::Result<()> {
+        io(self.0.set_len(len))
     }
-}
 
-impl AsyncSeek for ReadOnlyFile {
-    fn start_seek(mut self: Pin<&mut Self>, position: std::io::SeekFrom) -> std::io::Result<()> {
-        Pin::new(self.0.as_mut()).start_seek(position)
+    fn set_times(&self, atim: SetTime, mtim: SetTime) -> vfs::Result<()> {
+        nix::sys::stat::futimens(self.0.as_raw_fd(), &timespec(atim), &timespec(mtim))
+            .map_err(|e| errno_of(&e.into()))
     }
-    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<u64>> {
-        Pin::new(self.0.as_mut()).poll_complete(cx)
-    }
-}
 
-impl AsyncWrite for ReadOnlyFile {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(Err(read_only()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn sync(&self) -> vfs::Result<()> {
+        io(self.0.sync_all())
     }
 }
 
@@ -272,16 +331,68 @@ impl AsyncWrite for ReadOnlyFile {
 mod tests {
     use super::*;
 
+    fn parse(spec: &str) -> (String, String, bool) {
+        let m = DirMapping::parse(spec).unwrap();
+        (m.host.display().to_string(), m.guest, m.read_only)
+    }
+
     #[test]
-    fn mappings_parse() {
-        let m = DirMapping::parse("/a:/b:ro").unwrap();
+    fn every_form_of_a_mapping_parses() {
+        let want = |h: &str, g: &str, ro| (h.to_string(), g.to_string(), ro);
+        assert_eq!(parse("/a"), want("/a", "/a", false));
+        assert_eq!(parse("/a:/b"), want("/a", "/b", false));
+        assert_eq!(parse("/a:/b:ro"), want("/a", "/b", true));
+        assert_eq!(parse("/a::/b"), want("/a", "/b", false));
+        assert_eq!(parse("/a::/b:ro"), want("/a", "/b", true));
+        // The guest's root, however written.
+        assert_eq!(parse("/a:/"), want("/a", "/", false));
+        assert_eq!(parse("/a::/"), want("/a", "/", false));
+        assert_eq!(parse("/a::/:ro"), want("/a", "/", true));
+        assert_eq!(parse("."), want(".", "/", false));
+        // Normalised, so the same place compares equal.
+        assert_eq!(parse("/a::data/"), want("/a", "/data", false));
+        assert_eq!(parse("/a:/x//./y/"), want("/a", "/x/y", false));
+    }
+
+    #[test]
+    fn bad_mappings_are_refused_with_one_line_naming_the_problem() {
+        let err = DirMapping::parse("/a:/b:rw").unwrap_err();
         assert_eq!(
-            (m.host.to_str(), m.guest.as_str(), m.read_only),
-            (Some("/a"), "/b", true)
+            err,
+            "--dir /a:/b:rw: unknown mode 'rw' (the only mode is ro)"
         );
-        let m = DirMapping::parse("/a").unwrap();
-        assert_eq!((m.guest.as_str(), m.read_only), ("/a", false));
-        assert!(DirMapping::parse("/a:/b:rw").is_err());
+        assert!(DirMapping::parse("/a::/b:rw")
+            .unwrap_err()
+            .contains("unknown mode 'rw'"));
         assert!(DirMapping::parse(":/b").is_err());
+        assert!(DirMapping::parse("/a:").is_err());
+        assert!(DirMapping::parse("/a::/../b").unwrap_err().contains(".."));
+
+        let dir = std::env::temp_dir();
+        let here = dir.display().to_string();
+        let specs = |s: &[&str]| {
+            s.iter()
+                .map(|s| s.replace("HERE", &here))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            DirMapping::parse_all(&specs(&["HERE::/", "HERE:/data:ro"]))
+                .unwrap()
+                .len(),
+            2
+        );
+        let err = DirMapping::parse_all(&specs(&["/no/such/dir:/x"])).unwrap_err();
+        assert!(
+            err.starts_with("--dir /no/such/dir:/x: cannot use /no/such/dir: "),
+            "{err}"
+        );
+        let err = DirMapping::parse_all(&specs(&["HERE:/x", "HERE::/x/"])).unwrap_err();
+        assert_eq!(
+            err,
+            format!("--dir {here}::/x/: /x is already mapped by --dir {here}:/x")
+        );
+        for err in [err, DirMapping::parse("/a:/b:rw").unwrap_err()] {
+            assert!(!err.contains('\n'));
+        }
     }
 }

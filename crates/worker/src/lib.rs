@@ -11,6 +11,10 @@
 //! - [`bench`]: the in-process runtime floor `make bench` compares with;
 //! - [`fds`]: inherited descriptors sealed at start (close-on-exec);
 //! - [`hostdir`]: host directories for `worker run --dir` (debugging only);
+//! - [`vfs`]: the backends a call's files live in, mounted at guest paths,
+//!   and the resolution of a guest's paths;
+//! - [`wasifs`]: our WASI descriptor and path calls over them, answering
+//!   as wasmtime does;
 //! - [`interpreters`]: QuickJS and CPython compiled to WASI, for JS and
 //!   Python functions;
 //! - [`cache`]: the bounded LRU of compiled modules;
@@ -23,9 +27,9 @@
 //! - [`hostcall`]: what our replacements of WASI host functions share;
 //! - [`poll`]: our `poll_oneoff`, which never blocks past a call's deadline;
 //! - [`sock`]: `sock_shutdown` answering as POSIX does without sockets;
-//! - [`tmpfs`]: each call's private, capped, in-memory `/tmp`;
-//! - [`rofs`]: the rest of a call's file system (`/`, `/faas`) read-only,
-//!   answering `EROFS`;
+//! - [`tmpfs`]: in-memory file systems: each call's private, capped `/tmp`,
+//!   and the read-only `/` and `/faas`;
+//! - [`rofs`]: read-only places answer `EROFS`;
 //! - [`stdio`]: in-memory guest stdio (capped output, deferred input);
 //! - [`session`]: a store reused by successive calls of one module, and
 //!   the binding of our host functions to the running call's state;
@@ -60,6 +64,8 @@ pub mod session;
 pub mod sock;
 pub mod stdio;
 pub mod tmpfs;
+pub mod vfs;
+pub mod wasifs;
 pub mod wasm;
 
 /// Whether a function id is safe to use as one path component.

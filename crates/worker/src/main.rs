@@ -48,10 +48,14 @@ enum Command {
         /// Set an environment variable for the module (repeatable).
         #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
         env: Vec<(String, String)>,
-        /// Map a host directory into the module: HOST, HOST:GUEST, or
-        /// HOST:GUEST:ro for read-only (repeatable).
-        #[arg(long = "dir", value_name = "HOST[:GUEST[:ro]]", value_parser = DirMapping::parse)]
-        dirs: Vec<DirMapping>,
+        /// Map host directory HOST into the module at GUEST (default: the
+        /// same path; `/` is allowed), as `wasmtime run --dir HOST::GUEST`
+        /// does; `HOST:GUEST` is the same, and a trailing `:ro` makes it
+        /// read-only. Repeatable: the first mapping is the module's
+        /// pre-opened descriptor 3, the next 4, and so on. A missing HOST,
+        /// an unknown mode or two mappings at one GUEST exit with status 2.
+        #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
+        dirs: Vec<String>,
         /// The .wasm file.
         file: PathBuf,
         /// Arguments passed to the module.
@@ -123,7 +127,13 @@ fn main() -> ExitCode {
             dirs,
             file,
             args,
-        }) => run_module(&file, args, env, dirs, cli.worker.max_output_bytes),
+        }) => match DirMapping::parse_all(&dirs) {
+            Ok(dirs) => run_module(&file, args, env, dirs, cli.worker.max_output_bytes),
+            Err(message) => {
+                eprintln!("worker run: {message}");
+                Ok(ExitCode::from(2))
+            }
+        },
         Some(Command::Compile { dir }) => compile(&dir),
         Some(Command::Check { lang, file }) => check(&cli.worker, lang, &file),
         Some(Command::PrepareRuntimes) => {

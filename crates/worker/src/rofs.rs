@@ -1,74 +1,82 @@
-//! Outside `/tmp`, a call's file system is read-only, and says so.
+//! Read-only places answer `EROFS`, as a read-only mount does.
 //!
-//! A call sees an in-memory root holding its capped `/tmp` and, for an
-//! interpreter, `/faas` (the script and the prelude). `/faas` is a
-//! [`ReadOnly`](crate::hostdir::ReadOnly) file system: no file there can be
-//! written, truncated, renamed or unlinked, and nothing can be created. It
-//! has no size cap of its own, so this is what keeps a call's writes inside
-//! its `/tmp` cap (a writable `/faas` once took 4 GB from one call). The
-//! root refuses every change too.
-//!
-//! Both refuse with `FsError::PermissionDenied`, which wasix reports as
-//! `EPERM`, and virtual-fs has no error that becomes `EROFS`. So the WASI
-//! calls that change files are wrapped: in such a call's file system the
-//! only source of `EPERM` is a read-only place, and it is answered as
-//! `EROFS`, what a program expects from a read-only mount.
-//!
-//! Two things wasix does above the file system pass anyway, and write no
-//! byte: setting a file's times (kept in wasix's own inode table), and a
-//! rename out of `/faas` into `/tmp`, which wasix does as copy + remove and
-//! reports as done although the remove was refused: the copy lands in
-//! `/tmp` (counted in its cap) and the original stays.
+//! [`ReadOnly`] wraps a backend (a `worker run --dir HOST:GUEST:ro`
+//! directory) so reading passes and every change fails with `EROFS`
+//! before the backend sees it. The in-memory trees that are read-only (an
+//! interpreter's `/faas`, the root holding the mount points) answer the
+//! same by themselves ([`crate::tmpfs::MemFs::read_only`]). Nothing a call
+//! writes can land anywhere but its capped `/tmp`: a writable `/faas` once
+//! took 4 GB from one call.
 
-use wasmer::{Extern, Function, FunctionEnvMut, Imports, RuntimeError, Store, Value};
-use wasmer_wasix::types::wasi::Errno;
-use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
+use std::sync::Arc;
 
-use crate::hostcall::PREVIEW1 as NS;
+use crate::vfs::{Backend, DirEntry, Errno, File, OpenHow, Rel, Result, SetTime, Stat};
 
-/// The WASI calls that create, change or remove files (those that act on
-/// file contents through an open descriptor fail earlier: a read-only file
-/// is never opened for writing).
-const CHANGING: &[&str] = &[
-    "path_open",
-    "path_create_directory",
-    "path_remove_directory",
-    "path_unlink_file",
-    "path_rename",
-    "path_symlink",
-    "path_link",
-    "path_filestat_set_times",
-    "fd_filestat_set_size",
-    "fd_filestat_set_times",
-    "fd_allocate",
-];
+/// `backend`, with every change refused.
+pub struct ReadOnly(pub Arc<dyn Backend>);
 
-/// Wraps the file-changing calls among `imports` so a refusal by a
-/// read-only place answers `EROFS`.
-pub fn install(store: &mut Store, func_env: &WasiFunctionEnv, imports: &mut Imports) {
-    for &name in CHANGING {
-        let Some(Extern::Function(orig)) = imports.get_export(NS, name) else {
-            continue;
-        };
-        let ty = orig.ty(store);
-        // The original's own result type: these calls all return an errno.
-        if ty.results() != [wasmer::Type::I32] {
-            continue;
+impl Backend for ReadOnly {
+    fn stat(&self, path: &Rel) -> Result<Stat> {
+        self.0.stat(path)
+    }
+    fn read_dir(&self, path: &Rel) -> Result<Vec<DirEntry>> {
+        self.0.read_dir(path)
+    }
+    fn readlink(&self, path: &Rel) -> Result<String> {
+        self.0.readlink(path)
+    }
+    fn open(&self, path: &Rel, how: OpenHow) -> Result<Arc<dyn File>> {
+        if how.write || how.create || how.truncate {
+            return Err(Errno::Rofs);
         }
-        let f = Function::new_with_env(
-            store,
-            &func_env.env,
-            ty,
-            move |mut ctx: FunctionEnvMut<'_, WasiEnv>, args: &[Value]| {
-                let results = orig.call(&mut ctx, args)?;
-                Ok::<_, RuntimeError>(match results.first() {
-                    Some(Value::I32(errno)) if *errno == Errno::Perm as i32 => {
-                        vec![Value::I32(Errno::Rofs as i32)]
-                    }
-                    _ => results.into_vec(),
-                })
-            },
-        );
-        imports.define(NS, name, f);
+        Ok(Arc::new(ReadOnlyFile(self.0.open(path, how)?)))
+    }
+    fn mkdir(&self, _: &Rel) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn rmdir(&self, _: &Rel) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn unlink(&self, _: &Rel) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn rename(&self, _: &Rel, _: &Rel) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn link(&self, _: &Rel, _: &Rel) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn symlink(&self, _: &str, _: &Rel) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn set_times(&self, _: &Rel, _: SetTime, _: SetTime) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn read_only(&self) -> bool {
+        true
+    }
+}
+
+/// A file of a [`ReadOnly`] backend: reads pass, changes fail.
+struct ReadOnlyFile(Arc<dyn File>);
+
+impl File for ReadOnlyFile {
+    fn stat(&self) -> Result<Stat> {
+        self.0.stat()
+    }
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<usize> {
+        self.0.read_at(buf, at)
+    }
+    fn write_at(&self, _: &[u8], _: u64) -> Result<usize> {
+        Err(Errno::Rofs)
+    }
+    fn set_len(&self, _: u64) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn set_times(&self, _: SetTime, _: SetTime) -> Result<()> {
+        Err(Errno::Rofs)
+    }
+    fn sync(&self) -> Result<()> {
+        Ok(())
     }
 }

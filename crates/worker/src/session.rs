@@ -20,12 +20,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use wasmer::{Imports, Store};
+use wasmer::{Imports, Module, Store};
 use wasmer_wasix::WasiFunctionEnv;
 
 use crate::environ::{Environ, WithEnviron};
 use crate::poll::{PollState, PollStateOf};
-use crate::tmpfs::{Quota, QuotaOf};
+use crate::sock::ExistsOf;
+use crate::wasifs::{CallFs, CallFsOf};
 
 /// Calls one session serves at most. Dropping a store unmaps every memory it
 /// holds (10–40 µs each, most of it a cross-CPU TLB shoot-down), and it
@@ -40,13 +41,23 @@ pub const MAX_CALLS: u32 = 8;
 pub const MAX_HELD_BYTES: u64 = 32 * 1024 * 1024;
 
 /// What our host functions need of the running call.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CallHooks {
     pub poll: PollState,
-    /// The call's `/tmp` quota (`None`: the call has no file system).
-    pub quota: Option<Arc<Quota>>,
+    /// The call's files and descriptors.
+    pub fs: Arc<Mutex<CallFs>>,
     /// The call's variables ([`crate::environ`]).
     pub environ: Environ,
+}
+
+impl Default for CallHooks {
+    fn default() -> Self {
+        Self {
+            poll: PollState::default(),
+            fs: Arc::new(Mutex::new(CallFs::stdio_only())),
+            environ: Environ::default(),
+        }
+    }
 }
 
 /// Where host functions built once per session find the running call's
@@ -55,30 +66,29 @@ pub struct CallHooks {
 pub type HookSlot = Arc<Mutex<CallHooks>>;
 
 /// Replaces WASI host functions among `imports` with ours, each reading
-/// the running call's part of `hooks`: `poll_oneoff` always (bounded by
-/// the deadline), `environ_get`/`environ_sizes_get` (the call's own
-/// variables), `sock_shutdown`, and with a file system (`has_tmp`) the
-/// `/tmp` quota and read-only wrappers.
+/// the running call's part of `hooks`: `poll_oneoff` (bounded by the
+/// deadline), `environ_get`/`environ_sizes_get` (the call's own variables),
+/// every descriptor and path call ([`crate::wasifs`]) and the `sock_*`
+/// calls.
 pub(crate) fn bind_host_calls(
     store: &mut Store,
     env: &WasiFunctionEnv,
     imports: &mut Imports,
+    module: &Module,
     hooks: &HookSlot,
-    has_tmp: bool,
 ) {
     let slot = hooks.clone();
     let poll: PollStateOf = Arc::new(move || slot.lock().unwrap().poll.clone());
     crate::poll::install(store, env, imports, &poll);
     let slot = hooks.clone();
+    let fs: CallFsOf = Arc::new(move || slot.lock().unwrap().fs.clone());
+    crate::wasifs::install(store, env, imports, module, &fs);
+    let slot = hooks.clone();
     let environ: WithEnviron = Arc::new(move |read| read(&slot.lock().unwrap().environ));
     crate::environ::install(store, env, imports, &environ);
-    crate::sock::install(store, env, imports);
-    if has_tmp {
-        let slot = hooks.clone();
-        let quota: QuotaOf = Arc::new(move || slot.lock().unwrap().quota.clone());
-        crate::tmpfs::install(store, env, imports, &quota);
-        crate::rofs::install(store, env, imports);
-    }
+    let slot = hooks.clone();
+    let exists: ExistsOf = Arc::new(move |fd| slot.lock().unwrap().fs.lock().unwrap().exists(fd));
+    crate::sock::install(store, env, imports, module, &exists);
 }
 
 /// A store, its WASI function environment and the imports bound to it,
@@ -90,8 +100,6 @@ pub struct Session {
     pub(crate) env: WasiFunctionEnv,
     pub(crate) imports: Imports,
     pub(crate) hooks: HookSlot,
-    /// Built with the `/tmp` wrappers (calls with a file system).
-    pub(crate) has_tmp: bool,
     calls: u32,
     held_bytes: u64,
     retired: bool,
@@ -104,7 +112,6 @@ impl Session {
         env: WasiFunctionEnv,
         imports: Imports,
         hooks: HookSlot,
-        has_tmp: bool,
     ) -> Self {
         Self {
             key: key.to_string(),
@@ -112,7 +119,6 @@ impl Session {
             env,
             imports,
             hooks,
-            has_tmp,
             calls: 0,
             held_bytes: 0,
             retired: false,
@@ -130,8 +136,8 @@ impl Session {
     }
 
     /// Whether the next instance of module `key` may be built here.
-    pub(crate) fn serves(&self, key: &str, has_tmp: bool) -> bool {
-        !self.worn() && self.key == key && self.has_tmp == has_tmp
+    pub(crate) fn serves(&self, key: &str) -> bool {
+        !self.worn() && self.key == key
     }
 
     /// Counts the current instance as done with (it ran, or never will):

@@ -1,214 +1,696 @@
-//! A private, capped, in-memory `/tmp` for every call.
+//! In-memory file systems: each call's private, capped `/tmp`, and the
+//! read-only trees of a call (an interpreter's `/faas`, the root that holds
+//! the mount points).
 //!
-//! Each call gets a fresh `TmpFileSystem` whose contents count against a
-//! [`Quota`] of `max_tmp_bytes`; it is dropped with the call. What
-//! wasmer-wasix does not do on its own is done here:
-//!
-//! - a write past the quota fails with `ENOSPC` (wasix reports the limiter's
-//!   refusal as `EIO`): `fd_write` and `fd_pwrite` are wrapped;
-//! - seeking past the quota, or writing, truncating or allocating there,
-//!   fails with `EFBIG` *before* the in-memory file grows: mem_fs would
-//!   zero-fill the gap up to the offset first, so one `lseek(1 TiB)` and a
-//!   one-byte write could exhaust the worker;
-//! - the quota counts bytes even when it refuses them (the buffer has
-//!   already grown when the limiter is asked), so the refusal is exact.
-//!
-//! The wrappers are built once per session and outlive a call, so they
-//! find the running call's quota through the accessor given to
-//! [`install`].
+//! A [`MemFs`] is a table of nodes (files, directories, symlinks) with
+//! POSIX link counts: a file lives while a name or an open descriptor
+//! refers to it. Everything it holds counts against its cap (`None`: no
+//! cap): file contents by the memory they occupy, and a fixed cost per node
+//! and per name, so neither big files nor millions of empty ones can grow
+//! a worker past the cap. A write or truncate that would pass it fails with
+//! `ENOSPC` and changes nothing; the cap is also the largest file size
+//! ([`Backend::max_file_size`]), so seeking or truncating past it is
+//! `EFBIG` before anything grows. A read-only one answers `EROFS` to every
+//! change.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use wasmer::{Function, FunctionEnvMut, Imports, RuntimeError, Store, TypedFunction};
-use wasmer_wasix::types::wasi::Errno;
-use wasmer_wasix::virtual_fs::limiter::FsMemoryLimiter;
-use wasmer_wasix::virtual_fs::FsError;
-use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
+use crate::vfs::{
+    now_ns, Backend, DirEntry, Errno, File, Kind, OpenHow, Rel, Result, SetTime, Stat,
+};
 
-use crate::hostcall::{self, read_u64, PREVIEW1 as NS};
+/// What a node costs besides its contents.
+const NODE_COST: u64 = 64;
+/// What a name in a directory costs besides its bytes.
+const ENTRY_COST: u64 = 32;
+const ROOT: u64 = 1;
 
-/// Returns the running call's quota (`None`: the call has no `/tmp`).
-pub type QuotaOf = Arc<dyn Fn() -> Option<Arc<Quota>> + Send + Sync>;
+/// Device numbers told apart per file system.
+static NEXT_DEV: AtomicU64 = AtomicU64::new(1);
 
-/// Bytes a call's `/tmp` may hold.
-#[derive(Debug)]
-pub struct Quota {
-    cap: usize,
-    used: AtomicUsize,
-    /// Set when a write was refused, so the wrapper can say ENOSPC.
-    hit: AtomicBool,
+enum Body {
+    File(Data),
+    Dir(BTreeMap<String, u64>),
+    Symlink(String),
 }
 
-impl Quota {
-    pub fn new(cap: usize) -> Arc<Self> {
-        Arc::new(Self {
-            cap,
-            used: AtomicUsize::new(0),
-            hit: AtomicBool::new(false),
-        })
+/// A file's bytes: its own, or shared read-only (an interpreter's script,
+/// the same bytes for every call).
+enum Data {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Data {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Owned(v) => v,
+            Data::Shared(s) => s,
+        }
     }
 
-    pub fn cap(&self) -> usize {
-        self.cap
+    /// Memory counted against the cap.
+    fn charged(&self) -> u64 {
+        match self {
+            Data::Owned(v) => v.capacity() as u64,
+            Data::Shared(_) => 0,
+        }
     }
 }
 
-impl FsMemoryLimiter for Quota {
-    fn on_grow(&self, grown: usize) -> Result<(), FsError> {
-        // Always counted: the buffer has grown already, and its drop will
-        // report the whole capacity back through `on_shrink`.
-        let now = self.used.fetch_add(grown, Ordering::Relaxed) + grown;
-        if now > self.cap {
-            self.hit.store(true, Ordering::Relaxed);
-            Err(FsError::WriteZero)
+struct Node {
+    body: Body,
+    nlink: u64,
+    /// Open descriptors of this file.
+    open: u64,
+    atim: u64,
+    mtim: u64,
+    ctim: u64,
+}
+
+struct Tree {
+    nodes: HashMap<u64, Node>,
+    next_ino: u64,
+    used: u64,
+    cap: u64,
+}
+
+struct Shared {
+    tree: Mutex<Tree>,
+    dev: u64,
+    /// Set once the tree is built, for the read-only kinds.
+    read_only: AtomicBool,
+}
+
+/// An in-memory file system.
+#[derive(Clone)]
+pub struct MemFs(Arc<Shared>);
+
+impl MemFs {
+    /// An empty, writable file system holding at most `cap` bytes.
+    pub fn new(cap: Option<u64>) -> Self {
+        let now = now_ns();
+        let mut nodes = HashMap::new();
+        nodes.insert(ROOT, node(Body::Dir(BTreeMap::new()), now));
+        let tree = Tree {
+            nodes,
+            next_ino: ROOT + 1,
+            used: NODE_COST,
+            cap: cap.unwrap_or(u64::MAX),
+        };
+        Self(Arc::new(Shared {
+            tree: Mutex::new(tree),
+            dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+            read_only: AtomicBool::new(false),
+        }))
+    }
+
+    /// A read-only file system holding `dirs` (each a path of components)
+    /// and `files` (path, contents, shared as they are).
+    pub fn read_only(dirs: &[Vec<String>], files: &[(Vec<String>, Arc<[u8]>)]) -> Self {
+        let fs = Self::new(None);
+        let parents = files
+            .iter()
+            .map(|(path, _)| &path[..path.len().saturating_sub(1)]);
+        for dir in dirs.iter().map(Vec::as_slice).chain(parents) {
+            for depth in 1..=dir.len() {
+                let _ = fs.mkdir(&dir[..depth]);
+            }
+        }
+        {
+            let mut tree = fs.tree();
+            for (path, content) in files {
+                let body = Body::File(Data::Shared(content.clone()));
+                if let Ok((dir, name)) = tree.parent_of(path) {
+                    let _ = tree.insert(dir, name, node(body, now_ns()));
+                }
+            }
+        }
+        fs.0.read_only.store(true, Ordering::Relaxed);
+        fs
+    }
+
+    /// Bytes held now (contents, nodes and names).
+    pub fn used(&self) -> u64 {
+        self.tree().used
+    }
+
+    fn tree(&self) -> MutexGuard<'_, Tree> {
+        self.0.tree.lock().unwrap()
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.0.read_only.load(Ordering::Relaxed) {
+            Err(Errno::Rofs)
         } else {
             Ok(())
         }
     }
+}
 
-    fn on_shrink(&self, shrunk: usize) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                Some(u.saturating_sub(shrunk))
-            });
+fn node(body: Body, now: u64) -> Node {
+    Node {
+        body,
+        nlink: 1,
+        open: 0,
+        atim: now,
+        mtim: now,
+        ctim: now,
     }
 }
 
-/// Wraps the file-growing calls of `imports` so the running call's quota
-/// (`quota` returns it) is enforced with the right errnos.
-pub fn install(
-    store: &mut Store,
-    func_env: &WasiFunctionEnv,
-    imports: &mut Imports,
-    quota: &QuotaOf,
-) {
-    type Write = (i32, i32, i32, i32);
-    if let Some(orig) = original::<Write>(store, imports, "fd_write") {
-        let quota = quota.clone();
-        let f = Function::new_typed_with_env(
-            store,
-            &func_env.env,
-            move |mut ctx: FunctionEnvMut<'_, WasiEnv>, fd: i32, iovs: i32, n: i32, out: i32| {
-                let errno = orig.call(&mut ctx, fd, iovs, n, out)?;
-                Ok::<_, RuntimeError>(no_space(errno, &quota))
-            },
-        );
-        imports.define(NS, "fd_write", f);
+impl Tree {
+    fn get(&self, ino: u64) -> Result<&Node> {
+        self.nodes.get(&ino).ok_or(Errno::Noent)
     }
-    type PWrite = (i32, i32, i32, i64, i32);
-    if let Some(orig) = original::<PWrite>(store, imports, "fd_pwrite") {
-        let quota = quota.clone();
-        let f = Function::new_typed_with_env(
-            store,
-            &func_env.env,
-            move |mut ctx: FunctionEnvMut<'_, WasiEnv>,
-                  fd: i32,
-                  iovs: i32,
-                  n: i32,
-                  at: i64,
-                  out: i32| {
-                if at as u64 > cap(&quota) {
-                    return Ok(Errno::Fbig as i32);
-                }
-                let errno = orig.call(&mut ctx, fd, iovs, n, at, out)?;
-                Ok::<_, RuntimeError>(no_space(errno, &quota))
-            },
-        );
-        imports.define(NS, "fd_pwrite", f);
-    }
-    install_seek(store, func_env, imports, quota);
-    type SetSize = (i32, i64);
-    if let Some(orig) = original::<SetSize>(store, imports, "fd_filestat_set_size") {
-        let quota = quota.clone();
-        let f = Function::new_typed_with_env(
-            store,
-            &func_env.env,
-            move |mut ctx: FunctionEnvMut<'_, WasiEnv>, fd: i32, size: i64| {
-                if size as u64 > cap(&quota) {
-                    return Ok(Errno::Fbig as i32);
-                }
-                orig.call(&mut ctx, fd, size)
-            },
-        );
-        imports.define(NS, "fd_filestat_set_size", f);
-    }
-    type Allocate = (i32, i64, i64);
-    if let Some(orig) = original::<Allocate>(store, imports, "fd_allocate") {
-        let quota = quota.clone();
-        let f = Function::new_typed_with_env(
-            store,
-            &func_env.env,
-            move |mut ctx: FunctionEnvMut<'_, WasiEnv>, fd: i32, at: i64, len: i64| {
-                if (at as u64).saturating_add(len as u64) > cap(&quota) {
-                    return Ok(Errno::Nospc as i32);
-                }
-                orig.call(&mut ctx, fd, at, len)
-            },
-        );
-        imports.define(NS, "fd_allocate", f);
-    }
-}
 
-/// The running call's `/tmp` cap (no cap when it has no `/tmp`: then no
-/// file can be written at all).
-fn cap(quota: &QuotaOf) -> u64 {
-    quota().map_or(u64::MAX, |q| q.cap() as u64)
-}
+    fn get_mut(&mut self, ino: u64) -> Result<&mut Node> {
+        self.nodes.get_mut(&ino).ok_or(Errno::Noent)
+    }
 
-/// `fd_seek` that refuses to move a cursor past the quota.
-fn install_seek(
-    store: &mut Store,
-    func_env: &WasiFunctionEnv,
-    imports: &mut Imports,
-    quota: &QuotaOf,
-) {
-    type Seek = (i32, i64, i32, i32);
-    let Some(orig) = original::<Seek>(store, imports, "fd_seek") else {
-        return;
-    };
-    let quota = quota.clone();
-    let f = Function::new_typed_with_env(
-        store,
-        &func_env.env,
-        move |mut ctx: FunctionEnvMut<'_, WasiEnv>, fd: i32, offset: i64, whence: i32, out: i32| {
-            // Where the cursor is now, to put it back if the seek goes too far.
-            let old = match orig.call(&mut ctx, fd, 0, 1, out)? {
-                0 => read_u64(&ctx, out),
-                errno => return Ok(errno),
-            };
-            let errno = orig.call(&mut ctx, fd, offset, whence, out)?;
-            if errno != Errno::Success as i32 {
-                return Ok(errno);
+    fn entries(&self, ino: u64) -> Result<&BTreeMap<String, u64>> {
+        match &self.get(ino)?.body {
+            Body::Dir(entries) => Ok(entries),
+            _ => Err(Errno::Notdir),
+        }
+    }
+
+    fn entries_mut(&mut self, ino: u64) -> Result<&mut BTreeMap<String, u64>> {
+        match &mut self.get_mut(ino)?.body {
+            Body::Dir(entries) => Ok(entries),
+            _ => Err(Errno::Notdir),
+        }
+    }
+
+    /// The node at `path`.
+    fn lookup(&self, path: &Rel) -> Result<u64> {
+        let mut ino = ROOT;
+        for name in path {
+            ino = *self.entries(ino)?.get(name).ok_or(Errno::Noent)?;
+        }
+        Ok(ino)
+    }
+
+    /// The directory holding `path`'s last component, and that name.
+    fn parent_of<'p>(&self, path: &'p Rel) -> Result<(u64, &'p str)> {
+        let (name, dir) = path.split_last().ok_or(Errno::Busy)?;
+        Ok((self.lookup(dir)?, name))
+    }
+
+    fn charge(&mut self, bytes: u64) -> Result<()> {
+        if self.used.saturating_add(bytes) > self.cap {
+            return Err(Errno::Nospc);
+        }
+        self.used += bytes;
+        Ok(())
+    }
+
+    fn refund(&mut self, bytes: u64) {
+        self.used = self.used.saturating_sub(bytes);
+    }
+
+    /// Adds `node` as `name` in directory `dir`; returns its number.
+    fn insert(&mut self, dir: u64, name: &str, node: Node) -> Result<u64> {
+        if self.entries(dir)?.contains_key(name) {
+            return Err(Errno::Exist);
+        }
+        let extra = match &node.body {
+            Body::Symlink(target) => target.len() as u64,
+            _ => 0,
+        };
+        self.charge(NODE_COST + ENTRY_COST + name.len() as u64 + extra)?;
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.nodes.insert(ino, node);
+        self.entries_mut(dir)?.insert(name.to_string(), ino);
+        self.touch_dir(dir);
+        Ok(ino)
+    }
+
+    /// Removes the name `name` from `dir`; the node goes when nothing
+    /// refers to it any more.
+    fn remove_entry(&mut self, dir: u64, name: &str) -> Result<()> {
+        let ino = self.entries_mut(dir)?.remove(name).ok_or(Errno::Noent)?;
+        self.refund(ENTRY_COST + name.len() as u64);
+        self.touch_dir(dir);
+        let node = self.get_mut(ino)?;
+        node.nlink = node.nlink.saturating_sub(1);
+        node.ctim = now_ns();
+        self.release(ino);
+        Ok(())
+    }
+
+    /// Drops node `ino` if no name and no descriptor refers to it.
+    fn release(&mut self, ino: u64) {
+        let Some(node) = self.nodes.get(&ino) else {
+            return;
+        };
+        if node.nlink > 0 || node.open > 0 {
+            return;
+        }
+        let content = match &node.body {
+            Body::File(data) => data.charged(),
+            Body::Symlink(target) => target.len() as u64,
+            Body::Dir(_) => 0,
+        };
+        self.nodes.remove(&ino);
+        self.refund(NODE_COST + content);
+    }
+
+    fn touch_dir(&mut self, dir: u64) {
+        if let Ok(node) = self.get_mut(dir) {
+            let now = now_ns();
+            node.mtim = now;
+            node.ctim = now;
+        }
+    }
+
+    fn stat(&self, ino: u64, dev: u64) -> Result<Stat> {
+        let node = self.get(ino)?;
+        let (kind, size, nlink) = match &node.body {
+            Body::File(data) => (Kind::File, data.bytes().len() as u64, node.nlink),
+            Body::Symlink(target) => (Kind::Symlink, target.len() as u64, node.nlink),
+            Body::Dir(entries) => {
+                let subdirs = entries
+                    .values()
+                    .filter(|i| matches!(self.nodes.get(i).map(|n| &n.body), Some(Body::Dir(_))))
+                    .count() as u64;
+                (Kind::Dir, 4096, 2 + subdirs)
             }
-            match (old, read_u64(&ctx, out)) {
-                (_, Some(new)) if new <= cap(&quota) => Ok(errno),
-                (Some(old), Some(_)) => {
-                    orig.call(&mut ctx, fd, old as i64, 0, out)?;
-                    Ok::<_, RuntimeError>(Errno::Fbig as i32)
-                }
-                _ => Ok(Errno::Fault as i32),
+        };
+        Ok(Stat {
+            kind,
+            dev,
+            ino,
+            nlink,
+            size,
+            atim: node.atim,
+            mtim: node.mtim,
+            ctim: node.ctim,
+        })
+    }
+
+    /// Resizes file `ino` to `len`, zero-filling; its memory never passes
+    /// the cap.
+    fn resize(&mut self, ino: u64, len: u64) -> Result<()> {
+        let remaining = self.cap.saturating_sub(self.used);
+        let node = self.get_mut(ino)?;
+        let Body::File(data) = &mut node.body else {
+            return Err(Errno::Isdir);
+        };
+        let Data::Owned(bytes) = data else {
+            return Err(Errno::Rofs);
+        };
+        let len = usize::try_from(len).map_err(|_| Errno::Fbig)?;
+        let before = bytes.capacity() as u64;
+        if len > bytes.capacity() {
+            if (len - bytes.capacity()) as u64 > remaining {
+                return Err(Errno::Nospc);
             }
-        },
-    );
-    imports.define(NS, "fd_seek", f);
+            // Room to grow geometrically, but never past the cap.
+            let room = bytes.capacity() as u64 + remaining;
+            let want = (len.max(bytes.capacity() * 2) as u64).min(room) as usize;
+            bytes.reserve_exact(want - bytes.len());
+        }
+        bytes.resize(len, 0);
+        if bytes.capacity() > 2 * len + 4096 {
+            bytes.shrink_to_fit();
+        }
+        let after = bytes.capacity() as u64;
+        let now = now_ns();
+        node.mtim = now;
+        node.ctim = now;
+        if after >= before {
+            self.used += after - before;
+        } else {
+            self.refund(before - after);
+        }
+        Ok(())
+    }
 }
 
-/// The module's own import `name`, typed, if it has one.
-fn original<Args>(store: &Store, imports: &Imports, name: &str) -> Option<TypedFunction<Args, i32>>
-where
-    Args: wasmer::WasmTypeList,
-{
-    hostcall::original(store, imports, NS, name)
+impl Backend for MemFs {
+    fn stat(&self, path: &Rel) -> Result<Stat> {
+        let tree = self.tree();
+        tree.stat(tree.lookup(path)?, self.0.dev)
+    }
+
+    fn read_dir(&self, path: &Rel) -> Result<Vec<DirEntry>> {
+        let tree = self.tree();
+        let entries = tree.entries(tree.lookup(path)?)?;
+        Ok(entries
+            .iter()
+            .map(|(name, &ino)| DirEntry {
+                name: name.clone(),
+                kind: tree.stat(ino, 0).map_or(Kind::Other, |s| s.kind),
+                ino,
+            })
+            .collect())
+    }
+
+    fn readlink(&self, path: &Rel) -> Result<String> {
+        let tree = self.tree();
+        match &tree.get(tree.lookup(path)?)?.body {
+            Body::Symlink(target) => Ok(target.clone()),
+            _ => Err(Errno::Inval),
+        }
+    }
+
+    fn open(&self, path: &Rel, how: OpenHow) -> Result<Arc<dyn File>> {
+        if how.write || how.create || how.truncate {
+            self.writable()?;
+        }
+        let mut tree = self.tree();
+        let ino = if how.create {
+            let (dir, name) = tree.parent_of(path)?;
+            tree.insert(
+                dir,
+                name,
+                node(Body::File(Data::Owned(Vec::new())), now_ns()),
+            )?
+        } else {
+            tree.lookup(path)?
+        };
+        if !matches!(tree.get(ino)?.body, Body::File(_)) {
+            return Err(Errno::Isdir);
+        }
+        if how.truncate {
+            tree.resize(ino, 0)?;
+        }
+        tree.get_mut(ino)?.open += 1;
+        Ok(Arc::new(MemFile {
+            fs: self.clone(),
+            ino,
+        }))
+    }
+
+    fn mkdir(&self, path: &Rel) -> Result<()> {
+        self.writable()?;
+        let mut tree = self.tree();
+        let (dir, name) = tree.parent_of(path)?;
+        let dir_node = node(Body::Dir(BTreeMap::new()), now_ns());
+        tree.insert(dir, name, dir_node).map(drop)
+    }
+
+    fn rmdir(&self, path: &Rel) -> Result<()> {
+        self.writable()?;
+        let mut tree = self.tree();
+        let (dir, name) = tree.parent_of(path)?;
+        let ino = tree.lookup(path)?;
+        if !tree.entries(ino)?.is_empty() {
+            return Err(Errno::Notempty);
+        }
+        tree.remove_entry(dir, name)
+    }
+
+    fn unlink(&self, path: &Rel) -> Result<()> {
+        self.writable()?;
+        let mut tree = self.tree();
+        let (dir, name) = tree.parent_of(path)?;
+        tree.remove_entry(dir, name)
+    }
+
+    fn rename(&self, from: &Rel, to: &Rel) -> Result<()> {
+        self.writable()?;
+        let mut tree = self.tree();
+        let (from_dir, from_name) = tree.parent_of(from)?;
+        let (to_dir, to_name) = tree.parent_of(to)?;
+        let ino = *tree.entries(from_dir)?.get(from_name).ok_or(Errno::Noent)?;
+        let replaced = tree.entries(to_dir)?.get(to_name).copied();
+        if replaced == Some(ino) {
+            return Ok(());
+        }
+        // The name's cost moves with it; only a longer name costs more.
+        let longer = to_name.len().saturating_sub(from_name.len()) as u64;
+        if replaced.is_none() && tree.used + longer > tree.cap {
+            return Err(Errno::Nospc);
+        }
+        if replaced.is_some() {
+            // A file loses a link; an empty directory goes.
+            tree.remove_entry(to_dir, to_name)?;
+        }
+        tree.entries_mut(from_dir)?.remove(from_name);
+        tree.refund(ENTRY_COST + from_name.len() as u64);
+        tree.entries_mut(to_dir)?.insert(to_name.to_string(), ino);
+        tree.used += ENTRY_COST + to_name.len() as u64;
+        tree.touch_dir(from_dir);
+        tree.touch_dir(to_dir);
+        tree.get_mut(ino)?.ctim = now_ns();
+        Ok(())
+    }
+
+    fn link(&self, from: &Rel, to: &Rel) -> Result<()> {
+        self.writable()?;
+        let mut tree = self.tree();
+        let ino = tree.lookup(from)?;
+        let (dir, name) = tree.parent_of(to)?;
+        if tree.entries(dir)?.contains_key(name) {
+            return Err(Errno::Exist);
+        }
+        tree.charge(ENTRY_COST + name.len() as u64)?;
+        tree.entries_mut(dir)?.insert(name.to_string(), ino);
+        tree.touch_dir(dir);
+        let node = tree.get_mut(ino)?;
+        node.nlink += 1;
+        node.ctim = now_ns();
+        Ok(())
+    }
+
+    fn symlink(&self, target: &str, path: &Rel) -> Result<()> {
+        self.writable()?;
+        let mut tree = self.tree();
+        let (dir, name) = tree.parent_of(path)?;
+        let link = node(Body::Symlink(target.to_string()), now_ns());
+        tree.insert(dir, name, link).map(drop)
+    }
+
+    fn set_times(&self, path: &Rel, atim: SetTime, mtim: SetTime) -> Result<()> {
+        self.writable()?;
+        let mut tree = self.tree();
+        let ino = tree.lookup(path)?;
+        set_node_times(tree.get_mut(ino)?, atim, mtim);
+        Ok(())
+    }
+
+    fn max_file_size(&self) -> u64 {
+        self.tree().cap
+    }
+
+    fn read_only(&self) -> bool {
+        self.0.read_only.load(Ordering::Relaxed)
+    }
 }
 
-/// EIO from a write the quota refused is ENOSPC.
-fn no_space(errno: i32, quota: &QuotaOf) -> i32 {
-    let refused = || quota().is_some_and(|q| q.hit.swap(false, Ordering::Relaxed));
-    if errno == Errno::Io as i32 && refused() {
-        Errno::Nospc as i32
-    } else {
-        errno
+fn set_node_times(node: &mut Node, atim: SetTime, mtim: SetTime) {
+    let now = now_ns();
+    for (field, value) in [(&mut node.atim, atim), (&mut node.mtim, mtim)] {
+        match value {
+            SetTime::Keep => {}
+            SetTime::Now => *field = now,
+            SetTime::At(ns) => *field = ns,
+        }
+    }
+    node.ctim = now;
+}
+
+/// An open file of a [`MemFs`]; keeps the node alive after its last name
+/// is removed.
+struct MemFile {
+    fs: MemFs,
+    ino: u64,
+}
+
+impl Drop for MemFile {
+    fn drop(&mut self) {
+        let mut tree = self.fs.tree();
+        if let Ok(node) = tree.get_mut(self.ino) {
+            node.open = node.open.saturating_sub(1);
+        }
+        tree.release(self.ino);
+    }
+}
+
+impl File for MemFile {
+    fn stat(&self) -> Result<Stat> {
+        self.fs.tree().stat(self.ino, self.fs.0.dev)
+    }
+
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<usize> {
+        let tree = self.fs.tree();
+        let Body::File(data) = &tree.get(self.ino)?.body else {
+            return Err(Errno::Isdir);
+        };
+        let bytes = data.bytes();
+        let start = usize::try_from(at).unwrap_or(usize::MAX).min(bytes.len());
+        let n = buf.len().min(bytes.len() - start);
+        buf[..n].copy_from_slice(&bytes[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_at(&self, data: &[u8], at: u64) -> Result<usize> {
+        self.fs.writable()?;
+        if data.is_empty() {
+            // Writes nothing, and so never extends the file.
+            return Ok(0);
+        }
+        let mut tree = self.fs.tree();
+        let end = at.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
+        let len = match &tree.get(self.ino)?.body {
+            Body::File(d) => d.bytes().len() as u64,
+            _ => return Err(Errno::Isdir),
+        };
+        if end > len {
+            tree.resize(self.ino, end)?;
+        }
+        let node = tree.get_mut(self.ino)?;
+        if let Body::File(Data::Owned(bytes)) = &mut node.body {
+            bytes[at as usize..end as usize].copy_from_slice(data);
+        }
+        let now = now_ns();
+        node.mtim = now;
+        node.ctim = now;
+        Ok(data.len())
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.fs.writable()?;
+        self.fs.tree().resize(self.ino, len)
+    }
+
+    fn set_times(&self, atim: SetTime, mtim: SetTime) -> Result<()> {
+        self.fs.writable()?;
+        let mut tree = self.fs.tree();
+        set_node_times(tree.get_mut(self.ino)?, atim, mtim);
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn create(fs: &MemFs, path: &str) -> Arc<dyn File> {
+        let how = OpenHow {
+            read: true,
+            write: true,
+            create: true,
+            truncate: false,
+        };
+        fs.open(&p(path), how).unwrap()
+    }
+
+    #[test]
+    fn the_cap_counts_contents_nodes_and_names_and_a_refused_write_changes_nothing() {
+        let fs = MemFs::new(Some(64 * 1024));
+        let f = create(&fs, "big");
+        let block = vec![7u8; 16 * 1024];
+        let mut written = 0;
+        while f.write_at(&block, written).is_ok() {
+            written += block.len() as u64;
+        }
+        assert_eq!(f.write_at(&block, written), Err(Errno::Nospc));
+        assert_eq!(f.stat().unwrap().size, written);
+        assert!(fs.used() <= 64 * 1024, "{}", fs.used());
+        assert!(written >= 32 * 1024, "{written}");
+        // Emptying the file gives the room back.
+        f.set_len(0).unwrap();
+        f.write_at(&block, 0).unwrap();
+        // Empty files and directories cost too: they cannot be made
+        // without end.
+        drop(f);
+        fs.unlink(&p("big")).unwrap();
+        let made = (0..100_000)
+            .take_while(|i| fs.mkdir(&p(&format!("d{i}"))).is_ok())
+            .count();
+        assert!(made < 1000, "{made}");
+        assert_eq!(fs.mkdir(&p("one_more")), Err(Errno::Nospc));
+    }
+
+    #[test]
+    fn hard_links_share_a_file_and_it_lives_while_a_name_or_a_descriptor_does() {
+        let fs = MemFs::new(Some(1 << 20));
+        let empty = fs.used();
+        let f = create(&fs, "a");
+        f.write_at(b"shared", 0).unwrap();
+        // Writing nothing past the end does not extend the file.
+        assert_eq!(f.write_at(b"", 1000), Ok(0));
+        assert_eq!(f.stat().unwrap().size, 6);
+        fs.link(&p("a"), &p("b")).unwrap();
+        assert_eq!(fs.stat(&p("b")).unwrap().nlink, 2);
+        assert_eq!(fs.stat(&p("a")).unwrap().ino, fs.stat(&p("b")).unwrap().ino);
+        fs.unlink(&p("a")).unwrap();
+        assert_eq!(fs.stat(&p("b")).unwrap().nlink, 1);
+        fs.unlink(&p("b")).unwrap();
+        assert_eq!(fs.stat(&p("b")), Err(Errno::Noent));
+        // Still readable through the open descriptor, and freed with it.
+        let mut buf = [0u8; 6];
+        assert_eq!(f.read_at(&mut buf, 0), Ok(6));
+        assert_eq!(&buf, b"shared");
+        drop(f);
+        assert_eq!(fs.used(), empty);
+    }
+
+    #[test]
+    fn rename_replaces_a_file_or_an_empty_directory() {
+        let fs = MemFs::new(None);
+        create(&fs, "x").write_at(b"x", 0).unwrap();
+        create(&fs, "y").write_at(b"yy", 0).unwrap();
+        fs.rename(&p("x"), &p("y")).unwrap();
+        assert_eq!(fs.stat(&p("y")).unwrap().size, 1);
+        assert_eq!(fs.stat(&p("x")), Err(Errno::Noent));
+        fs.mkdir(&p("d1")).unwrap();
+        fs.mkdir(&p("d2")).unwrap();
+        fs.rename(&p("d1"), &p("d2")).unwrap();
+        assert_eq!(fs.stat(&p("d2")).unwrap().kind, Kind::Dir);
+        // A name onto itself (or another link of the same file): nothing.
+        fs.link(&p("y"), &p("z")).unwrap();
+        fs.rename(&p("y"), &p("z")).unwrap();
+        assert_eq!(fs.stat(&p("y")).unwrap().nlink, 2);
+        let names: Vec<_> = fs
+            .read_dir(&[])
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["d2", "y", "z"]);
+    }
+
+    #[test]
+    fn a_read_only_tree_reads_and_refuses_every_change_with_erofs() {
+        let script: Arc<[u8]> = Arc::from(&b"print(1)"[..]);
+        let fs = MemFs::read_only(&[p("tmp")], &[(p("lib/code.py"), script)]);
+        let f = fs.open(&p("lib/code.py"), OpenHow::default()).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(f.read_at(&mut buf, 0), Ok(8));
+        assert_eq!(f.write_at(b"x", 0), Err(Errno::Rofs));
+        assert_eq!(f.set_len(0), Err(Errno::Rofs));
+        assert_eq!(fs.stat(&p("tmp")).unwrap().kind, Kind::Dir);
+        let write = OpenHow {
+            write: true,
+            ..OpenHow::default()
+        };
+        assert_eq!(fs.open(&p("lib/code.py"), write).err(), Some(Errno::Rofs));
+        assert_eq!(fs.mkdir(&p("d")), Err(Errno::Rofs));
+        assert_eq!(fs.unlink(&p("lib/code.py")), Err(Errno::Rofs));
+        assert_eq!(fs.rename(&p("lib"), &p("lib2")), Err(Errno::Rofs));
+        assert_eq!(fs.symlink("x", &p("l")), Err(Errno::Rofs));
+        assert_eq!(
+            fs.set_times(&p("lib"), SetTime::Now, SetTime::Now),
+            Err(Errno::Rofs)
+        );
+        assert!(fs.read_only());
     }
 }

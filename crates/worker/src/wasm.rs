@@ -5,12 +5,12 @@
 //! (its own memory), so no state leaks from one invocation to the next. The
 //! store and its host functions are reused by calls of the same module for
 //! a while ([`crate::session`]). Guests get no
-//! host networking (`UnsupportedVirtualNetworking`) and no host files (the
-//! default in-memory root file system, no pre-opened host directories) unless
-//! `worker run --dir` maps one for debugging.
+//! host networking (`UnsupportedVirtualNetworking`) and no host files: a
+//! call's files are ours ([`crate::wasifs`]), in memory, unless `worker run
+//! --dir` maps a host directory for debugging.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmer::{Engine, Instance, Module, Store};
@@ -26,7 +26,9 @@ use crate::limits::{Watchdog, WASM_PAGE};
 use crate::poll::PollState;
 use crate::session::{CallHooks, HookSlot, Session};
 use crate::stdio::CappedOutput;
-use crate::tmpfs::Quota;
+use crate::tmpfs::MemFs;
+use crate::vfs::Namespace;
+use crate::wasifs::CallFs;
 
 /// Linear-memory cap when a call sets none (the server passes its own).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
@@ -185,7 +187,7 @@ impl Sandbox {
     /// else in a new session. A new session builds only the WASI namespaces
     /// the module imports (not all five that `WasiEnvBuilder::instantiate`
     /// creates, several hundred host functions), with our own
-    /// `poll_oneoff`, bounded by the deadline, and `/tmp` wrappers.
+    /// `poll_oneoff`, bounded by the deadline, and file-system calls.
     pub fn prepare(
         &self,
         module: &Module,
@@ -196,22 +198,21 @@ impl Sandbox {
         let _enter = self.tokio.enter();
         let hooks = CallHooks {
             poll: PollState::default(),
-            quota: opts.max_tmp_bytes.map(|bytes| Quota::new(bytes as usize)),
+            fs: Arc::new(Mutex::new(call_fs(opts)?)),
             environ: Environ::new(&opts.env),
         };
-        let (builder, captured) = self.builder(opts, &hooks)?;
+        let (builder, captured) = self.builder(opts, &hooks);
         self.max_pages
             .store(pages(opts.max_memory_bytes), Ordering::Relaxed);
-        let has_tmp = hooks.quota.is_some();
         let mut session = match reuse {
-            Some(mut session) if session.serves(key, has_tmp) => {
+            Some(mut session) if session.serves(key) => {
                 let env = builder.build().map_err(|e| instantiate_error(&e))?;
                 // Replacing the environment drops the previous call's (its
                 // files, buffers and process state).
                 *session.env.env.as_mut(&mut session.store) = env;
                 session
             }
-            _ => self.open_session(key, module, builder, has_tmp)?,
+            _ => self.open_session(key, module, builder)?,
         };
         *session.hooks.lock().unwrap() = hooks;
         let instance = Instance::new(&mut session.store, module, &session.imports)
@@ -241,7 +242,6 @@ impl Sandbox {
         key: &str,
         module: &Module,
         builder: WasiEnvBuilder,
-        has_tmp: bool,
     ) -> Result<Session, SandboxError> {
         let mut store = Store::new(self.engine.clone());
         let env = builder
@@ -251,13 +251,13 @@ impl Sandbox {
             .import_object_for_all_wasi_versions(&mut store, module)
             .map_err(|e| instantiate_error(&e))?;
         let hooks = HookSlot::default();
-        crate::session::bind_host_calls(&mut store, &env, &mut imports, &hooks, has_tmp);
-        Ok(Session::new(key, store, env, imports, hooks, has_tmp))
+        crate::session::bind_host_calls(&mut store, &env, &mut imports, module, &hooks);
+        Ok(Session::new(key, store, env, imports, hooks))
     }
 
     /// The WASI environment of one call: argv, variables, in-memory stdio,
-    /// one guest thread, and the files it may see.
-    fn builder(&self, opts: &PrepareOptions, hooks: &CallHooks) -> Result<Built, SandboxError> {
+    /// one guest thread. Its files are not wasix's ([`call_fs`]).
+    fn builder(&self, opts: &PrepareOptions, hooks: &CallHooks) -> Built {
         let program = opts
             .args
             .first()
@@ -281,22 +281,10 @@ impl Sandbox {
                 .stderr(Box::new(stderr.clone()));
             captured = Some((stdout, stderr));
         }
-        if let Some(quota) = &hooks.quota {
-            let root = call_fs(&opts.files, quota).map_err(|e| instantiate_error(&e))?;
-            builder.set_mount_fs(root);
-            builder
-                .add_preopen_dir("/")
-                .map_err(|e| instantiate_error(&e))?;
-        }
-        if !opts.dirs.is_empty() {
-            let root = crate::hostdir::root(self.tokio.handle().clone(), &opts.dirs)
-                .map_err(|e| instantiate_error(&e))?;
-            builder.set_mount_fs(root);
-            builder
-                .add_preopen_dir("/")
-                .map_err(|e| instantiate_error(&e))?;
-        }
-        Ok((builder, captured))
+        // No guest call reaches wasix's file system: an empty one, rather
+        // than the default tree wasix would build for every call.
+        builder.set_mount_fs(virtual_fs::MountFileSystem::new());
+        (builder, captured)
     }
 
     /// Runs a prepared instance's `_start` with `stdin` as its input.
@@ -436,29 +424,42 @@ impl Prepared {
 /// stdout/stderr.
 type Built = (WasiEnvBuilder, Option<(CappedOutput, CappedOutput)>);
 
-/// A call's file system: a private `/tmp` capped by `quota`, and `/faas`
-/// holding `files` read-only (an interpreter's script). Nothing else exists;
-/// changing anything outside `/tmp` fails with `EROFS` ([`crate::rofs`]).
-fn call_fs(
-    files: &[(String, Arc<[u8]>)],
-    quota: &Arc<Quota>,
-) -> Result<virtual_fs::MountFileSystem, virtual_fs::FsError> {
-    let root = virtual_fs::MountFileSystem::new();
-    let tmp = virtual_fs::TmpFileSystem::new();
-    tmp.set_memory_limiter(quota.clone());
-    root.mount("/tmp", Arc::new(tmp))?;
-    if !files.is_empty() {
-        let faas = virtual_fs::TmpFileSystem::new();
-        for (path, content) in files {
-            let name = path.strip_prefix("/faas").unwrap_or(path);
-            faas.new_open_options_ext()
-                .insert_ro_file(std::path::Path::new(name), content.as_ref().into())?;
-        }
-        // Read-only for real: the in-memory files above have no cap, so a
-        // writable /faas would bypass the /tmp quota (see crate::rofs).
-        root.mount("/faas", Arc::new(crate::hostdir::ReadOnly(Arc::new(faas))))?;
+/// A call's files. With host directories (`worker run --dir`), those,
+/// pre-opened in order. With a `/tmp` cap: a root that holds a private
+/// in-memory `/tmp` of that size and, read-only, `/faas` with `files` (an
+/// interpreter's script), `/` and `/tmp` pre-opened; nothing else exists,
+/// and changing anything outside `/tmp` fails with `EROFS`. Else, no files.
+fn call_fs(opts: &PrepareOptions) -> Result<CallFs, SandboxError> {
+    if !opts.dirs.is_empty() {
+        let (ns, preopens) =
+            crate::hostdir::namespace(&opts.dirs).map_err(|e| instantiate_error(&e))?;
+        return Ok(CallFs::new(ns, &preopens));
     }
-    Ok(root)
+    let Some(cap) = opts.max_tmp_bytes else {
+        return Ok(CallFs::stdio_only());
+    };
+    let mut mounts = vec![vec!["tmp".to_string()]];
+    if !opts.files.is_empty() {
+        mounts.push(vec!["faas".to_string()]);
+    }
+    let mut ns = Namespace::new(Arc::new(MemFs::read_only(&mounts, &[])));
+    ns.mount(&mounts[0], Arc::new(MemFs::new(Some(cap))));
+    if !opts.files.is_empty() {
+        let files: Vec<(Vec<String>, Arc<[u8]>)> = opts
+            .files
+            .iter()
+            .map(|(path, content)| {
+                let inside = path.strip_prefix("/faas").unwrap_or(path);
+                (crate::hostdir::components(inside), content.clone())
+            })
+            .collect();
+        // Read-only for real: a writable /faas would be memory outside the
+        // /tmp cap (see crate::rofs).
+        ns.mount(&mounts[1], Arc::new(MemFs::read_only(&[], &files)));
+    }
+    // `/` and `/tmp`, as `wasmtime run --dir R::/ --dir T::/tmp` gives
+    // them: a path under /tmp cannot leave it with `..`.
+    Ok(CallFs::new(ns, &[Vec::new(), mounts[0].clone()]))
 }
 
 /// Bytes → whole WebAssembly pages (at least one).
