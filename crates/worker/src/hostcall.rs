@@ -15,6 +15,23 @@ pub const PREVIEW1: &str = "wasi_snapshot_preview1";
 /// different layouts).
 pub const UNSTABLE: &str = "wasi_unstable";
 
+/// The two 32-bit WASI namespaces: they differ in a few layouts (a
+/// subscription, a file's stat, the standard descriptors' order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Preview1,
+    Unstable,
+}
+
+impl Layout {
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Self::Preview1 => PREVIEW1,
+            Self::Unstable => UNSTABLE,
+        }
+    }
+}
+
 /// The module's own import `ns::name`, typed, if it imports it with
 /// exactly these parameters and an errno result.
 pub fn original<Args>(

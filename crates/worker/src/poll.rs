@@ -24,7 +24,7 @@ use wasmer::{Extern, Function, FunctionEnvMut, Imports, RuntimeError, Store};
 use wasmer_wasix::types::wasi::Errno;
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
-use crate::hostcall::{PREVIEW1, UNSTABLE};
+use crate::hostcall::Layout;
 use crate::stdio::PendingInput;
 
 /// Most subscriptions one call may pass (wasix's own default).
@@ -44,21 +44,8 @@ pub struct PollState {
 /// Returns the running call's [`PollState`].
 pub type PollStateOf = Arc<dyn Fn() -> PollState + Send + Sync>;
 
-/// The two layouts of a subscription: preview1 and the older `wasi_unstable`.
-#[derive(Clone, Copy)]
-enum Layout {
-    Preview1,
-    Unstable,
-}
-
+/// A subscription's layout in each namespace.
 impl Layout {
-    fn namespace(self) -> &'static str {
-        match self {
-            Self::Preview1 => PREVIEW1,
-            Self::Unstable => UNSTABLE,
-        }
-    }
-
     fn size(self) -> usize {
         match self {
             Self::Preview1 => 48,

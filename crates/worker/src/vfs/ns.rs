@@ -210,10 +210,7 @@ mod tests {
     use crate::vfs::{Backend, OpenHow};
 
     fn p(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
+        parts(path).collect()
     }
 
     /// `/` read-only with `/data` mounted: data/sub/f, data/up -> ..,

@@ -78,7 +78,7 @@ use wasmer::{
 };
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
-use crate::hostcall::{PREVIEW1, UNSTABLE};
+use crate::hostcall::Layout;
 use crate::vfs::{Errno, File, Namespace, Result};
 use guest::Guest;
 
@@ -191,22 +191,6 @@ impl CallFs {
         match self.fds.get_mut(&fd) {
             Some(Entry::File(file)) => Ok(file),
             _ => Err(Errno::Badf),
-        }
-    }
-}
-
-/// The two preview1 namespaces differ in a few layouts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    Preview1,
-    Unstable,
-}
-
-impl Layout {
-    fn namespace(self) -> &'static str {
-        match self {
-            Self::Preview1 => PREVIEW1,
-            Self::Unstable => UNSTABLE,
         }
     }
 }
