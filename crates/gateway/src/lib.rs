@@ -15,6 +15,10 @@
 //! - `GET /functions` → every deployed function's metadata
 //! - `GET /stats` → load-balancer counters
 //! - `GET /health` → `{"ok":true}` (answered here, for probes)
+//! - `GET /health/ready` → 200 once the replica may take traffic, 503 while
+//!   it loads or drains (asked of the Server)
+//! - `POST /cluster/notice` → a peer's signed notice that the shared index
+//!   changed (checked by the Server; 401 when unsigned or wrongly signed)
 //! - `GET /metrics` → Prometheus text; `GET /` (`/ui`) → the dashboard,
 //!   which polls `GET /ui/data`
 //!
@@ -324,7 +328,9 @@ async fn answer(
 ) -> HttpResponse {
     let token = match route {
         // The page itself is public; it asks for the token for its data.
-        Route::Health | Route::Dashboard => None,
+        // Probes carry no token; a notice is signed with the cluster key,
+        // which the Server checks.
+        Route::Health | Route::Ready | Route::ClusterNotice | Route::Dashboard => None,
         Route::Invoke | Route::Raw { .. } => state.config.invoke_token.as_deref(),
         _ => state.config.api_token.as_deref(),
     };
@@ -337,6 +343,8 @@ async fn answer(
         Route::Health => return response::json(StatusCode::OK, &json!({"ok": true})),
         Route::Dashboard => return response::dashboard(),
         Route::Metrics => Ok(Operation::Metrics),
+        Route::Ready => Ok(Operation::Ready),
+        Route::ClusterNotice => notice_operation(state, req).await,
         Route::DashboardData => Ok(Operation::Dashboard),
         Route::Update(name) => update_operation(state, req, name).await,
         Route::Delete(name) => Ok(Operation::Delete { name }),
@@ -361,6 +369,24 @@ async fn answer(
         Ok(op) => response::from_reply(ask_server(state, op).await, request_id),
         Err(err) => response::error(&err),
     }
+}
+
+/// A peer's notice: at most 4 KiB of body, with its signature header.
+async fn notice_operation(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Operation, ServiceError> {
+    let signature = req
+        .headers()
+        .get("x-faas-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let limits = routes::BodyLimits {
+        max_bytes: 4096,
+        ..body_limits(state)
+    };
+    let body = routes::text_body(req, limits, "cluster notice").await?;
+    Ok(Operation::ClusterNotice { body, signature })
 }
 
 async fn deploy_operation(

@@ -33,17 +33,22 @@ pub fn text(status: StatusCode, body: String) -> HttpResponse {
 }
 
 /// The JSON error for `error`, with the status its kind maps to. An
-/// overload says when to retry (`Retry-After`); other 503s do not: a
-/// missing toolchain or worker is not fixed by waiting a second.
+/// overload or a store outage says when to retry (`Retry-After`); other
+/// 503s do not: a missing toolchain or worker is not fixed by waiting.
 pub fn error(error: &ServiceError) -> HttpResponse {
     let mut body = json!({"ok": false, "error": error.message});
     if let Some(details) = &error.details {
         body["details"] = json!(details);
     }
     let mut resp = json(status::for_error(error.kind), &body);
-    if error.kind == ErrorKind::Overloaded {
+    let retry_after = match error.kind {
+        ErrorKind::Overloaded => Some("1"),
+        ErrorKind::StoreUnavailable => Some("5"),
+        _ => None,
+    };
+    if let Some(seconds) = retry_after {
         resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(RETRY_AFTER, HeaderValue::from_static(seconds));
     }
     resp
 }
@@ -140,6 +145,17 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
             resp
         }
         Reply::Dashboard { data } => json(StatusCode::OK, &data),
+        Reply::Readiness { ready: true, .. } => {
+            json(StatusCode::OK, &json!({"ok": true, "ready": true}))
+        }
+        Reply::Readiness {
+            ready: false,
+            reasons,
+        } => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ok": false, "ready": false, "error": format!("not ready: {}", reasons.join("; "))}),
+        ),
+        Reply::Noticed => json(StatusCode::OK, &json!({"ok": true})),
         Reply::Deleted { removed } => {
             json(StatusCode::OK, &json!({"ok": true, "removed": removed}))
         }

@@ -13,6 +13,10 @@ pub enum Route {
     Deploy,
     Invoke,
     Health,
+    /// `GET /health/ready`: readiness, asked of the Server.
+    Ready,
+    /// `POST /cluster/notice`: a signed notice from a peer replica.
+    ClusterNotice,
     Functions,
     Stats,
     /// `GET /function/NAME` (already percent-decoded).
@@ -73,6 +77,8 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
         "/deploy" => (Route::Deploy, Method::POST, "POST"),
         "/invoke" => (Route::Invoke, Method::POST, "POST"),
         "/health" => (Route::Health, Method::GET, "GET"),
+        "/health/ready" => (Route::Ready, Method::GET, "GET"),
+        "/cluster/notice" => (Route::ClusterNotice, Method::POST, "POST"),
         "/functions" => (Route::Functions, Method::GET, "GET"),
         "/stats" => (Route::Stats, Method::GET, "GET"),
         "/metrics" => (Route::Metrics, Method::GET, "GET"),

@@ -14,7 +14,10 @@ pub fn for_error(kind: ErrorKind) -> StatusCode {
         ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorKind::CompileFailed => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-        ErrorKind::Overloaded | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::StoreUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

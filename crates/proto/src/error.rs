@@ -28,6 +28,11 @@ pub enum ErrorKind {
     Overloaded,
     /// A part the request needs is missing or down (toolchain, LB, Server).
     Unavailable,
+    /// The shared function store (S3) cannot be reached or refused the
+    /// write; retry later (`Retry-After`). Cached functions keep serving.
+    StoreUnavailable,
+    /// A cluster notice without a valid signature.
+    Unauthorized,
     /// The platform failed (I/O, an unexpected answer).
     Internal,
 }

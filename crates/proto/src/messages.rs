@@ -83,6 +83,16 @@ pub enum Operation {
     List,
     /// Load-balancer and worker counters.
     Stats,
+    /// Whether this replica should receive traffic (`/health/ready`).
+    Ready,
+    /// A peer replica says the shared index changed (`POST /cluster/notice`):
+    /// the body as received and its `X-Faas-Signature` header, checked by
+    /// the Server, which holds the cluster key.
+    ClusterNotice {
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
 }
 
 impl Correlated for ServerRequest {
@@ -140,6 +150,14 @@ pub enum Reply {
     Stats {
         stats: PlatformStats,
     },
+    /// `/health/ready`: `ready` false lists why (loading, draining...).
+    Readiness {
+        ready: bool,
+        #[serde(default)]
+        reasons: Vec<String>,
+    },
+    /// A cluster notice was accepted.
+    Noticed,
     Failed {
         error: ServiceError,
     },

@@ -39,9 +39,44 @@ pub struct Cli {
     /// Number of worker processes.
     #[arg(long, env = "FAAS_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
-    /// Where deployed functions are stored.
+    /// Where deployed functions are stored; with `--store s3://`, this
+    /// replica's local cache of the shared store.
     #[arg(long, env = "FAAS_FUNCTIONS_DIR", default_value = "./functions")]
     pub functions_dir: PathBuf,
+    /// Keep functions in an S3-compatible store shared by every replica:
+    /// `s3://BUCKET[/PREFIX]`. Credentials from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`, region from `AWS_REGION` (us-east-1).
+    /// Without it, `--functions-dir` is the store.
+    #[arg(long, env = "FAAS_STORE", value_name = "s3://BUCKET[/PREFIX]")]
+    pub store: Option<String>,
+    /// The S3 endpoint for stores other than AWS (plain http:// allowed).
+    #[arg(long, env = "FAAS_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The key (at least 16 bytes) that signs notices between replicas.
+    #[arg(long, env = "FAAS_CLUSTER_KEY_FILE", value_name = "PATH")]
+    pub cluster_key_file: Option<PathBuf>,
+    /// Peer replicas told at once when this one changes the index.
+    #[arg(long, env = "FAAS_PEERS", value_name = "URL,...")]
+    pub peers: Option<String>,
+    /// Peers as the A records of a name (a Kubernetes headless Service).
+    #[arg(long, env = "FAAS_PEERS_DNS", value_name = "NAME:PORT")]
+    pub peers_dns: Option<String>,
+    /// How often the shared index is read, in milliseconds (a lost notice
+    /// costs at most this much delay).
+    #[arg(long, env = "FAAS_POLL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub poll_ms: u64,
+    /// This replica's name in logs, `/stats` and `/metrics` (default: the
+    /// hostname).
+    #[arg(long, env = "FAAS_REPLICA_NAME")]
+    pub replica_name: Option<String>,
+    /// On SIGTERM, how long `/health/ready` fails while the replica keeps
+    /// serving, so load balancers stop sending it calls first (default:
+    /// 5000 with `--store s3://`, else 0).
+    #[arg(long, env = "FAAS_DRAIN_DELAY_MS")]
+    pub drain_delay_ms: Option<u64>,
+    /// S3 credentials, taken out of the environment at start.
+    #[arg(skip)]
+    pub s3_credentials: Option<crate::cluster::Credentials>,
     /// The worker binary (default: `worker` next to this binary).
     #[arg(long, env = "FAAS_WORKER_BIN")]
     pub worker_bin: Option<PathBuf>,
@@ -156,6 +191,21 @@ impl Cli {
             memory_bytes: self.compile_memory_mb.max(64) * 1024 * 1024,
             allow_unconfined: self.allow_unconfined_build,
         }
+    }
+
+    /// This replica's name: `--replica-name`, else the hostname.
+    pub fn replica(&self) -> String {
+        self.replica_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "faas".into())
+        })
+    }
+
+    /// The SIGTERM drain delay.
+    pub fn drain_delay(&self) -> std::time::Duration {
+        let default = if self.store.is_some() { 5000 } else { 0 };
+        std::time::Duration::from_millis(self.drain_delay_ms.unwrap_or(default))
     }
 
     /// Threads per async runtime (gateway, Server).

@@ -6,6 +6,8 @@
 //! - [`config`]: command-line flags (clap, with `FAAS_*` env fallbacks; the
 //!   LB's, gateway's and workers' flags are flattened in from their crates);
 //! - [`store`]: the on-disk function store and its in-memory index;
+//! - [`cluster`]: replicas sharing an S3 store (`--store s3://`): the
+//!   shared index, propagation, peer notices;
 //! - [`toolchain`]: finding compilers/runtimes and building functions;
 //! - [`build_sandbox`]: the bubblewrap sandbox and rlimits every compile
 //!   runs in;
@@ -23,6 +25,7 @@
 //!   loop, the edge where operations and replies cross the wire.
 
 pub mod build_sandbox;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod invocation_log;
@@ -72,6 +75,8 @@ pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
     for var in ["FAAS_API_TOKEN", "FAAS_INVOKE_TOKEN"] {
         std::env::remove_var(var);
     }
+    // The S3 keys too: kept in the Cli, gone from the environment.
+    cli.s3_credentials = cluster::Credentials::take_from_env();
     raise_open_files_limit();
     if let Err(err) = nix::sys::prctl::set_dumpable(false) {
         log::warn!(target: PART, "cannot make the server non-dumpable: {err}");
@@ -235,6 +240,7 @@ async fn serve(
     );
 
     wait_for_signal().await?;
+    drain(&service, cli.drain_delay()).await;
     log::info!(target: PART, "shutting down: no new requests; finishing open ones");
     let _ = stop_tx.send(true);
     let joined = tokio::task::spawn_blocking(move || gateway.join()).await;
@@ -258,6 +264,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
             max_functions: cli.max_functions,
             max_bytes: cli.max_store_mb.saturating_mul(MIB),
         });
+    let cluster = connect_cluster(cli).await?;
     let worker_program = cli.worker_program()?;
     let mut worker_args = cli.worker.clone();
     let runtimes_dir = worker_args.runtimes_dir_for(&worker_program);
@@ -322,10 +329,41 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
         worker_program,
         invocations: Default::default(),
         metrics: Default::default(),
+        cluster,
+        draining: Default::default(),
     });
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
+    tokio::spawn(service.clone().follow_cluster());
     Ok(service)
+}
+
+/// In S3 mode, connects to the shared store (and checks it honours
+/// conditional writes); `None` with the directory store.
+async fn connect_cluster(cli: &Cli) -> anyhow::Result<Option<Arc<cluster::Cluster>>> {
+    let Some(url) = &cli.store else {
+        if cli.peers.is_some() || cli.peers_dns.is_some() {
+            anyhow::bail!(
+                "--peers and --peers-dns need --store s3://BUCKET: replicas share a store"
+            );
+        }
+        return Ok(None);
+    };
+    let key = cli
+        .cluster_key_file
+        .as_deref()
+        .map(cluster::notice::ClusterKey::from_file)
+        .transpose()?;
+    let config = cluster::ClusterConfig {
+        url: url.clone(),
+        endpoint: cli.s3_endpoint.clone(),
+        credentials: cli.s3_credentials.clone(),
+        replica: cli.replica(),
+        key,
+        peers: cluster::notice::Peers::parse(cli.peers.as_deref(), cli.peers_dns.as_deref())?,
+        poll: Duration::from_millis(cli.poll_ms),
+    };
+    Ok(Some(Arc::new(cluster::Cluster::connect(config).await?)))
 }
 
 /// Connects to the LB and claims the server role (only the Server may
@@ -399,6 +437,27 @@ fn start_gateway(
             faas_gateway::run(http, config, shutdown, grace)
         })?;
     Ok((stop_tx, gateway))
+}
+
+/// Fails readiness, then keeps serving for `delay` so load balancers take
+/// this replica out before it stops accepting. A second signal cuts the
+/// delay short.
+async fn drain(service: &Service, delay: Duration) {
+    service
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    if delay.is_zero() {
+        return;
+    }
+    log::info!(
+        target: PART,
+        "draining: /health/ready answers 503; still serving for {} ms",
+        delay.as_millis()
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = wait_for_signal() => log::info!(target: PART, "second signal: draining cut short"),
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

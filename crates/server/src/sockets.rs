@@ -111,6 +111,7 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
             .map(|function| Reply::Deployed { function }),
         Operation::Delete { name } => service
             .delete(&name)
+            .await
             .map(|removed| Reply::Deleted { removed }),
         Operation::Versions { name } => service
             .versions(&name)
@@ -153,6 +154,13 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
             functions: service.list(),
         }),
         Operation::Stats => service.stats().await.map(|stats| Reply::Stats { stats }),
+        Operation::Ready => {
+            let (ready, reasons) = service.readiness();
+            Ok(Reply::Readiness { ready, reasons })
+        }
+        Operation::ClusterNotice { body, signature } => service
+            .cluster_notice(&body, signature.as_deref())
+            .map(|()| Reply::Noticed),
     };
     outcome.unwrap_or_else(|error| Reply::Failed { error })
 }

@@ -112,6 +112,8 @@ pub struct Reservation<'a> {
     /// A deploy holds its name (no other deploy may take it); an update
     /// does not (racing updates both become versions).
     holds_name: bool,
+    /// Ids other replicas claimed first ([`switch_id`](Self::switch_id)).
+    taken_elsewhere: Vec<String>,
 }
 
 impl FunctionStore {
@@ -232,16 +234,7 @@ impl FunctionStore {
         if let Some(full) = self.over_quota(&index, Some(name), 0) {
             return Err(StoreError::Full(full));
         }
-        let base = format!("{name}_{}", now_secs());
-        let mut id = base.clone();
-        let mut n = 2;
-        while index.by_id.contains_key(&id)
-            || index.pending_ids.contains(&id)
-            || self.dir.join(&id).exists()
-        {
-            id = format!("{base}_{n}");
-            n += 1;
-        }
+        let id = self.fresh_id(&index, name, &[]);
         if !update {
             index.reserved.insert(name.to_string());
         }
@@ -255,7 +248,90 @@ impl FunctionStore {
             id,
             committed: false,
             holds_name: !update,
+            taken_elsewhere: Vec::new(),
         })
+    }
+
+    /// An id no version here has or is about to get: `<name>_<unix secs>`,
+    /// with a `_N` suffix when that is taken, `avoid` included (ids another
+    /// replica claimed first).
+    fn fresh_id(&self, index: &Index, name: &str, avoid: &[String]) -> String {
+        let base = format!("{name}_{}", now_secs());
+        let mut id = base.clone();
+        let mut n = 2;
+        while index.by_id.contains_key(&id)
+            || index.pending_ids.contains(&id)
+            || avoid.contains(&id)
+            || self.dir.join(&id).exists()
+        {
+            id = format!("{base}_{n}");
+            n += 1;
+        }
+        id
+    }
+
+    /// Whether version `id` is here, or being deployed by this replica.
+    pub fn knows(&self, id: &str) -> bool {
+        let index = self.index.lock().unwrap();
+        index.by_id.contains_key(id) || index.pending_ids.contains(id)
+    }
+
+    /// Every version id here.
+    pub fn ids(&self) -> Vec<String> {
+        self.index.lock().unwrap().by_id.keys().cloned().collect()
+    }
+
+    /// A fresh directory to download version `id` into before
+    /// [`adopt`](Self::adopt) (a leftover is removed at start, like a
+    /// deploy's staging).
+    pub fn download_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.dir.join(format!("{STAGING_PREFIX}sync-{id}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(io_err(&dir))?;
+        Ok(dir)
+    }
+
+    /// Puts a version another replica deployed (downloaded into `dir`)
+    /// into place, with the commit number the shared index gave it. No
+    /// quota check: the shared index already holds it.
+    pub fn adopt(&self, dir: &Path, meta: FunctionMeta) -> Result<Arc<FunctionMeta>, StoreError> {
+        write_meta(dir, &meta)?;
+        let bytes = dir_bytes(dir);
+        let mut index = self.index.lock().unwrap();
+        if index.by_id.contains_key(&meta.id) || index.pending_ids.contains(&meta.id) {
+            drop(index);
+            let _ = std::fs::remove_dir_all(dir);
+            return Err(StoreError::NameTaken(meta.id));
+        }
+        let final_dir = self.dir.join(&meta.id);
+        std::fs::rename(dir, &final_dir).map_err(io_err(&final_dir))?;
+        let meta = Arc::new(meta);
+        index.insert(meta.clone(), bytes);
+        Ok(meta)
+    }
+
+    /// Removes the versions `ids` that are here (the shared index dropped
+    /// them). Returns them.
+    pub fn remove_ids(&self, ids: &[String]) -> Vec<Removed> {
+        let metas: Vec<_> = {
+            let index = self.index.lock().unwrap();
+            ids.iter()
+                .filter_map(|id| index.by_id.get(id).cloned())
+                .collect()
+        };
+        metas
+            .into_iter()
+            .map(|m| self.forget_and_trash(m))
+            .collect()
+    }
+
+    /// Why a version of `bytes` more would break the quota, if it would.
+    pub fn check_room(&self, bytes: u64) -> Result<(), StoreError> {
+        let index = self.index.lock().unwrap();
+        match self.over_quota(&index, None, bytes.max(1)) {
+            Some(full) => Err(StoreError::Full(full)),
+            None => Ok(()),
+        }
     }
 
     /// Whether a function named `name` is deployed (any version).
@@ -401,6 +477,26 @@ impl FunctionStore {
 }
 
 impl Reservation<'_> {
+    /// Switches to another fresh id (before anything is staged): another
+    /// replica claimed this one first.
+    pub fn switch_id(&mut self) {
+        let mut index = self.store.index.lock().unwrap();
+        index.pending_ids.remove(&self.id);
+        self.taken_elsewhere.push(self.id.clone());
+        let id = self
+            .store
+            .fresh_id(&index, &self.name, &self.taken_elsewhere);
+        index.pending_ids.insert(id.clone());
+        drop(index);
+        self.staging = self.store.dir.join(format!("{STAGING_PREFIX}{id}"));
+        self.id = id;
+    }
+
+    /// The bytes staged so far.
+    pub fn staged_bytes(&self) -> u64 {
+        dir_bytes(&self.staging)
+    }
+
     /// Creates the staging directory.
     pub fn create_staging(&self) -> Result<(), StoreError> {
         std::fs::create_dir(&self.staging).map_err(io_err(&self.staging))
@@ -408,22 +504,42 @@ impl Reservation<'_> {
 
     /// Writes `metadata.json`, moves the staging directory into place and
     /// indexes the function.
-    pub fn commit(mut self, mut meta: FunctionMeta) -> Result<Arc<FunctionMeta>, StoreError> {
+    pub fn commit(self, mut meta: FunctionMeta) -> Result<Arc<FunctionMeta>, StoreError> {
         // The commit order decides which version `fn=NAME` serves.
         {
             let mut index = self.store.index.lock().unwrap();
             meta.version = index.next_version;
             index.next_version += 1;
         }
-        let meta_path = self.staging.join("metadata.json");
-        let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
-        std::fs::write(&meta_path, json).map_err(io_err(&meta_path))?;
+        self.finish(meta, true)
+    }
+
+    /// Commits with the commit number the shared index gave the version
+    /// (which already accepted it: no quota check here).
+    pub fn commit_as(
+        self,
+        mut meta: FunctionMeta,
+        version: u64,
+    ) -> Result<Arc<FunctionMeta>, StoreError> {
+        meta.version = version;
+        self.finish(meta, false)
+    }
+
+    fn finish(
+        mut self,
+        meta: FunctionMeta,
+        check_quota: bool,
+    ) -> Result<Arc<FunctionMeta>, StoreError> {
+        write_meta(&self.staging, &meta)?;
         let bytes = dir_bytes(&self.staging);
         // The size check and the accounting happen under one lock, with the
         // rename: two deploys racing for the last megabytes cannot both
         // pass it. The rename is one syscall; holding the lock is cheap.
         let mut index = self.store.index.lock().unwrap();
-        if let Some(full) = self.store.over_quota(&index, None, bytes.max(1)) {
+        if let Some(full) = check_quota
+            .then(|| self.store.over_quota(&index, None, bytes.max(1)))
+            .flatten()
+        {
             return Err(StoreError::Full(full));
         }
         let final_dir = self.store.dir.join(&self.id);
@@ -477,6 +593,12 @@ impl Index {
 /// (for metadata written before versions were numbered).
 fn newest_first(a: &FunctionMeta, b: &FunctionMeta) -> std::cmp::Ordering {
     (b.version, b.created, &b.id).cmp(&(a.version, a.created, &a.id))
+}
+
+fn write_meta(dir: &Path, meta: &FunctionMeta) -> Result<(), StoreError> {
+    let path = dir.join("metadata.json");
+    let json = serde_json::to_vec_pretty(meta).expect("metadata serialises");
+    std::fs::write(&path, json).map_err(io_err(&path))
 }
 
 fn read_meta(dir: &Path) -> Result<FunctionMeta, String> {

@@ -24,12 +24,18 @@ impl Service {
         update: bool,
     ) -> Result<FunctionMeta, ServiceError> {
         self.check_deploy(&req)?;
-        let reservation = if update {
+        let mut reservation = if update {
             self.store.reserve_update(&req.name)
         } else {
             self.store.reserve(&req.name)
         }
         .map_err(store_error)?;
+        if let Some(cluster) = &self.cluster {
+            cluster
+                .claim(&mut reservation)
+                .await
+                .map_err(replica::cluster_error)?;
+        }
         reservation.create_staging().map_err(store_error)?;
         let source = reservation.staging.join(req.lang.source_file());
         std::fs::write(&source, &req.code).map_err(|e| {
@@ -63,11 +69,23 @@ impl Service {
             settings: req.settings,
             version: 0,
         };
-        let meta = reservation.commit(meta).map_err(store_error)?;
-        if update {
-            let removed = self.store.trim(&meta.name, self.limits.keep_versions);
-            self.forget(&removed);
-        }
+        let keep = self.limits.keep_versions;
+        let (meta, removed) = match &self.cluster {
+            Some(cluster) => cluster
+                .publish(&self.store, reservation, meta, update, keep)
+                .await
+                .map_err(replica::cluster_error)?,
+            None => {
+                let meta = reservation.commit(meta).map_err(store_error)?;
+                let removed = if update {
+                    self.store.trim(&meta.name, keep)
+                } else {
+                    Vec::new()
+                };
+                (meta, removed)
+            }
+        };
+        self.forget(&removed);
         log::info!(
             target: PART,
             "deployed {} ({}) as {} in {:.0} ms",

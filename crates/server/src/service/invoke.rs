@@ -50,7 +50,7 @@ impl Service {
         let gateway_to_server = call
             .sent_us
             .map(|sent| Duration::from_micros((now_millis() * 1000).saturating_sub(sent)));
-        let Some(meta) = self.store.resolve(function) else {
+        let Some(meta) = self.resolve_shared(function).await else {
             self.metrics.unknown_function();
             return Err(ServiceError::not_found(format!(
                 "function '{function}' not found"

@@ -7,7 +7,7 @@
 //! [`sockets`](crate::sockets)' job and into HTTP statuses the gateway's.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use crate::workers::WorkerPool;
 
 mod deploy;
 mod invoke;
+mod replica;
 
 pub use invoke::{Invocation, InvokeRequest};
 
@@ -80,6 +81,10 @@ pub struct Service {
     pub invocations: InvocationLog,
     /// Prometheus metrics and the dashboard's series.
     pub metrics: Metrics,
+    /// The shared store and peers, in S3 mode (`--store s3://`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Set on SIGTERM: `/health/ready` fails while calls still run.
+    pub draining: AtomicBool,
 }
 
 impl Service {
@@ -97,8 +102,19 @@ impl Service {
     }
 
     /// Removes a function (every version) or, given a version id, that
-    /// version; workers drop what they cached of it. Returns the ids.
-    pub fn delete(&self, name_or_id: &str) -> Result<Vec<String>, ServiceError> {
+    /// version; workers drop what they cached of it. Returns the ids. In
+    /// S3 mode, from the shared index first (every replica follows).
+    pub async fn delete(&self, name_or_id: &str) -> Result<Vec<String>, ServiceError> {
+        if let Some(cluster) = &self.cluster {
+            let removed = cluster
+                .delete(&self.store, name_or_id)
+                .await
+                .map_err(replica::cluster_error)?;
+            self.forget_removed(&removed);
+            let ids: Vec<String> = removed.iter().map(|r| r.meta.id.clone()).collect();
+            log::info!(target: PART, "deleted {} everywhere", ids.join(", "));
+            return Ok(ids);
+        }
         let removed = if !self.store.is_deployed(name_or_id) {
             vec![self.store.remove_version(name_or_id).map_err(store_error)?]
         } else {

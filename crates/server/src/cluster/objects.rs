@@ -1,0 +1,626 @@
+//! The shared store's objects and how they are read and written.
+//!
+//! Layout under `s3://BUCKET/PREFIX/v1/` (everything immutable except the
+//! index):
+//! - `index.json`: the [`SharedIndex`], replaced only by compare-and-swap
+//!   (`If-Match` on its ETag, retried on 412);
+//! - `fn/<id>/claim`: written create-if-absent when a replica picks a
+//!   version id, so no two replicas ever use the same id; it stays after
+//!   a delete, so an id is never reused;
+//! - `fn/<id>/record.json`: the version's [`VersionRecord`] (its metadata
+//!   and the sha256 of its compiled module);
+//! - `fn/<id>/<source file>`: the source as deployed;
+//! - `blob/sha256/<hex>.wasm`: compiled modules, by content.
+//!
+//! Compiled artifacts (`.wasmu`) are not shared: each replica compiles its
+//! own from the `.wasm`, so a bucket writer can never plant native code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faas_proto::FunctionMeta;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const PART: &str = "CLUSTER";
+
+/// The one mutable object: every function's versions and its latest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SharedIndex {
+    /// Bumped by every update; a replica never applies an older index
+    /// over a newer one.
+    pub generation: u64,
+    /// The commit number the next version gets (orders versions).
+    pub next_version: u64,
+    pub functions: BTreeMap<String, FunctionEntry>,
+}
+
+/// One function in the index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionEntry {
+    /// The id `fn=NAME` serves.
+    pub latest: String,
+    /// id → its commit number and size.
+    pub versions: BTreeMap<String, VersionEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionEntry {
+    pub version: u64,
+    pub bytes: u64,
+}
+
+impl SharedIndex {
+    /// Every version id in the index.
+    pub fn ids(&self) -> impl Iterator<Item = (&str, &str, &VersionEntry)> {
+        self.functions.iter().flat_map(|(name, f)| {
+            f.versions
+                .iter()
+                .map(move |(id, v)| (name.as_str(), id.as_str(), v))
+        })
+    }
+
+    /// Adds a committed version and makes it the latest; returns its
+    /// commit number.
+    pub fn add(&mut self, name: &str, id: &str, bytes: u64) -> u64 {
+        let version = self.next_version;
+        self.next_version += 1;
+        let entry = self.functions.entry(name.to_string()).or_default();
+        entry
+            .versions
+            .insert(id.to_string(), VersionEntry { version, bytes });
+        entry.latest = id.to_string();
+        version
+    }
+
+    /// Removes versions of `name` beyond the `keep` newest; returns them.
+    pub fn trim(&mut self, name: &str, keep: usize) -> Vec<String> {
+        let Some(entry) = self.functions.get_mut(name) else {
+            return Vec::new();
+        };
+        let mut by_age: Vec<(u64, String)> = entry
+            .versions
+            .iter()
+            .map(|(id, v)| (v.version, id.clone()))
+            .collect();
+        by_age.sort();
+        let excess = by_age.len().saturating_sub(keep.max(1));
+        let old: Vec<String> = by_age.into_iter().take(excess).map(|(_, id)| id).collect();
+        for id in &old {
+            entry.versions.remove(id);
+        }
+        old
+    }
+
+    /// Removes one version, or a whole function; re-points `latest`.
+    pub fn remove(&mut self, name: &str, id: Option<&str>) -> Vec<String> {
+        let Some(entry) = self.functions.get_mut(name) else {
+            return Vec::new();
+        };
+        let removed: Vec<String> = match id {
+            Some(id) => entry
+                .versions
+                .remove(id)
+                .map(|_| id.to_string())
+                .into_iter()
+                .collect(),
+            None => std::mem::take(&mut entry.versions).into_keys().collect(),
+        };
+        match entry.versions.iter().max_by_key(|(_, v)| v.version) {
+            Some((latest, _)) => entry.latest = latest.clone(),
+            None => {
+                self.functions.remove(name);
+            }
+        }
+        removed
+    }
+
+    /// The function a version id belongs to.
+    pub fn name_of(&self, id: &str) -> Option<&str> {
+        self.ids().find(|(_, i, _)| *i == id).map(|(n, _, _)| n)
+    }
+}
+
+/// What is stored, immutable, for each version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// The metadata as deployed (`version` is the index's, not this one).
+    pub meta: FunctionMeta,
+    /// The compiled module's sha256, for compiled languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sha256: Option<String>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    /// The store is unreachable or failed; worth retrying later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An object is not what was written (sha256 mismatch, bad JSON).
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// An S3-compatible store (or any `object_store` backend: tests use the
+/// in-memory one) and the prefix faas owns in it.
+#[derive(Clone)]
+pub struct Objects {
+    store: Arc<dyn ObjectStore>,
+    root: String,
+    /// `s3://bucket/prefix (endpoint)`, for messages.
+    pub describe: String,
+}
+
+/// The tag an object had when it was read, for compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
+}
+
+impl Objects {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, describe: String) -> Self {
+        let prefix = prefix.trim_matches('/');
+        let root = if prefix.is_empty() {
+            "v1".to_string()
+        } else {
+            format!("{prefix}/v1")
+        };
+        Self {
+            store,
+            root,
+            describe,
+        }
+    }
+
+    fn path(&self, rest: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}/{rest}", self.root))
+    }
+
+    fn unavailable(&self, what: &str, err: object_store::Error) -> ObjectsError {
+        ObjectsError::Unavailable(format!("{what} in {}: {err}", self.describe))
+    }
+
+    /// The index and its tag; `Ok(None)` when it is unchanged since
+    /// `known` (a 304). A store without an index yet reads as empty.
+    pub async fn read_index(
+        &self,
+        known: Option<&Tag>,
+    ) -> Result<Option<(SharedIndex, Tag)>, ObjectsError> {
+        let options = GetOptions {
+            if_none_match: known.and_then(|t| t.e_tag.clone()),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&self.path("index.json"), options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotModified { .. }) => return Ok(None),
+            Err(object_store::Error::NotFound { .. }) => {
+                let empty = Tag {
+                    e_tag: None,
+                    version: None,
+                };
+                return Ok(Some((SharedIndex::default(), empty)));
+            }
+            Err(err) => return Err(self.unavailable("reading the index", err)),
+        };
+        let tag = Tag {
+            e_tag: result.meta.e_tag.clone(),
+            version: result.meta.version.clone(),
+        };
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| self.unavailable("reading the index", e))?;
+        let index = serde_json::from_slice(&bytes).map_err(|e| {
+            ObjectsError::Corrupt(format!("the index in {} is not valid: {e}", self.describe))
+        })?;
+        Ok(Some((index, tag)))
+    }
+
+    /// Writes `index` if the stored one still has `tag` (created when
+    /// `tag` has no ETag, i.e. there was none); `Ok(false)` when another
+    /// replica changed it first.
+    pub async fn write_index(&self, index: &SharedIndex, tag: &Tag) -> Result<bool, ObjectsError> {
+        let mode = match &tag.e_tag {
+            None => PutMode::Create,
+            Some(e_tag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e_tag.clone()),
+                version: tag.version.clone(),
+            }),
+        };
+        let body = serde_json::to_vec(index).expect("the index serialises");
+        match self.put(&self.path("index.json"), body, mode).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(err) => Err(self.unavailable("writing the index", err)),
+        }
+    }
+
+    async fn put(
+        &self,
+        path: &ObjectPath,
+        body: Vec<u8>,
+        mode: PutMode,
+    ) -> Result<(), object_store::Error> {
+        let options = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(path, PutPayload::from(body), options)
+            .await
+            .map(|_| ())
+    }
+
+    /// Claims a version id for this replica; `Ok(false)` when it is taken
+    /// (by another replica now, or by a version ever deployed).
+    pub async fn claim(&self, id: &str, replica: &str) -> Result<bool, ObjectsError> {
+        let body = serde_json::to_vec(
+            &serde_json::json!({"replica": replica, "at": crate::store::now_secs()}),
+        )
+        .expect("serialises");
+        match self
+            .put(&self.path(&format!("fn/{id}/claim")), body, PutMode::Create)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(err) => Err(self.unavailable("claiming a version id", err)),
+        }
+    }
+
+    /// Uploads a built version from its local directory: the module by
+    /// content, the source, then the record (last: a record means the
+    /// rest is there).
+    pub async fn upload_version(
+        &self,
+        dir: &Path,
+        meta: &FunctionMeta,
+    ) -> Result<(), ObjectsError> {
+        let module = dir.join("code.wasm");
+        let module_sha256 = if module.is_file() {
+            let bytes = read(&module)?;
+            let sha = hex(&Sha256::digest(&bytes));
+            let path = self.path(&format!("blob/sha256/{sha}.wasm"));
+            self.put(&path, bytes, PutMode::Overwrite)
+                .await
+                .map_err(|e| self.unavailable("uploading the module", e))?;
+            Some(sha)
+        } else {
+            None
+        };
+        let source_file = meta.lang.source_file();
+        let source = read(&dir.join(&source_file))?;
+        self.put(
+            &self.path(&format!("fn/{}/{source_file}", meta.id)),
+            source,
+            PutMode::Overwrite,
+        )
+        .await
+        .map_err(|e| self.unavailable("uploading the source", e))?;
+        let record = VersionRecord {
+            meta: meta.clone(),
+            module_sha256,
+        };
+        let body = serde_json::to_vec_pretty(&record).expect("serialises");
+        self.put(
+            &self.path(&format!("fn/{}/record.json", meta.id)),
+            body,
+            PutMode::Overwrite,
+        )
+        .await
+        .map_err(|e| self.unavailable("uploading the version record", e))
+    }
+
+    /// Downloads version `id` into `dir` (which exists and is empty):
+    /// its source, its module (checked against the recorded sha256) and
+    /// `metadata.json`. Returns the metadata.
+    pub async fn download_version(
+        &self,
+        id: &str,
+        dir: &Path,
+    ) -> Result<FunctionMeta, ObjectsError> {
+        let record = self.get(&format!("fn/{id}/record.json")).await?;
+        let record: VersionRecord = serde_json::from_slice(&record).map_err(|e| {
+            ObjectsError::Corrupt(format!(
+                "the record of {id} in {} is not valid: {e}",
+                self.describe
+            ))
+        })?;
+        if record.meta.id != id {
+            return Err(ObjectsError::Corrupt(format!(
+                "the record of {id} names id '{}'",
+                record.meta.id
+            )));
+        }
+        let source_file = record.meta.lang.source_file();
+        let source = self.get(&format!("fn/{id}/{source_file}")).await?;
+        if hex(&Sha256::digest(&source)) != record.meta.sha256 {
+            return Err(ObjectsError::Corrupt(format!(
+                "the source of {id} does not match its sha256; refused"
+            )));
+        }
+        write(&dir.join(&source_file), &source)?;
+        if let Some(sha) = &record.module_sha256 {
+            let module = self.get(&format!("blob/sha256/{sha}.wasm")).await?;
+            if hex(&Sha256::digest(&module)) != *sha {
+                return Err(ObjectsError::Corrupt(format!(
+                    "the module of {id} (blob {sha}) does not match its sha256; refused"
+                )));
+            }
+            write(&dir.join("code.wasm"), &module)?;
+        }
+        Ok(record.meta)
+    }
+
+    async fn get(&self, rest: &str) -> Result<Vec<u8>, ObjectsError> {
+        let path = self.path(rest);
+        let what = format!("reading {path}");
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.unavailable(&what, e))?;
+        result
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| self.unavailable(&what, e))
+    }
+
+    /// Replaces an object behind faas's back (tests of tampering).
+    #[cfg(test)]
+    pub async fn overwrite_for_test(&self, path: &ObjectPath, body: &[u8]) {
+        self.store
+            .put(path, PutPayload::from(body.to_vec()))
+            .await
+            .unwrap();
+    }
+
+    /// Checks that the store honours conditional writes, which the index
+    /// depends on: a second create-if-absent of a scratch key and a write
+    /// with a stale ETag must both be refused.
+    pub async fn check_conditional_writes(&self, replica: &str) -> Result<(), String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let scratch = self.path(&format!("check/{replica}-{nanos}"));
+        let result = self.probe_conditions(&scratch).await;
+        if let Err(err) = self.store.delete(&scratch).await {
+            log::warn!(target: PART, "removing the scratch object {scratch}: {err}");
+        }
+        result
+    }
+
+    async fn probe_conditions(&self, scratch: &ObjectPath) -> Result<(), String> {
+        let unreachable = |e: object_store::Error| {
+            format!("cannot reach the function store {}: {e}", self.describe)
+        };
+        self.put(scratch, b"1".to_vec(), PutMode::Create)
+            .await
+            .map_err(unreachable)?;
+        match self.put(scratch, b"2".to_vec(), PutMode::Create).await {
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => {}
+            Ok(()) => {
+                return Err(format!(
+                    "the function store {} ignores conditional writes (a second create-if-absent, If-None-Match: *, succeeded); replicas would overwrite each other's deploys. Use a store that honours them (AWS S3, SeaweedFS, MinIO, Cloudflare R2)",
+                    self.describe
+                ))
+            }
+            Err(e) => return Err(unreachable(e)),
+        }
+        let stale = PutMode::Update(UpdateVersion {
+            e_tag: Some("\"faas-stale-etag\"".into()),
+            version: None,
+        });
+        match self.put(scratch, b"3".to_vec(), stale).await {
+            Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Ok(()) => Err(format!(
+                "the function store {} ignores If-Match (a write with a stale ETag succeeded); replicas would lose each other's updates. Use a store that honours conditional writes",
+                self.describe
+            )),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    /// Deletes what no version in `index` uses and is older than
+    /// `min_age`: records, sources and modules of deploys that never
+    /// reached the index (a replica killed mid-deploy) or were deleted.
+    /// Claims stay, so ids are never reused.
+    pub async fn prune(
+        &self,
+        index: &SharedIndex,
+        min_age: Duration,
+    ) -> Result<usize, ObjectsError> {
+        use futures_util::TryStreamExt;
+        let live: std::collections::HashSet<&str> = index.ids().map(|(_, id, _)| id).collect();
+        let mut live_modules = std::collections::HashSet::new();
+        let cutoff = crate::store::now_secs() as i64 - min_age.as_secs() as i64;
+        let mut doomed = Vec::new();
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&self.path("fn")))
+            .try_collect()
+            .await
+            .map_err(|e| self.unavailable("listing versions", e))?;
+        for object in &listed {
+            let rest = object.location.as_ref();
+            let Some(tail) = rest.strip_prefix(&format!("{}/fn/", self.root)) else {
+                continue;
+            };
+            let Some((id, file)) = tail.split_once('/') else {
+                continue;
+            };
+            if live.contains(id) {
+                if file == "record.json" {
+                    live_modules.insert(id.to_string());
+                }
+                continue;
+            }
+            if file != "claim" && object.last_modified.timestamp() < cutoff {
+                doomed.push(object.location.clone());
+            }
+        }
+        // Modules still referenced by a live version's record stay.
+        let mut keep_blobs = std::collections::HashSet::new();
+        for id in &live_modules {
+            if let Ok(bytes) = self.get(&format!("fn/{id}/record.json")).await {
+                if let Ok(record) = serde_json::from_slice::<VersionRecord>(&bytes) {
+                    keep_blobs.extend(record.module_sha256);
+                }
+            }
+        }
+        let blobs: Vec<_> = self
+            .store
+            .list(Some(&self.path("blob/sha256")))
+            .try_collect()
+            .await
+            .map_err(|e| self.unavailable("listing modules", e))?;
+        for object in &blobs {
+            let sha = object
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".wasm"))
+                .unwrap_or("");
+            if !keep_blobs.contains(sha) && object.last_modified.timestamp() < cutoff {
+                doomed.push(object.location.clone());
+            }
+        }
+        for path in &doomed {
+            self.store
+                .delete(path)
+                .await
+                .map_err(|e| self.unavailable("pruning", e))?;
+        }
+        Ok(doomed.len())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ObjectsError> {
+    std::fs::read(path)
+        .map_err(|e| ObjectsError::Unavailable(format!("reading {}: {e}", path.display())))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ObjectsError> {
+    std::fs::write(path, bytes)
+        .map_err(|e| ObjectsError::Unavailable(format!("writing {}: {e}", path.display())))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faas_proto::Lang;
+    use object_store::memory::InMemory;
+
+    fn objects() -> Objects {
+        Objects::new(Arc::new(InMemory::new()), "team", "memory".into())
+    }
+
+    #[tokio::test]
+    async fn the_index_is_replaced_only_from_the_tag_it_was_read_with() {
+        let objects = objects();
+        let (mut first, tag) = objects.read_index(None).await.unwrap().unwrap();
+        assert_eq!(first, SharedIndex::default());
+        first.add("a", "a_1", 10);
+        first.generation += 1;
+        assert!(objects.write_index(&first, &tag).await.unwrap());
+        // A second writer that read before the first wrote loses.
+        assert!(!objects.write_index(&first, &tag).await.unwrap());
+        let (read, tag2) = objects.read_index(None).await.unwrap().unwrap();
+        assert_eq!(read, first);
+        // Unchanged since tag2: a 304.
+        assert!(objects.read_index(Some(&tag2)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_id_is_claimed_once() {
+        let objects = objects();
+        assert!(objects.claim("x_1", "r1").await.unwrap());
+        assert!(!objects.claim("x_1", "r2").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_version_round_trips_and_a_tampered_module_is_refused() {
+        let objects = objects();
+        let dir = tempfile::tempdir().unwrap();
+        let code = "int main(){}";
+        std::fs::write(dir.path().join("code.c"), code).unwrap();
+        std::fs::write(dir.path().join("code.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        let meta = FunctionMeta {
+            id: "f_1".into(),
+            name: "f".into(),
+            lang: Lang::C,
+            created: 1,
+            sha256: hex(&Sha256::digest(code.as_bytes())),
+            wasm: true,
+            settings: Default::default(),
+            version: 0,
+        };
+        objects.upload_version(dir.path(), &meta).await.unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let got = objects.download_version("f_1", out.path()).await.unwrap();
+        assert_eq!(got, meta);
+        assert_eq!(
+            std::fs::read_to_string(out.path().join("code.c")).unwrap(),
+            code
+        );
+        assert_eq!(
+            std::fs::read(out.path().join("code.wasm")).unwrap(),
+            b"\0asm\x01\0\0\0"
+        );
+
+        // Someone with bucket access swaps the module: refused.
+        let sha = hex(&Sha256::digest(b"\0asm\x01\0\0\0"));
+        objects
+            .put(
+                &objects.path(&format!("blob/sha256/{sha}.wasm")),
+                b"evil".to_vec(),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap();
+        let again = tempfile::tempdir().unwrap();
+        let err = objects
+            .download_version("f_1", again.path())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ObjectsError::Corrupt(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_in_memory_store_passes_the_conditional_write_check() {
+        objects().check_conditional_writes("r1").await.unwrap();
+    }
+
+    #[test]
+    fn trim_and_remove_keep_latest_right() {
+        let mut index = SharedIndex::default();
+        for i in 0..4 {
+            index.add("f", &format!("f_{i}"), 1);
+        }
+        assert_eq!(
+            index.trim("f", 2),
+            vec!["f_0".to_string(), "f_1".to_string()]
+        );
+        assert_eq!(index.functions["f"].latest, "f_3");
+        assert_eq!(index.remove("f", Some("f_3")), vec!["f_3".to_string()]);
+        assert_eq!(index.functions["f"].latest, "f_2");
+        assert_eq!(index.name_of("f_2"), Some("f"));
+        index.remove("f", None);
+        assert!(index.functions.is_empty());
+    }
+}
