@@ -10,6 +10,7 @@ mod build;
 mod core;
 mod dashboard;
 mod failures;
+mod fs_attacks;
 mod languages;
 mod limits;
 mod operations;

@@ -13,6 +13,7 @@
 //! `EFBIG` before anything grows. A read-only one answers `EROFS` to every
 //! change.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,6 +64,12 @@ impl Data {
 struct Node {
     body: Body,
     nlink: u64,
+    /// A directory's subdirectories (its link count is 2 + this), kept
+    /// up to date so a stat is O(1): counting them at each stat made one
+    /// path lookup through a directory of 160,000 entries cost as much,
+    /// and a path naming it 2,000 times kept one call busy for a minute
+    /// (found by a red-team).
+    subdirs: u64,
     /// Open descriptors of this file.
     open: u64,
     atim: u64,
@@ -75,6 +82,21 @@ struct Tree {
     next_ino: u64,
     used: u64,
     cap: u64,
+    /// The last path looked up, and the node of each of its prefixes.
+    last: RefCell<LastLookup>,
+}
+
+/// The last successful lookup: `inos[i]` is the node of `path[..i]`
+/// (`inos[0]` the root). A path resolution looks up each prefix of its
+/// path in turn; starting from the longest prefix shared with the last one
+/// makes each of those lookups one step instead of a walk from the root,
+/// which made one resolution in a deep tree cost seconds (found by a
+/// red-team). Names only ever map to the same node until one is removed
+/// or renamed, which clears this.
+#[derive(Default)]
+struct LastLookup {
+    path: Vec<String>,
+    inos: Vec<u64>,
 }
 
 struct Shared {
@@ -99,6 +121,7 @@ impl MemFs {
             next_ino: ROOT + 1,
             used: NODE_COST,
             cap: cap.unwrap_or(u64::MAX),
+            last: RefCell::default(),
         };
         Self(Arc::new(Shared {
             tree: Mutex::new(tree),
@@ -154,6 +177,7 @@ fn node(body: Body, now: u64) -> Node {
     Node {
         body,
         nlink: 1,
+        subdirs: 0,
         open: 0,
         atim: now,
         mtim: now,
@@ -184,13 +208,47 @@ impl Tree {
         }
     }
 
-    /// The node at `path`.
+    /// The node at `path`, walked from the longest prefix it shares with
+    /// the last lookup ([`LastLookup`]).
     fn lookup(&self, path: &Rel) -> Result<u64> {
-        let mut ino = ROOT;
-        for name in path {
+        let mut last = self.last.borrow_mut();
+        let shared = path
+            .iter()
+            .zip(&last.path)
+            .take_while(|(a, b)| a == b)
+            .count();
+        last.path.truncate(shared);
+        last.inos.truncate(shared + 1);
+        let mut ino = last.inos.last().copied().unwrap_or(ROOT);
+        if last.inos.is_empty() {
+            last.inos.push(ROOT);
+        }
+        for name in &path[shared..] {
             ino = *self.entries(ino)?.get(name).ok_or(Errno::Noent)?;
+            last.path.push(name.clone());
+            last.inos.push(ino);
         }
         Ok(ino)
+    }
+
+    /// Forgets the last lookup: a name was removed or moved.
+    fn forget_lookups(&mut self) {
+        let last = self.last.get_mut();
+        last.path.clear();
+        last.inos.clear();
+    }
+
+    fn is_dir(&self, ino: u64) -> bool {
+        matches!(self.nodes.get(&ino).map(|n| &n.body), Some(Body::Dir(_)))
+    }
+
+    /// Counts `ino` in or out of directory `dir`'s subdirectories.
+    fn count_subdir(&mut self, dir: u64, ino: u64, delta: i64) {
+        if self.is_dir(ino) {
+            if let Ok(node) = self.get_mut(dir) {
+                node.subdirs = node.subdirs.saturating_add_signed(delta);
+            }
+        }
     }
 
     /// The directory holding `path`'s last component, and that name.
@@ -225,6 +283,7 @@ impl Tree {
         self.next_ino += 1;
         self.nodes.insert(ino, node);
         self.entries_mut(dir)?.insert(name.to_string(), ino);
+        self.count_subdir(dir, ino, 1);
         self.touch_dir(dir);
         Ok(ino)
     }
@@ -233,6 +292,8 @@ impl Tree {
     /// refers to it any more.
     fn remove_entry(&mut self, dir: u64, name: &str) -> Result<()> {
         let ino = self.entries_mut(dir)?.remove(name).ok_or(Errno::Noent)?;
+        self.forget_lookups();
+        self.count_subdir(dir, ino, -1);
         self.refund(ENTRY_COST + name.len() as u64);
         self.touch_dir(dir);
         let node = self.get_mut(ino)?;
@@ -272,13 +333,7 @@ impl Tree {
         let (kind, size, nlink) = match &node.body {
             Body::File(data) => (Kind::File, data.bytes().len() as u64, node.nlink),
             Body::Symlink(target) => (Kind::Symlink, target.len() as u64, node.nlink),
-            Body::Dir(entries) => {
-                let subdirs = entries
-                    .values()
-                    .filter(|i| matches!(self.nodes.get(i).map(|n| &n.body), Some(Body::Dir(_))))
-                    .count() as u64;
-                (Kind::Dir, 4096, 2 + subdirs)
-            }
+            Body::Dir(_) => (Kind::Dir, 4096, 2 + node.subdirs),
         };
         Ok(Stat {
             kind,
@@ -432,8 +487,11 @@ impl Backend for MemFs {
             tree.remove_entry(to_dir, to_name)?;
         }
         tree.entries_mut(from_dir)?.remove(from_name);
+        tree.forget_lookups();
+        tree.count_subdir(from_dir, ino, -1);
         tree.refund(ENTRY_COST + from_name.len() as u64);
         tree.entries_mut(to_dir)?.insert(to_name.to_string(), ino);
+        tree.count_subdir(to_dir, ino, 1);
         tree.used += ENTRY_COST + to_name.len() as u64;
         tree.touch_dir(from_dir);
         tree.touch_dir(to_dir);
@@ -445,6 +503,10 @@ impl Backend for MemFs {
         self.writable()?;
         let mut tree = self.tree();
         let ino = tree.lookup(from)?;
+        // A directory with two names would make a cycle.
+        if tree.is_dir(ino) {
+            return Err(Errno::Perm);
+        }
         let (dir, name) = tree.parent_of(to)?;
         if tree.entries(dir)?.contains_key(name) {
             return Err(Errno::Exist);
@@ -666,6 +728,32 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(names, ["d2", "y", "z"]);
+    }
+
+    #[test]
+    fn link_counts_and_lookups_follow_every_change() {
+        let fs = MemFs::new(None);
+        for d in ["a", "a/b", "a/b/c", "x"] {
+            fs.mkdir(&p(d)).unwrap();
+        }
+        create(&fs, "a/f");
+        let nlink = |path: &str| fs.stat(&p(path)).unwrap().nlink;
+        assert_eq!((nlink(""), nlink("a"), nlink("a/b")), (4, 3, 3));
+        // A lookup remembered before a rename is not reused after it.
+        assert_eq!(fs.stat(&p("a/b/c")).unwrap().kind, Kind::Dir);
+        fs.rename(&p("a/b"), &p("x/b")).unwrap();
+        assert_eq!(fs.stat(&p("a/b/c")), Err(Errno::Noent));
+        assert_eq!(fs.stat(&p("x/b/c")).unwrap().kind, Kind::Dir);
+        assert_eq!((nlink("a"), nlink("x")), (2, 3));
+        fs.mkdir(&p("a/b")).unwrap();
+        assert_eq!(fs.stat(&p("a/b/c")), Err(Errno::Noent));
+        fs.rmdir(&p("x/b/c")).unwrap();
+        assert_eq!((nlink("x/b"), nlink("a")), (2, 3));
+        assert_eq!(fs.stat(&p("x/b/c")), Err(Errno::Noent));
+        // Files do not count, and a directory never gets a second name.
+        assert_eq!(fs.link(&p("x"), &p("y")), Err(Errno::Perm));
+        fs.link(&p("a/f"), &p("x/g")).unwrap();
+        assert_eq!(nlink("x"), 3);
     }
 
     #[test]

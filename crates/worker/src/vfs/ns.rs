@@ -24,6 +24,15 @@ pub const MAX_LINKS: usize = 40;
 /// `PATH_MAX` bytes has at most 2,048 components.
 pub const MAX_STEPS: usize = 4096;
 
+/// Components a guest path may have (`ENAMETOOLONG` past it, as a path
+/// longer than `PATH_MAX` is on Linux). Each lookup costs up to a string
+/// comparison per component of its path (a [`crate::tmpfs::MemFs`]
+/// starts from the prefix its last lookup shares), so this and
+/// [`MAX_STEPS`] bound one resolution's work: a tree built deeper by
+/// renames (each O(1)) made one `path_open` cost seconds (found by a
+/// red-team). Whatever lies deeper stays unreachable.
+pub const MAX_DEPTH: usize = 4096;
+
 struct Mount {
     at: Vec<String>,
     fs: Arc<dyn Backend>,
@@ -147,6 +156,7 @@ impl Namespace {
                     path.pop();
                     continue;
                 }
+                _ if path.len() >= MAX_DEPTH => return Err(Errno::Nametoolong),
                 _ => path.push(part),
             }
             let stat = match self.stat(&path) {
@@ -281,6 +291,24 @@ mod tests {
         assert_eq!(ns.resolve(&p("data"), 1, &deep, true), Err(Errno::Loop));
         let once = ns.resolve(&p("data"), 1, "climb/sub/f", true);
         assert_eq!(once.unwrap().path, p("data/sub/f"));
+    }
+
+    #[test]
+    fn a_guest_path_has_at_most_max_depth_components() {
+        let ns = ns();
+        let mut dir = p("data");
+        while dir.len() < MAX_DEPTH {
+            dir.push("d".into());
+            let (backend, rel) = ns.locate(&dir);
+            backend.mkdir(rel).unwrap();
+        }
+        let deepest = ns.resolve(&p("data"), 1, &"d/".repeat(MAX_DEPTH - 1), false);
+        assert_eq!(deepest.unwrap().path.len(), MAX_DEPTH);
+        let below = format!("{}x", "d/".repeat(MAX_DEPTH - 1));
+        assert_eq!(
+            ns.resolve(&p("data"), 1, &below, false),
+            Err(Errno::Nametoolong)
+        );
     }
 
     #[test]
