@@ -12,6 +12,7 @@ mod dashboard;
 mod failures;
 mod languages;
 mod limits;
+mod manifests;
 mod operations;
 mod reliability;
 mod request_ids;
