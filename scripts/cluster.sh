@@ -33,12 +33,16 @@ die() { log "$*"; exit 1; }
 
 # --- what it needs ---------------------------------------------------------
 if [ "${CLUSTER_RUNTIME:-process}" = podman ]; then
-  command -v podman >/dev/null 2>&1 || die "podman is not installed (apt-get install podman)"
+  command -v podman >/dev/null 2>&1 || die "podman is not installed (apt-get install podman catatonit)"
+  # podman 4.3 builds its pods' pause image around catatonit.
+  command -v catatonit >/dev/null 2>&1 || [ -x /usr/libexec/podman/catatonit ] \
+    || die "catatonit is not installed (apt-get install catatonit): podman needs it for pods"
   podman image exists "${CLUSTER_IMAGE:-localhost/faas:latest}" \
     || die "no image ${CLUSTER_IMAGE:-localhost/faas:latest}: run \`make image\` first"
 else
   [ -x "$SERVER" ] || die "no $SERVER: run \`make build\` first (\`make cluster\` does)"
-  "$SERVER" --help | grep -q -- '--peers-dns' \
+  help=$("$SERVER" --help)
+  grep -q -- '--peers-dns' <<<"$help" \
     || die "$SERVER has no cluster flags (--store, --peers...): build a faas that has them"
 fi
 command -v weed >/dev/null 2>&1 \
@@ -113,7 +117,7 @@ wait_http() { # URL SECONDS NAME LOGFILE: until URL answers 200
 
 # --- state ---------------------------------------------------------------
 mkdir -p "$STATE/store"
-chmod 0700 "$STATE"
+chmod 0711 "$STATE"   # the build uid passes through to the build dirs
 if [ ! -s "$STATE/credentials" ]; then
   rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
   umask 077
@@ -158,13 +162,22 @@ done
 if [ "${CLUSTER_RUNTIME:-process}" = podman ]; then
   # make cluster-podman: the image, on the manifests, with `podman kube play`.
   kube=$STATE/kube.yaml
+  # The cluster key, readable by the image's user (10001) only.
+  rm -rf "$STATE/podman-secrets" && mkdir -m 0755 "$STATE/podman-secrets"
+  install -m 0400 -o 10001 -g 10001 "$STATE/cluster.key" "$STATE/podman-secrets/cluster-key"
   python3 scripts/kube-local.py deploy/kubernetes "$REPLICAS" $((BASE + 10)) \
-    "http://127.0.0.1:$S3_PORT" "$STATE/credentials" "$STATE/cluster.key" >"$kube"
-  podman kube down "$kube" >/dev/null 2>&1 || true
+    "http://127.0.0.1:$S3_PORT" "$STATE/credentials" "$STATE/podman-secrets" >"$kube"
+  chmod 0600 "$kube"   # it holds the store's keys
+  for ((i = 0; i < REPLICAS; i++)); do podman pod rm -f "faas-$i" >/dev/null 2>&1 || true; done
+  podman volume ls -q --filter name=faas-cluster- | xargs -r podman volume rm -f >/dev/null 2>&1 || true
   log "podman kube play $kube (image ${CLUSTER_IMAGE:-localhost/faas:latest})"
   podman kube play --replace "$kube" >"$STATE/kube-play.log" 2>&1 \
     || { cat "$STATE/kube-play.log" >&2; die "podman kube play failed"; }
-  kube_down() { podman kube down "$kube" >/dev/null 2>&1 || true; }
+  kube_down() {
+    podman kube down "$kube" >/dev/null 2>&1 || true
+    for ((i = 0; i < REPLICAS; i++)); do podman pod rm -f "faas-$i" >/dev/null 2>&1 || true; done
+    podman volume ls -q --filter name=faas-cluster- | xargs -r podman volume rm -f >/dev/null 2>&1 || true
+  }
   for ((i = 0; i < REPLICAS; i++)); do
     mkdir -p "$STATE/replica-$i"
     start "r$i" "$STATE/replica-$i/server.log" podman logs -f "faas-$i-faas"

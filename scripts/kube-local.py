@@ -9,7 +9,13 @@ the headless Service; nginx on the host stands in for the Service. All the
 rest comes from the manifests unchanged: image, args, envFrom, security
 context, probes, volumes.
 
-usage: kube-local.py MANIFESTS_DIR REPLICAS BASE_PORT S3_ENDPOINT CREDENTIALS_FILE CLUSTER_KEY_FILE
+podman 4.3 (Debian 12) does not play Secrets (it crashes on a secret
+volume), so the Secret becomes what it would hold: the store's keys as
+plain env values, and the cluster key as a hostPath directory holding the
+file `cluster-key`. There is no API or invoke token, so that the README's
+curl session works as it does against `make run`.
+
+usage: kube-local.py MANIFESTS_DIR REPLICAS BASE_PORT S3_ENDPOINT CREDENTIALS_FILE SECRETS_DIR
 """
 import os
 import sys
@@ -23,13 +29,12 @@ def load(path):
 
 
 def main():
-    manifests, replicas, base, endpoint, credentials, key_file = sys.argv[1:7]
+    manifests, replicas, base, endpoint, credentials, secrets_dir = sys.argv[1:7]
     replicas, base = int(replicas), int(base)
     docs = []
     for name in ("configmap.yaml", "secret.example.yaml", "deployment.yaml"):
         docs += load(os.path.join(manifests, name))
     config = next(d for d in docs if d["kind"] == "ConfigMap")
-    secret = next(d for d in docs if d["kind"] == "Secret")
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     ports = [base + i for i in range(replicas)]
 
@@ -45,16 +50,7 @@ def main():
         FAAS_GRACE_MS="5000",
     )
 
-    # Real values for the example Secret: the store's keys and the cluster
-    # key of this run; no API or invoke token, so that the README's curl
-    # session works as it does against `make run`.
     values = dict(line.split("=", 1) for line in open(credentials).read().split())
-    secret["stringData"] = {
-        "AWS_ACCESS_KEY_ID": values["AWS_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": values["AWS_SECRET_ACCESS_KEY"],
-        "cluster-key": open(key_file).read().strip(),
-    }
-    secret["metadata"].pop("annotations", None)
 
     template = deployment["spec"]["template"]
     pods = []
@@ -62,31 +58,55 @@ def main():
         # Pods on the host network still have their own /tmp (sockets).
         spec = yaml.safe_load(yaml.safe_dump(template["spec"]))
         spec["hostNetwork"] = True
+        # podman 4.3 fails on init containers ("cannot remove container ...
+        # as it is running"): read the image's interpreters where they are
+        # (built on this machine, so their artifacts are current).
+        spec.pop("initContainers", None)
+        spec["volumes"] = [v for v in spec["volumes"] if v["name"] != "runtimes"]
         for volume in spec["volumes"]:
             if "secret" in volume:
-                volume["secret"]["items"] = [
-                    item for item in volume["secret"]["items"] if item["key"] == "cluster-key"
-                ]
+                del volume["secret"]
+                volume["hostPath"] = {"path": secrets_dir, "type": "Directory"}
         image = os.environ.get("CLUSTER_IMAGE")
         for container in spec.get("initContainers", []) + spec["containers"]:
             if image:
                 container["image"] = image
+        # podman 4.3 makes each emptyDir a named volume, shared by every pod
+        # that names it, and ignores subPath: one volume per pod and mount,
+        # named faas-cluster-* (cluster.sh removes them when it stops).
+        empty = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        spec["volumes"] = [v for v in spec["volumes"] if v["name"] not in empty]
+        for container in spec["containers"]:
+            for mount in container["volumeMounts"]:
+                if mount["name"] in empty:
+                    sub = mount.pop("subPath", None)
+                    mount["name"] = f"faas-cluster-{i}-{mount['name']}" + (f"-{sub}" if sub else "")
+                    spec["volumes"].append({"name": mount["name"], "emptyDir": {}})
         for container in spec["containers"]:
             container["args"] = [
-                a
+                "--runtimes-dir=/opt/faas/runtimes" if a.startswith("--runtimes-dir") else a
                 for a in container["args"]
                 if not a.startswith(("--api-token-file", "--invoke-token-file"))
             ]
-            container["env"] = [
-                e for e in container["env"] if e["name"] != "FAAS_REPLICA_NAME"
-            ] + [
+            container["volumeMounts"] = [
+                m for m in container["volumeMounts"] if m["name"] != "runtimes"
+            ]
+            env = []
+            for e in container["env"]:
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    env.append({"name": e["name"], "value": values[ref["key"]]})
+                elif e["name"] != "FAAS_REPLICA_NAME":
+                    env.append(e)
+            container["env"] = env + [
                 {"name": "FAAS_REPLICA_NAME", "value": f"faas-{i}"},
                 {"name": "FAAS_PORT", "value": str(port)},
             ]
             for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                 if probe in container:
                     container[probe]["httpGet"]["port"] = port
-            container["ports"] = [{"name": "http", "containerPort": port, "hostPort": port}]
+            # On the host's network; podman 4.3 refuses port mappings there.
+            container.pop("ports", None)
         pods.append(
             {
                 "apiVersion": "v1",
@@ -95,7 +115,7 @@ def main():
                 "spec": spec,
             }
         )
-    yaml.safe_dump_all([config, secret] + pods, sys.stdout, sort_keys=False)
+    yaml.safe_dump_all([config] + pods, sys.stdout, sort_keys=False)
 
 
 if __name__ == "__main__":
