@@ -6,6 +6,9 @@
 #   make toolchains install compilers/runtimes (Debian 12, as root; idempotent)
 #   make bench      benchmarks against baselines; writes BENCHMARKS.md
 #   make soak       100k calls at concurrency 64 with two workers killed
+#   make cluster    SeaweedFS + 3 replicas + nginx on :8080 (Ctrl-C stops all)
+#   make image      the container image (Containerfile), with podman or docker
+#   make cluster-podman  the image on deploy/kubernetes with `podman kube play`
 SHELL := /bin/bash
 CARGO ?= cargo
 # Tests, binaries and clippy all use the release profile, so the heavy
@@ -15,7 +18,7 @@ export CARGO_TARGET_DIR
 BIN_DIR := build/bin
 RUNTIMES_DIR := build/runtimes
 
-.PHONY: all build run test lint toolchains bench soak clean
+.PHONY: all build run test lint toolchains bench soak cluster image cluster-podman clean
 
 all: build
 
@@ -56,6 +59,18 @@ bench: toolchains build
 # SOAK_CALLS, SOAK_CONCURRENCY, SOAK_KILLS (seconds) change the run.
 soak: toolchains build
 	python3 scripts/soak.py
+
+# Several replicas on this machine, as on Kubernetes: see "Running on
+# several machines" in the README. CLUSTER_* variables change it.
+cluster: toolchains build
+	./scripts/cluster.sh
+
+# IMAGE (localhost/faas:latest) and BASE (localhost/debian:12) change it.
+image: build
+	./scripts/image.sh
+
+cluster-podman:
+	./scripts/cluster-podman.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

