@@ -269,7 +269,7 @@ pub fn spawn_server(
     spawn_server_with_env(dir, args, &[])
 }
 
-fn spawn_server_with_env(
+pub fn spawn_server_with_env(
     dir: &Path,
     args: &[String],
     env: &[(String, String)],
@@ -278,10 +278,12 @@ fn spawn_server_with_env(
     // The test's own variables win (e.g. RUST_LOG=debug).
     cmd.env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .args(args)
-        .arg("--port")
-        .arg("0")
-        .arg("--lb-socket")
+        .args(args);
+    // A test that must know the port beforehand (peers) gives it.
+    if !args.iter().any(|a| a == "--port") {
+        cmd.arg("--port").arg("0");
+    }
+    cmd.arg("--lb-socket")
         .arg(dir.join("lb.sock"))
         .arg("--server-socket")
         .arg(dir.join("server.sock"))

@@ -7,6 +7,7 @@ mod http;
 mod bounds;
 mod browser;
 mod build;
+mod cluster;
 mod core;
 mod dashboard;
 mod failures;

@@ -12,9 +12,17 @@ use std::io::Write;
 /// Installs the logger. `default_part` names lines whose target is a Rust
 /// module path of this binary (e.g. `faas_server::...`). Safe to call twice.
 pub fn init(default_part: &'static str) {
+    init_labelled(default_part, None)
+}
+
+/// Like [`init`], every line starting with `label` (a replica's name, so
+/// the logs of several replicas can be told apart once collected).
+pub fn init_labelled(default_part: &'static str, label: Option<String>) {
     let env = env_logger::Env::default().default_filter_or("info");
+    let label = label.map(|l| format!("{l} ")).unwrap_or_default();
     let _ = env_logger::Builder::from_env(env)
         .format(move |buf, record| {
+            write!(buf, "{label}")?;
             let target = record.target();
             let is_part = target
                 .bytes()

@@ -261,6 +261,10 @@ pub struct PlatformStats {
     pub worker_restarts: Vec<u64>,
     pub worker_recycles: Vec<u64>,
     pub functions: usize,
+    /// The replica these figures are from (every figure here is this
+    /// replica's alone; the function list is shared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// Server → load balancer.

@@ -330,6 +330,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
         invocations: Default::default(),
         metrics: Default::default(),
         cluster,
+        replica: Some(cli.replica()),
         draining: Default::default(),
     });
     let refresher = service.clone();

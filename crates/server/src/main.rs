@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     // Invalid flags (an unknown strategy, a bad weight) exit 2 with clap's
     // message naming the value.
     let mut cli = faas_server::Cli::parse();
-    faas_logging::init("SERVER");
+    // Replicas sharing a store label their lines with their name.
+    let label = (cli.store.is_some() || cli.replica_name.is_some()).then(|| cli.replica());
+    faas_logging::init_labelled("SERVER", label);
     if let Err(err) = faas_server::protect_secrets(&mut cli) {
         eprintln!("error: {err:#}");
         return ExitCode::from(2);

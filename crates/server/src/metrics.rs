@@ -52,6 +52,12 @@ pub struct Metrics {
     queue: IntGauge,
     workers: [IntGaugeVec; 7],
     server_rss: IntGauge,
+    /// Workers running a call / workers: what a custom-metric autoscaler
+    /// targets (0.7, as Knative targets 70% concurrency).
+    busy_ratio: prometheus::Gauge,
+    /// `faas_replica_info{replica="NAME"} 1`: every series here is this
+    /// replica's alone.
+    replica: IntGaugeVec,
     labelled: Mutex<HashSet<String>>,
     live: Mutex<Live>,
 }
@@ -159,6 +165,16 @@ impl Metrics {
                 gauge_vec("faas_worker_rss_bytes", "Resident memory of the worker process"),
             ],
             server_rss: gauge("faas_server_rss_bytes", "Resident memory of the server process"),
+            busy_ratio: {
+                let g = prometheus::Gauge::new("faas_worker_busy_ratio", "Share of this replica's workers running a call now (0 to 1)").expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
+            replica: {
+                let g = IntGaugeVec::new(Opts::new("faas_replica_info", "This replica's name (every series here is this replica's alone)"), &["replica"]).expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
             registry,
             labelled: Mutex::new(HashSet::new()),
             live: Mutex::new(Live::default()),
@@ -248,6 +264,12 @@ impl Metrics {
         self.server_rss.set(rss_bytes(std::process::id()) as i64);
         if let Some(stats) = stats {
             self.queue.set(stats.queue_len as i64);
+            let busy = stats.workers.iter().filter(|w| w.in_flight > 0).count();
+            self.busy_ratio
+                .set(busy as f64 / stats.workers.len().max(1) as f64);
+            if let Some(name) = &stats.replica {
+                self.replica.with_label_values(&[name]).set(1);
+            }
             for w in &stats.workers {
                 let id = w.worker_id.to_string();
                 let pid = stats.worker_pids.get(w.worker_id).copied().unwrap_or(0);

@@ -169,6 +169,15 @@ impl Cluster {
         if std::env::var_os("AWS_REGION").is_none() {
             builder = builder.with_region("us-east-1");
         }
+        if config.credentials.is_none() && config.endpoint.is_some() {
+            // Only AWS itself has other ways (instance roles); any other
+            // S3 server needs keys, and without them the client would
+            // try AWS's metadata address and fail obscurely.
+            anyhow::bail!(
+                "--store {} with --s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+                config.url
+            );
+        }
         if let Some(creds) = &config.credentials {
             builder = builder
                 .with_access_key_id(&creds.key_id)

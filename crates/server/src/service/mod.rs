@@ -83,6 +83,8 @@ pub struct Service {
     pub metrics: Metrics,
     /// The shared store and peers, in S3 mode (`--store s3://`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// `--replica-name` (or the hostname), in `/stats` and `/metrics`.
+    pub replica: Option<String>,
     /// Set on SIGTERM: `/health/ready` fails while calls still run.
     pub draining: AtomicBool,
 }
@@ -210,6 +212,7 @@ impl Service {
             worker_restarts: self.workers.restarts(),
             worker_recycles: self.workers.recycles(),
             functions: self.store.len(),
+            replica: self.replica.clone(),
         })
     }
 
