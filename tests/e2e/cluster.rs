@@ -596,3 +596,43 @@ fn a_replica_killed_mid_deploy_leaves_nothing_visible() {
     // The name is free: deploying it elsewhere works.
     other.deploy("half", "python", PY);
 }
+
+#[test]
+fn a_replica_killed_under_load_fails_none_of_the_others_calls() {
+    let weed = Seaweed::start();
+    let mut replicas = three_peers(&weed);
+    replicas[0].deploy("load", "python", PY);
+    for r in &replicas {
+        assert_eq!(output(r, "load", "0"), (200, "v1:0\n".into()));
+    }
+    let survivors: Vec<String> = replicas[1..].iter().map(|r| r.addr.clone()).collect();
+    let load: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = survivors[t % 2].clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .filter(|_| http(&addr, "POST", "/invoke?fn=load", b"x").status != 200)
+                    .count()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut victim = replicas[0].child.take().unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let failed: usize = load.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(failed, 0, "calls on the surviving replicas failed");
+    // Changes still reach the survivors (their notices to the dead peer
+    // fail quietly).
+    let resp = replicas[1].request(
+        "PUT",
+        "/function/load?lang=python",
+        PY.replace("v1", "v2").as_bytes(),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    wait_until(
+        "the update on the other survivor",
+        Duration::from_secs(20),
+        || output(&replicas[2], "load", "y") == (200, "v2:y\n".to_string()),
+    );
+}

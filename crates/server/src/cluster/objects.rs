@@ -467,7 +467,7 @@ impl Objects {
                 }
                 continue;
             }
-            if file != "claim" && object.last_modified.timestamp() < cutoff {
+            if file != "claim" && object.last_modified.timestamp() <= cutoff {
                 doomed.push(object.location.clone());
             }
         }
@@ -492,7 +492,7 @@ impl Objects {
                 .filename()
                 .and_then(|f| f.strip_suffix(".wasm"))
                 .unwrap_or("");
-            if !keep_blobs.contains(sha) && object.last_modified.timestamp() < cutoff {
+            if !keep_blobs.contains(sha) && object.last_modified.timestamp() <= cutoff {
                 doomed.push(object.location.clone());
             }
         }
@@ -599,6 +599,63 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ObjectsError::Corrupt(_)), "{err}");
+    }
+
+    /// Uploads a C version `id` whose module is `module`.
+    async fn upload(objects: &Objects, id: &str, module: &[u8]) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("code.c"), id).unwrap();
+        std::fs::write(dir.path().join("code.wasm"), module).unwrap();
+        let meta = FunctionMeta {
+            id: id.into(),
+            name: "p".into(),
+            lang: Lang::C,
+            created: 1,
+            sha256: hex(&Sha256::digest(id.as_bytes())),
+            wasm: true,
+            settings: Default::default(),
+            version: 0,
+        };
+        objects.claim(id, "r").await.unwrap();
+        objects.upload_version(dir.path(), &meta).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pruning_removes_what_no_version_uses_and_keeps_claims() {
+        use futures_util::TryStreamExt;
+        let objects = objects();
+        upload(&objects, "p_1", b"kept module").await;
+        upload(&objects, "p_2", b"orphan module").await;
+        let mut index = SharedIndex::default();
+        index.add("p", "p_1", 1);
+        // Younger than the minimum age: nothing goes.
+        assert_eq!(
+            objects
+                .prune(&index, Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        // p_2's record, source and module go; its claim stays.
+        assert_eq!(objects.prune(&index, Duration::ZERO).await.unwrap(), 3);
+        let left: Vec<String> = objects
+            .store
+            .list(None)
+            .map_ok(|o| o.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(
+            left.contains(&"team/v1/fn/p_2/claim".to_string()),
+            "{left:?}"
+        );
+        assert!(!left
+            .iter()
+            .any(|l| l.starts_with("team/v1/fn/p_2/") && !l.ends_with("claim")));
+        assert_eq!(left.iter().filter(|l| l.contains("/blob/")).count(), 1);
+        let out = tempfile::tempdir().unwrap();
+        objects.download_version("p_1", out.path()).await.unwrap();
+        assert!(!objects.claim("p_2", "r").await.unwrap());
     }
 
     #[tokio::test]
