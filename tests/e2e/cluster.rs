@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-const KEY_ID: &str = "faas-test-key";
-const SECRET: &str = "faas-test-secret-0123456789";
+pub const KEY_ID: &str = "faas-test-key";
+pub const SECRET: &str = "faas-test-secret-0123456789";
 const PY: &str = "import sys\nprint('v1:' + sys.stdin.read())";
 
 /// A SeaweedFS `weed mini` with its S3 gateway, user and bucket `faas`;
 /// killed when dropped.
-struct Seaweed {
+pub struct Seaweed {
     child: Option<Child>,
     dir: tempfile::TempDir,
     ports: Vec<u16>,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 fn weed_program() -> PathBuf {
@@ -35,7 +35,7 @@ fn weed_program() -> PathBuf {
 /// `n` ports free now and never handed out before in this run: the
 /// kernel may give a port just released to the next bind, and tests
 /// start their stores and replicas in parallel.
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap();
     let mut held = Vec::new();
@@ -53,7 +53,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl Seaweed {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         let key = "c2VjcmV0IGNsdXN0ZXIga2V5IGZvciB0ZXN0cw==";

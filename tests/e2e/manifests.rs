@@ -220,3 +220,158 @@ fn deployment_gives_only_flags_the_server_has() {
         "deploy/kubernetes names what `faas-server --help` does not list: {missing:?}"
     );
 }
+
+/// The Deployment's container as a process here: its args (paths moved
+/// under a temporary root), the ConfigMap's and the Secret example's
+/// values, and the env it sets. Only what cannot hold outside a cluster
+/// is overridden, each said below.
+#[test]
+fn a_replica_starts_with_the_deployments_arguments_and_environment() {
+    use std::io::BufRead;
+    let weed = crate::cluster::Seaweed::start();
+    let root = tempfile::tempdir().unwrap();
+    let deployment = object("Deployment", "faas");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let config = object("ConfigMap", "faas-config")["data"].clone();
+    let secret = object("Secret", "faas-secrets")["stringData"].clone();
+    let under_root = |path: &str| format!("{}{path}", root.path().display());
+
+    // The Secret volume's files, and the runtimes the init container copies.
+    let secrets_dir = under_root("/run/secrets/faas");
+    std::fs::create_dir_all(&secrets_dir).unwrap();
+    for (key, value) in secret.as_object().unwrap() {
+        std::fs::write(format!("{secrets_dir}/{key}"), value.as_str().unwrap()).unwrap();
+    }
+    let runtimes = under_root("/var/cache/faas/runtimes");
+    std::fs::create_dir_all(&runtimes).unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(repo_root().join("build/runtimes/."))
+        .arg(&runtimes)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            match a.split_once("=/") {
+                Some((flag, path)) => format!("{flag}={}", under_root(&format!("/{path}"))),
+                None => a.to_string(),
+            }
+        })
+        .collect();
+    for dir in ["/var/cache/faas/functions", "/var/cache/faas/build"] {
+        std::fs::create_dir_all(under_root(dir)).unwrap();
+    }
+    let mut env: Vec<(String, String)> = config
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    for var in container["env"].as_array().unwrap() {
+        let name = var["name"].as_str().unwrap().to_string();
+        let value = if let Some(v) = var["value"].as_str() {
+            v.to_string()
+        } else if let Some(key) = var["valueFrom"]["secretKeyRef"]["key"].as_str() {
+            secret[key].as_str().unwrap().to_string()
+        } else if var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name" {
+            "faas-7d9c-test".to_string()
+        } else {
+            panic!("an env entry this test cannot reproduce: {var}");
+        };
+        env.push((name, value));
+    }
+    let port = crate::cluster::free_ports(1)[0].to_string();
+    let overrides = [
+        // The store is this test's SeaweedFS, with its bucket and keys.
+        ("FAAS_STORE", "s3://faas/manifest".to_string()),
+        ("FAAS_S3_ENDPOINT", weed.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", crate::cluster::KEY_ID.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", crate::cluster::SECRET.to_string()),
+        // A free port on loopback instead of 0.0.0.0:8080.
+        ("FAAS_HOST", "127.0.0.1".to_string()),
+        ("FAAS_PORT", port.clone()),
+        ("FAAS_WORKERS", "1".to_string()),
+        // The image has the worker beside the server; here it is the build's.
+        (
+            "FAAS_WORKER_BIN",
+            crate::harness::worker_bin().display().to_string(),
+        ),
+    ];
+    for (name, value) in overrides {
+        env.retain(|(k, _)| k != name);
+        env.push((name.to_string(), value));
+    }
+    let mut child = Command::new(server_bin())
+        .args(&args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("  | {line}");
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = format!("127.0.0.1:{port}");
+    let log_text = || log.lock().unwrap().join("\n");
+    crate::harness::wait_until(
+        "the replica's readiness",
+        std::time::Duration::from_secs(60),
+        || {
+            std::net::TcpStream::connect(&addr).is_ok()
+                && crate::harness::http(&addr, "GET", "/health/ready", b"").status == 200
+        },
+    );
+    assert!(
+        log_text().contains("faas-7d9c-test "),
+        "log lines carry the pod's name"
+    );
+    let bearer = |token: &str| format!("Bearer {}", secret[token].as_str().unwrap());
+    let api = bearer("api-token");
+    let (status, _, body) = crate::harness::http_bytes(
+        &addr,
+        "POST",
+        "/deploy?name=from-yaml&lang=python",
+        &[("Authorization", &api)],
+        b"print('deployed by the manifest replica')",
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let invoke = bearer("invoke-token");
+    let (status, _, body) = crate::harness::http_bytes(
+        &addr,
+        "POST",
+        "/invoke?fn=from-yaml",
+        &[("Authorization", &invoke)],
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("deployed by the manifest replica"));
+    // SIGTERM: readiness fails first (the ConfigMap's drain delay), then it stops.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    crate::harness::wait_until(
+        "readiness to fail",
+        std::time::Duration::from_secs(10),
+        || crate::harness::http(&addr, "GET", "/health/ready", b"").status == 503,
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", log_text());
+}
