@@ -18,7 +18,9 @@ pub fn init(default_part: &'static str) {
 /// Like [`init`], every line starting with `label` (a replica's name, so
 /// the logs of several replicas can be told apart once collected).
 pub fn init_labelled(default_part: &'static str, label: Option<String>) {
-    let env = env_logger::Env::default().default_filter_or("info");
+    // The S3 client's retries are ours to report (once, with context),
+    // not one line per attempt.
+    let env = env_logger::Env::default().default_filter_or("info,object_store=warn");
     let label = label.map(|l| format!("{l} ")).unwrap_or_default();
     let _ = env_logger::Builder::from_env(env)
         .format(move |buf, record| {

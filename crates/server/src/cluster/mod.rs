@@ -496,9 +496,11 @@ impl Cluster {
 /// Few, quick retries: a deploy against a store that is down should
 /// answer 503 in seconds, not after object_store's default 3 minutes.
 fn quick_retries() -> RetryConfig {
-    let mut retry = RetryConfig::default();
-    retry.max_retries = 2;
-    retry.retry_timeout = Duration::from_secs(5);
+    let mut retry = RetryConfig {
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
     retry.backoff.init_backoff = Duration::from_millis(100);
     retry.backoff.max_backoff = Duration::from_secs(1);
     retry
