@@ -8,6 +8,7 @@ mod bounds;
 mod browser;
 mod build;
 mod cluster;
+mod config;
 mod core;
 mod dashboard;
 mod failures;

@@ -58,6 +58,9 @@ enum Command {
         /// Deploy a new version when the name is taken.
         #[arg(long)]
         update: bool,
+        /// A variable the function sees in its environment (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
     },
     /// Run a function and print its output.
     Invoke {
@@ -101,6 +104,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             name,
             lang,
             update,
+            env,
         } => deploy(
             &client,
             cli,
@@ -108,6 +112,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             name.as_deref(),
             lang.as_deref(),
             *update,
+            env,
         ),
         Command::Invoke { name, data } => invoke(&client, cli, name, data),
         Command::Ls => listing(
@@ -188,6 +193,7 @@ fn deploy(
     name: Option<&str>,
     lang: Option<&str>,
     update: bool,
+    env: &[String],
 ) -> anyhow::Result<ExitCode> {
     let code = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let name = match name {
@@ -202,10 +208,15 @@ fn deploy(
         Some(lang) => lang.to_string(),
         None => lang_of(file)?,
     };
-    let query = format!("name={}&lang={}", escape(&name), escape(&lang));
+    let options: String = env.iter().map(|e| format!("&env={}", escape(e))).collect();
+    let query = format!("name={}&lang={}{options}", escape(&name), escape(&lang));
     let mut answer = client.send("POST", &format!("/deploy?{query}"), &code)?;
     if answer.0 == 409 && update {
-        let path = format!("/function/{}?lang={}", escape(&name), escape(&lang));
+        let path = format!(
+            "/function/{}?lang={}{options}",
+            escape(&name),
+            escape(&lang)
+        );
         answer = client.send("PUT", &path, &code)?;
     }
     let body = client.expect_ok(answer)?;

@@ -378,6 +378,27 @@ async fn answer(
     }
 }
 
+/// The repeated `env=KEY=VALUE` parameters (the Server checks the keys
+/// and sizes); a key given twice is refused rather than one value lost.
+fn variables(query: &Query) -> Result<std::collections::BTreeMap<String, String>, ServiceError> {
+    let mut env = std::collections::BTreeMap::new();
+    for pair in query.all("env") {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(ServiceError::bad_request(format!(
+                "env must be KEY=VALUE, got '{}'",
+                pair.chars().take(64).collect::<String>()
+            )));
+        };
+        if env.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(ServiceError::bad_request(format!(
+                "env: '{}' is given twice",
+                key.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(env)
+}
+
 /// A peer's notice: at most 4 KiB of body, with its signature header.
 async fn notice_operation(
     state: &State,
@@ -447,6 +468,7 @@ async fn deploy_spec(
             max_concurrency: query
                 .number("max_concurrency")?
                 .map(|n| n.min(u64::from(u32::MAX)) as u32),
+            env: variables(&query)?,
         },
     };
     let code = routes::text_body(req, body_limits(state), "source code").await?;

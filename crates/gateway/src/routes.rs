@@ -129,6 +129,14 @@ impl Query {
         )
     }
 
+    /// Every value of a repeated parameter, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

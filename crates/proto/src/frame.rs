@@ -303,6 +303,7 @@ mod tests {
                     content_type: Some("image/png".into()),
                     pass_auth: true,
                     max_concurrency: Some(2),
+                    env: [("API_URL".to_string(), "https://x/?a=1&b".to_string())].into(),
                 },
             }),
             Operation::Delete { name: "x".into() },

@@ -199,6 +199,10 @@ pub struct FunctionSettings {
     /// `--max-function-share`); more calls wait their turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// The deployer's variables (`env=KEY=VALUE`): configuration every
+    /// call sees in its environment; shown in listings, not secrets.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// One past call of a function (`GET /function/NAME/invocations`).

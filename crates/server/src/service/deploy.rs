@@ -130,6 +130,7 @@ impl Service {
             req.settings.max_concurrency.map(u64::from),
             self.limits.workers,
         )?;
+        check_variables(&req.settings.env)?;
         match &req.settings.content_type {
             Some(ct) if !valid_content_type(ct) => Err(ServiceError::bad_request(
                 "content_type must be a media type of at most 128 printable characters",
@@ -179,6 +180,53 @@ impl Service {
             ))))
         })
     }
+}
+
+/// Most variables a function may set, and their total size (keys and
+/// values).
+const MAX_VARIABLES: usize = 64;
+const MAX_VARIABLE_BYTES: usize = 16 * 1024;
+
+/// A function's variables: keys like C identifiers, none starting with
+/// `FAAS_` (the platform's own), no NUL in a value (an environment entry
+/// ends at one), within the count and size bounds.
+fn check_variables(env: &std::collections::BTreeMap<String, String>) -> Result<(), ServiceError> {
+    if env.len() > MAX_VARIABLES {
+        return Err(ServiceError::bad_request(format!(
+            "{} variables (env=); at most {MAX_VARIABLES}",
+            env.len()
+        )));
+    }
+    let bytes: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_VARIABLE_BYTES {
+        return Err(ServiceError::bad_request(format!(
+            "the variables (env=) take {bytes} bytes; at most {MAX_VARIABLE_BYTES} in all"
+        )));
+    }
+    for (key, value) in env {
+        let shown: String = key.chars().take(64).collect();
+        let mut chars = key.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ServiceError::bad_request(format!(
+                "env: '{shown}' is not a variable name (letters, digits and '_', not starting with a digit)"
+            )));
+        }
+        if key.starts_with("FAAS_") {
+            return Err(ServiceError::bad_request(format!(
+                "env: '{shown}' is reserved (FAAS_ variables are the platform's)"
+            )));
+        }
+        if value.contains('\0') {
+            return Err(ServiceError::bad_request(format!(
+                "env: the value of '{shown}' contains a NUL byte"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A Content-Type to answer with: printable ASCII, a `/`, at most 128.
@@ -239,6 +287,26 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_are_checked() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert!(check_variables(&env(&[("API_URL", "https://x"), ("_n1", "")])).is_ok());
+        for bad in ["1X", "A-B", "", "FAAS_REQUEST_ID", "É"] {
+            assert!(check_variables(&env(&[(bad, "v")])).is_err(), "{bad}");
+        }
+        assert!(check_variables(&env(&[("K", "a\0b")])).is_err());
+        let many: Vec<(String, String)> =
+            (0..65).map(|i| (format!("K{i}"), String::new())).collect();
+        assert!(check_variables(&many.into_iter().collect()).is_err());
+        let big = "x".repeat(MAX_VARIABLE_BYTES);
+        assert!(check_variables(&env(&[("K", big.as_str())])).is_err());
+    }
 
     #[test]
     fn limits_are_checked() {

@@ -120,11 +120,17 @@ impl Service {
     /// The worker's job for a call of `meta`: its limits, payload and (raw
     /// route) request variables.
     fn job_for(&self, meta: &FunctionMeta, call: InvokeRequest) -> Job {
-        let env = call
-            .http
-            .as_ref()
-            .map(|http| http_env(http, meta.settings.pass_auth))
-            .unwrap_or_default();
+        // The deployer's variables, then the platform's (FAAS_*: never
+        // shadowed, the keys are checked at deploy).
+        let mut env: Vec<(String, String)> = meta
+            .settings
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(http) = &call.http {
+            env.extend(http_env(http, meta.settings.pass_auth));
+        }
         Job {
             payload: Some(call.payload),
             env,
