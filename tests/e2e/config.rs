@@ -42,10 +42,7 @@ fn variables_show_in_listings_and_change_with_an_update() {
     let first = server.post(&format!("/deploy?name=cfg&lang=python&{VARIABLES}"), py);
     assert_eq!(first.status, 201, "{}", first.body);
     let listed = server.get("/functions").json();
-    assert_eq!(
-        listed["functions"][0]["env"]["GREETING"],
-        "hello wörld"
-    );
+    assert_eq!(listed["functions"][0]["env"]["GREETING"], "hello wörld");
     // An update brings its own variables: here only GREETING.
     let resp = server.request(
         "PUT",

@@ -24,7 +24,6 @@ pub mod notice;
 pub mod objects;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -127,6 +126,9 @@ struct Applied {
 /// What one sync changed here.
 #[derive(Default)]
 pub struct Synced {
+    /// Served from now on. A compiled one has no artifact yet: its first
+    /// call compiles `code.wasm` in the worker until the artifact is built
+    /// (off the sync, so one slow compile delays no other version).
     pub added: Vec<Arc<FunctionMeta>>,
     pub removed: Vec<Removed>,
 }
@@ -384,14 +386,14 @@ impl Cluster {
     }
 
     /// Makes this replica's store match the shared index: downloads the
-    /// versions it lacks (`artifacts` then builds each one's compiled
-    /// artifact) and drops those the index no longer holds. A caller that
-    /// waited while another sync ran, started after `asked`, returns at
-    /// once: that sync read an index at least as new.
+    /// versions it lacks and drops those the index no longer holds. A
+    /// caller that waited while another sync ran, started after `asked`,
+    /// returns at once: that sync read an index at least as new. The
+    /// versions added have no compiled artifact yet (see
+    /// [`Synced::added`]).
     pub async fn sync(
         &self,
         store: &FunctionStore,
-        artifacts: &(dyn Fn(&Path) + Send + Sync),
         asked: Instant,
     ) -> Result<Synced, ClusterError> {
         let _one_at_a_time = self.syncing.lock().await;
@@ -399,7 +401,7 @@ impl Cluster {
             return Ok(Synced::default());
         }
         let started = Instant::now();
-        let result = self.sync_once(store, artifacts).await;
+        let result = self.sync_once(store).await;
         self.set_reachable(!matches!(result, Err(ClusterError::Unavailable(_))));
         if result.is_ok() {
             *self.last_sync.lock().unwrap() = Some(started);
@@ -408,11 +410,7 @@ impl Cluster {
         result
     }
 
-    async fn sync_once(
-        &self,
-        store: &FunctionStore,
-        artifacts: &(dyn Fn(&Path) + Send + Sync),
-    ) -> Result<Synced, ClusterError> {
+    async fn sync_once(&self, store: &FunctionStore) -> Result<Synced, ClusterError> {
         let known = self.applied.lock().await.tag.clone();
         let Some((index, tag)) = self.objects.read_index(known.as_ref()).await? else {
             return Ok(Synced::default());
@@ -424,10 +422,7 @@ impl Cluster {
             }
             let dir = store.download_dir(id)?;
             match self.objects.download_version(id, &dir).await {
-                Ok(meta) => {
-                    artifacts(&dir);
-                    fetched.push((dir, meta));
-                }
+                Ok(meta) => fetched.push((dir, meta)),
                 Err(err) => {
                     let _ = std::fs::remove_dir_all(&dir);
                     if let ObjectsError::Corrupt(why) = &err {

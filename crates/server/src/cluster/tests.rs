@@ -71,7 +71,7 @@ async fn deploy(
 async fn sync(replica: &Replica) -> Synced {
     replica
         .cluster
-        .sync(&replica.store, &|_| {}, Instant::now())
+        .sync(&replica.store, Instant::now())
         .await
         .unwrap()
 }

@@ -42,7 +42,7 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 impl Service {
     /// Runs a function on the worker the LB picks.
     pub async fn invoke(
-        &self,
+        self: &Arc<Self>,
         function: &str,
         call: InvokeRequest,
     ) -> Result<Invocation, ServiceError> {

@@ -17,7 +17,7 @@ impl Service {
     /// A function by name or id; on a miss in S3 mode the shared index is
     /// read first (a version deployed on another replica a moment ago is
     /// served at once, not after the next poll).
-    pub async fn resolve_shared(&self, name_or_id: &str) -> Option<Arc<FunctionMeta>> {
+    pub async fn resolve_shared(self: &Arc<Self>, name_or_id: &str) -> Option<Arc<FunctionMeta>> {
         if let Some(meta) = self.store.resolve(name_or_id) {
             return Some(meta);
         }
@@ -29,34 +29,48 @@ impl Service {
     /// One sync with the shared index (see [`crate::cluster::Cluster::sync`]);
     /// workers forget the versions it removed. Errors are logged: cached
     /// functions keep serving.
-    pub async fn sync_with_cluster(&self, asked: Instant) {
+    pub async fn sync_with_cluster(self: &Arc<Self>, asked: Instant) {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let artifacts = |dir: &std::path::Path| {
-            if !dir.join("code.wasm").is_file() {
-                return; // interpreted: nothing to compile
-            }
-            // A child process for up to seconds: off the async threads.
-            let built = tokio::task::block_in_place(|| {
-                self.toolchains
-                    .build_artifact(dir, self.limits.compile_timeout)
-            });
-            if let Err(err) = built {
-                // The worker compiles code.wasm itself on the first call.
-                log::warn!(target: PART, "artifact for {}: {err:?}", dir.display());
-            }
-        };
-        match cluster.sync(&self.store, &artifacts, asked).await {
+        match cluster.sync(&self.store, asked).await {
             Ok(synced) => {
                 for meta in &synced.added {
                     log::info!(target: PART, "{} ({}) arrived from the shared store", meta.id, meta.name);
                 }
                 self.forget_removed(&synced.removed);
+                self.build_artifacts(synced.added);
             }
             Err(ClusterError::Unavailable(_)) => {} // logged once by the cluster
             Err(err) => log::error!(target: PART, "sync: {err}"),
         }
+    }
+
+    /// Compiles the artifacts of versions that arrived (each replica its
+    /// own: nodes' CPUs differ, and a shared artifact would be native code
+    /// anyone with bucket access could plant), one after another, in the
+    /// background.
+    fn build_artifacts(self: &Arc<Self>, added: Vec<Arc<FunctionMeta>>) {
+        let compiled: Vec<_> = added
+            .into_iter()
+            .map(|meta| self.store.dir().join(&meta.id))
+            .filter(|dir| dir.join("code.wasm").is_file())
+            .collect();
+        if compiled.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            for dir in compiled {
+                if let Err(err) = this
+                    .toolchains
+                    .build_artifact(&dir, this.limits.compile_timeout)
+                {
+                    // The worker compiles code.wasm itself on each load.
+                    log::warn!(target: PART, "artifact for {}: {err:?}", dir.display());
+                }
+            }
+        });
     }
 
     /// After versions left the store: workers drop them, and the
