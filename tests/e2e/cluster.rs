@@ -245,9 +245,14 @@ fn a_deploy_update_and_delete_on_one_replica_reach_every_replica_by_notice() {
     let c_id = replicas[0].deploy("hello_c", "c", &example("hello.c"));
     let call = replicas[2].post("/invoke?fn=hello_c", "");
     assert_eq!(call.status, 200, "{}", call.body);
-    assert!(call.json()["output"].as_str().unwrap().starts_with("Hello from FAAS!"));
+    assert!(call.json()["output"]
+        .as_str()
+        .unwrap()
+        .starts_with("Hello from FAAS!"));
     let artifact = replicas[2].functions_dir().join(&c_id).join("code.wasmu");
-    wait_until("r2's own artifact", Duration::from_secs(30), || artifact.is_file());
+    wait_until("r2's own artifact", Duration::from_secs(30), || {
+        artifact.is_file()
+    });
     // An update on r1 reaches r0 and r2 by notice (they poll every minute).
     let resp = replicas[1].request(
         "PUT",

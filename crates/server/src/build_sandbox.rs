@@ -429,7 +429,19 @@ impl BuildSandbox {
 fn choose(config: &BuildSandboxConfig, run_as: Option<(Uid, Gid)>) -> Result<Confinement, String> {
     let bwrap = match config.kind {
         SandboxKind::Landlock => Err("not chosen (--build-sandbox landlock)".to_string()),
-        _ => probe_at(&config.bwrap, run_as),
+        // With what a build adds: a hostname (its own UTS namespace) and
+        // dropped capabilities.
+        _ => probe_at(
+            &config.bwrap,
+            run_as,
+            &[
+                "--new-session",
+                "--cap-drop",
+                "ALL",
+                "--hostname",
+                "faas-build",
+            ],
+        ),
     };
     let landlock = match (config.kind, &bwrap) {
         (SandboxKind::Bwrap, _) => Err("not chosen (--build-sandbox bwrap)".to_string()),

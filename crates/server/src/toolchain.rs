@@ -145,7 +145,7 @@ fn native_blocked(choice: &RuntimeChoice) -> Option<String> {
             nix::unistd::Gid::from_raw(choice.uid),
         )
     });
-    match faas_worker::native::probe_at(&choice.bwrap, uid) {
+    match faas_worker::native::probe_at(&choice.bwrap, uid, &[]) {
         Ok(()) => None,
         Err(_) if choice.allow_unconfined => {
             log::warn!(target: PART, "native functions run WITHOUT bubblewrap (--allow-unconfined-native): they reach the host's network and world-readable files");

@@ -189,7 +189,7 @@ impl NativeRunner {
         if let Some((uid, _)) = run_as {
             kill_everything_of(uid);
         }
-        let no_sandbox = probe_at(&config.bwrap, run_as).err();
+        let no_sandbox = probe_at(&config.bwrap, run_as, &[]).err();
         crate::reap::reap_leftovers(LEFTOVER_GRACE);
         if let Some(why) = &no_sandbox {
             log::warn!("native functions cannot run in bubblewrap here: {why}");
@@ -411,8 +411,12 @@ impl Drop for Scratch {
 }
 
 /// Whether the bubblewrap at `bwrap` can create its namespaces here (as
-/// `run_as`), with a cleared environment.
-pub fn probe_at(bwrap: &Path, run_as: Option<(Uid, Gid)>) -> Result<(), String> {
+/// `run_as`), with a cleared environment, and mount what every sandbox
+/// mounts (`/proc`, `/dev`): some container profiles let bubblewrap create
+/// namespaces but not mount a `/proc`, and a probe that stopped short
+/// would pick a sandbox that then fails every call. `extra` adds what one
+/// kind of sandbox needs besides (builds set a hostname).
+pub fn probe_at(bwrap: &Path, run_as: Option<(Uid, Gid)>, extra: &[&str]) -> Result<(), String> {
     if !bwrap.is_file() {
         return Err(format!(
             "{} is missing (Debian: apt-get install bubblewrap)",
@@ -422,7 +426,9 @@ pub fn probe_at(bwrap: &Path, run_as: Option<(Uid, Gid)>) -> Result<(), String> 
     let mut cmd = Command::new(bwrap);
     cmd.args(["--unshare-all", "--die-with-parent"]);
     system_binds(&mut cmd);
-    cmd.args(["--", "/bin/sh", "-c", "exit 0"])
+    cmd.args(["--proc", "/proc", "--dev", "/dev"])
+        .args(extra)
+        .args(["--", "/bin/sh", "-c", "exit 0"])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
