@@ -4,7 +4,7 @@
 #   make test       toolchains + build + every test (unit and end to end)
 #   make lint       rustfmt check + clippy -D warnings
 #   make toolchains install compilers/runtimes (Debian 12, as root; idempotent)
-#   make bench      benchmarks against baselines; writes BENCHMARKS.md
+#   make bench      benchmarks against baselines (and a cluster section); writes BENCHMARKS.md
 #   make soak       100k calls at concurrency 64 with two workers killed
 #   make cluster    SeaweedFS + 3 replicas + nginx on :8080 (Ctrl-C stops all)
 #   make image      the container image (Containerfile), with podman or docker

@@ -142,19 +142,30 @@ start weed "$STATE/weed.log" env S3_BUCKET="$BUCKET" weed mini -dir="$STATE/stor
   -s3.port.iceberg=0 -s3.port.lance=0 \
   -admin.ui=false -webdav=false -master.telemetry=false
 log "SeaweedFS starting (S3 on 127.0.0.1:$S3_PORT, log $STATE/weed.log)"
-for _ in $(seq 1 300); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$S3_PORT/$BUCKET" || true)
-  # Unsigned requests are refused (403) once the S3 gateway is up.
-  [ "$code" != 000 ] && break
+# Ready once it says so (by then it has made the user and the bucket; an
+# open S3 port alone comes earlier) and the S3 port answers.
+weed_up=0
+for _ in $(seq 1 600); do
+  if grep -q 'All enabled components are running' "$STATE/weed.log" 2>/dev/null; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$S3_PORT/$BUCKET" || true)
+    # Unsigned requests are refused (403) once the S3 gateway is up.
+    if [ "$code" != 000 ]; then weed_up=1; break; fi
+  fi
   kill -0 "$pid_weed" 2>/dev/null || { tail -n 20 "$STATE/weed.log" >&2; die "SeaweedFS exited"; }
   sleep 0.1
 done
-[ "$code" != 000 ] || die "SeaweedFS's S3 port $S3_PORT did not open (see $STATE/weed.log)"
+[ "$weed_up" -eq 1 ] || die "SeaweedFS's S3 gateway on port $S3_PORT did not start within 60 s (see $STATE/weed.log)"
 
 # --- replicas ------------------------------------------------------------
 peers=()
 for ((i = 0; i < REPLICAS; i++)); do peers+=("http://127.0.0.1:$((BASE + 10 + i))"); done
-peers_csv=$(IFS=,; echo "${peers[*]}")
+# Replica N's peers: every replica but itself (a notice to itself would
+# only make it read the index again).
+peers_of() {
+  local j out=()
+  for ((j = 0; j < REPLICAS; j++)); do [ "$j" -eq "$1" ] || out+=("${peers[$j]}"); done
+  (IFS=,; echo "${out[*]}")
+}
 upstreams=""
 for ((i = 0; i < REPLICAS; i++)); do
   upstreams+="    server 127.0.0.1:$((BASE + 10 + i)) max_fails=1 fail_timeout=2s;"$'\n'
@@ -190,15 +201,14 @@ else
     rm -rf "$dir" && mkdir -p "$dir"
     rport=$((BASE + 10 + i))
     # Each replica: its own sockets, cache, build dir and native uids (a
-    # starting worker clears its uid's processes). The peers list holds
-    # the replica itself: it ignores its own notices.
+    # starting worker clears its uid's processes).
     start "r$i" "$dir/server.log" "$SERVER" RR \
       --port "$rport" --workers "$WORKERS" \
       --lb-socket "$dir/lb.sock" --server-socket "$dir/server.sock" \
       --functions-dir "$dir/functions" --build-dir "$dir/build" \
       --native-uid-base $((61000 + 100 * (i + 1))) \
       --store "s3://$BUCKET" --s3-endpoint "http://127.0.0.1:$S3_PORT" \
-      --cluster-key-file "$STATE/cluster.key" --peers "$peers_csv" \
+      --cluster-key-file "$STATE/cluster.key" --peers "$(peers_of "$i")" \
       --replica-name "$name" --max-connections-per-ip 0 \
       --drain-delay-ms 1000 --grace-ms 5000
     log "$name starting on 127.0.0.1:$rport (log $dir/server.log)"

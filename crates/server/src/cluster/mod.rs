@@ -491,14 +491,15 @@ impl Cluster {
 /// Few, quick retries: a deploy against a store that is down should
 /// answer 503 in seconds, not after object_store's default 3 minutes.
 fn quick_retries() -> RetryConfig {
-    let mut retry = RetryConfig {
+    RetryConfig {
         max_retries: 2,
         retry_timeout: Duration::from_secs(5),
-        ..Default::default()
-    };
-    retry.backoff.init_backoff = Duration::from_millis(100);
-    retry.backoff.max_backoff = Duration::from_secs(1);
-    retry
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            ..Default::default()
+        },
+    }
 }
 
 /// `s3://BUCKET[/PREFIX]` → (bucket, prefix).

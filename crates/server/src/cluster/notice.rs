@@ -100,7 +100,7 @@ impl ClusterKey {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if text.len() % 2 == 1 {
         return None;
     }
     (0..text.len())
