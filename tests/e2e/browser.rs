@@ -373,7 +373,7 @@ fn hosts_that_are_not_the_servers_own_get_421() {
         "user@127.0.0.1".to_string(),
     ] {
         for (method, path) in [
-            ("GET", "/health"),
+            ("GET", "/stats"),
             ("POST", "/deploy?name=x&lang=html"),
             ("GET", "/fn/x"),
         ] {
@@ -389,7 +389,8 @@ fn hosts_that_are_not_the_servers_own_get_421() {
         }
     }
     // An absolute-form target names the host too.
-    let head = "GET http://evil.example/health HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    let head =
+        "GET http://evil.example/stats HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
     assert_refused(&raw(addr, head, b""), 421, "--allowed-hosts");
     // The loopback names pass, on any port, in any case.
     for host in [
@@ -399,20 +400,35 @@ fn hosts_that_are_not_the_servers_own_get_421() {
         format!("[::1]:{port}"),
         "localhost.".to_string(),
     ] {
-        let head = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let head = format!("GET /stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         let answer = raw(addr, &head, b"");
         assert_eq!(answer.0, 200, "{host}: {answer:?}");
     }
     // HTTP/1.1 without Host is malformed; HTTP/1.0 had none.
     let answer = raw(
         addr,
-        "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n",
         b"",
     );
     assert_eq!(answer.0, 400, "{answer:?}");
-    let answer = raw(addr, "GET /health HTTP/1.0\r\n\r\n", b"");
+    let answer = raw(addr, "GET /stats HTTP/1.0\r\n\r\n", b"");
     assert_eq!(answer.0, 200, "{answer:?}");
     assert!(server.stored_functions().is_empty());
+    // Probes and peer notices arrive by IP address (a kubelet, another
+    // replica) and reveal or change nothing: exempt, and only they.
+    for (method, path, status) in [
+        ("GET", "/health", 200),
+        ("GET", "/health/ready", 200),
+        ("POST", "/cluster/notice", 404),
+        ("GET", "/health/../stats", 421),
+        ("GET", "/health/ready/x", 421),
+        ("GET", "/cluster/notice", 405),
+    ] {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 10.1.2.3:8080\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(raw(addr, &head, b"").0, status, "{method} {path}");
+    }
 }
 
 #[test]
@@ -425,7 +441,7 @@ fn allowed_hosts_replace_the_default_and_a_network_bind_warns() {
     );
     let port = named.addr.rsplit(':').next().unwrap().to_string();
     let get = |server: &TestServer, host: &str| {
-        let head = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let head = format!("GET /stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         raw(&server.addr, &head, b"")
     };
     assert_eq!(get(&named, &format!("faas.test:{port}")).0, 200);
