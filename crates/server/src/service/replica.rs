@@ -54,7 +54,8 @@ impl Service {
                 }
                 self.forget_removed(&synced.removed);
             }
-            Err(ClusterError::Unavailable(_)) => {} // logged once by the cluster
+            // Outages and refused indexes are logged once by the cluster.
+            Err(ClusterError::Unavailable(_) | ClusterError::Corrupt(_)) => {}
             Err(err) => log::error!(target: PART, "sync: {err}"),
         }
     }
