@@ -418,3 +418,177 @@ fn a_captured_cluster_notice_cannot_be_replayed() {
     }
     assert!(r.log_text().contains("a replay"), "{}", r.log_text());
 }
+
+/// How [`HostileStore`] answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hostility {
+    /// Forwards to SeaweedFS.
+    Pass = 0,
+    /// 200 with a 100 GB Content-Length, then spaces for as long as read.
+    Gigantic = 1,
+    /// 200 with a short body that is no JSON at all.
+    Garbage = 2,
+    /// Reads the request, never answers.
+    Silent = 3,
+}
+
+/// A TCP endpoint in front of SeaweedFS that turns hostile on demand
+/// (connections opened before the turn are cut, so none bypass it).
+struct HostileStore {
+    endpoint: String,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl HostileStore {
+    fn start(upstream: &str) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (m, g) = (mode.clone(), generation.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { break };
+                let (mode, born) = (m.load(Ordering::SeqCst), g.load(Ordering::SeqCst));
+                let (g, upstream) = (g.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    if mode == Hostility::Pass as u8 {
+                        let Ok(mut server) = std::net::TcpStream::connect(&upstream) else {
+                            return;
+                        };
+                        let (mut c2, mut s2) =
+                            (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        let up = std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut c2, &mut s2);
+                            let _ = s2.shutdown(std::net::Shutdown::Both);
+                        });
+                        // Cut the connection when the mode changes.
+                        let (c3, s3) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        std::thread::spawn(move || loop {
+                            std::thread::sleep(Duration::from_millis(20));
+                            if g.load(Ordering::SeqCst) != born {
+                                let _ = c3.shutdown(std::net::Shutdown::Both);
+                                let _ = s3.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                        });
+                        let _ = std::io::copy(&mut server, &mut client);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        let _ = up.join();
+                        return;
+                    }
+                    let mut buf = [0u8; 65536];
+                    let _ = client.set_read_timeout(Some(Duration::from_millis(500)));
+                    let _ = client.read(&mut buf);
+                    if mode == Hostility::Gigantic as u8 {
+                        let _ = client.write_all(b"HTTP/1.1 200 OK\r\nETag: \"huge\"\r\nLast-Modified: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 100000000000\r\n\r\n");
+                        let spaces = vec![b' '; 1 << 20];
+                        while g.load(Ordering::SeqCst) == born && client.write_all(&spaces).is_ok()
+                        {
+                        }
+                    } else if mode == Hostility::Garbage as u8 {
+                        let _ = client.write_all(b"HTTP/1.1 200 OK\r\nETag: \"junk\"\r\nLast-Modified: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 12\r\n\r\n\xff\xfe{{[garbage");
+                    } else {
+                        while g.load(Ordering::SeqCst) == born {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            endpoint,
+            mode,
+            generation,
+        }
+    }
+
+    fn turn(&self, mode: Hostility) {
+        use std::sync::atomic::Ordering;
+        self.mode.store(mode as u8, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_hostile_store_endpoint_neither_crashes_nor_blocks_a_replica() {
+    let weed = Seaweed::start();
+    let hostile = HostileStore::start(&weed.endpoint);
+    let port = free_ports(1)[0];
+    let args: Vec<String> = [
+        "--workers",
+        "1",
+        "--store",
+        "s3://faas/t",
+        "--s3-endpoint",
+        &hostile.endpoint,
+        "--replica-name",
+        "victim",
+        "--port",
+        &port.to_string(),
+        "--poll-ms",
+        "200",
+        "--cluster-key-file",
+        &weed.key_file().display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let r = TestServer::start_with_env("RR", &args, &env);
+    wait_until("the replica's readiness", Duration::from_secs(60), || {
+        r.get("/health/ready").status == 200
+    });
+    r.deploy("cached", "python", PY);
+
+    // A body without end: refused by its size, without reading it (the
+    // replica once read it into memory until the request timed out).
+    hostile.turn(Hostility::Gigantic);
+    wait_for_log(&r, "bytes; refused", Duration::from_secs(60));
+    assert_eq!(output(&r, "cached", "a"), (200, "v1:a\n".into()));
+    let resp = r.post("/deploy?name=during&lang=python", PY);
+    assert!(resp.status >= 500, "{}", resp.body);
+
+    // Garbage: refused as damaged, logged, the cache serves.
+    hostile.turn(Hostility::Garbage);
+    wait_for_log(&r, "not a sealed object", Duration::from_secs(60));
+    assert_eq!(output(&r, "cached", "b"), (200, "v1:b\n".into()));
+
+    // Silence: cached functions answer while syncs and deploys wait for
+    // the store's timeout; the deploy then answers 503.
+    hostile.turn(Hostility::Silent);
+    let addr = r.addr.clone();
+    let deploy = std::thread::spawn(move || {
+        http(
+            &addr,
+            "POST",
+            "/deploy?name=silent&lang=python",
+            PY.as_bytes(),
+        )
+    });
+    for i in 0..5 {
+        assert_eq!(
+            output(&r, "cached", &i.to_string()),
+            (200, format!("v1:{i}\n"))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answered = deploy.join().unwrap();
+    assert_eq!(answered.status, 503, "{}", answered.body);
+
+    // Back to normal: the replica is alive and catches up.
+    hostile.turn(Hostility::Pass);
+    wait_until("deploys to work again", Duration::from_secs(90), || {
+        r.post("/deploy?name=after&lang=python", PY).status == 201
+    });
+    assert_eq!(output(&r, "after", "z"), (200, "v1:z\n".into()));
+    assert_eq!(output(&r, "cached", "y"), (200, "v1:y\n".into()));
+}
