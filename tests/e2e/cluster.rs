@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-pub const KEY_ID: &str = "faas-test-key";
-pub const SECRET: &str = "faas-test-secret-0123456789";
-const PY: &str = "import sys\nprint('v1:' + sys.stdin.read())";
+pub(crate) const KEY_ID: &str = "faas-test-key";
+pub(crate) const SECRET: &str = "faas-test-secret-0123456789";
+pub(crate) const PY: &str = "import sys\nprint('v1:' + sys.stdin.read())";
 
 /// A SeaweedFS `weed mini` with its S3 gateway, user and bucket `faas`;
 /// killed when dropped.
-pub struct Seaweed {
+pub(crate) struct Seaweed {
     child: Option<Child>,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     ports: Vec<u16>,
-    pub endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 fn weed_program() -> PathBuf {
@@ -35,7 +35,7 @@ fn weed_program() -> PathBuf {
 /// `n` ports free now and never handed out before in this run: the
 /// kernel may give a port just released to the next bind, and tests
 /// start their stores and replicas in parallel.
-pub fn free_ports(n: usize) -> Vec<u16> {
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap();
     let mut held = Vec::new();
@@ -53,7 +53,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl Seaweed {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         let key = "c2VjcmV0IGNsdXN0ZXIga2V5IGZvciB0ZXN0cw==";
@@ -71,7 +71,7 @@ impl Seaweed {
 
     /// Starts (or restarts, on the same data and ports) and waits until
     /// the S3 gateway answers.
-    fn launch(&mut self) {
+    pub(crate) fn launch(&mut self) {
         let p = &self.ports;
         let log = std::fs::File::create(self.dir.path().join("weed.log")).unwrap();
         let child = Command::new(weed_program())
@@ -118,7 +118,7 @@ impl Seaweed {
         });
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(child.id() as i32),
@@ -128,7 +128,7 @@ impl Seaweed {
         }
     }
 
-    fn key_file(&self) -> PathBuf {
+    pub(crate) fn key_file(&self) -> PathBuf {
         self.dir.path().join("cluster.key")
     }
 }
@@ -140,15 +140,15 @@ impl Drop for Seaweed {
 }
 
 /// How one replica is started.
-struct Replica<'a> {
-    name: &'a str,
-    port: u16,
-    peers: &'a [u16],
-    poll_ms: u64,
-    extra: &'a [&'a str],
+pub(crate) struct Replica<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) port: u16,
+    pub(crate) peers: &'a [u16],
+    pub(crate) poll_ms: u64,
+    pub(crate) extra: &'a [&'a str],
 }
 
-fn replica(weed: &Seaweed, r: Replica<'_>) -> TestServer {
+pub(crate) fn replica(weed: &Seaweed, r: Replica<'_>) -> TestServer {
     let mut args: Vec<String> = [
         "--workers",
         "1",
@@ -192,7 +192,7 @@ fn replica(weed: &Seaweed, r: Replica<'_>) -> TestServer {
 
 /// Three replicas that tell each other of changes, and poll only every
 /// minute: what they learn fast, they learn from notices.
-fn three_peers(weed: &Seaweed) -> Vec<TestServer> {
+pub(crate) fn three_peers(weed: &Seaweed) -> Vec<TestServer> {
     let ports = free_ports(3);
     (0..3)
         .map(|i| {
@@ -211,7 +211,7 @@ fn three_peers(weed: &Seaweed) -> Vec<TestServer> {
         .collect()
 }
 
-fn alone(weed: &Seaweed, name: &str, extra: &[&str]) -> TestServer {
+pub(crate) fn alone(weed: &Seaweed, name: &str, extra: &[&str]) -> TestServer {
     replica(
         weed,
         Replica {
@@ -224,7 +224,7 @@ fn alone(weed: &Seaweed, name: &str, extra: &[&str]) -> TestServer {
     )
 }
 
-fn output(server: &TestServer, function: &str, input: &str) -> (u16, String) {
+pub(crate) fn output(server: &TestServer, function: &str, input: &str) -> (u16, String) {
     let resp = server.post(&format!("/invoke?fn={function}"), input);
     let out = resp.json()["output"].as_str().unwrap_or("").to_string();
     (resp.status, out)
@@ -443,6 +443,8 @@ fn agreeable_store() -> (String, std::thread::JoinHandle<()>) {
 /// Starts a replica expected to exit; returns its status and log.
 fn start_failing(endpoint: &str) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("cluster.key");
+    std::fs::write(&key, "a cluster key of these tests").unwrap();
     let args: Vec<String> = [
         "RR",
         "--workers",
@@ -451,6 +453,8 @@ fn start_failing(endpoint: &str) -> (std::process::ExitStatus, String) {
         "s3://faas/t",
         "--s3-endpoint",
         endpoint,
+        "--cluster-key-file",
+        &key.display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())

@@ -8,6 +8,7 @@ mod bounds;
 mod browser;
 mod build;
 mod cluster;
+mod cluster_attacks;
 mod config;
 mod core;
 mod dashboard;

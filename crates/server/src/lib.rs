@@ -69,14 +69,15 @@ pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
         .flatten()
         .cloned()
         .collect();
+    // The S3 keys too: kept in the Cli, gone from the environment. Taken
+    // before the scrub below, which blanks them where they were.
+    cli.s3_credentials = cluster::Credentials::take_from_env();
     if let Err(err) = scrub_proc_self(&secrets) {
         log::warn!(target: PART, "cannot blank the tokens in this process's command line: {err}");
     }
     for var in ["FAAS_API_TOKEN", "FAAS_INVOKE_TOKEN"] {
         std::env::remove_var(var);
     }
-    // The S3 keys too: kept in the Cli, gone from the environment.
-    cli.s3_credentials = cluster::Credentials::take_from_env();
     raise_open_files_limit();
     if let Err(err) = nix::sys::prctl::set_dumpable(false) {
         log::warn!(target: PART, "cannot make the server non-dumpable: {err}");
@@ -111,7 +112,8 @@ fn raise_open_files_limit() {
 /// environment (the memory `/proc/self/cmdline` and `environ` show; `ps`
 /// shows the first to every user): an argument equal to a token, and the
 /// value of `--api-token=`, `--invoke-token=`, `FAAS_API_TOKEN=`,
-/// `FAAS_INVOKE_TOKEN=`, become `x`s. Flags were parsed into owned
+/// `FAAS_INVOKE_TOKEN=`, `AWS_SECRET_ACCESS_KEY=`, `AWS_SESSION_TOKEN=`,
+/// become `x`s. Flags were parsed into owned
 /// strings before, so nothing reads this memory afterwards.
 fn scrub_proc_self(secrets: &[String]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
@@ -134,6 +136,11 @@ fn scrub_proc_self(secrets: &[String]) -> std::io::Result<()> {
         "--invoke-token=",
         "FAAS_API_TOKEN=",
         "FAAS_INVOKE_TOKEN=",
+        // Removing a variable only unlinks it from `environ`: the text
+        // stays in the block /proc/PID/environ shows (to root, and to
+        // tools that read it), so the S3 secrets are blanked there too.
+        "AWS_SECRET_ACCESS_KEY=",
+        "AWS_SESSION_TOKEN=",
     ];
     // (arg_start, arg_end) and (env_start, env_end): fields 48 to 51.
     for (start, end) in [(field(48), field(49)), (field(50), field(51))] {
@@ -363,6 +370,7 @@ async fn connect_cluster(cli: &Cli) -> anyhow::Result<Option<Arc<cluster::Cluste
         key,
         peers: cluster::notice::Peers::parse(cli.peers.as_deref(), cli.peers_dns.as_deref())?,
         poll: Duration::from_millis(cli.poll_ms),
+        max_blob_bytes: cli.max_module_mb.saturating_mul(MIB),
     };
     Ok(Some(Arc::new(cluster::Cluster::connect(config).await?)))
 }

@@ -222,10 +222,27 @@ impl FunctionStore {
         self.reserve_id(name, true)
     }
 
+    /// A reservation for a version of `name` whose existence the shared
+    /// index decides, not this cache (which may not have seen a deploy or
+    /// delete made on another replica a moment ago): a deploy still holds
+    /// the name here against a second deploy on this replica.
+    pub fn reserve_shared(&self, name: &str, update: bool) -> Result<Reservation<'_>, StoreError> {
+        self.reserve_checked(name, update, false)
+    }
+
     fn reserve_id(&self, name: &str, update: bool) -> Result<Reservation<'_>, StoreError> {
+        self.reserve_checked(name, update, true)
+    }
+
+    fn reserve_checked(
+        &self,
+        name: &str,
+        update: bool,
+        check_deployed: bool,
+    ) -> Result<Reservation<'_>, StoreError> {
         let mut index = self.index.lock().unwrap();
-        let deployed = index.by_name.contains_key(name);
-        if update && !deployed {
+        let deployed = check_deployed && index.by_name.contains_key(name);
+        if update && check_deployed && !deployed {
             return Err(StoreError::NotFound(name.to_string()));
         }
         if !update && (deployed || index.reserved.contains(name)) {

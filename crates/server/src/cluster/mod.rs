@@ -113,6 +113,8 @@ pub struct ClusterConfig {
     pub key: Option<ClusterKey>,
     pub peers: Peers,
     pub poll: Duration,
+    /// The largest source or module a replica reads (`--max-module-mb`).
+    pub max_blob_bytes: u64,
 }
 
 /// The last index this replica applied (or wrote).
@@ -153,6 +155,14 @@ pub struct Cluster {
     reachable: AtomicBool,
     /// Versions whose objects failed their checks: not retried every poll.
     refused: Mutex<HashSet<String>>,
+    /// The last sync's error, logged once rather than every poll (a
+    /// damaged index would otherwise fill the log twice a second).
+    last_error: Mutex<Option<String>>,
+    /// The notices accepted within [`notice::MAX_AGE_MS`] (sent time and
+    /// body): a replayed one is refused, so a captured notice cannot make
+    /// this replica read the store over and over. Only signed notices
+    /// get in, a few per change: the list stays short.
+    seen_notices: Mutex<Vec<(u64, String)>>,
 }
 
 impl Cluster {
@@ -201,7 +211,16 @@ impl Cluster {
         let store = builder
             .build()
             .map_err(|e| anyhow::anyhow!("the function store {describe}: {e}"))?;
-        let objects = Objects::new(Arc::new(store), prefix, describe);
+        // The index and the records are sealed with the cluster key: a
+        // replica without it could not tell a deploy from a forgery.
+        let Some(key) = config.key.clone() else {
+            anyhow::bail!(
+                "--store {} needs --cluster-key-file (the same file on every replica): the shared index and every version record are signed with it, so that someone who can write to the bucket cannot make replicas run code",
+                config.url
+            );
+        };
+        let objects = Objects::new(Arc::new(store), prefix, describe, key)
+            .with_max_blob_bytes(config.max_blob_bytes);
         Self::with_objects(objects, config).await
     }
 
@@ -233,6 +252,8 @@ impl Cluster {
             loaded: AtomicBool::new(false),
             reachable: AtomicBool::new(true),
             refused: Default::default(),
+            last_error: Default::default(),
+            seen_notices: Default::default(),
         })
     }
 
@@ -247,6 +268,15 @@ impl Cluster {
             return Err("this replica has no --cluster-key-file: it accepts no notices".into());
         };
         let notice = key.open(body, signature)?;
+        let mut seen = self.seen_notices.lock().unwrap();
+        let now = notice::now_ms();
+        // Older ones fail the age check anyway.
+        seen.retain(|(sent, _)| now.abs_diff(*sent) <= notice::MAX_AGE_MS);
+        if seen.iter().any(|(_, b)| b == body) {
+            return Err("this cluster notice was received before (a replay)".into());
+        }
+        seen.push((notice.sent_ms, body.to_string()));
+        drop(seen);
         log::debug!(target: PART, "notice from {} (generation {})", notice.replica, notice.generation);
         self.wake.notify_one();
         Ok(())
@@ -403,6 +433,21 @@ impl Cluster {
         let started = Instant::now();
         let result = self.sync_once(store).await;
         self.set_reachable(!matches!(result, Err(ClusterError::Unavailable(_))));
+        match &result {
+            Err(ClusterError::Corrupt(why)) => {
+                let mut last = self.last_error.lock().unwrap();
+                if last.as_deref() != Some(why.as_str()) {
+                    log::error!(target: PART, "sync refused the shared index, kept the versions here: {why}");
+                    *last = Some(why.clone());
+                }
+            }
+            Ok(_) => {
+                if self.last_error.lock().unwrap().take().is_some() {
+                    log::info!(target: PART, "the shared index is readable again");
+                }
+            }
+            Err(_) => {}
+        }
         if result.is_ok() {
             *self.last_sync.lock().unwrap() = Some(started);
             self.loaded.store(true, Ordering::Relaxed);
@@ -416,12 +461,13 @@ impl Cluster {
             return Ok(Synced::default());
         };
         let mut fetched = Vec::new();
-        for (_, id, _) in index.ids() {
+        for (name, id, _) in index.ids() {
             if store.knows(id) || self.refused.lock().unwrap().contains(id) {
                 continue;
             }
+            // `id` is a plain file name: read_index checked every id.
             let dir = store.download_dir(id)?;
-            match self.objects.download_version(id, &dir).await {
+            match self.objects.download_version(name, id, &dir).await {
                 Ok(meta) => fetched.push((dir, meta)),
                 Err(err) => {
                     let _ = std::fs::remove_dir_all(&dir);
@@ -490,6 +536,8 @@ impl Cluster {
 
 /// Few, quick retries: a deploy against a store that is down should
 /// answer 503 in seconds, not after object_store's default 3 minutes.
+// RetryConfig's backoff is set field by field.
+#[allow(clippy::field_reassign_with_default)]
 fn quick_retries() -> RetryConfig {
     RetryConfig {
         max_retries: 2,

@@ -5,8 +5,9 @@
 //! `{"replica", "generation", "sent_ms"}` and the header
 //! `X-Faas-Signature: sha256=<hex HMAC-SHA256 of the body with the cluster
 //! key>`. A notice only makes the receiver read the index sooner, so a
-//! replayed one does no harm; one older than [`MAX_AGE_MS`] is refused all
-//! the same, and any unsigned or wrongly signed one gets 401.
+//! replayed one does little harm; still, one older than [`MAX_AGE_MS`] and
+//! one already received are refused, and any unsigned or wrongly signed
+//! one gets 401.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use sha2::Sha256;
 
 const PART: &str = "CLUSTER";
 /// A notice older (or newer: clocks differ) than this is refused.
-const MAX_AGE_MS: u64 = 60_000;
+pub const MAX_AGE_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notice {

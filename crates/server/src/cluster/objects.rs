@@ -14,6 +14,15 @@
 //!
 //! Compiled artifacts (`.wasmu`) are not shared: each replica compiles its
 //! own from the `.wasm`, so a bucket writer can never plant native code.
+//!
+//! The index and every record are sealed with the cluster key
+//! ([`Objects::seal`]): `{"payload": "<JSON text>", "signature":
+//! "sha256=<HMAC of a kind tag and the payload>"}`. Someone who can write to
+//! the bucket but lacks the key can neither forge a version (its record
+//! names its id, name, language, settings and the sha256 of its source and
+//! module) nor list one under another name: a replica refuses, logs and
+//! never runs what does not open with the key. Every read is bounded in
+//! size, and the index's names and ids must be ones the API gives.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,11 +31,22 @@ use std::time::Duration;
 
 use faas_proto::FunctionMeta;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{
+    GetOptions, GetResult, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::notice::ClusterKey;
+
 const PART: &str = "CLUSTER";
+/// The largest index read (10,000 functions of 5 versions take ~5 MiB).
+const MAX_INDEX_BYTES: u64 = 64 << 20;
+/// The largest version record read.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// The least bound on sources and modules (see [`Objects::with_max_blob_bytes`]).
+const MIN_BLOB_BYTES: u64 = 16 << 20;
 
 /// The one mutable object: every function's versions and its latest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -123,6 +143,48 @@ impl SharedIndex {
     pub fn name_of(&self, id: &str) -> Option<&str> {
         self.ids().find(|(_, i, _)| *i == id).map(|(n, _, _)| n)
     }
+
+    /// Whether every name is one the API accepts, every id one it gives
+    /// that name (`NAME_<digits>[_<digits>]`: no `/`, no `..`, so no id
+    /// leads a replica outside its cache directory) and every `latest`
+    /// one of its function's versions.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, entry) in &self.functions {
+            crate::service::validate_name(name)
+                .map_err(|why| format!("the index names function {name:?}: {why}"))?;
+            for id in entry.versions.keys() {
+                if !is_version_id(name, id) {
+                    return Err(format!(
+                        "the index lists {id:?} under {name:?}: not an id of that function"
+                    ));
+                }
+            }
+            if !entry.versions.contains_key(&entry.latest) {
+                return Err(format!(
+                    "the index's latest version of {name:?} is not one of its versions"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `id` is an id the store gives a version of `name`:
+/// `NAME_<unix secs>` or `NAME_<unix secs>_<n>`.
+pub fn is_version_id(name: &str, id: &str) -> bool {
+    let Some(rest) = id.strip_prefix(name).and_then(|r| r.strip_prefix('_')) else {
+        return false;
+    };
+    let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = rest.split('_').collect();
+    matches!(parts.len(), 1 | 2) && parts.iter().all(|p| digits(p))
+}
+
+/// How the index and the records are stored: the JSON text and its HMAC.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    payload: String,
+    signature: String,
 }
 
 /// What is stored, immutable, for each version.
@@ -154,6 +216,10 @@ pub struct Objects {
     root: String,
     /// `s3://bucket/prefix (endpoint)`, for messages.
     pub describe: String,
+    /// Seals the index and the records.
+    key: ClusterKey,
+    /// The largest source or module read.
+    max_blob_bytes: u64,
 }
 
 /// The tag an object had when it was read, for compare-and-swap.
@@ -164,7 +230,12 @@ pub struct Tag {
 }
 
 impl Objects {
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, describe: String) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        describe: String,
+        key: ClusterKey,
+    ) -> Self {
         let prefix = prefix.trim_matches('/');
         let root = if prefix.is_empty() {
             "v1".to_string()
@@ -175,7 +246,78 @@ impl Objects {
             store,
             root,
             describe,
+            key,
+            max_blob_bytes: MIN_BLOB_BYTES,
         }
+    }
+
+    /// Bounds the sources and modules read (at least 16 MiB): a replica
+    /// never reads more than `--max-module-mb` for one.
+    pub fn with_max_blob_bytes(mut self, bytes: u64) -> Self {
+        self.max_blob_bytes = bytes.max(MIN_BLOB_BYTES);
+        self
+    }
+
+    /// `value` as stored: its JSON and the cluster key's signature of it
+    /// (with `kind`, so a record never passes for an index, nor a notice
+    /// for either).
+    fn seal(&self, kind: &str, value: &impl Serialize) -> Vec<u8> {
+        let payload = serde_json::to_string(value).expect("serialises");
+        let signature = self.key.sign(&sealed_message(kind, &payload));
+        serde_json::to_vec(&Sealed { payload, signature }).expect("serialises")
+    }
+
+    /// The value sealed in `bytes`, if the cluster key's signature holds.
+    fn unseal<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<T, ObjectsError> {
+        let corrupt = |why: String| ObjectsError::Corrupt(format!("{what}: {why}"));
+        let sealed: Sealed = serde_json::from_slice(bytes)
+            .map_err(|_| corrupt("not a sealed object (no payload and signature)".into()))?;
+        if !self
+            .key
+            .verify(&sealed_message(kind, &sealed.payload), &sealed.signature)
+        {
+            return Err(corrupt(
+                "its signature is not the cluster key's (written by someone without it); refused"
+                    .into(),
+            ));
+        }
+        serde_json::from_str(&sealed.payload).map_err(|e| corrupt(format!("not valid: {e}")))
+    }
+
+    /// The body of `result`, refused (as corrupt) past `max` bytes
+    /// without reading further: a hostile endpoint's endless body costs
+    /// at most `max` of memory.
+    async fn read_capped(
+        &self,
+        result: GetResult,
+        max: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, ObjectsError> {
+        use futures_util::StreamExt;
+        let too_big = || {
+            ObjectsError::Corrupt(format!(
+                "{what} in {} is over {max} bytes; refused",
+                self.describe
+            ))
+        };
+        if result.meta.size > max {
+            return Err(too_big());
+        }
+        let mut body = Vec::with_capacity(result.meta.size as usize);
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.unavailable(what, e))?;
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn path(&self, rest: &str) -> ObjectPath {
@@ -212,13 +354,14 @@ impl Objects {
             e_tag: result.meta.e_tag.clone(),
             version: result.meta.version.clone(),
         };
-        let bytes = result
-            .bytes()
-            .await
-            .map_err(|e| self.unavailable("reading the index", e))?;
-        let index = serde_json::from_slice(&bytes).map_err(|e| {
-            ObjectsError::Corrupt(format!("the index in {} is not valid: {e}", self.describe))
-        })?;
+        let bytes = self
+            .read_capped(result, MAX_INDEX_BYTES, "the index")
+            .await?;
+        let what = format!("the index in {}", self.describe);
+        let index: SharedIndex = self.unseal("index", &bytes, &what)?;
+        index
+            .check()
+            .map_err(|why| ObjectsError::Corrupt(format!("{what}: {why}; refused")))?;
         Ok(Some((index, tag)))
     }
 
@@ -233,7 +376,7 @@ impl Objects {
                 version: tag.version.clone(),
             }),
         };
-        let body = serde_json::to_vec(index).expect("the index serialises");
+        let body = self.seal("index", index);
         match self.put(&self.path("index.json"), body, mode).await {
             Ok(()) => Ok(true),
             Err(object_store::Error::Precondition { .. })
@@ -309,7 +452,7 @@ impl Objects {
             meta: meta.clone(),
             module_sha256,
         };
-        let body = serde_json::to_vec_pretty(&record).expect("serialises");
+        let body = self.seal("record", &record);
         self.put(
             &self.path(&format!("fn/{}/record.json", meta.id)),
             body,
@@ -319,29 +462,36 @@ impl Objects {
         .map_err(|e| self.unavailable("uploading the version record", e))
     }
 
-    /// Downloads version `id` into `dir` (which exists and is empty):
-    /// its source, its module (checked against the recorded sha256) and
-    /// `metadata.json`. Returns the metadata.
+    /// Downloads version `id` of function `name` into `dir` (which exists
+    /// and is empty): its source, its module (checked against the recorded
+    /// sha256) and `metadata.json`. Returns the metadata. The record must
+    /// open with the cluster key and name this id and function.
     pub async fn download_version(
         &self,
+        name: &str,
         id: &str,
         dir: &Path,
     ) -> Result<FunctionMeta, ObjectsError> {
-        let record = self.get(&format!("fn/{id}/record.json")).await?;
-        let record: VersionRecord = serde_json::from_slice(&record).map_err(|e| {
-            ObjectsError::Corrupt(format!(
-                "the record of {id} in {} is not valid: {e}",
-                self.describe
-            ))
-        })?;
-        if record.meta.id != id {
+        if !is_version_id(name, id) {
             return Err(ObjectsError::Corrupt(format!(
-                "the record of {id} names id '{}'",
-                record.meta.id
+                "{id:?} is not an id of function {name:?}; refused"
+            )));
+        }
+        let record = self
+            .get(&format!("fn/{id}/record.json"), MAX_RECORD_BYTES)
+            .await?;
+        let what = format!("the record of {id} in {}", self.describe);
+        let record: VersionRecord = self.unseal("record", &record, &what)?;
+        if record.meta.id != id || record.meta.name != name {
+            return Err(ObjectsError::Corrupt(format!(
+                "{what} is that of '{}' ({}); refused",
+                record.meta.id, record.meta.name
             )));
         }
         let source_file = record.meta.lang.source_file();
-        let source = self.get(&format!("fn/{id}/{source_file}")).await?;
+        let source = self
+            .get(&format!("fn/{id}/{source_file}"), self.max_blob_bytes)
+            .await?;
         if hex(&Sha256::digest(&source)) != record.meta.sha256 {
             return Err(ObjectsError::Corrupt(format!(
                 "the source of {id} does not match its sha256; refused"
@@ -349,7 +499,9 @@ impl Objects {
         }
         write(&dir.join(&source_file), &source)?;
         if let Some(sha) = &record.module_sha256 {
-            let module = self.get(&format!("blob/sha256/{sha}.wasm")).await?;
+            let module = self
+                .get(&format!("blob/sha256/{sha}.wasm"), self.max_blob_bytes)
+                .await?;
             if hex(&Sha256::digest(&module)) != *sha {
                 return Err(ObjectsError::Corrupt(format!(
                     "the module of {id} (blob {sha}) does not match its sha256; refused"
@@ -360,19 +512,24 @@ impl Objects {
         Ok(record.meta)
     }
 
-    async fn get(&self, rest: &str) -> Result<Vec<u8>, ObjectsError> {
+    /// An object of at most `max` bytes. A missing one is corrupt, not
+    /// an outage: the index lists only versions whose objects were all
+    /// written, so someone removed it (and retrying every poll would stop
+    /// every other version from arriving).
+    async fn get(&self, rest: &str, max: u64) -> Result<Vec<u8>, ObjectsError> {
         let path = self.path(rest);
         let what = format!("reading {path}");
-        let result = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| self.unavailable(&what, e))?;
-        result
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| self.unavailable(&what, e))
+        let result = match self.store.get(&path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(ObjectsError::Corrupt(format!(
+                    "{path} is missing from {}",
+                    self.describe
+                )))
+            }
+            Err(e) => return Err(self.unavailable(&what, e)),
+        };
+        self.read_capped(result, max, path.as_ref()).await
     }
 
     /// Replaces an object behind faas's back (tests of tampering).
@@ -474,8 +631,11 @@ impl Objects {
         // Modules still referenced by a live version's record stay.
         let mut keep_blobs = std::collections::HashSet::new();
         for id in &live_modules {
-            if let Ok(bytes) = self.get(&format!("fn/{id}/record.json")).await {
-                if let Ok(record) = serde_json::from_slice::<VersionRecord>(&bytes) {
+            if let Ok(bytes) = self
+                .get(&format!("fn/{id}/record.json"), MAX_RECORD_BYTES)
+                .await
+            {
+                if let Ok(record) = self.unseal::<VersionRecord>("record", &bytes, id) {
                     keep_blobs.extend(record.module_sha256);
                 }
             }
@@ -516,6 +676,11 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ObjectsError> {
         .map_err(|e| ObjectsError::Unavailable(format!("writing {}: {e}", path.display())))
 }
 
+/// What the cluster key signs for a sealed object of `kind`.
+fn sealed_message(kind: &str, payload: &str) -> Vec<u8> {
+    format!("faas-{kind}-v1\n{payload}").into_bytes()
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -527,7 +692,8 @@ mod tests {
     use object_store::memory::InMemory;
 
     fn objects() -> Objects {
-        Objects::new(Arc::new(InMemory::new()), "team", "memory".into())
+        let key = ClusterKey::from_bytes(b"the cluster key of these tests");
+        Objects::new(Arc::new(InMemory::new()), "team", "memory".into(), key)
     }
 
     #[tokio::test]
@@ -572,7 +738,10 @@ mod tests {
         };
         objects.upload_version(dir.path(), &meta).await.unwrap();
         let out = tempfile::tempdir().unwrap();
-        let got = objects.download_version("f_1", out.path()).await.unwrap();
+        let got = objects
+            .download_version("f", "f_1", out.path())
+            .await
+            .unwrap();
         assert_eq!(got, meta);
         assert_eq!(
             std::fs::read_to_string(out.path().join("code.c")).unwrap(),
@@ -595,7 +764,7 @@ mod tests {
             .unwrap();
         let again = tempfile::tempdir().unwrap();
         let err = objects
-            .download_version("f_1", again.path())
+            .download_version("f", "f_1", again.path())
             .await
             .unwrap_err();
         assert!(matches!(err, ObjectsError::Corrupt(_)), "{err}");
@@ -654,7 +823,7 @@ mod tests {
             .any(|l| l.starts_with("team/v1/fn/p_2/") && !l.ends_with("claim")));
         assert_eq!(left.iter().filter(|l| l.contains("/blob/")).count(), 1);
         let out = tempfile::tempdir().unwrap();
-        objects.download_version("p_1", out.path()).await.unwrap();
+        objects.download_version("p", "p_1", out.path()).await.unwrap();
         assert!(!objects.claim("p_2", "r").await.unwrap());
     }
 

@@ -6,6 +6,10 @@ use faas_proto::Lang;
 use object_store::memory::InMemory;
 use sha2::{Digest, Sha256};
 
+fn key() -> ClusterKey {
+    ClusterKey::from_bytes(b"the cluster key of these tests")
+}
+
 struct Replica {
     cluster: Cluster,
     store: FunctionStore,
@@ -16,15 +20,16 @@ async fn replicas(n: usize) -> Vec<Replica> {
     let shared: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
     let mut all = Vec::new();
     for i in 0..n {
-        let objects = Objects::new(shared.clone(), "t", "memory".into());
+        let objects = Objects::new(shared.clone(), "t", "memory".into(), key());
         let config = ClusterConfig {
             url: "s3://memory".into(),
             endpoint: None,
             credentials: None,
             replica: format!("r{i}"),
-            key: None,
+            key: Some(key()),
             peers: Peers::default(),
             poll: Duration::from_millis(500),
+            max_blob_bytes: 0,
         };
         let dir = tempfile::tempdir().unwrap();
         all.push(Replica {

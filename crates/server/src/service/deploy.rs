@@ -24,10 +24,11 @@ impl Service {
         update: bool,
     ) -> Result<FunctionMeta, ServiceError> {
         self.check_deploy(&req)?;
-        let mut reservation = if update {
-            self.store.reserve_update(&req.name)
-        } else {
-            self.store.reserve(&req.name)
+        let mut reservation = match (&self.cluster, update) {
+            // The shared index decides whether the name exists (at commit).
+            (Some(_), _) => self.store.reserve_shared(&req.name, update),
+            (None, true) => self.store.reserve_update(&req.name),
+            (None, false) => self.store.reserve(&req.name),
         }
         .map_err(store_error)?;
         if let Some(cluster) = &self.cluster {

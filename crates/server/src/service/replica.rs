@@ -41,7 +41,8 @@ impl Service {
                 self.forget_removed(&synced.removed);
                 self.build_artifacts(synced.added);
             }
-            Err(ClusterError::Unavailable(_)) => {} // logged once by the cluster
+            // Outages and refused indexes are logged once by the cluster.
+            Err(ClusterError::Unavailable(_) | ClusterError::Corrupt(_)) => {}
             Err(err) => log::error!(target: PART, "sync: {err}"),
         }
     }
