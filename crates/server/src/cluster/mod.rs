@@ -23,7 +23,6 @@
 pub mod notice;
 pub mod objects;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +39,8 @@ use objects::{Objects, ObjectsError, SharedIndex, Tag};
 const PART: &str = "CLUSTER";
 /// Compare-and-swap attempts before a deploy gives up (503).
 const MAX_CAS_ATTEMPTS: u32 = 50;
+/// How long a version that failed its checks is left alone.
+const RETRY_REFUSED: Duration = Duration::from_secs(300);
 /// Claim attempts before a deploy gives up (ids taken by other replicas).
 const MAX_CLAIM_ATTEMPTS: u32 = 32;
 
@@ -154,7 +155,7 @@ pub struct Cluster {
     loaded: AtomicBool,
     reachable: AtomicBool,
     /// Versions whose objects failed their checks: not retried every poll.
-    refused: Mutex<HashSet<String>>,
+    refused: Mutex<std::collections::HashMap<String, Instant>>,
     /// The last sync's error, logged once rather than every poll (a
     /// damaged index would otherwise fill the log twice a second).
     last_error: Mutex<Option<String>>,
@@ -462,7 +463,7 @@ impl Cluster {
         };
         let mut fetched = Vec::new();
         for (name, id, _) in index.ids() {
-            if store.knows(id) || self.refused.lock().unwrap().contains(id) {
+            if store.knows(id) || self.recently_refused(id) {
                 continue;
             }
             // `id` is a plain file name: read_index checked every id.
@@ -473,7 +474,10 @@ impl Cluster {
                     let _ = std::fs::remove_dir_all(&dir);
                     if let ObjectsError::Corrupt(why) = &err {
                         log::error!(target: PART, "version {id} refused, never run: {why}");
-                        self.refused.lock().unwrap().insert(id.to_string());
+                        self.refused
+                            .lock()
+                            .unwrap()
+                            .insert(id.to_string(), Instant::now());
                         continue;
                     }
                     return Err(err.into());
@@ -508,6 +512,15 @@ impl Cluster {
         applied.generation = index.generation;
         applied.tag = Some(tag);
         Ok(synced)
+    }
+
+    /// Whether version `id` failed its checks in the last
+    /// [`RETRY_REFUSED`]: tried again after that (a store that was being
+    /// repaired), not on every poll.
+    fn recently_refused(&self, id: &str) -> bool {
+        let mut refused = self.refused.lock().unwrap();
+        refused.retain(|_, at| at.elapsed() < RETRY_REFUSED);
+        refused.contains_key(id)
     }
 
     /// Records whether the store answered, logging the changes.

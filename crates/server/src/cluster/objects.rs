@@ -823,8 +823,36 @@ mod tests {
             .any(|l| l.starts_with("team/v1/fn/p_2/") && !l.ends_with("claim")));
         assert_eq!(left.iter().filter(|l| l.contains("/blob/")).count(), 1);
         let out = tempfile::tempdir().unwrap();
-        objects.download_version("p", "p_1", out.path()).await.unwrap();
+        objects
+            .download_version("p", "p_1", out.path())
+            .await
+            .unwrap();
         assert!(!objects.claim("p_2", "r").await.unwrap());
+    }
+
+    #[test]
+    fn an_index_with_names_or_ids_the_api_would_refuse_is_refused() {
+        let mut good = SharedIndex::default();
+        good.add("f", "f_1796000000", 1);
+        good.add("f", "f_1796000000_2", 1);
+        good.check().unwrap();
+        for (name, id) in [
+            ("f", "../../etc"),
+            ("f", "f_1/../../x"),
+            ("f", "g_1796000000"),
+            ("f", "f_"),
+            ("f", "f_1_2_3"),
+            ("f", "f_12a"),
+            ("../f", "../f_1"),
+            ("", "_1"),
+        ] {
+            let mut bad = SharedIndex::default();
+            bad.add(name, id, 1);
+            assert!(bad.check().is_err(), "{name:?} {id:?}");
+        }
+        let mut dangling = good.clone();
+        dangling.functions.get_mut("f").unwrap().latest = "f_9".into();
+        assert!(dangling.check().is_err());
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use super::*;
 use faas_proto::Lang;
 use object_store::memory::InMemory;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 
 fn key() -> ClusterKey {
     ClusterKey::from_bytes(b"the cluster key of these tests")

@@ -117,10 +117,8 @@ impl Service {
         }
         if let Some(cluster) = &self.cluster {
             if !cluster.loaded() {
-                reasons.push(format!(
-                    "the function index from {} is not loaded yet",
-                    cluster.objects.describe
-                ));
+                // Not the store's address: any Host may ask.
+                reasons.push("the shared function index is not loaded yet".to_string());
             }
         }
         (reasons.is_empty(), reasons)
