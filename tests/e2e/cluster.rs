@@ -538,32 +538,12 @@ fn a_cold_replica_loads_the_index_before_it_is_ready_and_refuses_a_tampered_modu
 
 /// Overwrites every stored module with other bytes, through S3.
 fn tamper_modules(weed: &Seaweed) {
-    use futures_util::TryStreamExt;
-    use object_store::ObjectStore;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("faas")
-        .with_endpoint(&weed.endpoint)
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id(KEY_ID)
-        .with_secret_access_key(SECRET)
-        .build()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let prefix = object_store::path::Path::from("t/v1/blob/sha256");
-        let blobs: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
-        assert!(!blobs.is_empty(), "no module stored");
-        for blob in blobs {
-            store
-                .put(&blob.location, b"\0asm\x01\0\0\0".to_vec().into())
-                .await
-                .unwrap();
-        }
-    });
+    let bucket = crate::cluster_attacks::Bucket::open(weed);
+    let blobs = bucket.list("t/v1/blob/sha256");
+    assert!(!blobs.is_empty(), "no module stored");
+    for blob in blobs {
+        bucket.put(&blob, b"\0asm\x01\0\0\0");
+    }
 }
 
 #[test]

@@ -13,13 +13,13 @@ use crate::cluster::*;
 use crate::harness::*;
 
 /// The bucket, as someone holding the S3 keys (not the cluster key) sees it.
-struct Bucket {
+pub(crate) struct Bucket {
     store: object_store::aws::AmazonS3,
     rt: tokio::runtime::Runtime,
 }
 
 impl Bucket {
-    fn open(weed: &Seaweed) -> Self {
+    pub(crate) fn open(weed: &Seaweed) -> Self {
         let store = object_store::aws::AmazonS3Builder::new()
             .with_bucket_name("faas")
             .with_endpoint(&weed.endpoint)
@@ -43,7 +43,21 @@ impl Bucket {
         })
     }
 
-    fn put(&self, key: &str, body: &[u8]) {
+    /// The keys under `prefix`.
+    pub(crate) fn list(&self, prefix: &str) -> Vec<String> {
+        use futures_util::TryStreamExt;
+        self.rt.block_on(async {
+            let listed: Vec<_> = self
+                .store
+                .list(Some(&ObjectPath::from(prefix)))
+                .try_collect()
+                .await
+                .unwrap();
+            listed.into_iter().map(|o| o.location.to_string()).collect()
+        })
+    }
+
+    pub(crate) fn put(&self, key: &str, body: &[u8]) {
         self.rt.block_on(async {
             self.store
                 .put(&ObjectPath::from(key), body.to_vec().into())
