@@ -57,8 +57,8 @@ use std::time::Duration;
 
 use faas_proto::client::Client;
 use faas_proto::{
-    DeploySpec, FunctionSettings, HttpRequest, Operation, Reply, ServerReply, ServerRequest,
-    ServiceError,
+    DeploySpec, FunctionSettings, Grants, HttpRequest, Operation, Reply, SecretValue, ServerReply,
+    ServerRequest, ServiceError,
 };
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -371,6 +371,9 @@ async fn answer(
             Err(ServiceError::bad_request("GET /function/NAME needs a name"))
         }
         Route::Source(name) => Ok(Operation::GetSource { name }),
+        Route::Secrets => Ok(Operation::ListSecrets),
+        Route::PutSecret(name) => put_secret_operation(state, req, name).await,
+        Route::DeleteSecret(name) => Ok(Operation::DeleteSecret { name }),
     };
     match op {
         Ok(op) => response::from_reply(ask_server(state, op).await, request_id),
@@ -397,6 +400,26 @@ fn variables(query: &Query) -> Result<std::collections::BTreeMap<String, String>
         }
     }
     Ok(env)
+}
+
+/// Largest secret value (`PUT /secret/NAME`); more answers 413.
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+
+/// `PUT /secret/NAME`: the body, any bytes, is the value.
+async fn put_secret_operation(
+    state: &State,
+    req: Request<Incoming>,
+    name: String,
+) -> Result<Operation, ServiceError> {
+    let limits = routes::BodyLimits {
+        max_bytes: MAX_SECRET_BYTES,
+        ..body_limits(state)
+    };
+    let value = routes::body(req, limits, "secret value").await?;
+    Ok(Operation::PutSecret {
+        name,
+        value: SecretValue(value.to_vec().into()),
+    })
 }
 
 /// A peer's notice: at most 4 KiB of body, with its signature header.
@@ -469,6 +492,9 @@ async fn deploy_spec(
                 .number("max_concurrency")?
                 .map(|n| n.min(u64::from(u32::MAX)) as u32),
             env: variables(&query)?,
+            secrets: query.all("secret").map(str::to_string).collect(),
+            allow: Grants::parse(&query.all("allow").collect::<Vec<_>>())
+                .map_err(ServiceError::bad_request)?,
         },
     };
     let code = routes::text_body(req, body_limits(state), "source code").await?;

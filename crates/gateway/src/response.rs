@@ -156,6 +156,20 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
             &json!({"ok": false, "ready": false, "error": format!("not ready: {}", reasons.join("; "))}),
         ),
         Reply::Noticed => json(StatusCode::OK, &json!({"ok": true})),
+        Reply::SecretStored { created, secret } => json(
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            &json!({"ok": true, "created": created, "secret": secret}),
+        ),
+        Reply::Secrets { secrets } => {
+            json(StatusCode::OK, &json!({"ok": true, "secrets": secrets}))
+        }
+        Reply::SecretDeleted { name } => {
+            json(StatusCode::OK, &json!({"ok": true, "deleted": name}))
+        }
         Reply::Deleted { removed } => {
             json(StatusCode::OK, &json!({"ok": true, "removed": removed}))
         }

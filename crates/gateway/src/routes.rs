@@ -35,6 +35,12 @@ pub enum Route {
     Dashboard,
     /// `GET /ui/data`: the dashboard's live data.
     DashboardData,
+    /// `GET /secrets`: names, sizes and users; never a value.
+    Secrets,
+    /// `PUT /secret/NAME` (body = value).
+    PutSecret(String),
+    /// `DELETE /secret/NAME`.
+    DeleteSecret(String),
     /// `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint. `rest` is
     /// the remainder of the path as received (starting with `/`).
     Raw {
@@ -84,6 +90,15 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
         "/metrics" => (Route::Metrics, Method::GET, "GET"),
         "/" | "/ui" | "/ui/" => (Route::Dashboard, Method::GET, "GET"),
         "/ui/data" => (Route::DashboardData, Method::GET, "GET"),
+        "/secrets" => (Route::Secrets, Method::GET, "GET"),
+        p if p.starts_with("/secret/") => {
+            let name = percent_decode(&p["/secret/".len()..]);
+            return match *method {
+                Method::PUT => Ok(Route::PutSecret(name)),
+                Method::DELETE => Ok(Route::DeleteSecret(name)),
+                _ => Err(NoRoute::MethodNotAllowed("PUT, DELETE")),
+            };
+        }
         p if p.starts_with("/function/") => {
             return function_route(method, &p["/function/".len()..])
         }

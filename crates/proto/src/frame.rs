@@ -304,6 +304,8 @@ mod tests {
                     pass_auth: true,
                     max_concurrency: Some(2),
                     env: [("API_URL".to_string(), "https://x/?a=1&b".to_string())].into(),
+                    secrets: vec!["db_password".into()],
+                    allow: crate::Grants::parse(&["api.example.com", "127.0.0.1:8080"]).unwrap(),
                 },
             }),
             Operation::Delete { name: "x".into() },
@@ -325,6 +327,12 @@ mod tests {
                 sent_us: Some(1),
             },
             Operation::GetSource { name: "h".into() },
+            Operation::PutSecret {
+                name: "db".into(),
+                value: crate::SecretValue(crate::Blob(vec![0, 255, 1])),
+            },
+            Operation::ListSecrets,
+            Operation::DeleteSecret { name: "db".into() },
             Operation::List,
             Operation::Stats,
         ];

@@ -16,6 +16,8 @@
 //! Modules:
 //! - [`blob`]: bytes on the wire ([`Blob`]: a string when UTF-8, base64
 //!   otherwise), for payloads and outputs;
+//! - [`grant`]: outbound grants (`allow=HOST[:PORT]`), parsed and matched
+//!   the same way by the Server (at deploy) and the worker's HTTP client;
 //! - [`lang`]: the supported languages ([`Lang`]), shared by every part;
 //! - [`error`]: [`ServiceError`] and its [`ErrorKind`], the one vocabulary of
 //!   failures (the gateway alone turns it into HTTP statuses);
@@ -33,6 +35,7 @@
 pub mod blob;
 pub mod error;
 pub mod frame;
+pub mod grant;
 pub mod lang;
 pub mod messages;
 
@@ -44,5 +47,6 @@ pub mod lines;
 pub use blob::Blob;
 pub use error::{ErrorKind, ServiceError};
 pub use frame::{decode, encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
+pub use grant::{Grant, Grants};
 pub use lang::Lang;
 pub use messages::*;

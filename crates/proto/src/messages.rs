@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::Blob;
 use crate::error::ServiceError;
 use crate::frame::{decode, encode, FrameError};
+use crate::grant::Grants;
 use crate::lang::Lang;
 
 /// Identifies one request on a connection; replies echo it. Seed-style
@@ -79,6 +80,12 @@ pub enum Operation {
     },
     /// The stored source of a function (by name or id).
     GetSource { name: String },
+    /// Create or replace a secret (`PUT /secret/NAME`).
+    PutSecret { name: String, value: SecretValue },
+    /// Every secret's name, size, times and users; never a value.
+    ListSecrets,
+    /// Remove a secret no function uses.
+    DeleteSecret { name: String },
     /// Every deployed function's metadata.
     List,
     /// Load-balancer and worker counters.
@@ -158,6 +165,17 @@ pub enum Reply {
     },
     /// A cluster notice was accepted.
     Noticed,
+    /// A secret was stored; `created` false: it replaced a value.
+    SecretStored {
+        created: bool,
+        secret: SecretInfo,
+    },
+    Secrets {
+        secrets: Vec<SecretInfo>,
+    },
+    SecretDeleted {
+        name: String,
+    },
     Failed {
         error: ServiceError,
     },
@@ -203,6 +221,14 @@ pub struct FunctionSettings {
     /// call sees in its environment; shown in listings, not secrets.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Names of the secrets the function reads (`secret=NAME`), as files
+    /// `/run/secrets/NAME`; the values stay in the Server's secret store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// The hosts the function may call through the platform's HTTP client
+    /// (`allow=HOST[:PORT]`); none: no network at all.
+    #[serde(default, skip_serializing_if = "Grants::is_empty")]
+    pub allow: Grants,
 }
 
 /// One past call of a function (`GET /function/NAME/invocations`).
@@ -221,6 +247,16 @@ pub struct InvocationRecord {
     pub time_ms: u64,
     /// The first KiB of its stderr.
     pub stderr: String,
+    /// Outbound HTTP requests the call made (refused ones included).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outbound_requests: u32,
+    /// Of those, how many the policy refused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outbound_denied: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The HTTP request behind a raw-route call (`/fn/NAME/REST`).
@@ -490,6 +526,12 @@ pub struct Job {
     /// Size cap of the call's private in-memory `/tmp`, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tmp_mb: Option<u64>,
+    /// The secrets this call reads as `/run/secrets/NAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretFile>,
+    /// The hosts this call may reach through the platform's HTTP client.
+    #[serde(default, skip_serializing_if = "Grants::is_empty")]
+    pub allow: Grants,
 }
 
 impl Job {
@@ -506,7 +548,70 @@ impl Job {
             max_tmp_mb: None,
             env: Vec::new(),
             request_id: None,
+            secrets: Vec::new(),
+            allow: Grants::default(),
         }
+    }
+}
+
+/// One secret as a call sees it: the file `/run/secrets/NAME` holding the
+/// value. Its `Debug` never shows the value (a job may be logged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretFile {
+    pub name: String,
+    pub value: SecretValue,
+}
+
+/// A secret's value: any bytes, which `Debug` never shows (messages and
+/// jobs may be logged).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(pub Blob);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<secret, {} bytes>", self.0.len())
+    }
+}
+
+/// A stored secret as `GET /secrets` lists it: never its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: String,
+    /// The value's size in bytes.
+    pub size: u64,
+    /// Unix seconds.
+    pub created: u64,
+    pub updated: u64,
+    /// Functions with a version that reads it.
+    pub used_by: Vec<String>,
+}
+
+/// What a call did through the platform's HTTP client (absent: nothing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutboundStats {
+    /// Requests answered by the remote server (any status).
+    #[serde(default)]
+    pub ok: u32,
+    /// Requests refused by the policy (host not granted, private address,
+    /// the platform's own port, too many requests).
+    #[serde(default)]
+    pub denied: u32,
+    /// Requests that failed (connection, TLS, response over the cap).
+    #[serde(default)]
+    pub error: u32,
+    /// Requests stopped at the call's deadline.
+    #[serde(default)]
+    pub timeout: u32,
+    /// How long each request that was sent took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub durations_ms: Vec<f64>,
+}
+
+impl OutboundStats {
+    /// Every request the function made, refused ones included.
+    pub fn requests(&self) -> u32 {
+        self.ok + self.denied + self.error + self.timeout
     }
 }
 
@@ -567,6 +672,9 @@ pub struct JobResult {
     /// never frees code memory, so the Server recycles busy loaders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modules_loaded: Option<u64>,
+    /// The call's outbound HTTP requests, when it made any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<OutboundStats>,
 }
 
 impl JobResult {
@@ -588,6 +696,7 @@ impl JobResult {
             kind: None,
             truncated: false,
             modules_loaded: None,
+            outbound: None,
         }
     }
 
@@ -603,6 +712,7 @@ impl JobResult {
             kind: Some(kind),
             truncated: false,
             modules_loaded: None,
+            outbound: None,
         }
     }
 }

@@ -43,6 +43,15 @@ pub struct Cli {
     /// replica's local cache of the shared store.
     #[arg(long, env = "FAAS_FUNCTIONS_DIR", default_value = "./functions")]
     pub functions_dir: PathBuf,
+    /// Where secrets are kept, sealed with the secrets key (default:
+    /// `secrets` beside the functions dir).
+    #[arg(long, env = "FAAS_SECRETS_DIR", value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// The key that seals secrets at rest: 32 random bytes (or 64 hex
+    /// digits). Default: `secrets.key` beside the functions dir, created at
+    /// first start (mode 0600). Back it up: without it the secrets are lost.
+    #[arg(long, env = "FAAS_SECRETS_KEY_FILE", value_name = "PATH")]
+    pub secrets_key_file: Option<PathBuf>,
     /// Keep functions in an S3-compatible store shared by every replica:
     /// `s3://BUCKET[/PREFIX]`. Credentials from `AWS_ACCESS_KEY_ID` and
     /// `AWS_SECRET_ACCESS_KEY`, region from `AWS_REGION` (us-east-1).
@@ -200,6 +209,29 @@ impl Cli {
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "faas".into())
         })
+    }
+
+    /// The secrets directory and key file, and whether the key may be
+    /// created (only when it is the default one: a key file the operator
+    /// named but is missing is a mistake to report, not to paper over).
+    pub fn secrets_paths(&self) -> (PathBuf, PathBuf, bool) {
+        let beside = self
+            .functions_dir
+            .parent()
+            .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
+        let beside = if beside.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            beside
+        };
+        let dir = self
+            .secrets_dir
+            .clone()
+            .unwrap_or_else(|| beside.join("secrets"));
+        match &self.secrets_key_file {
+            Some(key) => (dir, key.clone(), false),
+            None => (dir, beside.join("secrets.key"), true),
+        }
     }
 
     /// The SIGTERM drain delay.

@@ -31,6 +31,7 @@ pub mod dashboard;
 pub mod invocation_log;
 pub mod metrics;
 pub mod reaper;
+pub mod secrets;
 pub mod service;
 pub mod sockets;
 pub mod store;
@@ -272,6 +273,8 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
             max_bytes: cli.max_store_mb.saturating_mul(MIB),
         });
     let cluster = connect_cluster(cli).await?;
+    let (secrets_dir, key_file, create_key) = cli.secrets_paths();
+    let secrets = secrets::SecretStore::open(&secrets_dir, &key_file, create_key)?;
     let worker_program = cli.worker_program()?;
     let mut worker_args = cli.worker.clone();
     let runtimes_dir = worker_args.runtimes_dir_for(&worker_program);
@@ -337,6 +340,7 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
         invocations: Default::default(),
         metrics: Default::default(),
         cluster,
+        secrets,
         replica: Some(cli.replica()),
         draining: Default::default(),
     });

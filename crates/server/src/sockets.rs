@@ -161,6 +161,17 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
         Operation::ClusterNotice { body, signature } => service
             .cluster_notice(&body, signature.as_deref())
             .map(|()| Reply::Noticed),
+        Operation::PutSecret { name, value } => service
+            .put_secret(&name, value)
+            .await
+            .map(|(created, secret)| Reply::SecretStored { created, secret }),
+        Operation::ListSecrets => Ok(Reply::Secrets {
+            secrets: service.list_secrets(),
+        }),
+        Operation::DeleteSecret { name } => service
+            .delete_secret(&name)
+            .await
+            .map(|()| Reply::SecretDeleted { name }),
     };
     outcome.unwrap_or_else(|error| Reply::Failed { error })
 }

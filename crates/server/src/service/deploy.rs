@@ -23,7 +23,9 @@ impl Service {
         req: DeploySpec,
         update: bool,
     ) -> Result<FunctionMeta, ServiceError> {
+        let mut req = req;
         self.check_deploy(&req)?;
+        req.settings.secrets = self.check_secret_names(&req.settings.secrets)?;
         let mut reservation = match (&self.cluster, update) {
             // The shared index decides whether the name exists (at commit).
             (Some(_), _) => self.store.reserve_shared(&req.name, update),

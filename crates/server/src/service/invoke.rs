@@ -61,7 +61,10 @@ impl Service {
             _ => meta.settings.content_type.clone(),
         };
         let request_id = call.request_id.clone();
-        let job = self.job_for(&meta, call);
+        let secrets = self.secret_files(&meta)?;
+        let mut job = self.job_for(&meta, call);
+        job.secrets = secrets;
+        job.allow = meta.settings.allow.clone();
         let timeout_ms = job.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
         let dispatched = self.dispatch(&job, &meta).await.inspect_err(|e| {
             if e.kind == ErrorKind::Overloaded {
@@ -356,6 +359,8 @@ fn record_of(meta: &FunctionMeta, request_id: Option<&str>, inv: &Invocation) ->
         worker_id: inv.worker_id,
         time_ms: now_millis(),
         stderr: stderr.into_owned(),
+        outbound_requests: result.outbound.as_ref().map_or(0, |o| o.requests()),
+        outbound_denied: result.outbound.as_ref().map_or(0, |o| o.denied),
     }
 }
 

@@ -27,6 +27,7 @@ use crate::workers::WorkerPool;
 mod deploy;
 mod invoke;
 mod replica;
+mod secrets;
 
 pub use invoke::{Invocation, InvokeRequest};
 
@@ -83,6 +84,8 @@ pub struct Service {
     pub metrics: Metrics,
     /// The shared store and peers, in S3 mode (`--store s3://`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Secret values, sealed at rest.
+    pub secrets: crate::secrets::SecretStore,
     /// `--replica-name` (or the hostname), in `/stats` and `/metrics`.
     pub replica: Option<String>,
     /// Set on SIGTERM: `/health/ready` fails while calls still run.

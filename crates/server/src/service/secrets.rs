@@ -1,0 +1,133 @@
+//! The secret operations (`PUT|DELETE /secret/NAME`, `GET /secrets`) and
+//! what a call gets of them: the values of the secrets its function names,
+//! as [`SecretFile`]s for the worker's `/run/secrets/`.
+
+use faas_proto::{ErrorKind, FunctionMeta, SecretFile, SecretInfo, SecretValue, ServiceError};
+
+use crate::secrets::{check_name, SecretMeta, MAX_SECRETS_PER_FUNCTION};
+use crate::store::now_secs;
+
+use super::*;
+
+impl Service {
+    /// Stores a secret; true when it is new. Logs the name, never the value.
+    pub async fn put_secret(
+        &self,
+        name: &str,
+        value: SecretValue,
+    ) -> Result<(bool, SecretInfo), ServiceError> {
+        check_name(name).map_err(ServiceError::bad_request)?;
+        let (created, meta) = self
+            .secrets
+            .put(name, value.0.as_bytes(), now_secs())
+            .map_err(ServiceError::bad_request)?;
+        log::info!(target: PART, "secret '{name}' {} ({} bytes)", if created { "created" } else { "replaced" }, meta.size);
+        Ok((created, self.info(meta)))
+    }
+
+    /// Every secret, by name, with the functions that read it.
+    pub fn list_secrets(&self) -> Vec<SecretInfo> {
+        self.secrets
+            .list()
+            .into_iter()
+            .map(|meta| self.info(meta))
+            .collect()
+    }
+
+    /// Removes a secret no stored version reads (409 naming them else).
+    pub async fn delete_secret(&self, name: &str) -> Result<(), ServiceError> {
+        check_name(name).map_err(ServiceError::bad_request)?;
+        let users = self.secret_users(name);
+        if !users.is_empty() {
+            return Err(ServiceError::new(
+                ErrorKind::NameTaken,
+                format!(
+                    "secret '{name}' is used by {}; update or delete them first",
+                    users.join(", ")
+                ),
+            ));
+        }
+        match self.secrets.remove(name) {
+            Ok(true) => {
+                log::info!(target: PART, "secret '{name}' deleted");
+                Ok(())
+            }
+            Ok(false) => Err(ServiceError::not_found(format!(
+                "secret '{name}' not found"
+            ))),
+            Err(e) => {
+                log::error!(target: PART, "deleting secret '{name}': {e}");
+                Err(ServiceError::internal("the secret could not be deleted"))
+            }
+        }
+    }
+
+    /// A deploy's `secret=` names: valid, existing, at most
+    /// [`MAX_SECRETS_PER_FUNCTION`]. Returns them sorted, once each.
+    pub(super) fn check_secret_names(&self, names: &[String]) -> Result<Vec<String>, ServiceError> {
+        if names.len() > MAX_SECRETS_PER_FUNCTION {
+            return Err(ServiceError::bad_request(format!(
+                "{} secrets (secret=); at most {MAX_SECRETS_PER_FUNCTION}",
+                names.len()
+            )));
+        }
+        for name in names {
+            check_name(name).map_err(|e| ServiceError::bad_request(format!("secret: {e}")))?;
+            if !self.secrets.contains(name) {
+                return Err(ServiceError::bad_request(format!(
+                    "secret '{name}' does not exist (store it first with PUT /secret/{name})"
+                )));
+            }
+        }
+        let mut names = names.to_vec();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// The files a call of `meta` reads under `/run/secrets/`. A secret
+    /// that is gone or does not open fails the call (500 naming it).
+    pub(super) fn secret_files(
+        &self,
+        meta: &FunctionMeta,
+    ) -> Result<Vec<SecretFile>, ServiceError> {
+        if meta.settings.secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values = self.secrets.values(&meta.settings.secrets).map_err(|e| {
+            log::error!(target: PART, "{}: {e}", meta.id);
+            ServiceError::internal(format!("{}: {e}", meta.name))
+        })?;
+        Ok(values
+            .into_iter()
+            .map(|(name, value)| SecretFile {
+                name,
+                value: SecretValue(value.to_vec().into()),
+            })
+            .collect())
+    }
+
+    /// Functions with a stored version that reads `name`.
+    fn secret_users(&self, name: &str) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .store
+            .list()
+            .iter()
+            .filter(|m| m.settings.secrets.iter().any(|s| s == name))
+            .map(|m| m.name.clone())
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    fn info(&self, meta: SecretMeta) -> SecretInfo {
+        SecretInfo {
+            used_by: self.secret_users(&meta.name),
+            name: meta.name,
+            size: meta.size,
+            created: meta.created,
+            updated: meta.updated,
+        }
+    }
+}
