@@ -850,15 +850,110 @@ const builtins = {
   'fs/promises': fs.promises, 'path/posix': path, 'readline/promises': readline.promises,
 };
 
+// ---------------------------------------------------------------- fetch: outbound HTTP through the platform's client
+// fetch(url, {method, headers, body}) -> Promise<Response> (status, ok, statusText, url, headers.get(), text(), json(),
+// arrayBuffer(), bytes()). Only the hosts the function was deployed with (allow=HOST[:PORT]) are reachable; a refused
+// host rejects with an Error naming it (code ERR_FAAS_DENIED; ETIMEDOUT at the call's deadline; ERR_FAAS_FETCH else).
+// The request goes through the file /run/faas/fetch (present only with grants): `METHOD URL`, `Name: value` lines, an
+// empty line and the body are written; the answer (`ok STATUS URL` or `denied|error|timeout MESSAGE`, headers, an
+// empty line, the body) is read to its end. The call blocks until the answer: a Promise only in name.
+const FETCH_CHANNEL = '/run/faas/fetch';
+const headerKey = (k) => String(k).toLowerCase();
+class Headers {
+  constructor(init) {
+    defineHidden(this, '_m', new Map());
+    if (init == null) return;
+    if (init instanceof Headers) init.forEach((v, k) => this.append(k, v));
+    else if (typeof init[Symbol.iterator] === 'function') for (const [k, v] of init) this.append(k, v);
+    else for (const k of Object.keys(init)) this.append(k, init[k]);
+  }
+  append(k, v) { const key = headerKey(k), old = this._m.get(key); this._m.set(key, old === undefined ? String(v) : `${old}, ${v}`); }
+  set(k, v) { this._m.set(headerKey(k), String(v)); }
+  get(k) { const v = this._m.get(headerKey(k)); return v === undefined ? null : v; }
+  has(k) { return this._m.has(headerKey(k)); }
+  delete(k) { this._m.delete(headerKey(k)); }
+  forEach(cb, self) { for (const [k, v] of this) cb.call(self, v, k, this); }
+  *entries() { yield* [...this._m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)); }
+  *keys() { for (const [k] of this.entries()) yield k; }
+  *values() { for (const [, v] of this.entries()) yield v; }
+  [Symbol.iterator]() { return this.entries(); }
+}
+const STATUS_TEXT = { 200: 'OK', 201: 'Created', 204: 'No Content', 301: 'Moved Permanently', 302: 'Found', 304: 'Not Modified',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const bodyBytes = (b) => (b == null ? new Uint8Array(0) : b instanceof ArrayBuffer ? new Uint8Array(b) : toBytes(b, 'utf8'));
+class Response {
+  constructor(body, init = {}) {
+    defineHidden(this, '_body', bodyBytes(body));
+    this.status = init.status === undefined ? 200 : init.status;
+    this.statusText = init.statusText !== undefined ? init.statusText : STATUS_TEXT[this.status] || '';
+    this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
+    this.url = init.url || '';
+    this.redirected = !!init.redirected;
+    this.type = 'basic';
+    this.bodyUsed = false;
+  }
+  get ok() { return this.status >= 200 && this.status < 300; }
+  _take() {
+    if (this.bodyUsed) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+    this.bodyUsed = true; return Promise.resolve(this._body);
+  }
+  text() { return this._take().then((b) => utf8Decode(b)); }
+  json() { return this.text().then((t) => JSON.parse(t)); }
+  arrayBuffer() { return this._take().then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); }
+  bytes() { return this._take().then((b) => new Uint8Array(b)); }
+  clone() { if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.'); return new Response(new Uint8Array(this._body), this); }
+}
+function fetchError(host, outcome, why) {
+  const what = outcome === 'denied' ? 'refused' : outcome === 'timeout' ? 'timed out' : 'failed';
+  const e = new Error(`fetch to ${host} ${what}: ${why}`);
+  e.code = outcome === 'denied' ? 'ERR_FAAS_DENIED' : outcome === 'timeout' ? 'ETIMEDOUT' : 'ERR_FAAS_FETCH';
+  e.host = host;
+  return e;
+}
+function fetchSync(input, init) {
+  const url = String(input && typeof input === 'object' && 'url' in input ? input.url : input);
+  init = init || {};
+  const host = url.replace(/^[^:/]*:\/\//, '').split(/[/?#]/)[0].replace(/^.*@/, '');
+  if (os.stat(FETCH_CHANNEL)[1] !== 0)
+    throw fetchError(host, 'denied', 'this function has no granted hosts (deploy it with allow=HOST)');
+  const line = (v) => String(v).replace(/[\r\n]/g, ' ');
+  let head = `${line(init.method || 'GET').toUpperCase()} ${line(url)}\n`;
+  for (const [k, v] of new Headers(init.headers)) head += `${line(k)}: ${line(v)}\n`;
+  const body = bodyBytes(init.body);
+  const request = Buffer.concat([encodeString(head + '\n', 'utf8'), body]);
+  const fd = os.open(FETCH_CHANNEL, os.O_RDWR);
+  if (fd < 0) throw fetchError(host, 'error', errnoErr(-fd, 'open', FETCH_CHANNEL).message);
+  let answer;
+  try { writeAll(fd, request); answer = readFd(fd); }
+  catch (e) { throw fetchError(host, 'error', e.message); }
+  finally { os.close(fd); }
+  let end = -1;
+  for (let i = 0; i + 1 < answer.length; i++) if (answer[i] === 10 && answer[i + 1] === 10) { end = i; break; }
+  if (end < 0) throw fetchError(host, 'error', 'no answer');
+  const lines = utf8Decode(answer, 0, end).split('\n');
+  const first = lines.shift(), sp = first.indexOf(' ');
+  const outcome = first.slice(0, sp < 0 ? first.length : sp), rest = sp < 0 ? '' : first.slice(sp + 1);
+  if (outcome !== 'ok') throw fetchError(host, outcome, rest);
+  const sp2 = rest.indexOf(' ');
+  const status = +rest.slice(0, sp2 < 0 ? rest.length : sp2), finalUrl = sp2 < 0 ? url : rest.slice(sp2 + 1);
+  const headers = new Headers();
+  for (const l of lines) { const c = l.indexOf(':'); if (c > 0) headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim()); }
+  return new Response(answer.subarray(end + 2), { status, headers, url: finalUrl, redirected: finalUrl !== url });
+}
+function fetch(input, init) {
+  try { return Promise.resolve(fetchSync(input, init)); } catch (e) { return Promise.reject(e); }
+}
+
 // ---------------------------------------------------------------- globals
-Object.assign(g, { process, Buffer, console, setTimeout, setInterval, clearTimeout, clearInterval: clearTimeout, setImmediate, clearImmediate, queueMicrotask, TextEncoder, TextDecoder });
+Object.assign(g, { process, Buffer, console, setTimeout, setInterval, clearTimeout, clearInterval: clearTimeout, setImmediate, clearImmediate, queueMicrotask, TextEncoder, TextDecoder, fetch, Headers, Response });
 g.structuredClone = (v) => {
   try { const ab = bjson.write(v, bjson.WRITE_OBJ_REFERENCE); return bjson.read(ab, 0, ab.byteLength, bjson.READ_OBJ_REFERENCE); }
   catch (e) { throw new DOMException(`${inspect(v, { depth: 0 })} could not be cloned (${e.message}).`, 'DataCloneError'); }
 };
 g.atob = (s) => decodeBytes(b64Decode(String(s).replace(/\s/g, '')), 'latin1');
 g.btoa = (s) => { s = String(s); if (/[^\x00-\xff]/.test(s)) throw new DOMException('Invalid character', 'InvalidCharacterError'); return b64Encode(encodeString(s, 'latin1')); };
-for (const k of ['process', 'Buffer', 'console', 'setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'setImmediate', 'clearImmediate', 'TextEncoder', 'TextDecoder', 'atob', 'btoa', 'structuredClone', 'global'])
+for (const k of ['process', 'Buffer', 'console', 'setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'setImmediate', 'clearImmediate', 'TextEncoder', 'TextDecoder', 'atob', 'btoa', 'structuredClone', 'global', 'fetch', 'Headers', 'Response'])
   Object.defineProperty(g, k, { enumerable: false });
 
 // ---------------------------------------------------------------- CommonJS loader, stack traces, errors

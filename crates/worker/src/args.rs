@@ -54,6 +54,22 @@ pub struct WorkerArgs {
     /// The bubblewrap binary that confines native calls (and compiles).
     #[arg(long, env = "FAAS_BWRAP", value_name = "PATH", default_value = crate::native::BWRAP)]
     pub bwrap: PathBuf,
+    /// Most outbound HTTP requests one invocation may make (functions
+    /// deployed with `allow=`); the next ones are refused as denied.
+    #[arg(long, env = "FAAS_MAX_OUTBOUND_REQUESTS", default_value_t = crate::outbound::DEFAULT_MAX_REQUESTS)]
+    pub max_outbound_requests: u32,
+    /// Most bytes of one outbound response's body (past it the request
+    /// fails with a clear error), and of one request's body.
+    #[arg(long, env = "FAAS_MAX_OUTBOUND_BYTES", default_value_t = crate::outbound::DEFAULT_MAX_BYTES)]
+    pub max_outbound_bytes: u64,
+    /// A PEM file of CA certificates trusted for functions' outbound HTTPS,
+    /// besides the system's roots (private PKI, tests).
+    #[arg(long, env = "FAAS_OUTBOUND_CA_FILE", value_name = "PATH")]
+    pub outbound_ca_file: Option<PathBuf>,
+    /// A port functions may never reach, even when granted (repeatable).
+    /// The Server adds its own HTTP port.
+    #[arg(long = "outbound-protected-port", value_name = "PORT")]
+    pub outbound_protected_ports: Vec<u16>,
 }
 
 impl WorkerArgs {
@@ -90,6 +106,18 @@ impl WorkerArgs {
         args.push(self.native_uid_base.to_string().into());
         args.push("--bwrap".into());
         args.push(self.bwrap.clone().into());
+        args.push("--max-outbound-requests".into());
+        args.push(self.max_outbound_requests.to_string().into());
+        args.push("--max-outbound-bytes".into());
+        args.push(self.max_outbound_bytes.to_string().into());
+        if let Some(file) = &self.outbound_ca_file {
+            args.push("--outbound-ca-file".into());
+            args.push(file.into());
+        }
+        for port in &self.outbound_protected_ports {
+            args.push("--outbound-protected-port".into());
+            args.push(port.to_string().into());
+        }
         args
     }
 
@@ -100,6 +128,16 @@ impl WorkerArgs {
             let bin_dir = program.parent().unwrap_or(Path::new("."));
             bin_dir.join("..").join("runtimes")
         })
+    }
+
+    /// The outbound HTTP settings these flags give.
+    pub fn outbound(&self) -> crate::outbound::OutboundSettings {
+        crate::outbound::OutboundSettings {
+            max_requests: self.max_outbound_requests,
+            max_bytes: self.max_outbound_bytes,
+            ca_file: self.outbound_ca_file.clone(),
+            protected_ports: self.outbound_protected_ports.clone(),
+        }
     }
 
     /// Languages run with host runtimes rather than in WebAssembly.
@@ -140,6 +178,10 @@ mod tests {
             native_uid_base: 7000,
             allow_unconfined_native: false,
             bwrap: "/opt/bwrap".into(),
+            max_outbound_requests: 3,
+            max_outbound_bytes: 1234,
+            outbound_ca_file: Some("/etc/ca.pem".into()),
+            outbound_protected_ports: vec![8080, 9000],
         };
         let mut argv: Vec<OsString> = vec!["worker".into()];
         argv.extend(args.to_args());

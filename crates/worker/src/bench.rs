@@ -43,6 +43,7 @@ pub fn run(
                                 files: Vec::new(),
                                 max_tmp_bytes: Some(crate::jobs::DEFAULT_MAX_TMP_BYTES),
                                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+                                outbound: None,
                             },
                             stdin: payload.clone(),
                             max_output_bytes: 1024 * 1024,

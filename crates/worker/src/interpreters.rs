@@ -111,8 +111,12 @@ impl Interpreter {
                 )
             }
             // -I: isolated mode (no PYTHON* variables, no script dir on
-            // sys.path).
-            _ => (vec!["python", "-I", "/faas/code.py"], Vec::new()),
+            // sys.path). boot.py runs code.py as __main__, with the `faas`
+            // module on the path (crate::outbound::python).
+            _ => (
+                vec!["python", "-I", crate::outbound::python::BOOT_PATH],
+                crate::outbound::python::files(),
+            ),
         };
         Ok(Self {
             lang,

@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_proto::{Blob, FailureKind, Job, JobResult, Lang};
+use faas_proto::{Blob, FailureKind, Job, JobResult, Lang, OutboundStats};
 use wasmer::Module;
 
 use crate::cache::LruCache;
 use crate::failure::JobError;
 use crate::interpreters::Interpreter;
-use crate::native::{NativeCall, NativeLimits, NativeRunner};
+use crate::native::{NativeCall, NativeLimits, NativeRunner, SandboxExtras};
+use crate::outbound::socket::SocketDirs;
+use crate::outbound::{Access, CallOutbound, Outbound};
 use crate::session::Session;
 use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, DEFAULT_MAX_MEMORY_BYTES};
 
@@ -50,6 +52,9 @@ pub struct RunnerSettings {
     pub max_output_bytes: usize,
     pub runtimes_dir: PathBuf,
     pub native_langs: Vec<Lang>,
+    /// The worker's HTTP client for functions with grants (`None`: no
+    /// outbound HTTP, as in `worker run`).
+    pub outbound: Option<Arc<Outbound>>,
 }
 
 /// One Wasm call: whose, for which request, its input and its limits.
@@ -93,6 +98,11 @@ pub struct JobRunner {
     /// A session done with (worn, or of another function), dropped after
     /// the answer is sent: dropping unmaps its instances' memories.
     spent: Option<Session>,
+    outbound: Option<Arc<Outbound>>,
+    /// Native calls' fetch sockets and the PHP prelude.
+    sockets: Option<SocketDirs>,
+    /// What the running job did through its fetch channel.
+    outbound_stats: Option<OutboundStats>,
 }
 
 impl JobRunner {
@@ -116,6 +126,11 @@ impl JobRunner {
             session: None,
             modules_loaded: 0,
             spent: None,
+            outbound: settings.outbound,
+            sockets: SocketDirs::create()
+                .inspect_err(|e| log::warn!("no outbound HTTP nor prelude for PHP: {e}"))
+                .ok(),
+            outbound_stats: None,
         }
     }
 
@@ -166,9 +181,23 @@ impl JobRunner {
     }
 
     pub fn run(&mut self, job: Job) -> JobResult {
+        self.outbound_stats = None;
         let mut result = self.run_job(job);
         result.modules_loaded = Some(self.modules_loaded);
+        result.outbound = self.outbound_stats.take();
         result
+    }
+
+    /// What `job` may reach: the worker's client and the function's
+    /// grants (`None` without grants: the call gets no channel at all).
+    fn access(&self, grants: &faas_proto::Grants) -> Option<Access> {
+        match &self.outbound {
+            Some(outbound) if !grants.is_empty() => Some(Access {
+                outbound: outbound.clone(),
+                grants: grants.clone(),
+            }),
+            _ => None,
+        }
     }
 
     fn run_job(&mut self, job: Job) -> JobResult {
@@ -182,6 +211,7 @@ impl JobRunner {
         let payload = job.payload.unwrap_or_default().into_bytes();
         let mut opts = wasm_options(&job.function, &limits);
         opts.env.extend(job.env.iter().cloned());
+        opts.outbound = self.access(&job.allow);
         let call = WasmCall {
             id: &job.function,
             request_id: &request_id,
@@ -202,6 +232,7 @@ impl JobRunner {
                 self.run_wasm(interpreter.module, opts, call)
             }
             Loaded::Native { lang, code } => {
+                let (extras, served, outbound) = self.native_extras(lang, &job.allow, &call);
                 let native = NativeCall {
                     lang,
                     function_id: call.id,
@@ -209,15 +240,65 @@ impl JobRunner {
                     code: &code,
                     payload: &call.payload,
                     env: &job.env,
+                    extras: &extras,
                 };
-                self.native
+                let out = self
+                    .native
                     .run(&native, &native_limits(&limits))
-                    .map_err(JobError::from)
+                    .map_err(JobError::from);
+                if let Some(served) = served {
+                    served.finish();
+                }
+                self.outbound_stats = outbound.and_then(|o| o.stats());
+                out
             }
         };
         match outcome {
             Ok(out) => describe(req, out, limits.timeout),
             Err(err) => err.into_result(req),
+        }
+    }
+
+    /// What a native call gets besides its script: for PHP, the prelude
+    /// (`faas_fetch`, the http stream wrappers) and, with grants, its
+    /// fetch socket at `/run/faas` (served until the call ends).
+    fn native_extras(
+        &self,
+        lang: Lang,
+        grants: &faas_proto::Grants,
+        call: &WasmCall<'_>,
+    ) -> (
+        SandboxExtras,
+        Option<crate::outbound::socket::Served>,
+        Option<Arc<CallOutbound>>,
+    ) {
+        let mut extras = SandboxExtras::default();
+        let Some(sockets) = self.sockets.as_ref().filter(|_| lang == Lang::Php) else {
+            return (extras, None, None);
+        };
+        use crate::outbound::socket::PHP_PRELUDE_PATH;
+        extras
+            .binds
+            .push((sockets.prelude(), PHP_PRELUDE_PATH.to_string()));
+        extras.args = vec!["-d".into(), format!("auto_prepend_file={PHP_PRELUDE_PATH}")];
+        let Some(access) = self.access(grants) else {
+            return (extras, None, None);
+        };
+        let outbound = Arc::new(CallOutbound::new(access));
+        outbound.set_request_id(call.request_id);
+        outbound.set_deadline(std::time::Instant::now() + call.limits.timeout);
+        match sockets.serve(outbound.clone()) {
+            Ok(served) => {
+                extras.binds.push((
+                    served.dir().to_path_buf(),
+                    crate::outbound::CHANNEL_DIR.to_string(),
+                ));
+                (extras, Some(served), Some(outbound))
+            }
+            Err(e) => {
+                log::warn!("req {}: no fetch socket for this call: {e}", call.request_id);
+                (extras, None, None)
+            }
         }
     }
 
@@ -290,6 +371,10 @@ impl JobRunner {
         self.last_wasm = Some((id.to_string(), module, opts));
         let mut prepared = ready.map_err(|e| JobError::module(id, e))?;
         prepared.set_env("FAAS_REQUEST_ID", request_id);
+        let outbound = prepared.outbound();
+        if let Some(outbound) = &outbound {
+            outbound.set_request_id(request_id);
+        }
         let (mut out, session) = self.sandbox.call(
             prepared,
             payload,
@@ -302,6 +387,7 @@ impl JobRunner {
             self.session = Some(session);
         }
         out.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.outbound_stats = outbound.and_then(|o| o.stats());
         Ok(out)
     }
 
@@ -388,6 +474,7 @@ fn wasm_options(id: &str, limits: &CallLimits) -> PrepareOptions {
         files: Vec::new(),
         max_memory_bytes: limits.max_memory_bytes,
         max_tmp_bytes: Some(limits.max_tmp_bytes),
+        outbound: None,
     }
 }
 

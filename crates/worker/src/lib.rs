@@ -23,6 +23,9 @@
 //! - [`limits`]: memory cap (engine tunables) and deadline (watchdog);
 //! - [`native`]: PHP (and JS/Python when asked) as host processes inside
 //!   bubblewrap;
+//! - [`outbound`]: outbound HTTP for functions with grants: the fetch
+//!   channel (`/run/faas/fetch`, a socket for PHP), its wire format and
+//!   bounds, and the language preludes that use it;
 //! - [`reap`]: the worker as child subreaper, reaping what a call leaves;
 //! - [`hostcall`]: what our replacements of WASI host functions share;
 //! - [`poll`]: our `poll_oneoff`, which never blocks past a call's deadline;
@@ -56,6 +59,7 @@ pub mod interpreters;
 pub mod jobs;
 pub mod limits;
 pub mod native;
+pub mod outbound;
 pub mod poll;
 pub mod reap;
 pub mod rofs;

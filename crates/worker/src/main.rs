@@ -185,6 +185,10 @@ fn serve_jobs(functions_dir: PathBuf, id: usize, args: &WorkerArgs) -> anyhow::R
         max_output_bytes: args.max_output_bytes,
         runtimes_dir: args.runtimes_dir_for(&current_exe()),
         native_langs: args.native_langs(),
+        outbound: Some(std::sync::Arc::new(
+            faas_worker::outbound::Outbound::new(&args.outbound())
+                .map_err(|e| anyhow::anyhow!("outbound HTTP client: {e}"))?,
+        )),
     };
     let mut runner = JobRunner::new(functions_dir, sandbox, native, settings);
     // Unbuffered fd 0: readiness checks must see every waiting byte, which
@@ -221,6 +225,7 @@ fn run_module(
                 files: Vec::new(),
                 max_tmp_bytes: None,
                 max_memory_bytes: 4 * 1024 * 1024 * 1024,
+                outbound: None,
             },
             stdin: Vec::new(),
             max_output_bytes,
@@ -274,6 +279,7 @@ fn check(args: &WorkerArgs, lang: faas_proto::Lang, file: &Path) -> anyhow::Resu
                 files: interpreter.files(script.into()),
                 max_tmp_bytes: Some(16 * 1024 * 1024),
                 max_memory_bytes: 256 * 1024 * 1024,
+                outbound: None,
             },
             stdin: Vec::new(),
             max_output_bytes: 64 * 1024,

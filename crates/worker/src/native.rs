@@ -149,6 +149,19 @@ pub struct NativeCall<'a> {
     pub code: &'a [u8],
     pub payload: &'a [u8],
     pub env: &'a [(String, String)],
+    /// What the call gets besides (the outbound channel and PHP prelude).
+    pub extras: &'a SandboxExtras,
+}
+
+/// Files bound into one call's sandbox and runtime arguments, for the
+/// capabilities a call is granted ([`crate::outbound`]). Applied only
+/// inside bubblewrap.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxExtras {
+    /// (host path, path inside the sandbox), bound read-only.
+    pub binds: Vec<(PathBuf, String)>,
+    /// The runtime's arguments before the script.
+    pub args: Vec<String>,
 }
 
 /// How native calls are set up on this worker.
@@ -231,6 +244,7 @@ impl NativeRunner {
             code,
             payload,
             env: extra,
+            extras,
         } = *call;
         // The sandbox first: without it nothing native runs, whatever
         // runtime is there (and the Server passes none it cannot confine).
@@ -248,18 +262,20 @@ impl NativeRunner {
             None => {
                 let pipe = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                     .map_err(|e| NativeError::Setup(e.into()))?;
-                let cmd = bwrap_command(&self.config.bwrap, program, lang, &env, limits);
+                let mut cmd = bwrap_command(&self.config.bwrap, program, lang, &env, limits, extras);
+                cmd.args(args).args(&extras.args);
                 (cmd, Path::new("/faas").join(&file), Some(pipe), None)
             }
             // The operator accepted unconfined native calls (else the
             // call was refused above).
             Some(_) => {
                 let dir = Scratch::create(self.run_as, lang, code).map_err(NativeError::Setup)?;
-                let cmd = unconfined_command(program, &dir.path, &env);
+                let mut cmd = unconfined_command(program, &dir.path, &env);
+                cmd.args(args);
                 (cmd, dir.path.join(&file), None, Some(dir))
             }
         };
-        cmd.args(args).arg(script);
+        cmd.arg(script);
         let script_fd = script_pipe.as_ref().map(|(read, _)| read.as_raw_fd());
         confine(&mut cmd, limits, self.run_as, script_fd);
         let mut child = cmd.spawn().map_err(NativeError::Setup)?;
@@ -300,6 +316,7 @@ fn bwrap_command(
     lang: Lang,
     env: &[(&str, String)],
     limits: &NativeLimits,
+    extras: &SandboxExtras,
 ) -> Command {
     let script = format!("/faas/{}", lang.source_file());
     let mut cmd = Command::new(bwrap);
@@ -337,7 +354,11 @@ fn bwrap_command(
     let tmp_bytes = limits.max_tmp_bytes.to_string();
     cmd.args(["--proc", "/proc", "--dev", "/dev"])
         .args(["--size", &tmp_bytes, "--tmpfs", "/tmp", "--chdir", "/tmp"])
-        .args(["--dir", "/faas", "--ro-bind-data", "3", &script])
+        .args(["--dir", "/faas", "--ro-bind-data", "3", &script]);
+    for (host, inside) in &extras.binds {
+        cmd.arg("--ro-bind").arg(host).arg(inside);
+    }
+    cmd
         // Neither the sandbox's root tmpfs nor the tmpfs bwrap makes for
         // /dev (which holds /dev/shm) is a scratch space: both have no cap
         // but the host's memory. Read-only, writing there answers EROFS; the

@@ -48,6 +48,8 @@ pub struct CallHooks {
     pub fs: Arc<Mutex<CallFs>>,
     /// The call's variables ([`crate::environ`]).
     pub environ: Environ,
+    /// The call's outbound HTTP state, when its function has grants.
+    pub outbound: Option<Arc<crate::outbound::CallOutbound>>,
 }
 
 impl Default for CallHooks {
@@ -56,6 +58,7 @@ impl Default for CallHooks {
             poll: PollState::default(),
             fs: Arc::new(Mutex::new(CallFs::stdio_only())),
             environ: Environ::default(),
+            outbound: None,
         }
     }
 }

@@ -23,6 +23,7 @@ use wasmer_wasix::{
 use crate::artifact;
 use crate::environ::Environ;
 use crate::limits::{Watchdog, WASM_PAGE};
+use crate::outbound::{Access, CallOutbound};
 use crate::poll::PollState;
 use crate::session::{CallHooks, HookSlot, Session};
 use crate::stdio::CappedOutput;
@@ -196,10 +197,12 @@ impl Sandbox {
         reuse: Option<Session>,
     ) -> Result<Prepared, SandboxError> {
         let _enter = self.tokio.enter();
+        let outbound = opts.outbound.clone().map(|a| Arc::new(CallOutbound::new(a)));
         let hooks = CallHooks {
             poll: PollState::default(),
-            fs: Arc::new(Mutex::new(call_fs(opts)?)),
+            fs: Arc::new(Mutex::new(call_fs(opts, outbound.as_ref())?)),
             environ: Environ::new(&opts.env),
+            outbound,
         };
         let (builder, captured) = self.builder(opts, &hooks);
         self.max_pages
@@ -232,6 +235,7 @@ impl Sandbox {
             captured,
             limits: (opts.max_memory_bytes, opts.max_tmp_bytes),
             env: opts.env.clone(),
+            outbound: opts.outbound.clone(),
         })
     }
 
@@ -306,9 +310,15 @@ impl Sandbox {
             captured,
             ..
         } = prepared;
-        let poll = session.hooks.lock().unwrap().poll.clone();
+        let (poll, outbound) = {
+            let hooks = session.hooks.lock().unwrap();
+            (hooks.poll.clone(), hooks.outbound.clone())
+        };
         poll.stdin.set(stdin);
         *poll.deadline.lock().unwrap() = timeout.map(|t| started + t);
+        if let (Some(outbound), Some(t)) = (&outbound, timeout) {
+            outbound.set_deadline(started + t);
+        }
         if let Some((stdout, stderr)) = &captured {
             stdout.set_cap(max_output_bytes);
             stderr.set_cap(max_output_bytes);
@@ -388,6 +398,9 @@ pub struct PrepareOptions {
     pub max_tmp_bytes: Option<u64>,
     /// Cap on the guest's linear memory (fixed at instantiation).
     pub max_memory_bytes: u64,
+    /// Outbound HTTP: the call gets `/run/faas/fetch` ([`crate::outbound`]);
+    /// `None`: no such file (a function without grants).
+    pub outbound: Option<Access>,
 }
 
 /// A fresh instance waiting for its call.
@@ -397,13 +410,22 @@ pub struct Prepared {
     captured: Option<(CappedOutput, CappedOutput)>,
     limits: (u64, Option<u64>),
     env: Vec<(String, String)>,
+    outbound: Option<Access>,
 }
 
 impl Prepared {
     /// Whether this instance was built as `opts` asks: same caps and
     /// variables (a raw-route call adds its own), so a call may use it.
     pub fn fits(&self, opts: &PrepareOptions) -> bool {
-        self.limits == (opts.max_memory_bytes, opts.max_tmp_bytes) && self.env == opts.env
+        self.limits == (opts.max_memory_bytes, opts.max_tmp_bytes)
+            && self.env == opts.env
+            && self.outbound == opts.outbound
+    }
+
+    /// The call's outbound state (its request id is set on it; its counts
+    /// are read after the call), when it has grants.
+    pub fn outbound(&self) -> Option<Arc<CallOutbound>> {
+        self.session.hooks.lock().unwrap().outbound.clone()
     }
 
     /// Sets a variable for this call only (the request's id), after the
@@ -429,7 +451,10 @@ type Built = (WasiEnvBuilder, Option<(CappedOutput, CappedOutput)>);
 /// in-memory `/tmp` of that size and, read-only, `/faas` with `files` (an
 /// interpreter's script), `/` and `/tmp` pre-opened; nothing else exists,
 /// and changing anything outside `/tmp` fails with `EROFS`. Else, no files.
-fn call_fs(opts: &PrepareOptions) -> Result<CallFs, SandboxError> {
+fn call_fs(
+    opts: &PrepareOptions,
+    outbound: Option<&Arc<CallOutbound>>,
+) -> Result<CallFs, SandboxError> {
     if !opts.dirs.is_empty() {
         let (ns, preopens) =
             crate::hostdir::namespace(&opts.dirs).map_err(|e| instantiate_error(&e))?;
@@ -442,7 +467,11 @@ fn call_fs(opts: &PrepareOptions) -> Result<CallFs, SandboxError> {
     if !opts.files.is_empty() {
         mounts.push(vec!["faas".to_string()]);
     }
-    let mut ns = Namespace::new(Arc::new(MemFs::read_only(&mounts, &[])));
+    let mut dirs = mounts.clone();
+    if outbound.is_some() {
+        dirs.push(crate::outbound::mount_point());
+    }
+    let mut ns = Namespace::new(Arc::new(MemFs::read_only(&dirs, &[])));
     ns.mount(&mounts[0], Arc::new(MemFs::new(Some(cap))));
     if !opts.files.is_empty() {
         let files: Vec<(Vec<String>, Arc<[u8]>)> = opts
@@ -456,6 +485,9 @@ fn call_fs(opts: &PrepareOptions) -> Result<CallFs, SandboxError> {
         // Read-only for real: a writable /faas would be memory outside the
         // /tmp cap (see crate::rofs).
         ns.mount(&mounts[1], Arc::new(MemFs::read_only(&[], &files)));
+    }
+    if let Some(call) = outbound {
+        crate::outbound::mount(&mut ns, call);
     }
     // `/` and `/tmp`, as `wasmtime run --dir R::/ --dir T::/tmp` gives
     // them: a path under /tmp cannot leave it with `..`.
@@ -540,6 +572,7 @@ mod tests {
                 files: Vec::new(),
                 max_tmp_bytes: Some(1 << 20),
                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+                outbound: None,
             },
             stdin: Vec::new(),
             max_output_bytes: 1024,

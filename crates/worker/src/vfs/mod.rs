@@ -117,6 +117,12 @@ pub trait File: Send + Sync {
     fn set_len(&self, len: u64) -> Result<()>;
     fn set_times(&self, atim: SetTime, mtim: SetTime) -> Result<()>;
     fn sync(&self) -> Result<()>;
+    /// Whether this is a stream (the fetch channel of
+    /// [`crate::outbound`]): reads and writes ignore offsets, seeking and
+    /// positioned I/O are `ESPIPE`.
+    fn is_stream(&self) -> bool {
+        false
+    }
 }
 
 /// Nanoseconds since the epoch now.

@@ -1,0 +1,65 @@
+# Starts a Python function (the interpreter runs this file, then the
+# function's /faas/code.py as __main__): puts the `faas` module
+# (/faas/lib/faas.py) on the path, and has `urllib.request` go through the
+# platform's HTTP client when a function imports it. The traceback of an
+# uncaught exception is the one Python would print for code.py alone.
+
+
+def _boot():
+    import sys
+
+    sys.path.append('/faas/lib')
+
+    class UrllibHook:
+        """Wraps the loader of urllib.request so that, once loaded, it gets
+        the faas handler (nothing is imported before a function asks)."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name != 'urllib.request':
+                return None
+            from importlib.machinery import PathFinder
+
+            spec = PathFinder.find_spec(name, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _Loader(spec.loader)
+            return spec
+
+    class _Loader:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def create_module(self, spec):
+            return self.inner.create_module(spec)
+
+        def exec_module(self, module):
+            self.inner.exec_module(module)
+            import faas
+
+            faas.install_urllib(module)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    sys.meta_path.insert(0, UrllibHook())
+
+    main = sys.modules['__main__'].__dict__
+    keep = ('__name__', '__doc__', '__package__', '__spec__', '__builtins__')
+    for name in [n for n in main if n not in keep]:
+        del main[name]
+    main['__file__'] = '/faas/code.py'
+    main['__cached__'] = None
+    sys.argv[0] = '/faas/code.py'
+    with open('/faas/code.py', 'rb') as f:
+        code = compile(f.read(), '/faas/code.py', 'exec')
+    try:
+        exec(code, main)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        # Without this frame: what `python code.py` prints.
+        e.__traceback__ = e.__traceback__.tb_next
+        sys.excepthook(type(e), e, e.__traceback__)
+        sys.exit(1)
+
+
+_boot()

@@ -1,0 +1,204 @@
+//! The fetch channel of native calls (PHP): a UNIX socket the worker
+//! serves during the call, bound read-only into the sandbox at
+//! `/run/faas/fetch.sock`. The sandbox has no network namespace of its
+//! own to speak of (no interface but a down loopback): this socket is the
+//! only thing it can connect to.
+//!
+//! One connection carries one exchange in the [`super::wire`] format: the
+//! guest writes its request and shuts down its writing side; the worker
+//! answers and closes. Connections are served on threads of their own (a
+//! guest that never finishes a request blocks only itself), at most
+//! [`super::MAX_OPEN`] at once; each read waits at most until the call's
+//! deadline, and everything is joined when the call ends.
+//!
+//! Where the sockets live: a directory per worker (mode 0711, so no other
+//! user can list it) under the system's temporary directory, holding the
+//! PHP prelude ([`PHP_PRELUDE`], read-only for everyone) and one directory
+//! per call with a grant (mode 0755, its socket 0666: a call may run as
+//! another uid), removed when the call ends.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{CallOutbound, FETCH_SOCKET};
+
+/// The PHP prelude (`faas_fetch`, the `http`/`https` stream wrappers),
+/// loaded before every PHP function with `auto_prepend_file`.
+pub const PHP_PRELUDE: &[u8] = include_bytes!("php/prelude.php");
+
+/// Where the prelude is inside the PHP sandbox.
+pub const PHP_PRELUDE_PATH: &str = "/faas/prelude.php";
+
+/// How often the accepting thread looks whether the call has ended.
+const TICK: Duration = Duration::from_millis(20);
+
+/// This worker's directory of call sockets (and the PHP prelude).
+pub struct SocketDirs {
+    base: PathBuf,
+    next: AtomicU64,
+}
+
+impl SocketDirs {
+    /// Creates the directory and writes the prelude into it.
+    pub fn create() -> std::io::Result<Self> {
+        let base = nix::unistd::mkdtemp(&std::env::temp_dir().join("faas-outbound-XXXXXX"))?;
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711))?;
+        let prelude = base.join("prelude.php");
+        std::fs::write(&prelude, PHP_PRELUDE)?;
+        std::fs::set_permissions(&prelude, std::fs::Permissions::from_mode(0o644))?;
+        Ok(Self {
+            base,
+            next: AtomicU64::new(1),
+        })
+    }
+
+    /// The prelude on the host, to bind into a sandbox at
+    /// [`PHP_PRELUDE_PATH`].
+    pub fn prelude(&self) -> PathBuf {
+        self.base.join("prelude.php")
+    }
+
+    /// Starts serving `call`'s socket in a directory of its own.
+    pub fn serve(&self, call: Arc<CallOutbound>) -> std::io::Result<Served> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let dir = self.base.join(n.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let path = dir.join(FETCH_SOCKET);
+        let listener = UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+        listener.set_nonblocking(true)?;
+        let ended = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let ended = ended.clone();
+            std::thread::Builder::new()
+                .name("fetch-socket".into())
+                .spawn(move || accept_loop(&listener, &call, &ended))?
+        };
+        Ok(Served {
+            dir,
+            ended,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SocketDirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// A call's socket being served; [`finish`](Self::finish) it when the call
+/// has ended.
+pub struct Served {
+    dir: PathBuf,
+    ended: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    /// The host directory to bind at `/run/faas` in the sandbox.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops accepting, waits for the exchanges under way (each ends at
+    /// the call's deadline at the latest; a process that is gone closed
+    /// its connections), and removes the socket.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.ended.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn accept_loop(listener: &UnixListener, call: &Arc<CallOutbound>, ended: &AtomicBool) {
+    std::thread::scope(|scope| {
+        while !ended.load(Ordering::Acquire) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if !call.try_open() {
+                        // Too many at once: closed unanswered (the guest
+                        // reads an empty answer).
+                        continue;
+                    }
+                    scope.spawn(move || {
+                        serve_one(stream, call, ended);
+                        call.closed();
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(TICK),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("fetch socket: {e}");
+                    std::thread::sleep(TICK);
+                }
+            }
+        }
+    });
+}
+
+/// One exchange: the request to its end (the guest's half-close), then
+/// the answer.
+fn serve_one(mut stream: UnixStream, call: &CallOutbound, ended: &AtomicBool) {
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let deadline = call
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + crate::jobs::DEFAULT_TIMEOUT);
+    let cap = call.max_request_bytes();
+    let mut request = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                request.extend_from_slice(&chunk[..n]);
+                // One byte past the cap is enough to refuse it (the parser
+                // says the body is too large); the rest is never read.
+                if request.len() as u64 > cap {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+    // A process killed in the middle of writing must not send half a
+    // request: nothing is sent once the call has ended.
+    if ended.load(Ordering::Acquire) {
+        return;
+    }
+    let answer = call.exchange(&request);
+    let _ = stream.set_write_timeout(Some(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1)),
+    ));
+    let _ = stream.write_all(&answer);
+}
