@@ -22,5 +22,6 @@ mod reliability;
 mod request_ids;
 mod sandbox;
 mod scratch;
+mod secrets;
 mod sessions;
 mod wasi;

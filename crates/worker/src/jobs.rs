@@ -16,7 +16,9 @@ use crate::failure::JobError;
 use crate::interpreters::Interpreter;
 use crate::native::{NativeCall, NativeLimits, NativeRunner};
 use crate::session::Session;
-use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, DEFAULT_MAX_MEMORY_BYTES};
+use crate::wasm::{
+    PrepareOptions, Prepared, RunOutput, Sandbox, SecretFiles, DEFAULT_MAX_MEMORY_BYTES,
+};
 
 /// Most bytes of stdout (and of stderr) a function may return by default.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
@@ -182,6 +184,12 @@ impl JobRunner {
         let payload = job.payload.unwrap_or_default().into_bytes();
         let mut opts = wasm_options(&job.function, &limits);
         opts.env.extend(job.env.iter().cloned());
+        opts.secrets = SecretFiles(
+            job.secrets
+                .iter()
+                .map(|s| (s.name.clone(), Arc::from(s.value.0.as_bytes())))
+                .collect(),
+        );
         let call = WasmCall {
             id: &job.function,
             request_id: &request_id,
@@ -209,6 +217,7 @@ impl JobRunner {
                     code: &code,
                     payload: &call.payload,
                     env: &job.env,
+                    secrets: &opts.secrets,
                 };
                 self.native
                     .run(&native, &native_limits(&limits))
@@ -386,6 +395,7 @@ fn wasm_options(id: &str, limits: &CallLimits) -> PrepareOptions {
         inherit_stdin: false,
         dirs: Vec::new(),
         files: Vec::new(),
+        secrets: Default::default(),
         max_memory_bytes: limits.max_memory_bytes,
         max_tmp_bytes: Some(limits.max_tmp_bytes),
     }
