@@ -406,3 +406,69 @@ fn the_key_seals_secrets_at_rest_and_a_wrong_key_stops_the_start_with_one_line()
         "pw-2\n"
     );
 }
+
+#[test]
+fn the_cli_sets_lists_uses_and_removes_secrets() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let faas = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(worker_bin().with_file_name("faas"))
+            .args(args)
+            .env("FAAS_URL", format!("http://{}", server.addr))
+            .env_remove("FAAS_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let value_file = dir.path().join("token.txt");
+    std::fs::write(&value_file, "from-a-file").unwrap();
+    let at_file = format!("@{}", value_file.display());
+    let (ok, out) = faas(&["secret", "set", "token", "-d", &at_file], b"");
+    assert!(
+        ok && out.contains("created secret token (11 bytes)"),
+        "{out}"
+    );
+    let (ok, out) = faas(&["secret", "set", "token", "-d", "-"], b"from-stdin");
+    assert!(ok && out.contains("replaced"), "{out}");
+    let code = dir.path().join("show.py");
+    std::fs::write(&code, "print(open('/run/secrets/token').read())\n").unwrap();
+    let (ok, out) = faas(
+        &[
+            "deploy",
+            code.to_str().unwrap(),
+            "--secret",
+            "token",
+            "--allow",
+            "api.example.com",
+        ],
+        b"",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        server.post("/invoke?fn=show", "").json()["output"],
+        "from-stdin\n"
+    );
+    let listed = server.get("/functions").json();
+    assert_eq!(
+        listed["functions"][0]["allow"],
+        serde_json::json!(["api.example.com"])
+    );
+    let (ok, out) = faas(&["secret", "ls"], b"");
+    assert!(ok && out.contains("token") && out.contains("show"), "{out}");
+    assert!(!out.contains("from-stdin"), "{out}");
+    let (ok, out) = faas(&["secret", "rm", "token"], b"");
+    assert!(!ok && out.contains("used by show"), "{out}");
+    assert!(faas(&["rm", "show"], b"").0);
+    let (ok, out) = faas(&["secret", "rm", "token"], b"");
+    assert!(ok && out.contains("removed secret token"), "{out}");
+    let (ok, out) = faas(&["deploy", code.to_str().unwrap(), "--allow", "*"], b"");
+    assert!(!ok && out.contains("every host"), "{out}");
+}
