@@ -136,16 +136,26 @@ async fn send(
         .retry(reqwest::retry::never())
         .pool_max_idle_per_host(0)
         .referer(false)
+        // The function gets the body as the server sent it, whatever
+        // features another crate turns on in reqwest.
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .no_zstd()
         .user_agent(USER_AGENT)
         .build()
         .map_err(|e| FetchError::Failed(format!("cannot set up the request: {}", chain(&e))))?;
-    client
+    let mut request = client
         .request(method.clone(), url.clone())
-        .headers(headers.clone())
-        .body(body.to_vec())
-        .send()
-        .await
-        .map_err(|e| failed(url, e))
+        .headers(headers.clone());
+    if !body.is_empty() {
+        request = request.body(body.to_vec());
+    } else if [Method::POST, Method::PUT, Method::PATCH].contains(method) {
+        // hyper sends no length for an empty body; servers may answer 411
+        // to a POST without one.
+        request = request.header(header::CONTENT_LENGTH, "0");
+    }
+    request.send().await.map_err(|e| failed(url, e))
 }
 
 /// Where a redirect answer points, if it is one we follow.
@@ -233,4 +243,30 @@ fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
         return is_tls(inner);
     }
     err.source().is_some_and(is_tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pinned_resolver_answers_only_the_checked_name() {
+        let addrs = vec![SocketAddr::from(([203, 0, 113, 7], 443))];
+        let pinned = Pinned {
+            host: "api.example.com".into(),
+            addrs: addrs.clone(),
+        };
+        let got: Vec<SocketAddr> = pinned
+            .resolve("API.example.com".parse().unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert_eq!(got, addrs);
+        let err = pinned
+            .resolve("other.example.com".parse().unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not checked"), "{err}");
+    }
 }

@@ -260,6 +260,13 @@ pub(crate) fn check_addresses(
 /// The request's method: any valid token but `CONNECT` (a tunnel would
 /// escape the URL's host).
 pub(crate) fn check_method(method: &str) -> Result<Method> {
+    // The standard methods in any case, as the Fetch standard normalises
+    // them; any other token is sent as given.
+    let upper = method.to_ascii_uppercase();
+    let method = match upper.as_str() {
+        "DELETE" | "GET" | "HEAD" | "OPTIONS" | "POST" | "PUT" | "PATCH" => upper.as_str(),
+        _ => method,
+    };
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| FetchError::Invalid("the method is not a valid HTTP method".into()))?;
     if method == Method::CONNECT {
@@ -513,6 +520,7 @@ mod tests {
     #[test]
     fn methods() {
         assert_eq!(check_method("PATCH").unwrap(), Method::PATCH);
+        assert_eq!(check_method("post").unwrap(), Method::POST);
         assert_eq!(check_method("PROPFIND").unwrap().as_str(), "PROPFIND");
         assert!(check_method("CONNECT").is_err());
         assert!(check_method("GE T").is_err());

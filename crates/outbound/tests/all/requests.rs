@@ -30,6 +30,22 @@ fn get_sends_the_function_s_headers_and_the_default_user_agent() {
     assert_eq!(echoed_header(&echo, "user-agent"), [USER_AGENT]);
     assert_eq!(echoed_header(&echo, "host"), [server.grant()]);
     assert!(echoed_header(&echo, "cookie").is_empty());
+    assert!(echoed_header(&echo, "content-length").is_empty());
+}
+
+#[test]
+fn a_post_without_body_says_so() {
+    let server = Server::http();
+    let req = Request {
+        method: "post".into(),
+        ..Request::get(server.url("/echo"))
+    };
+    let resp = client()
+        .fetch(&grants(&[&server.grant()]), req, later())
+        .unwrap();
+    let echo = echoed(&resp);
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echoed_header(&echo, "content-length"), ["0"]);
 }
 
 #[test]
