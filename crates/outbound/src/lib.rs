@@ -38,12 +38,16 @@
 //! - everything (resolution, connection, TLS, headers, body, redirects)
 //!   ends at the caller's deadline;
 //! - no cookies, no proxy (`HTTP_PROXY` and friends are ignored), no
-//!   connection kept after a call, no retry; `User-Agent` is
-//!   [`USER_AGENT`] unless the function sets one.
+//!   connection kept after a call, no retry, no decompression;
+//!   `User-Agent` is [`USER_AGENT`] and `Accept` is `*/*` unless the
+//!   function sets them.
 //!
 //! [`Client::fetch`] blocks; the requests run on the client's own tokio
-//! runtime (one thread), so it may be called from any thread, including
-//! one inside another tokio runtime or a Wasmer host call.
+//! runtime (one thread, and a few blocking threads for name resolution),
+//! so it may be called from any thread, including one inside another tokio
+//! runtime or a Wasmer host call. The roots are read once, by
+//! [`Client::new`]; each call then needs `/etc/hosts`, `/etc/resolv.conf`
+//! and the like (the system's resolver) and outbound sockets.
 //!
 //! Modules:
 //! - [`error`]: [`FetchError`], what a call reports;
@@ -190,6 +194,8 @@ impl Client {
         let tls = tls::client_config(config.extra_ca_file.as_deref())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            // getaddrinfo runs there; a hung resolution holds one until it
+            // returns (its call has timed out long before).
             .max_blocking_threads(8)
             .thread_name("faas-outbound")
             .enable_all()
