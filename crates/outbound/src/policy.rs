@@ -439,6 +439,27 @@ mod tests {
     }
 
     #[test]
+    fn one_refused_address_among_a_name_s_answers_denies_the_name() {
+        let grants = Grants::parse(&["rebind.example.com"]).unwrap();
+        let target = Target {
+            host: "rebind.example.com".into(),
+            port: 443,
+            literal: None,
+        };
+        let public: SocketAddr = "93.184.216.34:443".parse().unwrap();
+        let metadata: SocketAddr = "169.254.169.254:443".parse().unwrap();
+        assert!(check_addresses(&grants, &target, &[public], &[]).is_ok());
+        let err = check_addresses(&grants, &target, &[public, metadata], &[]).unwrap_err();
+        let FetchError::Denied(why) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            why.contains("rebind.example.com:443 resolves to 169.254.169.254"),
+            "{why}"
+        );
+    }
+
+    #[test]
     fn the_protected_port_of_this_host_is_refused_even_if_granted() {
         let grants = Grants::parse(&["127.0.0.1:8080", "203.0.113.7:8080", "[::1]:8080"]).unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
