@@ -16,6 +16,9 @@ baselines, because a shared VM's speed drifts between runs:
   5c. bytes: a 1 MiB binary round trip through the raw route /fn/
   5b. interpreters: JS (QuickJS) and Python (CPython) hello in WebAssembly
      over HTTP vs `node` / `python3 -I` started per call
+  5d. outbound: a GET to a local HTTP server from a C and from a JS
+     function (through the platform's client) vs the same request made by
+     curl from the host: the latency each request adds
   6. deploy: C, Rust, Go hellos vs the bare compiler command
   7. scale: p50 with 10 vs 10,000 functions; RSS idle / after 10,000 deploys /
      after invoking 1,000 distinct functions
@@ -26,7 +29,8 @@ baselines, because a shared VM's speed drifts between runs:
      replica B, with peer notices and with polling alone
 
 FAAS_BENCH_ONLY=cluster runs section 8 alone (the other sections of
-BENCHMARKS.md are kept as they are).
+BENCHMARKS.md are kept as they are). FAAS_BENCH_ONLY=outbound runs section
+5d alone and only prints it.
 
 Needs: build/bin/{server,worker,faas-http-floor} (make build), wrk, clang-19,
 /usr/bin/rustc, go, weed (make toolchains). Standard library only.
@@ -60,7 +64,7 @@ SECS = 2 if QUICK else 5
 ROUNDS = 1 if QUICK else 3
 SCALE_FUNCTIONS = 300 if QUICK else 10_000
 SCALE_DISTINCT = 100 if QUICK else 1_000
-ONLY = os.environ.get("FAAS_BENCH_ONLY", "")  # "cluster": section 8 alone
+ONLY = os.environ.get("FAAS_BENCH_ONLY", "")  # "cluster": section 8 alone; "outbound": 5d
 PROPAGATION_UPDATES = 20 if QUICK else 100
 
 rows = []  # (section, metric, value, baseline, ratio, target, ok)
@@ -226,10 +230,18 @@ def main():
     for b in ("server", "worker", "faas-http-floor"):
         if not (BIN / b).exists():
             raise SystemExit(f"{BIN / b} missing: run `make build`")
-    if ONLY not in ("", "cluster"):
-        raise SystemExit(f"FAAS_BENCH_ONLY={ONLY}: only `cluster` is known")
+    if ONLY not in ("", "cluster", "outbound"):
+        raise SystemExit(f"FAAS_BENCH_ONLY={ONLY}: only `cluster` and `outbound` are known")
     tmp = tempfile.mkdtemp(prefix="faas-bench-")
     print(f"{'section':<10} {'metric':<44} {'faas':>14} {'baseline':>16} {'ratio':>9} {'target':>14}")
+    if ONLY == "outbound":
+        server = Server(tmp)
+        try:
+            outbound(server)
+        finally:
+            server.stop()
+        log("FAAS_BENCH_ONLY=outbound: printed only (BENCHMARKS.md unchanged)")
+        return
     if not ONLY:
         server = Server(tmp)
         try:
@@ -370,6 +382,9 @@ def run(server, tmp):
     record("bytes", "1 MiB binary round trip (POST /fn/, C echo)", fmt(echo_ms, "ms"),
            "", "", "identical", status == 200 and body == blob)
 
+    # 5d: outbound HTTP.
+    outbound(server)
+
     # 6: deploy.
     log("deploy vs bare compilers")
     bare = {
@@ -410,6 +425,95 @@ def run(server, tmp):
                        (f"after invoking {len(c_ids)} distinct", invoked_rss)):
         record("memory", f"RSS server, {label}", fmt(rss[0], "MiB"))
         record("memory", f"RSS workers (max of {len(rss) - 1}), {label}", fmt(max(rss[1:]), "MiB"))
+
+
+# 5d: outbound HTTP. A function makes N GETs to a local server per call;
+# the time a request adds to a call is (call with N - call with 0) / N, and
+# the baseline is the same GET made by curl from the host (its own
+# time_total: process start-up excluded). Neither keeps a connection.
+OUTBOUND_N = 20
+
+OUTBOUND_C = r'''
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+%s
+int main(void) {
+    char url[256]; int n = 0;
+    if (scanf("%%d %%255s", &n, url) != 2) return 2;
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        struct faas_response r;
+        if (faas_fetch("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200) ok++;
+        faas_response_free(&r);
+    }
+    printf("%%d\n", ok);
+    return 0;
+}
+'''
+
+OUTBOUND_JS = r'''
+const [n, url] = require('fs').readFileSync(0, 'utf8').trim().split(' ');
+(async () => {
+  let ok = 0;
+  for (let i = 0; i < +n; i++) if ((await fetch(url)).status === 200) ok++;
+  console.log(ok);
+})();
+'''
+
+
+def outbound(server):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Hello(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = b"hello"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    remote = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=remote.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{remote.server_address[1]}/hello"
+    log(f"outbound: {OUTBOUND_N} GETs per call to {url} vs curl")
+    example = (EXAMPLES / "fetch.c").read_text()
+    helper = example[example.index("/* faas-fetch: begin"):example.index("/* faas-fetch: end")]
+    grant = f"allow=127.0.0.1:{remote.server_address[1]}"
+    addr = server.addr
+    try:
+        timed(["curl", "-s", "-o", "/dev/null", url])
+        curl = []
+        for _ in range(31):
+            out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", url],
+                                 capture_output=True, text=True, check=True).stdout
+            curl.append(float(out) * 1000)
+        curl_ms = statistics.median(curl)
+        for lang, code in (("c", OUTBOUND_C % helper), ("js", OUTBOUND_JS)):
+            name = f"outbound_{lang}"
+            status, body = http(addr, "POST", f"/deploy?name={name}&lang={lang}&{grant}", code.encode())
+            if status != 201:
+                raise SystemExit(f"deploy {name} failed: {status} {body[:300]}")
+            path = f"/invoke?fn={name}"
+            for n in (0, OUTBOUND_N):  # warm-up, and a check that every request worked
+                status, out = http(addr, "POST", path, f"{n} {url}".encode())
+                if status != 200 or json.loads(out)["output"].strip() != str(n):
+                    raise SystemExit(f"{name}: {status} {out[:300]}")
+            rounds = 5 if QUICK else 15
+            base = median_of(rounds, lambda: timed_http(addr, path, f"0 {url}".encode()))
+            full = median_of(rounds, lambda: timed_http(addr, path, f"{OUTBOUND_N} {url}".encode()))
+            per = (full - base) / OUTBOUND_N
+            record("outbound", f"{lang} function: GET to a local server, per request", fmt(per, "ms"),
+                   fmt(curl_ms, "ms"), f"{per / curl_ms:.2f}x")
+            record("outbound", f"{lang} function: latency added per request vs curl", fmt(per - curl_ms, "ms"))
+    finally:
+        remote.shutdown()
 
 
 def warm_every_worker(addr, fn, workers, rounds=3):

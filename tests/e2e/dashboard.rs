@@ -309,6 +309,29 @@ int main(void){ printf("<img src=x onerror=\"document.title='pwned'\"><script>do
             .unwrap();
         assert_eq!(injected, serde_json::json!(0));
 
+        // A function's configuration shows when it is selected: its
+        // variables, the names of its secrets (never a value), its hosts.
+        let value = "dash-secret-value-never-shown";
+        let auth = [("Authorization", "Bearer dash")];
+        let put = crate::harness::http_with_headers(&server.addr, "PUT", "/secret/db_pass", value.as_bytes(), &auth);
+        assert_eq!(put.status, 201, "{}", put.body);
+        let deployed = crate::harness::http_with_headers(
+            &server.addr,
+            "POST",
+            "/deploy?name=configured&lang=c&env=MODE%3Dlive&secret=db_pass&allow=api.example.com&allow=127.0.0.1%3A9",
+            example("hello.c").as_bytes(),
+            &auth,
+        );
+        assert_eq!(deployed.status, 201, "{}", deployed.body);
+        wait_until(&c, "the configured row", "[...document.querySelectorAll('#functions tr')].some(r => r.cells[0].textContent === 'configured')").await;
+        c.execute("[...document.querySelectorAll('#functions tr')].find(r => r.cells[0].textContent === 'configured').click()", vec![]).await.unwrap();
+        wait_until(&c, "the configuration", "document.getElementById('config-allow').textContent.includes('api.example.com')").await;
+        assert_eq!(text(&c, "config-env").await, "MODE=live");
+        assert_eq!(text(&c, "config-secrets").await, "/run/secrets/db_pass");
+        assert_eq!(text(&c, "config-allow").await, "127.0.0.1:9 api.example.com");
+        let page = c.source().await.unwrap();
+        assert!(!page.contains(value), "a secret value reached the page");
+
         let png = c.screenshot().await.unwrap();
         let dir = crate::harness::repo_root().join("target/test-artifacts");
         std::fs::create_dir_all(&dir).unwrap();

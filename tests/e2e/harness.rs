@@ -212,6 +212,23 @@ impl TestServer {
         Self::start_in(dir, args, env)
     }
 
+    /// Starts a new server on the directory of this one, which was stopped
+    /// (its exit status checked by the caller).
+    pub fn restart_stopped(self) -> Self {
+        assert!(self.child.is_none(), "stop the server first");
+        let (dir, args, env) = (self.dir.clone(), self.args.clone(), self.env.clone());
+        drop(self);
+        Self::start_in(dir, args, env)
+    }
+
+    /// Deploys with extra query parameters (`secret=db&env=K%3DV`) and
+    /// asserts 201; returns the id.
+    pub fn deploy_with(&self, name: &str, lang: &str, code: &str, query: &str) -> String {
+        let resp = self.post(&format!("/deploy?name={name}&lang={lang}&{query}"), code);
+        assert_eq!(resp.status, 201, "deploy {name}: {}", resp.body);
+        resp.json()["id"].as_str().unwrap().to_string()
+    }
+
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
         http(&self.addr, method, path, body)
     }
@@ -388,6 +405,22 @@ fn parse_response(raw: &[u8]) -> Response {
         status,
         headers,
         body,
+    }
+}
+
+/// One HTTP/1.1 request with extra headers; the answer as text.
+pub fn http_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> Response {
+    let (status, headers, body) = http_bytes(addr, method, path, headers, body);
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
 

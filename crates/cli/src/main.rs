@@ -7,6 +7,9 @@
 //! faas invoke hello -d 'payload'      # prints the function's output as is
 //! faas invoke hello -d @in.json --json
 //! faas ls | versions NAME | rm NAME | logs NAME | stats
+//! faas deploy hook.py --env CHANNEL=ops --secret slack_token --allow hooks.slack.com
+//! faas secret set slack_token -d @token.txt   # or -d VALUE, or -d - for stdin
+//! faas secret ls | secret rm NAME
 //! ```
 //!
 //! `--url` / `FAAS_URL` (default `http://127.0.0.1:8080`), `--token` /
@@ -61,7 +64,17 @@ enum Command {
         /// A variable the function sees in its environment (repeatable).
         #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
+        /// A secret the function reads as /run/secrets/NAME (repeatable).
+        #[arg(long = "secret", value_name = "NAME")]
+        secrets: Vec<String>,
+        /// A host the function may call: HOST, HOST:PORT, *.DOMAIN or
+        /// IP:PORT (repeatable).
+        #[arg(long = "allow", value_name = "HOST[:PORT]")]
+        allow: Vec<String>,
     },
+    /// Store, list or remove secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Run a function and print its output.
     Invoke {
         name: String,
@@ -85,6 +98,21 @@ enum Command {
     Stats,
 }
 
+#[derive(Subcommand, Debug)]
+enum SecretCommand {
+    /// Create or replace a secret.
+    Set {
+        name: String,
+        /// The value: text, @FILE, or - for stdin.
+        #[arg(short = 'd', long = "data")]
+        data: String,
+    },
+    /// List the secrets (names, sizes, users; never values).
+    Ls,
+    /// Remove a secret no function uses.
+    Rm { name: String },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -105,15 +133,64 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             lang,
             update,
             env,
-        } => deploy(
+            secrets,
+            allow,
+        } => {
+            let settings: String = [("env", env), ("secret", secrets), ("allow", allow)]
+                .iter()
+                .flat_map(|(key, values)| {
+                    values.iter().map(move |v| format!("&{key}={}", escape(v)))
+                })
+                .collect();
+            deploy(
+                &client,
+                cli,
+                file,
+                name.as_deref(),
+                lang.as_deref(),
+                *update,
+                &settings,
+            )
+        }
+        Command::Secret(SecretCommand::Set { name, data }) => {
+            let value = payload_of(data)?;
+            let body = client.expect_ok(client.send(
+                "PUT",
+                &format!("/secret/{}", escape(name)),
+                &value,
+            )?)?;
+            if cli.json {
+                println!("{body}");
+            } else {
+                let verb = if body["created"] == true {
+                    "created"
+                } else {
+                    "replaced"
+                };
+                println!("{verb} secret {name} ({} bytes)", value.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secret(SecretCommand::Ls) => listing(
             &client,
             cli,
-            file,
-            name.as_deref(),
-            lang.as_deref(),
-            *update,
-            env,
+            "/secrets",
+            "secrets",
+            &["name", "size", "created", "updated", "used_by"],
         ),
+        Command::Secret(SecretCommand::Rm { name }) => {
+            let body = client.expect_ok(client.send(
+                "DELETE",
+                &format!("/secret/{}", escape(name)),
+                &[],
+            )?)?;
+            if cli.json {
+                println!("{body}");
+            } else {
+                println!("removed secret {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Invoke { name, data } => invoke(&client, cli, name, data),
         Command::Ls => listing(
             &client,
@@ -193,7 +270,7 @@ fn deploy(
     name: Option<&str>,
     lang: Option<&str>,
     update: bool,
-    env: &[String],
+    options: &str,
 ) -> anyhow::Result<ExitCode> {
     let code = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let name = match name {
@@ -208,7 +285,6 @@ fn deploy(
         Some(lang) => lang.to_string(),
         None => lang_of(file)?,
     };
-    let options: String = env.iter().map(|e| format!("&env={}", escape(e))).collect();
     let query = format!("name={}&lang={}{options}", escape(&name), escape(&lang));
     let mut answer = client.send("POST", &format!("/deploy?{query}"), &code)?;
     if answer.0 == 409 && update {
@@ -232,8 +308,9 @@ fn deploy(
     Ok(ExitCode::SUCCESS)
 }
 
-fn invoke(client: &Client, cli: &Cli, name: &str, data: &str) -> anyhow::Result<ExitCode> {
-    let payload = match data {
+/// `-d`'s bytes: text as is, `@FILE`'s content, or stdin for `-`.
+fn payload_of(data: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(match data {
         "-" => {
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf)?;
@@ -243,7 +320,11 @@ fn invoke(client: &Client, cli: &Cli, name: &str, data: &str) -> anyhow::Result<
             std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?
         }
         d => d.as_bytes().to_vec(),
-    };
+    })
+}
+
+fn invoke(client: &Client, cli: &Cli, name: &str, data: &str) -> anyhow::Result<ExitCode> {
+    let payload = payload_of(data)?;
     let (status, body) = client.send("POST", &format!("/invoke?fn={}", escape(name)), &payload)?;
     if cli.json {
         println!("{body}");
@@ -331,6 +412,8 @@ fn table(cli: &Cli, body: &Value, key: &str, columns: &[&str]) -> anyhow::Result
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
+        Value::Array(items) if items.is_empty() => "-".into(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
         Value::String(s) => s
             .lines()
             .next()

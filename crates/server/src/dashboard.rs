@@ -25,6 +25,10 @@ impl Service {
                     "name": meta.name, "lang": meta.lang, "id": meta.id, "versions": versions,
                     "calls": f["calls"].as_u64().unwrap_or(0), "errors": f["errors"].as_u64().unwrap_or(0),
                     "p50_ms": f["p50_ms"].as_f64().unwrap_or(0.0), "last_ms": f["last_ms"].as_u64(),
+                    // Its configuration: variables, the names of the
+                    // secrets it reads (never their values), granted hosts.
+                    "env": meta.settings.env, "secrets": meta.settings.secrets,
+                    "allow": meta.settings.allow,
                 })
             })
             .collect();

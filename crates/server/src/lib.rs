@@ -207,6 +207,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(serve(cli, http, server_listener))
 }
 
+/// Builds the functions' HTTP client once as the workers will, so that a
+/// bad `--outbound-ca-file` is a one-line error at start rather than
+/// workers failing one after the other.
+fn check_outbound(args: &faas_worker::args::WorkerArgs) -> anyhow::Result<()> {
+    faas_worker::outbound::Outbound::new(&args.outbound())
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("outbound HTTP client (--outbound-ca-file): {e}"))
+}
+
 fn bind_http(host: &str, port: u16) -> anyhow::Result<std::net::TcpListener> {
     std::net::TcpListener::bind((host, port)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -225,7 +234,7 @@ async fn serve(
     server_listener: std::os::unix::net::UnixListener,
 ) -> anyhow::Result<()> {
     let http_addr = http.local_addr()?;
-    let service = start_service(&cli).await?;
+    let service = start_service(&cli, http_addr.port()).await?;
     let server_listener = {
         server_listener.set_nonblocking(true)?;
         tokio::net::UnixListener::from_std(server_listener)?
@@ -261,8 +270,8 @@ async fn serve(
 }
 
 /// Opens the store, finds the toolchains, connects to the LB and starts the
-/// workers.
-async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
+/// workers (`http_port`: the gateway's, which no function may reach).
+async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>> {
     // Everything the Server writes (the store, artifacts) is its own:
     // functions run as other users and must not read it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
@@ -277,6 +286,10 @@ async fn start_service(cli: &Cli) -> anyhow::Result<Arc<Service>> {
     let secrets = secrets::SecretStore::open(&secrets_dir, &key_file, create_key)?;
     let worker_program = cli.worker_program()?;
     let mut worker_args = cli.worker.clone();
+    // Functions never reach the gateway, even granted its address: the
+    // workers' client refuses this port on every address of this host.
+    worker_args.outbound_protected_ports.push(http_port);
+    check_outbound(&worker_args)?;
     let runtimes_dir = worker_args.runtimes_dir_for(&worker_program);
     worker_args.runtimes_dir = Some(runtimes_dir.clone());
     prepare_runtimes(&worker_program, &runtimes_dir);

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use faas_proto::{FailureKind, PlatformStats};
+use faas_proto::{FailureKind, OutboundStats, PlatformStats};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -47,6 +47,8 @@ pub struct Metrics {
     hops: HistogramVec,
     deploys: IntCounterVec,
     compile: Histogram,
+    outbound: IntCounterVec,
+    outbound_duration: HistogramVec,
     functions: IntGauge,
     rejections: IntCounter,
     queue: IntGauge,
@@ -150,6 +152,8 @@ impl Metrics {
             unknown: counter("faas_invocations_unknown_function_total", "Invocations of names that are not deployed"),
             duration: histogram_vec("faas_invocation_duration_seconds", "Invocation time as the Server saw it, by function", "function"),
             hops: histogram_vec("faas_hop_duration_seconds", "Time in each hop of an invocation: gateway_to_server, lb_decision, worker_pipe, execution, server_total", "hop"),
+            outbound: counter_vec("faas_outbound_requests_total", "Functions' outbound HTTP requests by function and outcome (ok: answered, any status; denied: refused by the policy; error; timeout)", &["function", "outcome"]),
+            outbound_duration: histogram_vec("faas_outbound_request_duration_seconds", "Time of functions' outbound HTTP requests that were sent (refused ones are not), by function", "function"),
             deploys: counter_vec("faas_deploys_total", "Deploys and updates by language and result", &["lang", "result"]),
             compile,
             functions: gauge("faas_functions_deployed", "Deployed function versions"),
@@ -225,6 +229,28 @@ impl Metrics {
             .record(function, outcome == "ok", total * 1000.0);
     }
 
+    /// What one invocation did through the platform's HTTP client.
+    pub fn outbound(&self, function: &str, stats: &OutboundStats) {
+        let label = self.label(function);
+        for (outcome, n) in [
+            ("ok", stats.ok),
+            ("denied", stats.denied),
+            ("error", stats.error),
+            ("timeout", stats.timeout),
+        ] {
+            if n > 0 {
+                self.outbound
+                    .with_label_values(&[&label, outcome])
+                    .inc_by(u64::from(n));
+            }
+        }
+        let histogram = self.outbound_duration.with_label_values(&[&label]);
+        // At most --max-outbound-requests of them, from our own worker.
+        for ms in &stats.durations_ms {
+            histogram.observe(ms.max(0.0) / 1000.0);
+        }
+    }
+
     /// An invocation refused before it ran (no worker free, queue full).
     pub fn rejected(&self, function: &str) {
         let label = self.label(function);
@@ -254,6 +280,10 @@ impl Metrics {
                 let _ = self.invocations.remove_label_values(&[function, outcome]);
             }
             let _ = self.duration.remove_label_values(&[function]);
+            for outcome in ["ok", "denied", "error", "timeout"] {
+                let _ = self.outbound.remove_label_values(&[function, outcome]);
+            }
+            let _ = self.outbound_duration.remove_label_values(&[function]);
         }
         self.live.lock().unwrap().functions.remove(function);
     }

@@ -41,6 +41,7 @@ pub fn run(
                                 inherit_stdin: false,
                                 dirs: Vec::new(),
                                 files: Vec::new(),
+                                secrets: Default::default(),
                                 max_tmp_bytes: Some(crate::jobs::DEFAULT_MAX_TMP_BYTES),
                                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                                 outbound: None,

@@ -18,7 +18,9 @@ use crate::native::{NativeCall, NativeLimits, NativeRunner, SandboxExtras};
 use crate::outbound::socket::SocketDirs;
 use crate::outbound::{Access, CallOutbound, Outbound};
 use crate::session::Session;
-use crate::wasm::{PrepareOptions, Prepared, RunOutput, Sandbox, DEFAULT_MAX_MEMORY_BYTES};
+use crate::wasm::{
+    PrepareOptions, Prepared, RunOutput, Sandbox, SecretFiles, DEFAULT_MAX_MEMORY_BYTES,
+};
 
 /// Most bytes of stdout (and of stderr) a function may return by default.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
@@ -212,6 +214,12 @@ impl JobRunner {
         let mut opts = wasm_options(&job.function, &limits);
         opts.env.extend(job.env.iter().cloned());
         opts.outbound = self.access(&job.allow);
+        opts.secrets = SecretFiles(
+            job.secrets
+                .iter()
+                .map(|s| (s.name.clone(), Arc::from(s.value.0.as_bytes())))
+                .collect(),
+        );
         let call = WasmCall {
             id: &job.function,
             request_id: &request_id,
@@ -241,6 +249,7 @@ impl JobRunner {
                     payload: &call.payload,
                     env: &job.env,
                     extras: &extras,
+                    secrets: &opts.secrets,
                 };
                 let out = self
                     .native
@@ -472,6 +481,7 @@ fn wasm_options(id: &str, limits: &CallLimits) -> PrepareOptions {
         inherit_stdin: false,
         dirs: Vec::new(),
         files: Vec::new(),
+        secrets: Default::default(),
         max_memory_bytes: limits.max_memory_bytes,
         max_tmp_bytes: Some(limits.max_tmp_bytes),
         outbound: None,

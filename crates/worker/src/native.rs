@@ -149,6 +149,8 @@ pub struct NativeCall<'a> {
     pub code: &'a [u8],
     pub payload: &'a [u8],
     pub env: &'a [(String, String)],
+    /// Read-only files `/run/secrets/NAME`.
+    pub secrets: &'a crate::wasm::SecretFiles,
     /// What the call gets besides (the outbound channel and PHP prelude).
     pub extras: &'a SandboxExtras,
 }
@@ -245,6 +247,7 @@ impl NativeRunner {
             payload,
             env: extra,
             extras,
+            secrets,
         } = *call;
         // The sandbox first: without it nothing native runs, whatever
         // runtime is there (and the Server passes none it cannot confine).
@@ -258,30 +261,46 @@ impl NativeRunner {
         ];
         env.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let file = lang.source_file();
-        let (mut cmd, script, script_pipe, scratch) = match &self.no_sandbox {
+        // What the sandbox reads through pipes, in fd order from 3: the
+        // script, then each secret (never a file on the host's disk).
+        let mut data: Vec<Vec<u8>> = Vec::new();
+        let (mut cmd, script, scratch) = match &self.no_sandbox {
             None => {
-                let pipe = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                    .map_err(|e| NativeError::Setup(e.into()))?;
-                let mut cmd = bwrap_command(&self.config.bwrap, program, lang, &env, limits, extras);
+                data.push(code.to_vec());
+                data.extend(secrets.0.iter().map(|(_, value)| value.to_vec()));
+                let names: Vec<&str> = secrets.0.iter().map(|(n, _)| n.as_str()).collect();
+                let mut cmd =
+                    bwrap_command(&self.config.bwrap, program, lang, &env, limits, &names, extras);
                 cmd.args(args).args(&extras.args);
-                (cmd, Path::new("/faas").join(&file), Some(pipe), None)
+                (cmd, Path::new("/faas").join(&file), None)
             }
             // The operator accepted unconfined native calls (else the
-            // call was refused above).
+            // call was refused above): there is no private /run to put
+            // secrets in.
+            Some(_) if !secrets.0.is_empty() => {
+                return Err(NativeError::Setup(std::io::Error::other(
+                    "secrets (/run/secrets) need the bubblewrap sandbox; this worker runs native functions unconfined",
+                )))
+            }
             Some(_) => {
                 let dir = Scratch::create(self.run_as, lang, code).map_err(NativeError::Setup)?;
                 let mut cmd = unconfined_command(program, &dir.path, &env);
                 cmd.args(args);
-                (cmd, dir.path.join(&file), None, Some(dir))
+                (cmd, dir.path.join(&file), Some(dir))
             }
         };
         cmd.arg(script);
-        let script_fd = script_pipe.as_ref().map(|(read, _)| read.as_raw_fd());
-        confine(&mut cmd, limits, self.run_as, script_fd);
+        let pipes = data
+            .iter()
+            .map(|_| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| NativeError::Setup(e.into()))?;
+        let read_fds: Vec<i32> = pipes.iter().map(|(read, _)| read.as_raw_fd()).collect();
+        confine(&mut cmd, limits, self.run_as, read_fds);
         let mut child = cmd.spawn().map_err(NativeError::Setup)?;
-        if let Some((read, write)) = script_pipe {
+        for ((read, write), bytes) in pipes.into_iter().zip(data) {
             drop(read);
-            feed(write, code.to_vec());
+            feed(write, bytes);
         }
         let input = payload.to_vec();
         feed_stdin(&mut child, input);
@@ -316,6 +335,7 @@ fn bwrap_command(
     lang: Lang,
     env: &[(&str, String)],
     limits: &NativeLimits,
+    secrets: &[&str],
     extras: &SandboxExtras,
 ) -> Command {
     let script = format!("/faas/{}", lang.source_file());
@@ -355,6 +375,15 @@ fn bwrap_command(
     cmd.args(["--proc", "/proc", "--dev", "/dev"])
         .args(["--size", &tmp_bytes, "--tmpfs", "/tmp", "--chdir", "/tmp"])
         .args(["--dir", "/faas", "--ro-bind-data", "3", &script]);
+    if !secrets.is_empty() {
+        cmd.args(["--dir", "/run/secrets"]);
+    }
+    for (i, name) in secrets.iter().enumerate() {
+        // Names are checked by the Server (no '/', no leading '.').
+        cmd.args(["--perms", "0444", "--ro-bind-data"])
+            .arg((4 + i).to_string())
+            .arg(format!("/run/secrets/{name}"));
+    }
     for (host, inside) in &extras.binds {
         cmd.arg("--ro-bind").arg(host).arg(inside);
     }
@@ -483,13 +512,17 @@ fn kill_everything_of(uid: Uid) {
     }
 }
 
-/// Applies the rlimits, drops to `run_as`, and puts the script pipe at fd 3,
-/// in the child before exec.
+/// Most pipes a native call reads data from: the script and the secrets
+/// (the Server allows 64 per function).
+const MAX_DATA_FDS: usize = 1 + 64;
+
+/// Applies the rlimits, drops to `run_as`, and puts the data pipes (the
+/// script's, then the secrets') at fds 3, 4, ..., in the child before exec.
 fn confine(
     cmd: &mut Command,
     limits: &NativeLimits,
     run_as: Option<(Uid, Gid)>,
-    script_fd: Option<i32>,
+    data_fds: Vec<i32>,
 ) {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -511,15 +544,17 @@ fn confine(
     // setgroups, setgid, setuid); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some(fd) = script_fd {
-                if fd == 3 {
-                    nix::fcntl::fcntl(
-                        3,
-                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                    )?;
-                } else {
-                    nix::unistd::dup2(fd, 3)?;
-                }
+            // First every source above the target range (one may sit in
+            // it), then each into place: dup2 leaves the targets open across
+            // exec. A fixed array: nothing is allocated after fork.
+            let count = data_fds.len().min(MAX_DATA_FDS);
+            let above = 3 + MAX_DATA_FDS as i32;
+            let mut moved = [0; MAX_DATA_FDS];
+            for (slot, fd) in moved.iter_mut().zip(&data_fds) {
+                *slot = nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(above))?;
+            }
+            for (i, fd) in moved[..count].iter().enumerate() {
+                nix::unistd::dup2(*fd, 3 + i as i32)?;
             }
             for (resource, limit) in rlimits {
                 setrlimit(resource, limit, limit)?;

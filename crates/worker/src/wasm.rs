@@ -197,10 +197,19 @@ impl Sandbox {
         reuse: Option<Session>,
     ) -> Result<Prepared, SandboxError> {
         let _enter = self.tokio.enter();
-        let outbound = opts.outbound.clone().map(|a| Arc::new(CallOutbound::new(a)));
+        let poll = PollState::default();
+        // A fetch that waits until the deadline ends the call as a timeout,
+        // as a poll does (`poll.timed_out`).
+        let outbound = opts.outbound.clone().map(|a| {
+            Arc::new(CallOutbound::new(a).stopping_at_deadline(poll.timed_out.clone()))
+        });
+        let mut fs = call_fs(opts, outbound.as_ref())?;
+        if outbound.is_some() {
+            fs.stop_when(poll.timed_out.clone());
+        }
         let hooks = CallHooks {
-            poll: PollState::default(),
-            fs: Arc::new(Mutex::new(call_fs(opts, outbound.as_ref())?)),
+            poll,
+            fs: Arc::new(Mutex::new(fs)),
             environ: Environ::new(&opts.env),
             outbound,
         };
@@ -236,6 +245,7 @@ impl Sandbox {
             limits: (opts.max_memory_bytes, opts.max_tmp_bytes),
             env: opts.env.clone(),
             outbound: opts.outbound.clone(),
+            secrets: opts.secrets.clone(),
         })
     }
 
@@ -393,6 +403,9 @@ pub struct PrepareOptions {
     /// Read-only in-memory files (guest path, content): an interpreter's
     /// script and prelude. No host file is ever mapped for them.
     pub files: Vec<(String, Arc<[u8]>)>,
+    /// The function's secrets, read-only under `/run/secrets/` (with a
+    /// `/tmp` cap only, like `files`).
+    pub secrets: SecretFiles,
     /// Give the call a private in-memory `/tmp` of at most this many bytes
     /// (and the files above); `None`: no file system at all.
     pub max_tmp_bytes: Option<u64>,
@@ -403,6 +416,23 @@ pub struct PrepareOptions {
     pub outbound: Option<Access>,
 }
 
+/// Secret files (name, value): their `Debug` shows names and sizes only,
+/// never a value (options may be logged).
+#[derive(Clone, Default, PartialEq)]
+pub struct SecretFiles(pub Vec<(String, Arc<[u8]>)>);
+
+impl std::fmt::Debug for SecretFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, v)| format!("{name} ({} bytes)", v.len())),
+            )
+            .finish()
+    }
+}
+
 /// A fresh instance waiting for its call.
 pub struct Prepared {
     session: Session,
@@ -411,14 +441,17 @@ pub struct Prepared {
     limits: (u64, Option<u64>),
     env: Vec<(String, String)>,
     outbound: Option<Access>,
+    secrets: SecretFiles,
 }
 
 impl Prepared {
-    /// Whether this instance was built as `opts` asks: same caps and
-    /// variables (a raw-route call adds its own), so a call may use it.
+    /// Whether this instance was built as `opts` asks: same caps,
+    /// variables (a raw-route call adds its own) and secret values (one
+    /// replaced since is seen by the next call), so a call may use it.
     pub fn fits(&self, opts: &PrepareOptions) -> bool {
         self.limits == (opts.max_memory_bytes, opts.max_tmp_bytes)
             && self.env == opts.env
+            && self.secrets == opts.secrets
             && self.outbound == opts.outbound
     }
 
@@ -449,7 +482,9 @@ type Built = (WasiEnvBuilder, Option<(CappedOutput, CappedOutput)>);
 /// A call's files. With host directories (`worker run --dir`), those,
 /// pre-opened in order. With a `/tmp` cap: a root that holds a private
 /// in-memory `/tmp` of that size and, read-only, `/faas` with `files` (an
-/// interpreter's script), `/` and `/tmp` pre-opened; nothing else exists,
+/// interpreter's script) and `/run/secrets` with the function's secrets,
+/// and with grants `/run/faas` holding the fetch file ([`crate::outbound`]),
+/// `/` and `/tmp` pre-opened; nothing else exists,
 /// and changing anything outside `/tmp` fails with `EROFS`. Else, no files.
 fn call_fs(
     opts: &PrepareOptions,
@@ -463,28 +498,43 @@ fn call_fs(
     let Some(cap) = opts.max_tmp_bytes else {
         return Ok(CallFs::stdio_only());
     };
-    let mut mounts = vec![vec!["tmp".to_string()]];
+    let tmp = vec!["tmp".to_string()];
+    let faas = vec!["faas".to_string()];
+    let secrets = vec!["run".to_string(), "secrets".to_string()];
+    let mut mounts = vec![tmp.clone()];
     if !opts.files.is_empty() {
-        mounts.push(vec!["faas".to_string()]);
+        mounts.push(faas.clone());
+    }
+    if !opts.secrets.0.is_empty() {
+        mounts.push(secrets.clone());
     }
     let mut dirs = mounts.clone();
     if outbound.is_some() {
         dirs.push(crate::outbound::mount_point());
     }
     let mut ns = Namespace::new(Arc::new(MemFs::read_only(&dirs, &[])));
-    ns.mount(&mounts[0], Arc::new(MemFs::new(Some(cap))));
+    ns.mount(&tmp, Arc::new(MemFs::new(Some(cap))));
+    // Read-only for real: a writable /faas or /run/secrets would be memory
+    // outside the /tmp cap (see crate::rofs), and a secret is the
+    // platform's to change, not the call's.
+    let read_only = |files: &mut dyn Iterator<Item = (Vec<String>, Arc<[u8]>)>| {
+        Arc::new(MemFs::read_only(&[], &files.collect::<Vec<_>>()))
+    };
     if !opts.files.is_empty() {
-        let files: Vec<(Vec<String>, Arc<[u8]>)> = opts
-            .files
+        let mut files = opts.files.iter().map(|(path, content)| {
+            let inside = path.strip_prefix("/faas").unwrap_or(path);
+            (crate::hostdir::components(inside), content.clone())
+        });
+        ns.mount(&faas, read_only(&mut files));
+    }
+    if !opts.secrets.0.is_empty() {
+        // Names are checked by the Server (no '/', no leading '.').
+        let mut files = opts
+            .secrets
+            .0
             .iter()
-            .map(|(path, content)| {
-                let inside = path.strip_prefix("/faas").unwrap_or(path);
-                (crate::hostdir::components(inside), content.clone())
-            })
-            .collect();
-        // Read-only for real: a writable /faas would be memory outside the
-        // /tmp cap (see crate::rofs).
-        ns.mount(&mounts[1], Arc::new(MemFs::read_only(&[], &files)));
+            .map(|(name, value)| (vec![name.clone()], value.clone()));
+        ns.mount(&secrets, read_only(&mut files));
     }
     if let Some(call) = outbound {
         crate::outbound::mount(&mut ns, call);
@@ -570,6 +620,7 @@ mod tests {
                 inherit_stdin: false,
                 dirs: Vec::new(),
                 files: Vec::new(),
+                secrets: Default::default(),
                 max_tmp_bytes: Some(1 << 20),
                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                 outbound: None,

@@ -100,6 +100,9 @@ impl Service {
         };
         self.metrics
             .invocation(&meta.name, result.ok, result.kind, &hops);
+        if let Some(outbound) = &result.outbound {
+            self.metrics.outbound(&meta.name, outbound);
+        }
         self.job_done(ticket, result.ok).await;
         let invocation = Invocation {
             worker_id: ticket.worker_id,

@@ -1,6 +1,6 @@
 //! Outbound HTTP for functions: the channel through which guest code asks
 //! the worker to make a request, in every language, with the platform's
-//! client ([`client`]) and its policy.
+//! client (`faas_outbound`) and its policy.
 //!
 //! # Why a file (and a socket), not host imports or WASI sockets
 //!
@@ -54,17 +54,17 @@
 mod channel;
 pub mod python;
 pub mod socket;
-mod stub;
 pub mod wire;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use faas_proto::{Grants, OutboundStats};
 
 pub use channel::FetchDir;
-use stub as client;
+use faas_outbound as client;
 
 /// Where the fetch file and socket are, inside a sandbox.
 pub const CHANNEL_DIR: &str = "/run/faas";
@@ -160,6 +160,9 @@ impl PartialEq for Access {
 pub struct CallOutbound {
     access: Access,
     state: Mutex<CallState>,
+    /// Set when a request ran into the call's deadline (what stops a
+    /// WebAssembly guest there: [`crate::wasifs::CallFs::stop_when`]).
+    deadline_passed: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, Default)]
@@ -178,6 +181,20 @@ impl CallOutbound {
         Self {
             access,
             state: Mutex::default(),
+            deadline_passed: None,
+        }
+    }
+
+    /// Sets `flag` when a request runs into the call's deadline.
+    pub fn stopping_at_deadline(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.deadline_passed = Some(flag);
+        self
+    }
+
+    /// Marks the call as out of time.
+    fn out_of_time(&self) {
+        if let Some(flag) = &self.deadline_passed {
+            flag.store(true, Ordering::Release);
         }
     }
 
@@ -255,6 +272,7 @@ impl CallOutbound {
         let started = Instant::now();
         if started >= deadline {
             self.state.lock().unwrap().stats.timeout += 1;
+            self.out_of_time();
             return wire::encode_failure("timeout", &format!("{target}: the call's deadline has passed"));
         }
         let fetched = outbound.client.fetch(
@@ -283,7 +301,7 @@ impl CallOutbound {
                     _ if Instant::now() >= deadline => "timeout",
                     other => other,
                 };
-                let message = err.to_string();
+                let message = describe(&err);
                 match outcome {
                     "denied" => {
                         state.stats.denied += 1;
@@ -297,6 +315,9 @@ impl CallOutbound {
                     "timeout" => {
                         state.stats.timeout += 1;
                         state.stats.durations_ms.push(took_ms);
+                        // The client stops only at the deadline it was given:
+                        // the call's.
+                        self.out_of_time();
                     }
                     _ => {
                         state.stats.error += 1;
@@ -310,6 +331,20 @@ impl CallOutbound {
                 wire::encode_failure(outcome, &message)
             }
         }
+    }
+}
+
+/// What the guest is told of a failure (the client's own words without
+/// its "outbound request ..." prefix: the guest's API adds its own).
+fn describe(err: &client::FetchError) -> String {
+    use client::FetchError as E;
+    match err {
+        E::Denied(why) | E::Failed(why) => why.clone(),
+        E::Invalid(why) => format!("invalid request: {why}"),
+        E::TooLarge { limit } => {
+            format!("the response is larger than {limit} bytes (--max-outbound-bytes)")
+        }
+        E::Timeout => "no answer before the call's deadline".into(),
     }
 }
 

@@ -195,6 +195,16 @@ fn serve_one(mut stream: UnixStream, call: &CallOutbound, ended: &AtomicBool) {
         return;
     }
     let answer = call.exchange(&request);
+    if answer.starts_with(b"timeout ") || Instant::now() >= deadline {
+        // Out of time: the process is being stopped (504). It gets no
+        // answer to go on with (it could print one and exit 0 before the
+        // worker's kill): the connection stays open, unanswered, until the
+        // call has ended.
+        while !ended.load(Ordering::Acquire) {
+            std::thread::sleep(TICK);
+        }
+        return;
+    }
     let _ = stream.set_write_timeout(Some(
         deadline
             .saturating_duration_since(Instant::now())

@@ -38,9 +38,9 @@ macro_rules! delegating {
                     if let (Some(inner), Some(orig)) = (super::wasix_fd(&fs, fd), &orig) {
                         return orig.call(&mut ctx, inner, $($arg),*);
                     }
-                    Ok::<i32, RuntimeError>(super::run(&ctx, &fs, layout, |cx| {
+                    super::run(&ctx, &fs, layout, |cx| {
                         $ours(cx, fd as u32, $($arg),*)
-                    }))
+                    })
                 },
             );
         }
@@ -56,9 +56,9 @@ macro_rules! own {
             $i.define(
                 $name,
                 move |ctx: FunctionEnvMut<'_, WasiEnv>, $($arg: $ty),*| {
-                    Ok::<i32, RuntimeError>(super::run(&ctx, &fs, layout, |cx| {
+                    super::run(&ctx, &fs, layout, |cx| {
                         $ours(cx, $($arg),*)
-                    }))
+                    })
                 },
             );
         }
@@ -73,8 +73,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
 use wasmer::{
-    Function, FunctionEnvMut, HostFunction, Imports, Module, Store, TypedFunction, WasmTypeList,
-    WithEnv,
+    Function, FunctionEnvMut, HostFunction, Imports, Module, RuntimeError, Store, TypedFunction,
+    WasmTypeList, WithEnv,
 };
 use wasmer_wasix::{WasiEnv, WasiFunctionEnv};
 
@@ -94,6 +94,9 @@ pub struct CallFs {
     fds: BTreeMap<u32, Entry>,
     /// Numbers closed and not reused yet.
     free: BTreeSet<u32>,
+    /// Set when a call of ours reached the call's deadline: the guest is
+    /// stopped on its return ([`CallFs::stop_when`]).
+    deadline_passed: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a guest descriptor is.
@@ -131,7 +134,15 @@ impl CallFs {
             ns: None,
             fds: (0..3).map(|fd| (fd as u32, Entry::Wasix(fd))).collect(),
             free: BTreeSet::new(),
+            deadline_passed: None,
         }
+    }
+
+    /// Stops the guest (a trap, reported as a timeout) when one of our
+    /// calls returns with `flag` set: the deadline passed while it
+    /// blocked (a fetch, [`crate::outbound`]).
+    pub fn stop_when(&mut self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        self.deadline_passed = Some(flag);
     }
 
     /// `ns`, with `preopens` (guest paths) as descriptors 3, 4, ...
@@ -275,9 +286,9 @@ fn run(
     fs: &CallFsOf,
     layout: Layout,
     f: impl FnOnce(&mut Cx<'_>) -> Result<()>,
-) -> i32 {
+) -> std::result::Result<i32, RuntimeError> {
     let Some(view) = ctx.data().try_memory_view(ctx) else {
-        return Errno::Fault as i32;
+        return Ok(Errno::Fault as i32);
     };
     let state = fs();
     let mut state = state.lock().unwrap();
@@ -286,10 +297,21 @@ fn run(
         mem: Guest(view),
         layout,
     };
-    match f(&mut cx) {
+    let errno = match f(&mut cx) {
         Ok(()) => Errno::Success as i32,
         Err(errno) => errno as i32,
+    };
+    // A call that blocked here until its deadline (a fetch waiting for its
+    // answer) ends now, as a timeout, rather than going on for the
+    // watchdog's next tick.
+    if state
+        .deadline_passed
+        .as_ref()
+        .is_some_and(|passed| passed.load(std::sync::atomic::Ordering::Acquire))
+    {
+        return Err(RuntimeError::new("the call ran past its deadline"));
     }
+    Ok(errno)
 }
 
 /// wasix's number for `fd` when wasix keeps it, else `None` (ours, or

@@ -10,7 +10,7 @@
 //! a directory over a file `ENOTDIR`, of a directory into itself `EINVAL`;
 //! a hard link to a directory is `EPERM`; an absolute symlink is `EPERM`.
 
-use wasmer::{FunctionEnvMut, RuntimeError};
+use wasmer::FunctionEnvMut;
 use wasmer_wasix::WasiEnv;
 
 use super::fd::{put_filestat, set_times};
@@ -99,7 +99,10 @@ fn path_open(
         exclusive: oflags & 4 != 0,
         truncate: oflags & 8 != 0,
         read: base & rights::READING != 0,
-        write: base & rights::WRITING != 0,
+        // FD_WRITE alone means writing, as in wasmtime: Go's `os.Open`
+        // asks read-only files for FD_FILESTAT_SET_SIZE too, and must
+        // still open them (a secret, an interpreter's /faas).
+        write: base & rights::FD_WRITE != 0,
         append: fdflags & 1 != 0,
         nonblock: fdflags & 4 != 0,
     };

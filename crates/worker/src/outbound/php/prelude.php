@@ -18,7 +18,8 @@
 
 function faas_fetch(string $url, array $options = [])
 {
-    $host = parse_url($url, PHP_URL_HOST) ?: $url;
+    $parts = parse_url($url) ?: [];
+    $host = isset($parts['host']) ? $parts['host'] . (isset($parts['port']) ? ':' . $parts['port'] : '') : $url;
     $socket = '/run/faas/fetch.sock';
     if (!file_exists($socket)) {
         trigger_error("faas_fetch(): request to $host refused: this function has no granted hosts (deploy it with allow=HOST)", E_USER_WARNING);
