@@ -93,6 +93,9 @@ struct Entry {
     value: Result<Arc<[u8]>, String>,
 }
 
+/// A secret's name and value, for a call.
+pub type NamedValue = (String, Arc<[u8]>);
+
 /// A secret's listing (never its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretMeta {
@@ -356,7 +359,7 @@ impl SecretStore {
     }
 
     /// The values of `names`, for a call.
-    pub fn values(&self, names: &[String]) -> Result<Vec<(String, Arc<[u8]>)>, ReadError> {
+    pub fn values(&self, names: &[String]) -> Result<Vec<NamedValue>, ReadError> {
         let entries = self.entries.read().unwrap();
         names
             .iter()
@@ -513,8 +516,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let s = store(tmp.path());
         let value = b"hunter2-\x00\xff-very-secret";
-        assert_eq!(s.put("db", value, 10).unwrap().0, true);
-        assert_eq!(s.put("db", value, 20).unwrap().0, false);
+        assert!(s.put("db", value, 10).unwrap().0);
+        assert!(!s.put("db", value, 20).unwrap().0);
         let on_disk = std::fs::read(tmp.path().join("secrets/db.sealed")).unwrap();
         assert!(!on_disk.windows(6).any(|w| w == b"hunter"));
         let reopened = store(tmp.path());
