@@ -633,3 +633,95 @@ fn a_replica_killed_under_load_fails_none_of_the_others_calls() {
         || output(&replicas[2], "load", "y") == (200, "v2:y\n".to_string()),
     );
 }
+
+#[test]
+fn secrets_are_shared_sealed_across_replicas_and_a_replica_with_another_key_is_refused() {
+    let weed = Seaweed::start();
+    let replicas = three_peers(&weed);
+    let value = "shared-secret-value-Qx81";
+    let put = replicas[0].request("PUT", "/secret/db", value.as_bytes());
+    assert_eq!(put.status, 201, "{}", put.body);
+    // Deployed on another replica at once (a miss syncs first), read on a
+    // third.
+    let code = "print(open('/run/secrets/db').read())\n";
+    let deployed = replicas[1].post("/deploy?name=reader&lang=python&secret=db", code);
+    assert_eq!(deployed.status, 201, "{}", deployed.body);
+    wait_until("the deploy to reach r2", Duration::from_secs(20), || {
+        output(&replicas[2], "reader", "") == (200, format!("{value}\n"))
+    });
+    // A replaced value reaches every replica.
+    assert_eq!(replicas[2].request("PUT", "/secret/db", b"v2").status, 200);
+    for r in &replicas {
+        wait_until("the new value everywhere", Duration::from_secs(20), || {
+            output(r, "reader", "") == (200, "v2\n".into())
+        });
+    }
+    let listed = replicas[0].get("/secrets").json();
+    assert_eq!(
+        listed["secrets"][0]["used_by"],
+        serde_json::json!(["reader"])
+    );
+    // The bucket holds the value sealed, never in clear.
+    let bucket = crate::cluster_attacks::Bucket::open(&weed);
+    for object in bucket.list("t/v1") {
+        let bytes = bucket.get(&object);
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(value) && !text.contains("\"v2\""),
+            "{object}: {text}"
+        );
+    }
+    assert!(bucket.list("t/v1/secret").len() >= 2);
+
+    // In use: 409 from any replica; once unused, deleted everywhere.
+    assert_eq!(replicas[2].request("DELETE", "/secret/db", b"").status, 409);
+    assert_eq!(
+        replicas[0]
+            .request("DELETE", "/function/reader", b"")
+            .status,
+        200
+    );
+    wait_until("the delete to reach r1", Duration::from_secs(20), || {
+        replicas[1].get("/functions").json()["functions"] == serde_json::json!([])
+    });
+    assert_eq!(replicas[1].request("DELETE", "/secret/db", b"").status, 200);
+    wait_until("the secret to leave r2", Duration::from_secs(20), || {
+        replicas[2].get("/secrets").json()["secrets"] == serde_json::json!([])
+    });
+
+    // A replica given another secrets key does not start: the others'
+    // secrets would be unreadable to it.
+    let other = weed.dir.path().join("other-secrets.key");
+    std::fs::write(&other, "cd".repeat(32)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(server_bin())
+        .args([
+            "RR",
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--store",
+            "s3://faas/t",
+        ])
+        .args(["--s3-endpoint", &weed.endpoint])
+        .arg("--cluster-key-file")
+        .arg(weed.key_file())
+        .arg("--secrets-key-file")
+        .arg(&other)
+        .arg("--lb-socket")
+        .arg(dir.path().join("lb.sock"))
+        .arg("--server-socket")
+        .arg(dir.path().join("s.sock"))
+        .arg("--functions-dir")
+        .arg(dir.path().join("functions"))
+        .arg("--worker-bin")
+        .arg(worker_bin())
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not open the secrets of"), "{err}");
+}

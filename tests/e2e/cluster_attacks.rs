@@ -36,7 +36,7 @@ impl Bucket {
         Self { store, rt }
     }
 
-    fn get(&self, key: &str) -> Vec<u8> {
+    pub(crate) fn get(&self, key: &str) -> Vec<u8> {
         self.rt.block_on(async {
             let got = self.store.get(&ObjectPath::from(key)).await.unwrap();
             got.bytes().await.unwrap().to_vec()

@@ -282,8 +282,7 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
             max_bytes: cli.max_store_mb.saturating_mul(MIB),
         });
     let cluster = connect_cluster(cli).await?;
-    let (secrets_dir, key_file, create_key) = cli.secrets_paths();
-    let secrets = secrets::SecretStore::open(&secrets_dir, &key_file, create_key)?;
+    let secrets = open_secrets(cli, cluster.as_deref()).await?;
     let worker_program = cli.worker_program()?;
     let mut worker_args = cli.worker.clone();
     // Functions never reach the gateway, even granted its address: the
@@ -365,6 +364,36 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
 
 /// In S3 mode, connects to the shared store (and checks it honours
 /// conditional writes); `None` with the directory store.
+/// The secret store. On one machine its key is `--secrets-key-file` (by
+/// default created beside the functions dir). In S3 mode every replica
+/// must hold the same key: `--secrets-key-file` on each, or by default
+/// one derived from the cluster key (which they share already); the
+/// store's key check refuses a replica with another.
+async fn open_secrets(
+    cli: &Cli,
+    cluster: Option<&cluster::Cluster>,
+) -> anyhow::Result<secrets::SecretStore> {
+    let (dir, key_file, create_key) = cli.secrets_paths();
+    let store = match (cluster, &cli.secrets_key_file, &cli.cluster_key_file) {
+        (Some(_), None, Some(cluster_key)) => {
+            let key = cluster::notice::ClusterKey::from_file(cluster_key)?;
+            secrets::SecretStore::open_with_key(
+                &dir,
+                key.derive(b"faas secrets key v1"),
+                &format!(
+                    "the key derived from the cluster key {}",
+                    cluster_key.display()
+                ),
+            )?
+        }
+        _ => secrets::SecretStore::open(&dir, &key_file, create_key && cluster.is_none())?,
+    };
+    if let Some(cluster) = cluster {
+        cluster.check_secrets_key(&store).await?;
+    }
+    Ok(store)
+}
+
 async fn connect_cluster(cli: &Cli) -> anyhow::Result<Option<Arc<cluster::Cluster>>> {
     let Some(url) = &cli.store else {
         if cli.peers.is_some() || cli.peers_dns.is_some() {

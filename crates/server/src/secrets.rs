@@ -87,9 +87,14 @@ struct Entry {
     created: u64,
     updated: u64,
     size: u64,
+    /// sha256 of the sealed file, hex: what a shared index names.
+    digest: String,
     /// The value, or why it does not open.
     value: Result<Arc<[u8]>, String>,
 }
+
+/// A secret's name and value, for a call.
+pub type NamedValue = (String, Arc<[u8]>);
 
 /// A secret's listing (never its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,8 +130,18 @@ impl SecretStore {
     /// written there (mode 0600) first. Fails when the key does not open
     /// what `dir` holds.
     pub fn open(dir: &Path, key_file: &Path, create_key: bool) -> Result<Self, SecretError> {
+        let key = read_or_create_key(key_file, create_key, &SystemRandom::new())?;
+        Self::open_with_key(dir, key, &key_file.display().to_string())
+    }
+
+    /// Opens the store in `dir` with `key_bytes` (`describe` names where
+    /// the key comes from, in errors).
+    pub fn open_with_key(
+        dir: &Path,
+        key_bytes: [u8; KEY_LEN],
+        describe: &str,
+    ) -> Result<Self, SecretError> {
         let rng = SystemRandom::new();
-        let key_bytes = read_or_create_key(key_file, create_key, &rng)?;
         let key = LessSafeKey::new(
             UnboundKey::new(&CHACHA20_POLY1305, &key_bytes).expect("a 32-byte key"),
         );
@@ -143,30 +158,40 @@ impl SecretStore {
             entries: RwLock::new(BTreeMap::new()),
             write: std::sync::Mutex::new(()),
         };
-        store.check_key(key_file)?;
+        store.check_key(describe)?;
         store.load()?;
         Ok(store)
     }
 
+    /// A sealed known text: whoever opens it holds this store's key.
+    pub fn keycheck(&self) -> Vec<u8> {
+        self.seal(KEYCHECK_FILE, KEYCHECK_TEXT, 0, 0)
+    }
+
+    /// Whether `bytes` is a [`keycheck`](Self::keycheck) of this key.
+    pub fn opens_keycheck(&self, bytes: &[u8]) -> bool {
+        let opened = serde_json::from_slice::<Sealed>(bytes)
+            .ok()
+            .and_then(|s| self.open_sealed(KEYCHECK_FILE, &s).ok());
+        opened.as_deref() == Some(KEYCHECK_TEXT)
+    }
+
     /// Opens `.keycheck` (written on first use of a directory).
-    fn check_key(&self, key_file: &Path) -> Result<(), SecretError> {
+    fn check_key(&self, describe: &str) -> Result<(), SecretError> {
         let path = self.dir.join(KEYCHECK_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let opened = serde_json::from_slice::<Sealed>(&bytes)
-                    .ok()
-                    .and_then(|s| self.open_sealed(KEYCHECK_FILE, &s).ok());
-                if opened.as_deref() == Some(KEYCHECK_TEXT) {
+                if self.opens_keycheck(&bytes) {
                     Ok(())
                 } else {
                     Err(SecretError::WrongKey {
-                        key: key_file.display().to_string(),
+                        key: describe.to_string(),
                         dir: self.dir.display().to_string(),
                     })
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let sealed = self.seal(KEYCHECK_FILE, KEYCHECK_TEXT, 0, 0);
+                let sealed = self.keycheck();
                 write_atomically(&path, &sealed).map_err(|e| SecretError::Io {
                     path: path.display().to_string(),
                     why: e.to_string(),
@@ -197,20 +222,7 @@ impl SecretStore {
                 continue;
             }
             let bytes = std::fs::read(dirent.path()).map_err(io)?;
-            let entry = match serde_json::from_slice::<Sealed>(&bytes) {
-                Ok(sealed) => Entry {
-                    created: sealed.created,
-                    updated: sealed.updated,
-                    size: sealed.size,
-                    value: self.open_sealed(name, &sealed).map(Arc::from),
-                },
-                Err(e) => Entry {
-                    created: 0,
-                    updated: 0,
-                    size: 0,
-                    value: Err(format!("not a sealed secret: {e}")),
-                },
-            };
+            let entry = self.entry_of(name, &bytes);
             if let Err(why) = &entry.value {
                 log::error!(target: "SERVER", "secret '{name}' cannot be used: {why}");
             }
@@ -222,6 +234,18 @@ impl SecretStore {
 
     /// Stores `value` as `name`; true when it did not exist before.
     pub fn put(&self, name: &str, value: &[u8], now: u64) -> Result<(bool, SecretMeta), String> {
+        let sealed = self.seal_value(name, value, now)?;
+        let created = !self.contains(name);
+        if created && self.entries.read().unwrap().len() >= MAX_SECRETS {
+            return Err(format!("the store holds {MAX_SECRETS} secrets already"));
+        }
+        let meta = self.install(name, &sealed)?;
+        Ok((created, meta))
+    }
+
+    /// `value` sealed as `name`'s (its creation time kept when it exists),
+    /// without storing it: what a shared store uploads.
+    pub fn seal_value(&self, name: &str, value: &[u8], now: u64) -> Result<Vec<u8>, String> {
         check_name(name)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(format!(
@@ -229,33 +253,84 @@ impl SecretStore {
                 value.len()
             ));
         }
-        let _writer = self.write.lock().unwrap();
-        let previous = self.entries.read().unwrap().get(name).cloned();
-        if previous.is_none() && self.entries.read().unwrap().len() >= MAX_SECRETS {
-            return Err(format!("the store holds {MAX_SECRETS} secrets already"));
+        let created = self
+            .entries
+            .read()
+            .unwrap()
+            .get(name)
+            .map_or(now, |e| e.created);
+        Ok(self.seal(name, value, created, now))
+    }
+
+    /// Stores a sealed value (sealed here, or read from a shared store) as
+    /// `name`. One that does not open with this key is refused, and what
+    /// was stored before stays.
+    pub fn install(&self, name: &str, sealed: &[u8]) -> Result<SecretMeta, String> {
+        check_name(name)?;
+        let entry = self.entry_of(name, sealed);
+        if let Err(why) = &entry.value {
+            return Err(format!("secret '{name}' refused: {why}"));
         }
-        let created = previous.as_ref().map_or(now, |p| p.created);
-        let sealed = self.seal(name, value, created, now);
+        let _writer = self.write.lock().unwrap();
         let path = self.dir.join(format!("{name}.sealed"));
-        write_atomically(&path, &sealed).map_err(|e| {
+        write_atomically(&path, sealed).map_err(|e| {
             log::error!(target: "SERVER", "storing secret '{name}': {e}");
             format!("could not store secret '{name}' (see the server log)")
         })?;
-        let entry = Entry {
-            created,
-            updated: now,
-            size: value.len() as u64,
-            value: Ok(Arc::from(value)),
-        };
+        let meta = meta_of(name, &entry);
         self.entries
             .write()
             .unwrap()
-            .insert(name.to_string(), entry.clone());
-        Ok((previous.is_none(), meta_of(name, &entry)))
+            .insert(name.to_string(), entry);
+        Ok(meta)
+    }
+
+    /// sha256 (hex) of `name`'s sealed file, when it is stored here.
+    pub fn digest(&self, name: &str) -> Option<String> {
+        self.entries
+            .read()
+            .unwrap()
+            .get(name)
+            .map(|e| e.digest.clone())
+    }
+
+    /// Every stored name.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.read().unwrap().keys().cloned().collect()
+    }
+
+    /// A stored file's entry: the value when it opens, else why not.
+    fn entry_of(&self, name: &str, bytes: &[u8]) -> Entry {
+        use sha2::Digest as _;
+        let digest = crate::cluster::objects::hex(&sha2::Sha256::digest(bytes));
+        match serde_json::from_slice::<Sealed>(bytes) {
+            Ok(sealed) => {
+                let value: Result<Arc<[u8]>, String> =
+                    self.open_sealed(name, &sealed).map(Arc::from);
+                Entry {
+                    created: sealed.created,
+                    updated: sealed.updated,
+                    // The opened value's, not the file's unauthenticated field.
+                    size: value.as_ref().map_or(sealed.size, |v| v.len() as u64),
+                    digest,
+                    value,
+                }
+            }
+            Err(e) => Entry {
+                created: 0,
+                updated: 0,
+                size: 0,
+                digest,
+                value: Err(format!("not a sealed secret: {e}")),
+            },
+        }
     }
 
     /// Removes `name`; false when it did not exist.
     pub fn remove(&self, name: &str) -> std::io::Result<bool> {
+        if check_name(name).is_err() {
+            return Ok(false);
+        }
         let _writer = self.write.lock().unwrap();
         if !self.entries.read().unwrap().contains_key(name) {
             return Ok(false);
@@ -284,7 +359,7 @@ impl SecretStore {
     }
 
     /// The values of `names`, for a call.
-    pub fn values(&self, names: &[String]) -> Result<Vec<(String, Arc<[u8]>)>, ReadError> {
+    pub fn values(&self, names: &[String]) -> Result<Vec<NamedValue>, ReadError> {
         let entries = self.entries.read().unwrap();
         names
             .iter()
@@ -441,8 +516,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let s = store(tmp.path());
         let value = b"hunter2-\x00\xff-very-secret";
-        assert_eq!(s.put("db", value, 10).unwrap().0, true);
-        assert_eq!(s.put("db", value, 20).unwrap().0, false);
+        assert!(s.put("db", value, 10).unwrap().0);
+        assert!(!s.put("db", value, 20).unwrap().0);
         let on_disk = std::fs::read(tmp.path().join("secrets/db.sealed")).unwrap();
         assert!(!on_disk.windows(6).any(|w| w == b"hunter"));
         let reopened = store(tmp.path());

@@ -32,6 +32,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::{ClientOptions, RetryConfig};
 use tokio::sync::Notify;
 
+use crate::secrets::SecretStore;
 use crate::store::{FunctionStore, Removed, Reservation, StoreError};
 use notice::{ClusterKey, Notice, Peers};
 use objects::{Objects, ObjectsError, SharedIndex, Tag};
@@ -367,6 +368,64 @@ impl Cluster {
         Ok(removed)
     }
 
+    /// Stores a sealed secret for every replica: the object, then the
+    /// index entry naming it. True when the name is new.
+    pub async fn put_secret(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        size: u64,
+        now: u64,
+    ) -> Result<bool, ClusterError> {
+        let sha = self.objects.upload_secret(sealed).await?;
+        let mut applied = self.applied.lock().await;
+        self.change_index(&mut applied, |index| {
+            let previous = index.secrets.get(name);
+            let entry = objects::SecretEntry {
+                sha256: sha.clone(),
+                size,
+                created: previous.map_or(now, |p| p.created),
+                updated: now,
+            };
+            let created = previous.is_none();
+            index.secrets.insert(name.to_string(), entry);
+            Ok(created)
+        })
+        .await
+    }
+
+    /// Removes a secret from the index (every replica drops it at its
+    /// next sync); false when the index has none of that name.
+    pub async fn delete_secret(&self, name: &str) -> Result<bool, ClusterError> {
+        let mut applied = self.applied.lock().await;
+        self.change_index(&mut applied, |index| {
+            Ok(index.secrets.remove(name).is_some())
+        })
+        .await
+    }
+
+    /// Refuses a secrets key other than the one the replicas share (the
+    /// first replica's check, kept in the store).
+    pub async fn check_secrets_key(&self, secrets: &SecretStore) -> anyhow::Result<()> {
+        let stored = self
+            .objects
+            .secrets_keycheck(secrets.keycheck())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "checking the secrets key against {}: {e}",
+                    self.objects.describe
+                )
+            })?;
+        if !secrets.opens_keycheck(&stored) {
+            anyhow::bail!(
+                "the secrets key does not open the secrets of {} (another replica stored them with a different key); give every replica the same --secrets-key-file, or none (then the key is derived from the cluster key)",
+                self.objects.describe
+            );
+        }
+        Ok(())
+    }
+
     /// Reads the index, applies `change` and writes it back if nobody
     /// changed it meanwhile, else starts over. Then tells the peers.
     async fn change_index<T>(
@@ -425,6 +484,7 @@ impl Cluster {
     pub async fn sync(
         &self,
         store: &FunctionStore,
+        secrets: &SecretStore,
         asked: Instant,
     ) -> Result<Synced, ClusterError> {
         let _one_at_a_time = self.syncing.lock().await;
@@ -432,7 +492,7 @@ impl Cluster {
             return Ok(Synced::default());
         }
         let started = Instant::now();
-        let result = self.sync_once(store).await;
+        let result = self.sync_once(store, secrets).await;
         self.set_reachable(!matches!(result, Err(ClusterError::Unavailable(_))));
         match &result {
             Err(ClusterError::Corrupt(why)) => {
@@ -456,7 +516,11 @@ impl Cluster {
         result
     }
 
-    async fn sync_once(&self, store: &FunctionStore) -> Result<Synced, ClusterError> {
+    async fn sync_once(
+        &self,
+        store: &FunctionStore,
+        secrets: &SecretStore,
+    ) -> Result<Synced, ClusterError> {
         let known = self.applied.lock().await.tag.clone();
         let Some((index, tag)) = self.objects.read_index(known.as_ref()).await? else {
             return Ok(Synced::default());
@@ -484,6 +548,27 @@ impl Cluster {
                 }
             }
         }
+        // Secrets whose sealed object changed (values stay sealed: this
+        // replica opens them with the secrets key when installing).
+        let mut sealed_secrets = Vec::new();
+        for (name, entry) in &index.secrets {
+            if secrets.digest(name).as_deref() == Some(entry.sha256.as_str())
+                || self.recently_refused(&format!("secret/{}", entry.sha256))
+            {
+                continue;
+            }
+            match self.objects.download_secret(&entry.sha256).await {
+                Ok(bytes) => sealed_secrets.push((name.clone(), bytes, entry.sha256.clone())),
+                Err(ObjectsError::Corrupt(why)) => {
+                    log::error!(target: PART, "secret '{name}' refused, the value here is kept: {why}");
+                    self.refused
+                        .lock()
+                        .unwrap()
+                        .insert(format!("secret/{}", entry.sha256), Instant::now());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let mut applied = self.applied.lock().await;
         if index.generation < applied.generation {
             // Older than what this replica wrote meanwhile: the next poll
@@ -509,6 +594,20 @@ impl Cluster {
             .filter(|id| !versions.contains_key(id.as_str()))
             .collect();
         synced.removed = store.remove_ids(&gone);
+        for (name, bytes, sha) in sealed_secrets {
+            if let Err(why) = secrets.install(&name, &bytes) {
+                log::error!(target: PART, "{why} (sealed with another secrets key?)");
+                self.refused
+                    .lock()
+                    .unwrap()
+                    .insert(format!("secret/{sha}"), Instant::now());
+            }
+        }
+        for name in secrets.names() {
+            if !index.secrets.contains_key(&name) {
+                let _ = secrets.remove(&name);
+            }
+        }
         applied.generation = index.generation;
         applied.tag = Some(tag);
         Ok(synced)

@@ -57,6 +57,14 @@ impl ClusterKey {
         Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length")
     }
 
+    /// A 32-byte key for another purpose, derived from this one (HMAC
+    /// with `label`): replicas that share the cluster key share it too.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     /// The signature header's value for `body`.
     pub fn sign(&self, body: &[u8]) -> String {
         let mut mac = self.mac();

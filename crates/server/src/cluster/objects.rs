@@ -10,7 +10,11 @@
 //! - `fn/<id>/record.json`: the version's [`VersionRecord`] (its metadata
 //!   and the sha256 of its compiled module);
 //! - `fn/<id>/<source file>`: the source as deployed;
-//! - `blob/sha256/<hex>.wasm`: compiled modules, by content.
+//! - `blob/sha256/<hex>.wasm`: compiled modules, by content;
+//! - `secret/<hex>.sealed`: secret values sealed with the secrets key (never
+//!   the cluster key, never in clear), by content; the index names them;
+//! - `secret-keycheck.sealed`: a known text sealed with the secrets key, so a
+//!   replica started with another key refuses to start.
 //!
 //! Compiled artifacts (`.wasmu`) are not shared: each replica compiles its
 //! own from the `.wasm`, so a bucket writer can never plant native code.
@@ -47,6 +51,8 @@ const MAX_INDEX_BYTES: u64 = 64 << 20;
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 /// The least bound on sources and modules (see [`Objects::with_max_blob_bytes`]).
 const MIN_BLOB_BYTES: u64 = 16 << 20;
+/// A sealed secret: 64 KiB of value in base64 and its JSON.
+const MAX_SEALED_SECRET_BYTES: u64 = 128 << 10;
 
 /// The one mutable object: every function's versions and its latest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,6 +63,22 @@ pub struct SharedIndex {
     /// The commit number the next version gets (orders versions).
     pub next_version: u64,
     pub functions: BTreeMap<String, FunctionEntry>,
+    /// Secrets: name → the sealed object holding the value (the index
+    /// names it by content, and is signed, so an object cannot be swapped
+    /// for another, older value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretEntry>,
+}
+
+/// One secret in the index (never its value: that is sealed with the
+/// secrets key, which no store ever sees).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecretEntry {
+    /// sha256 of the sealed object, hex: `secret/SHA.sealed`.
+    pub sha256: String,
+    pub size: u64,
+    pub created: u64,
+    pub updated: u64,
 }
 
 /// One function in the index.
@@ -162,6 +184,15 @@ impl SharedIndex {
             if !entry.versions.contains_key(&entry.latest) {
                 return Err(format!(
                     "the index's latest version of {name:?} is not one of its versions"
+                ));
+            }
+        }
+        for (name, entry) in &self.secrets {
+            crate::secrets::check_name(name)
+                .map_err(|why| format!("the index names secret {name:?}: {why}"))?;
+            if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "the index's secret {name:?} names no sealed object"
                 ));
             }
         }
@@ -532,6 +563,48 @@ impl Objects {
         self.read_capped(result, max, path.as_ref()).await
     }
 
+    /// Uploads a sealed secret under its content's name; returns that
+    /// sha256 (hex).
+    pub async fn upload_secret(&self, sealed: &[u8]) -> Result<String, ObjectsError> {
+        let sha = hex(&Sha256::digest(sealed));
+        self.store
+            .put(
+                &self.path(&format!("secret/{sha}.sealed")),
+                PutPayload::from(sealed.to_vec()),
+            )
+            .await
+            .map_err(|e| self.unavailable("uploading a secret", e))?;
+        Ok(sha)
+    }
+
+    /// The sealed secret `sha`, checked against its name.
+    pub async fn download_secret(&self, sha: &str) -> Result<Vec<u8>, ObjectsError> {
+        let bytes = self
+            .get(&format!("secret/{sha}.sealed"), MAX_SEALED_SECRET_BYTES)
+            .await?;
+        if hex(&Sha256::digest(&bytes)) != sha {
+            return Err(ObjectsError::Corrupt(format!(
+                "secret object {sha} does not match its sha256"
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The secrets key check every replica must open (written by the
+    /// first one): replicas with different keys would store secrets the
+    /// others cannot read.
+    pub async fn secrets_keycheck(&self, ours: Vec<u8>) -> Result<Vec<u8>, ObjectsError> {
+        let path = self.path("secret-keycheck.sealed");
+        match self.put(&path, ours.clone(), PutMode::Create).await {
+            Ok(()) => return Ok(ours),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => {}
+            Err(e) => return Err(self.unavailable("writing the secrets key check", e)),
+        }
+        self.get("secret-keycheck.sealed", MAX_SEALED_SECRET_BYTES)
+            .await
+    }
+
     /// Replaces an object behind faas's back (tests of tampering).
     #[cfg(test)]
     pub async fn overwrite_for_test(&self, path: &ObjectPath, body: &[u8]) {
@@ -653,6 +726,24 @@ impl Objects {
                 .and_then(|f| f.strip_suffix(".wasm"))
                 .unwrap_or("");
             if !keep_blobs.contains(sha) && object.last_modified.timestamp() <= cutoff {
+                doomed.push(object.location.clone());
+            }
+        }
+        let live_secrets: std::collections::HashSet<&str> =
+            index.secrets.values().map(|e| e.sha256.as_str()).collect();
+        let secrets: Vec<_> = self
+            .store
+            .list(Some(&self.path("secret")))
+            .try_collect()
+            .await
+            .map_err(|e| self.unavailable("listing secrets", e))?;
+        for object in &secrets {
+            let sha = object
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".sealed"))
+                .unwrap_or("");
+            if !live_secrets.contains(sha) && object.last_modified.timestamp() <= cutoff {
                 doomed.push(object.location.clone());
             }
         }

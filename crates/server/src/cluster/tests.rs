@@ -14,6 +14,7 @@ fn key() -> ClusterKey {
 struct Replica {
     cluster: Cluster,
     store: FunctionStore,
+    secrets: crate::secrets::SecretStore,
     _dir: tempfile::TempDir,
 }
 
@@ -35,7 +36,13 @@ async fn replicas(n: usize) -> Vec<Replica> {
         let dir = tempfile::tempdir().unwrap();
         all.push(Replica {
             cluster: Cluster::with_objects(objects, config).await.unwrap(),
-            store: FunctionStore::open(dir.path()).unwrap(),
+            store: FunctionStore::open(&dir.path().join("functions")).unwrap(),
+            secrets: crate::secrets::SecretStore::open_with_key(
+                &dir.path().join("secrets"),
+                [7; 32],
+                "test key",
+            )
+            .unwrap(),
             _dir: dir,
         });
     }
@@ -77,7 +84,7 @@ async fn deploy(
 async fn sync(replica: &Replica) -> Synced {
     replica
         .cluster
-        .sync(&replica.store, Instant::now())
+        .sync(&replica.store, &replica.secrets, Instant::now())
         .await
         .unwrap()
 }

@@ -25,7 +25,7 @@ impl Service {
     ) -> Result<FunctionMeta, ServiceError> {
         let mut req = req;
         self.check_deploy(&req)?;
-        req.settings.secrets = self.check_secret_names(&req.settings.secrets)?;
+        req.settings.secrets = self.check_secret_names(&req.settings.secrets).await?;
         let mut reservation = match (&self.cluster, update) {
             // The shared index decides whether the name exists (at commit).
             (Some(_), _) => self.store.reserve_shared(&req.name, update),

@@ -33,7 +33,7 @@ impl Service {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        match cluster.sync(&self.store, asked).await {
+        match cluster.sync(&self.store, &self.secrets, asked).await {
             Ok(synced) => {
                 for meta in &synced.added {
                     log::info!(target: PART, "{} ({}) arrived from the shared store", meta.id, meta.name);

@@ -17,10 +17,31 @@ impl Service {
         value: SecretValue,
     ) -> Result<(bool, SecretInfo), ServiceError> {
         check_name(name).map_err(ServiceError::bad_request)?;
-        let (created, meta) = self
-            .secrets
-            .put(name, value.0.as_bytes(), now_secs())
-            .map_err(ServiceError::bad_request)?;
+        let (created, meta) = match &self.cluster {
+            // Shared: the sealed value goes to the store and the index
+            // first (the answer means every replica will serve it), then
+            // here.
+            Some(cluster) => {
+                let now = now_secs();
+                let sealed = self
+                    .secrets
+                    .seal_value(name, value.0.as_bytes(), now)
+                    .map_err(ServiceError::bad_request)?;
+                let created = cluster
+                    .put_secret(name, &sealed, value.0.len() as u64, now)
+                    .await
+                    .map_err(replica::cluster_error)?;
+                let meta = self.secrets.install(name, &sealed).map_err(|e| {
+                    log::error!(target: PART, "{e}");
+                    ServiceError::internal("the secret was stored but not installed here")
+                })?;
+                (created, meta)
+            }
+            None => self
+                .secrets
+                .put(name, value.0.as_bytes(), now_secs())
+                .map_err(ServiceError::bad_request)?,
+        };
         log::info!(target: PART, "secret '{name}' {} ({} bytes)", if created { "created" } else { "replaced" }, meta.size);
         Ok((created, self.info(meta)))
     }
@@ -47,6 +68,22 @@ impl Service {
                 ),
             ));
         }
+        if let Some(cluster) = &self.cluster {
+            let existed = cluster
+                .delete_secret(name)
+                .await
+                .map_err(replica::cluster_error)?;
+            let _ = self.secrets.remove(name);
+            return match existed {
+                true => {
+                    log::info!(target: PART, "secret '{name}' deleted everywhere");
+                    Ok(())
+                }
+                false => Err(ServiceError::not_found(format!(
+                    "secret '{name}' not found"
+                ))),
+            };
+        }
         match self.secrets.remove(name) {
             Ok(true) => {
                 log::info!(target: PART, "secret '{name}' deleted");
@@ -64,7 +101,10 @@ impl Service {
 
     /// A deploy's `secret=` names: valid, existing, at most
     /// [`MAX_SECRETS_PER_FUNCTION`]. Returns them sorted, once each.
-    pub(super) fn check_secret_names(&self, names: &[String]) -> Result<Vec<String>, ServiceError> {
+    pub(super) async fn check_secret_names(
+        self: &Arc<Self>,
+        names: &[String],
+    ) -> Result<Vec<String>, ServiceError> {
         if names.len() > MAX_SECRETS_PER_FUNCTION {
             return Err(ServiceError::bad_request(format!(
                 "{} secrets (secret=); at most {MAX_SECRETS_PER_FUNCTION}",
@@ -73,6 +113,10 @@ impl Service {
         }
         for name in names {
             check_name(name).map_err(|e| ServiceError::bad_request(format!("secret: {e}")))?;
+            if !self.secrets.contains(name) && self.cluster.is_some() {
+                // Stored on another replica a moment ago, maybe.
+                self.sync_with_cluster(std::time::Instant::now()).await;
+            }
             if !self.secrets.contains(name) {
                 return Err(ServiceError::bad_request(format!(
                     "secret '{name}' does not exist (store it first with PUT /secret/{name})"
