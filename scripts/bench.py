@@ -495,6 +495,20 @@ def outbound(server):
                                  capture_output=True, text=True, check=True).stdout
             curl.append(float(out) * 1000)
         curl_ms = statistics.median(curl)
+        # A tighter floor: the same GET from this process, a new connection
+        # each time (no process start-up, no curl set-up).
+        from http.client import HTTPConnection
+
+        def direct():
+            t = time.perf_counter()
+            conn = HTTPConnection("127.0.0.1", remote.server_address[1])
+            conn.request("GET", "/hello")
+            conn.getresponse().read()
+            conn.close()
+            return (time.perf_counter() - t) * 1000
+        direct_ms = median_of(31, direct)
+        record("outbound", "host: curl GET, time_total (fresh process)", fmt(curl_ms, "ms"))
+        record("outbound", "host: the same GET in-process, new connection", fmt(direct_ms, "ms"))
         for lang, code in (("c", OUTBOUND_C % helper), ("js", OUTBOUND_JS)):
             name = f"outbound_{lang}"
             status, body = http(addr, "POST", f"/deploy?name={name}&lang={lang}&{grant}", code.encode())
@@ -512,6 +526,8 @@ def outbound(server):
             record("outbound", f"{lang} function: GET to a local server, per request", fmt(per, "ms"),
                    fmt(curl_ms, "ms"), f"{per / curl_ms:.2f}x")
             record("outbound", f"{lang} function: latency added per request vs curl", fmt(per - curl_ms, "ms"))
+            record("outbound", f"{lang} function: per request vs in-process GET", fmt(per, "ms"),
+                   fmt(direct_ms, "ms"), f"{per / direct_ms:.2f}x")
     finally:
         remote.shutdown()
 

@@ -297,13 +297,14 @@ fn a_get_and_a_post_reach_a_granted_server_in_six_languages_and_a_refusal_lets_t
             _ => "FAILED denied: ",
         };
         assert!(got.starts_with(expected), "{lang}: {got}");
-        assert!(got.contains(&format!("127.0.0.1:{other_port}")), "{lang}: {got}");
+        assert!(
+            got.contains(&format!("127.0.0.1:{other_port}")),
+            "{lang}: {got}"
+        );
 
         // What operators see: the invocation records count requests and
         // denials, /metrics counts them by outcome.
-        let ring = server
-            .get(&format!("/function/{name}/invocations"))
-            .json();
+        let ring = server.get(&format!("/function/{name}/invocations")).json();
         let records = ring["invocations"].as_array().unwrap();
         let (denials, requests): (Vec<u64>, Vec<u64>) = records
             .iter()
@@ -317,8 +318,14 @@ fn a_get_and_a_post_reach_a_granted_server_in_six_languages_and_a_refusal_lets_t
         assert_eq!(requests.iter().sum::<u64>(), 3, "{lang}: {ring}");
         assert_eq!(denials.iter().sum::<u64>(), 1, "{lang}: {ring}");
         let labels = |outcome| [("function", name.as_str()), ("outcome", outcome)];
-        assert_eq!(counter(&server, "faas_outbound_requests_total", &labels("ok")), 2.0);
-        assert_eq!(counter(&server, "faas_outbound_requests_total", &labels("denied")), 1.0);
+        assert_eq!(
+            counter(&server, "faas_outbound_requests_total", &labels("ok")),
+            2.0
+        );
+        assert_eq!(
+            counter(&server, "faas_outbound_requests_total", &labels("denied")),
+            1.0
+        );
         assert_eq!(
             counter(
                 &server,
@@ -334,7 +341,11 @@ fn a_get_and_a_post_reach_a_granted_server_in_six_languages_and_a_refusal_lets_t
     let denials = server
         .log_text()
         .lines()
-        .filter(|l| l.contains(&format!("outbound request to http://127.0.0.1:{other_port} denied")))
+        .filter(|l| {
+            l.contains(&format!(
+                "outbound request to http://127.0.0.1:{other_port} denied"
+            ))
+        })
         .count();
     assert_eq!(denials, 6, "{}", server.log_text());
 }
@@ -387,10 +398,7 @@ fn the_policy_refuses_private_names_the_gateway_bad_redirects_and_large_answers(
     let remote = Remote::http();
     let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
     let other_port = elsewhere.local_addr().unwrap().port();
-    let server = TestServer::start(
-        "RR",
-        &["--workers", "1", "--max-outbound-bytes", "1048576"],
-    );
+    let server = TestServer::start("RR", &["--workers", "1", "--max-outbound-bytes", "1048576"]);
     let gateway = gateway_port(&server);
     // localhost is a name resolving to a loopback address: granting the
     // name does not grant the address (only the literal would).
@@ -398,21 +406,34 @@ fn the_policy_refuses_private_names_the_gateway_bad_redirects_and_large_answers(
         &format!("/deploy?name=byname&lang=c&allow=localhost:{}", remote.port),
         &fetcher("c"),
     );
-    let got = call(&server, "byname", format!("http://localhost:{}/hello", remote.port).as_bytes());
+    let got = call(
+        &server,
+        "byname",
+        format!("http://localhost:{}/hello", remote.port).as_bytes(),
+    );
     assert!(got.starts_with("FAILED denied: "), "{got}");
     // Granted: the remote by address, and the gateway itself.
     let grants = format!("{}&allow=127.0.0.1:{gateway}", remote.grant());
-    server.post(&format!("/deploy?name=policy&lang=c&{grants}"), &fetcher("c"));
+    server.post(
+        &format!("/deploy?name=policy&lang=c&{grants}"),
+        &fetcher("c"),
+    );
     let cases = [
         // The platform's own port, granted or not.
-        (format!("http://127.0.0.1:{gateway}/health"), "FAILED denied"),
+        (
+            format!("http://127.0.0.1:{gateway}/health"),
+            "FAILED denied",
+        ),
         // A redirect to a host that is not granted.
         (
             remote.url(&format!("/redirect?to=http://127.0.0.1:{other_port}/hello")),
             "FAILED denied",
         ),
         // Over --max-outbound-bytes: a clear error.
-        (remote.url("/big?n=2000000"), "FAILED error: the response is larger than 1048576 bytes"),
+        (
+            remote.url("/big?n=2000000"),
+            "FAILED error: the response is larger than 1048576 bytes",
+        ),
         // Not HTTP.
         (format!("ftp://127.0.0.1:{}/x", remote.port), "FAILED "),
     ];
@@ -425,7 +446,9 @@ fn the_policy_refuses_private_names_the_gateway_bad_redirects_and_large_answers(
     let got = call(
         &server,
         "policy",
-        remote.url(&format!("/redirect?to={}", remote.url("/hello"))).as_bytes(),
+        remote
+            .url(&format!("/redirect?to={}", remote.url("/hello")))
+            .as_bytes(),
     );
     assert_eq!(got, "200 text/plain\nhello from the test server");
     let got = call(&server, "policy", remote.url("/big?n=1000000").as_bytes());
@@ -441,7 +464,10 @@ fn a_server_that_never_answers_ends_at_the_deadline_with_504_and_the_worker_serv
     for lang in ["c", "php"] {
         let name = format!("hang_{lang}");
         let resp = server.post(
-            &format!("/deploy?name={name}&lang={lang}&timeout_ms=1500&{}", remote.grant()),
+            &format!(
+                "/deploy?name={name}&lang={lang}&timeout_ms=1500&{}",
+                remote.grant()
+            ),
             &fetcher(lang),
         );
         assert_eq!(resp.status, 201, "{}", resp.body);
@@ -472,7 +498,10 @@ fn https_with_an_unknown_ca_is_refused_and_accepted_with_outbound_ca_file() {
     let remote = Remote::https();
     let url = format!("https://127.0.0.1:{}/hello", remote.port);
     let plain = TestServer::start("RR", &["--workers", "1"]);
-    plain.post(&format!("/deploy?name=tls&lang=c&{}", remote.grant()), &fetcher("c"));
+    plain.post(
+        &format!("/deploy?name=tls&lang=c&{}", remote.grant()),
+        &fetcher("c"),
+    );
     let got = call(&plain, "tls", url.as_bytes());
     assert!(got.starts_with("FAILED error: "), "{got}");
     drop(plain);
@@ -482,7 +511,10 @@ fn https_with_an_unknown_ca_is_refused_and_accepted_with_outbound_ca_file() {
         "RR",
         &["--workers", "1", "--outbound-ca-file", ca.to_str().unwrap()],
     );
-    let resp = trusting.post(&format!("/deploy?name=tls&lang=js&{}", remote.grant()), &fetcher("js"));
+    let resp = trusting.post(
+        &format!("/deploy?name=tls&lang=js&{}", remote.grant()),
+        &fetcher("js"),
+    );
     assert_eq!(resp.status, 201, "{}", resp.body);
     let got = call(&trusting, "tls", url.as_bytes());
     assert_eq!(got, "200 text/plain\nhello from the test server");
@@ -499,9 +531,15 @@ fn a_bad_outbound_ca_file_stops_the_server_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("ca.pem");
     std::fs::write(&bad, "not a certificate").unwrap();
-    let args: Vec<String> = ["RR", "--workers", "1", "--outbound-ca-file", bad.to_str().unwrap()]
-        .map(String::from)
-        .to_vec();
+    let args: Vec<String> = [
+        "RR",
+        "--workers",
+        "1",
+        "--outbound-ca-file",
+        bad.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
     let (mut child, log, addr) = spawn_server(dir.path(), &args);
     assert!(addr.is_none(), "started with a bad CA file");
     let status = child.wait().unwrap();
@@ -541,7 +579,10 @@ fn sixty_five_requests_in_one_call_the_last_is_denied() {
 "#,
         remote.url("/hello")
     ));
-    server.post(&format!("/deploy?name=flood&lang=c&{}", remote.grant()), &code);
+    server.post(
+        &format!("/deploy?name=flood&lang=c&{}", remote.grant()),
+        &code,
+    );
     let got = call(&server, "flood", b"");
     assert!(got.ends_with("ok=64 denied=1\n"), "{got}");
     assert!(got.contains("too many outbound requests"), "{got}");
@@ -550,7 +591,10 @@ fn sixty_five_requests_in_one_call_the_last_is_denied() {
     assert_eq!(ring["invocations"][0]["outbound_requests"], 65);
     assert_eq!(ring["invocations"][0]["outbound_denied"], 1);
     let labels = [("function", "flood"), ("outcome", "denied")];
-    assert_eq!(counter(&server, "faas_outbound_requests_total", &labels), 1.0);
+    assert_eq!(
+        counter(&server, "faas_outbound_requests_total", &labels),
+        1.0
+    );
     // The next call has its own 64.
     let got = call(&server, "flood", b"");
     assert!(got.ends_with("ok=64 denied=1\n"), "{got}");
@@ -559,10 +603,7 @@ fn sixty_five_requests_in_one_call_the_last_is_denied() {
 #[test]
 fn a_hostile_function_cannot_abuse_the_channel() {
     let remote = Remote::http();
-    let server = TestServer::start(
-        "RR",
-        &["--workers", "1", "--max-outbound-bytes", "65536"],
-    );
+    let server = TestServer::start("RR", &["--workers", "1", "--max-outbound-bytes", "65536"]);
     let code = c_with_main(&format!(
         r#"
 #define P "/run/faas/fetch"
@@ -621,7 +662,10 @@ int main(void) {{
         url = remote.url("/hello"),
         echo = remote.url("/echo"),
     ));
-    server.post(&format!("/deploy?name=hostile&lang=c&{}", remote.grant()), &code);
+    server.post(
+        &format!("/deploy?name=hostile&lang=c&{}", remote.grant()),
+        &code,
+    );
     let got = call(&server, "hostile", b"");
     for expected in [
         "empty=error malformed request: empty request",
@@ -644,7 +688,11 @@ int main(void) {{
     ] {
         assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
     }
-    assert_eq!(remote.hits(), 2, "only the two well-formed requests were sent");
+    assert_eq!(
+        remote.hits(),
+        2,
+        "only the two well-formed requests were sent"
+    );
     // The worker is fine: the next call works.
     let got = call(&server, "hostile", b"");
     assert!(got.contains("done"), "{got}");

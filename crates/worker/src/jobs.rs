@@ -305,7 +305,10 @@ impl JobRunner {
                 (extras, Some(served), Some(outbound))
             }
             Err(e) => {
-                log::warn!("req {}: no fetch socket for this call: {e}", call.request_id);
+                log::warn!(
+                    "req {}: no fetch socket for this call: {e}",
+                    call.request_id
+                );
                 (extras, None, None)
             }
         }

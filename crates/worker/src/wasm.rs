@@ -200,9 +200,10 @@ impl Sandbox {
         let poll = PollState::default();
         // A fetch that waits until the deadline ends the call as a timeout,
         // as a poll does (`poll.timed_out`).
-        let outbound = opts.outbound.clone().map(|a| {
-            Arc::new(CallOutbound::new(a).stopping_at_deadline(poll.timed_out.clone()))
-        });
+        let outbound = opts
+            .outbound
+            .clone()
+            .map(|a| Arc::new(CallOutbound::new(a).stopping_at_deadline(poll.timed_out.clone())));
         let mut fs = call_fs(opts, outbound.as_ref())?;
         if outbound.is_some() {
             fs.stop_when(poll.timed_out.clone());

@@ -252,10 +252,7 @@ impl CallOutbound {
                     outbound.max_requests
                 );
                 state.stats.denied += 1;
-                log::warn!(
-                    "req {}: outbound request denied: {why}",
-                    state.request_id
-                );
+                log::warn!("req {}: outbound request denied: {why}", state.request_id);
                 return wire::encode_failure("denied", &why);
             }
             state.deadline
@@ -273,7 +270,10 @@ impl CallOutbound {
         if started >= deadline {
             self.state.lock().unwrap().stats.timeout += 1;
             self.out_of_time();
-            return wire::encode_failure("timeout", &format!("{target}: the call's deadline has passed"));
+            return wire::encode_failure(
+                "timeout",
+                &format!("{target}: the call's deadline has passed"),
+            );
         }
         let fetched = outbound.client.fetch(
             &self.access.grants,

@@ -149,15 +149,18 @@ mod tests {
     fn a_request_parses_with_lf_or_crlf_and_keeps_a_binary_body() {
         let body = [0u8, 10, 10, 13, 255];
         for eol in ["\n", "\r\n"] {
-            let mut raw =
-                format!("post http://h/x{eol}Content-Type: a/b{eol}X-Y:  z {eol}{eol}").into_bytes();
+            let mut raw = format!("post http://h/x{eol}Content-Type: a/b{eol}X-Y:  z {eol}{eol}")
+                .into_bytes();
             raw.extend_from_slice(&body);
             let req = parse_request(&raw, 100).unwrap();
             assert_eq!(req.method, "POST");
             assert_eq!(req.url, "http://h/x");
             assert_eq!(
                 req.headers,
-                vec![("Content-Type".into(), "a/b".into()), ("X-Y".into(), "z".into())]
+                vec![
+                    ("Content-Type".into(), "a/b".into()),
+                    ("X-Y".into(), "z".into())
+                ]
             );
             assert_eq!(req.body, body);
         }
@@ -167,17 +170,21 @@ mod tests {
     fn malformed_requests_are_refused_with_a_reason() {
         let bad: &[&[u8]] = &[
             b"",
-            b"GET http://h/",               // no empty line
-            b"GET\n\n",                     // no URL
-            b"G T http://h/\n\n",           // URL with a space
-            b"GET http://h/ x\n\n",         // URL with a space
-            b"G(T http://h/\n\n",           // method not a token
-            b"GET http://h/\nNoColon\n\n",  // header without ':'
-            b"GET http://h/\nA B: c\n\n",   // header name not a token
-            b"GET http://h/\n\xff: c\n\n",  // not UTF-8
+            b"GET http://h/",              // no empty line
+            b"GET\n\n",                    // no URL
+            b"G T http://h/\n\n",          // URL with a space
+            b"GET http://h/ x\n\n",        // URL with a space
+            b"G(T http://h/\n\n",          // method not a token
+            b"GET http://h/\nNoColon\n\n", // header without ':'
+            b"GET http://h/\nA B: c\n\n",  // header name not a token
+            b"GET http://h/\n\xff: c\n\n", // not UTF-8
         ];
         for raw in bad {
-            assert!(parse_request(raw, 100).is_err(), "{:?}", String::from_utf8_lossy(raw));
+            assert!(
+                parse_request(raw, 100).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
         let over = b"GET http://h/\n\n0123456789";
         assert!(parse_request(over, 9).unwrap_err().contains("over 9 bytes"));

@@ -4,7 +4,9 @@
 //! file (and to `fd_advise`, `fd_sync`); reading a descriptor opened
 //! write-only, or the reverse, is `EBADF`; truncating one opened read-only
 //! is `EINVAL`; `fd_fdstat_set_rights` is `ENOTSUP`; `fd_allocate` is
-//! `ENOTSUP`.
+//! `ENOTSUP`. A stream (the fetch file of [`crate::outbound`]) has no
+//! position: reads and writes ignore one, and seeking, telling and
+//! positioned I/O are `ESPIPE`.
 
 use wasmer::{FunctionEnvMut, RuntimeError};
 use wasmer_wasix::WasiEnv;
