@@ -435,7 +435,7 @@ fn headers_cannot_be_smuggled_and_the_remote_learns_nothing_of_the_platform() {
         format!("GET {url}\n:authority: example.com\n\n"),
         format!("CONNECT {url}\n\n"),
         format!("connect {url}\n\n"),
-        format!("GET /x HTTP/1.1\nHost: 127.0.0.1\n\n"),
+        "GET /x HTTP/1.1\nHost: 127.0.0.1\n\n".to_string(),
         format!("GET {url} HTTP/1.1\n\n"),
     ];
     let answers = exchange(&server, "smuggle", &refused);
