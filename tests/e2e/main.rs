@@ -19,6 +19,7 @@ mod limits;
 mod manifests;
 mod operations;
 mod outbound;
+mod outbound_attacks;
 mod reliability;
 mod request_ids;
 mod sandbox;

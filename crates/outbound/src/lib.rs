@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 
 pub use error::{FetchError, Result};
 pub use faas_proto::Grants;
+use reqwest::Url;
 
 /// `--max-outbound-bytes`' default: 10 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
@@ -118,6 +119,26 @@ impl Request {
             url: url.into(),
             ..Self::default()
         }
+    }
+}
+
+/// `scheme://host[:port]` of `url` as the client parses it, for log lines
+/// and messages: never its user info, path or query (which may carry a
+/// token). Splitting the raw text instead would disagree with the parser
+/// (`http://h\token` is host `h`, path `/token`: the WHATWG parser
+/// reads `\` as `/`), and would copy control characters a URL may start
+/// with (the parser strips them) into the log. The host is cut at 300
+/// characters.
+pub fn origin_of(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(url) => {
+            let host: String = url.host_str().unwrap_or("").chars().take(300).collect();
+            match url.port() {
+                Some(port) => format!("{}://{host}:{port}", url.scheme()),
+                None => format!("{}://{host}", url.scheme()),
+            }
+        }
+        Err(_) => "(an invalid URL)".into(),
     }
 }
 

@@ -264,7 +264,8 @@ impl CallOutbound {
                 return wire::encode_failure("error", &format!("malformed request: {why}"));
             }
         };
-        let target = origin_of(&req.url);
+        // The origin as the client parses the URL: what the log may show.
+        let target = client::origin_of(&req.url);
         let deadline = deadline.unwrap_or_else(|| Instant::now() + crate::jobs::DEFAULT_TIMEOUT);
         let started = Instant::now();
         if started >= deadline {
@@ -348,22 +349,6 @@ fn describe(err: &client::FetchError) -> String {
     }
 }
 
-/// `scheme://host[:port]` of a URL, for log lines (never its path or
-/// query, which may carry credentials; never its user info).
-fn origin_of(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    format!("{}://{}", scheme.to_ascii_lowercase(), clip(host, 300))
-}
-
-fn clip(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,10 +392,17 @@ mod tests {
 
     #[test]
     fn log_lines_name_the_origin_only() {
+        let origin = client::origin_of;
         assert_eq!(
-            origin_of("HTTPS://user:pw@api.example.com:8443/x?token=secret"),
+            origin("HTTPS://user:pw@api.example.com:8443/x?token=secret"),
             "https://api.example.com:8443"
         );
-        assert_eq!(origin_of("http://h?k=v"), "http://h");
+        assert_eq!(origin("http://h?k=v"), "http://h");
+        // A backslash is a path separator to the parser: what follows it
+        // is the path, never shown.
+        assert_eq!(origin("http://h\\token=secret/x"), "http://h");
+        // Leading control characters are not copied into the log.
+        assert_eq!(origin("\x08\x08http://h/"), "http://h");
+        assert_eq!(origin("not a url"), "(an invalid URL)");
     }
 }
