@@ -100,6 +100,9 @@ pub struct SecretMeta {
     pub updated: u64,
 }
 
+/// Secret values by name, as a call gets them.
+pub type Values = Vec<(String, Arc<[u8]>)>;
+
 /// Why a function's secret cannot be handed to a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
@@ -117,6 +120,46 @@ pub struct SecretStore {
     entries: RwLock<BTreeMap<String, Entry>>,
     /// Serialises writers (put, delete): a file and the map change together.
     write: std::sync::Mutex<()>,
+    /// Secrets named by deploys in progress (checked, not yet committed),
+    /// with how many: a delete must not slip between a deploy's check and
+    /// its commit (it found no stored version reading the secret, and the
+    /// version then published read a secret that no longer existed).
+    claimed: std::sync::Mutex<BTreeMap<String, usize>>,
+}
+
+/// A deploy's hold on the secrets it names, from its check until its
+/// version is stored (then [`SecretStore::remove_unused`] sees the version
+/// itself); released when dropped, whether the deploy succeeded or not.
+pub struct Claim<'a> {
+    store: &'a SecretStore,
+    names: Vec<String>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut claimed = self.store.claimed.lock().unwrap();
+        for name in &self.names {
+            if let Some(count) = claimed.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    claimed.remove(name);
+                }
+            }
+        }
+    }
+}
+
+/// What [`SecretStore::remove_unused`] did.
+#[derive(Debug)]
+pub enum Removal {
+    Removed,
+    /// No such secret.
+    Missing,
+    /// Stored versions of these functions read it.
+    Used(Vec<String>),
+    /// A deploy naming it is in progress.
+    Claimed,
+    Failed(std::io::Error),
 }
 
 impl SecretStore {
@@ -142,6 +185,7 @@ impl SecretStore {
             rng,
             entries: RwLock::new(BTreeMap::new()),
             write: std::sync::Mutex::new(()),
+            claimed: std::sync::Mutex::new(BTreeMap::new()),
         };
         store.check_key(key_file)?;
         store.load()?;
@@ -254,19 +298,48 @@ impl SecretStore {
         Ok((previous.is_none(), meta_of(name, &entry)))
     }
 
-    /// Removes `name`; false when it did not exist.
-    pub fn remove(&self, name: &str) -> std::io::Result<bool> {
+    /// Holds `names` for a deploy until the returned claim is dropped;
+    /// `Err(name)`: that one does not exist. Checked and claimed under the
+    /// writers' lock, so no delete comes between.
+    pub fn claim(&self, names: &[String]) -> Result<Claim<'_>, String> {
         let _writer = self.write.lock().unwrap();
+        let entries = self.entries.read().unwrap();
+        if let Some(missing) = names.iter().find(|n| !entries.contains_key(*n)) {
+            return Err(missing.clone());
+        }
+        let mut claimed = self.claimed.lock().unwrap();
+        for name in names {
+            *claimed.entry(name.clone()).or_default() += 1;
+        }
+        Ok(Claim {
+            store: self,
+            names: names.to_vec(),
+        })
+    }
+
+    /// Removes `name` unless a deploy in progress names it or `users`
+    /// (the functions whose stored versions read it, asked under the
+    /// writers' lock: a deploy's claim is released only once its version
+    /// is stored) is not empty.
+    pub fn remove_unused(&self, name: &str, users: impl FnOnce() -> Vec<String>) -> Removal {
+        let _writer = self.write.lock().unwrap();
+        let users = users();
+        if !users.is_empty() {
+            return Removal::Used(users);
+        }
+        if self.claimed.lock().unwrap().contains_key(name) {
+            return Removal::Claimed;
+        }
         if !self.entries.read().unwrap().contains_key(name) {
-            return Ok(false);
+            return Removal::Missing;
         }
         match std::fs::remove_file(self.dir.join(format!("{name}.sealed"))) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => return Removal::Failed(e),
         }
         self.entries.write().unwrap().remove(name);
-        Ok(true)
+        Removal::Removed
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -284,7 +357,7 @@ impl SecretStore {
     }
 
     /// The values of `names`, for a call.
-    pub fn values(&self, names: &[String]) -> Result<Vec<(String, Arc<[u8]>)>, ReadError> {
+    pub fn values(&self, names: &[String]) -> Result<Values, ReadError> {
         let entries = self.entries.read().unwrap();
         names
             .iter()
@@ -441,8 +514,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let s = store(tmp.path());
         let value = b"hunter2-\x00\xff-very-secret";
-        assert_eq!(s.put("db", value, 10).unwrap().0, true);
-        assert_eq!(s.put("db", value, 20).unwrap().0, false);
+        assert!(s.put("db", value, 10).unwrap().0);
+        assert!(!s.put("db", value, 20).unwrap().0);
         let on_disk = std::fs::read(tmp.path().join("secrets/db.sealed")).unwrap();
         assert!(!on_disk.windows(6).any(|w| w == b"hunter"));
         let reopened = store(tmp.path());
@@ -521,6 +594,29 @@ mod tests {
         }
         assert!(s.put("ok.name-1_", b"v", 1).is_ok());
         assert!(s.put("big", &vec![0; MAX_VALUE_BYTES + 1], 1).is_err());
+    }
+
+    #[test]
+    fn a_claimed_secret_is_not_removed_until_the_claim_ends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        s.put("db", b"v", 1).unwrap();
+        assert_eq!(
+            s.claim(&["db".into(), "zz".into()]).err(),
+            Some("zz".into())
+        );
+        let first = s.claim(&["db".into()]).unwrap();
+        let second = s.claim(&["db".into()]).unwrap();
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Claimed));
+        drop(first);
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Claimed));
+        drop(second);
+        assert!(matches!(
+            s.remove_unused("db", || vec!["f".into()]),
+            Removal::Used(_)
+        ));
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Removed));
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Missing));
     }
 
     #[test]
