@@ -24,6 +24,7 @@ mod reliability;
 mod request_ids;
 mod sandbox;
 mod scratch;
+mod secret_attacks;
 mod secrets;
 mod sessions;
 mod wasi;

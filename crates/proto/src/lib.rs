@@ -38,6 +38,7 @@ pub mod frame;
 pub mod grant;
 pub mod lang;
 pub mod messages;
+pub mod redact;
 
 #[cfg(feature = "tokio")]
 pub mod client;
@@ -50,3 +51,4 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
 pub use grant::{Grant, Grants};
 pub use lang::Lang;
 pub use messages::*;
+pub use redact::redact_secrets;

@@ -93,9 +93,6 @@ struct Entry {
     value: Result<Arc<[u8]>, String>,
 }
 
-/// A secret's name and value, for a call.
-pub type NamedValue = (String, Arc<[u8]>);
-
 /// A secret's listing (never its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretMeta {
@@ -104,6 +101,9 @@ pub struct SecretMeta {
     pub created: u64,
     pub updated: u64,
 }
+
+/// Secret values by name, as a call gets them.
+pub type Values = Vec<(String, Arc<[u8]>)>;
 
 /// Why a function's secret cannot be handed to a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +122,46 @@ pub struct SecretStore {
     entries: RwLock<BTreeMap<String, Entry>>,
     /// Serialises writers (put, delete): a file and the map change together.
     write: std::sync::Mutex<()>,
+    /// Secrets named by deploys in progress (checked, not yet committed),
+    /// with how many: a delete must not slip between a deploy's check and
+    /// its commit (it found no stored version reading the secret, and the
+    /// version then published read a secret that no longer existed).
+    claimed: std::sync::Mutex<BTreeMap<String, usize>>,
+}
+
+/// A deploy's hold on the secrets it names, from its check until its
+/// version is stored (then [`SecretStore::remove_unused`] sees the version
+/// itself); released when dropped, whether the deploy succeeded or not.
+pub struct Claim<'a> {
+    store: &'a SecretStore,
+    names: Vec<String>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut claimed = self.store.claimed.lock().unwrap();
+        for name in &self.names {
+            if let Some(count) = claimed.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    claimed.remove(name);
+                }
+            }
+        }
+    }
+}
+
+/// What [`SecretStore::remove_unused`] did.
+#[derive(Debug)]
+pub enum Removal {
+    Removed,
+    /// No such secret.
+    Missing,
+    /// Stored versions of these functions read it.
+    Used(Vec<String>),
+    /// A deploy naming it is in progress.
+    Claimed,
+    Failed(std::io::Error),
 }
 
 impl SecretStore {
@@ -157,6 +197,7 @@ impl SecretStore {
             rng,
             entries: RwLock::new(BTreeMap::new()),
             write: std::sync::Mutex::new(()),
+            claimed: std::sync::Mutex::new(BTreeMap::new()),
         };
         store.check_key(describe)?;
         store.load()?;
@@ -326,7 +367,8 @@ impl SecretStore {
         }
     }
 
-    /// Removes `name`; false when it did not exist.
+    /// Removes `name` whatever uses it (a shared store's sync, which
+    /// follows the index); false when it did not exist.
     pub fn remove(&self, name: &str) -> std::io::Result<bool> {
         if check_name(name).is_err() {
             return Ok(false);
@@ -344,6 +386,50 @@ impl SecretStore {
         Ok(true)
     }
 
+    /// Holds `names` for a deploy until the returned claim is dropped;
+    /// `Err(name)`: that one does not exist. Checked and claimed under the
+    /// writers' lock, so no delete comes between.
+    pub fn claim(&self, names: &[String]) -> Result<Claim<'_>, String> {
+        let _writer = self.write.lock().unwrap();
+        let entries = self.entries.read().unwrap();
+        if let Some(missing) = names.iter().find(|n| !entries.contains_key(*n)) {
+            return Err(missing.clone());
+        }
+        let mut claimed = self.claimed.lock().unwrap();
+        for name in names {
+            *claimed.entry(name.clone()).or_default() += 1;
+        }
+        Ok(Claim {
+            store: self,
+            names: names.to_vec(),
+        })
+    }
+
+    /// Removes `name` unless a deploy in progress names it or `users`
+    /// (the functions whose stored versions read it, asked under the
+    /// writers' lock: a deploy's claim is released only once its version
+    /// is stored) is not empty.
+    pub fn remove_unused(&self, name: &str, users: impl FnOnce() -> Vec<String>) -> Removal {
+        let _writer = self.write.lock().unwrap();
+        let users = users();
+        if !users.is_empty() {
+            return Removal::Used(users);
+        }
+        if self.claimed.lock().unwrap().contains_key(name) {
+            return Removal::Claimed;
+        }
+        if !self.entries.read().unwrap().contains_key(name) {
+            return Removal::Missing;
+        }
+        match std::fs::remove_file(self.dir.join(format!("{name}.sealed"))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Removal::Failed(e),
+        }
+        self.entries.write().unwrap().remove(name);
+        Removal::Removed
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.entries.read().unwrap().contains_key(name)
     }
@@ -359,7 +445,7 @@ impl SecretStore {
     }
 
     /// The values of `names`, for a call.
-    pub fn values(&self, names: &[String]) -> Result<Vec<NamedValue>, ReadError> {
+    pub fn values(&self, names: &[String]) -> Result<Values, ReadError> {
         let entries = self.entries.read().unwrap();
         names
             .iter()
@@ -596,6 +682,29 @@ mod tests {
         }
         assert!(s.put("ok.name-1_", b"v", 1).is_ok());
         assert!(s.put("big", &vec![0; MAX_VALUE_BYTES + 1], 1).is_err());
+    }
+
+    #[test]
+    fn a_claimed_secret_is_not_removed_until_the_claim_ends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        s.put("db", b"v", 1).unwrap();
+        assert_eq!(
+            s.claim(&["db".into(), "zz".into()]).err(),
+            Some("zz".into())
+        );
+        let first = s.claim(&["db".into()]).unwrap();
+        let second = s.claim(&["db".into()]).unwrap();
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Claimed));
+        drop(first);
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Claimed));
+        drop(second);
+        assert!(matches!(
+            s.remove_unused("db", || vec!["f".into()]),
+            Removal::Used(_)
+        ));
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Removed));
+        assert!(matches!(s.remove_unused("db", Vec::new), Removal::Missing));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! A function's stderr is logged here, at INFO, with its request id
 //! ([`log_stderr`]): the one place where it reaches the log, so that
-//! anything that must never be logged can be filtered there.
+//! anything that must never be logged can be filtered there: the call's
+//! secret values are ([`faas_proto::redact_secrets`]).
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -78,8 +79,18 @@ fn answer(runner: &mut JobRunner, line: &[u8]) -> Option<JobResult> {
 fn run(runner: &mut JobRunner, job: Job) -> JobResult {
     let (req, function) = (job.req, job.function.clone());
     let request_id = job.request_id.clone().unwrap_or_else(|| "-".into());
+    // The call's secret values, to keep them out of the logged stderr (a
+    // copy, as the runner takes the job: at most 64 values of 64 KiB, and
+    // nothing for a function without secrets).
+    let secrets = job.secrets.clone();
     let result = runner.run(job);
-    log_stderr(&request_id, &function, result.stderr.as_bytes());
+    let stderr = faas_proto::redact_secrets(
+        result.stderr.as_bytes(),
+        secrets
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.0.as_bytes())),
+    );
+    log_stderr(&request_id, &function, &stderr);
     log::debug!(
         "req {req} [{request_id}] {function}: ok={} in {:.2} ms",
         result.ok,

@@ -25,7 +25,10 @@ impl Service {
     ) -> Result<FunctionMeta, ServiceError> {
         let mut req = req;
         self.check_deploy(&req)?;
-        req.settings.secrets = self.check_secret_names(&req.settings.secrets).await?;
+        // Held until the version is stored: a delete of one of its secrets
+        // meanwhile is refused (409) instead of leaving it unreadable.
+        let (secrets, _claim) = self.check_secret_names(&req.settings.secrets).await?;
+        req.settings.secrets = secrets;
         let mut reservation = match (&self.cluster, update) {
             // The shared index decides whether the name exists (at commit).
             (Some(_), _) => self.store.reserve_shared(&req.name, update),

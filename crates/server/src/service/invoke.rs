@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use faas_proto::{
     Blob, ErrorKind, FailureKind, FunctionMeta, HttpRequest, InvocationRecord, Job, JobResult,
-    Lang, LbErrorKind, LbReply, LbRequest, ServiceError,
+    Lang, LbErrorKind, LbReply, LbRequest, SecretFile, SecretValue, ServiceError,
 };
 use tokio::sync::oneshot;
 
@@ -61,9 +61,15 @@ impl Service {
             _ => meta.settings.content_type.clone(),
         };
         let request_id = call.request_id.clone();
-        let secrets = self.secret_files(&meta)?;
+        let secrets = self.secret_values(&meta)?;
         let mut job = self.job_for(&meta, call);
-        job.secrets = secrets;
+        job.secrets = secrets
+            .iter()
+            .map(|(name, value)| SecretFile {
+                name: name.clone(),
+                value: SecretValue(value.to_vec().into()),
+            })
+            .collect();
         job.allow = meta.settings.allow.clone();
         let timeout_ms = job.timeout_ms.unwrap_or(self.limits.default_timeout_ms);
         let dispatched = self.dispatch(&job, &meta).await.inspect_err(|e| {
@@ -118,7 +124,7 @@ impl Service {
         );
         self.invocations.record(
             &meta.name,
-            record_of(&meta, request_id.as_deref(), &invocation),
+            record_of(&meta, request_id.as_deref(), &invocation, &secrets),
         );
         Ok(invocation)
     }
@@ -341,11 +347,23 @@ fn lb_refusal(kind: LbErrorKind, message: &str) -> ServiceError {
     }
 }
 
-/// What the invocation log keeps of a call.
-fn record_of(meta: &FunctionMeta, request_id: Option<&str>, inv: &Invocation) -> InvocationRecord {
+/// What the invocation log keeps of a call: the first KiB of its stderr,
+/// without the call's secret values (the invocation log is the operators'
+/// to read, on its route and the dashboard; only the call's own answer
+/// carries what the function printed). Redacted before the cut, which
+/// could otherwise keep the start of a value.
+fn record_of(
+    meta: &FunctionMeta,
+    request_id: Option<&str>,
+    inv: &Invocation,
+    secrets: &crate::secrets::Values,
+) -> InvocationRecord {
     let result = &inv.result;
-    let stderr =
-        String::from_utf8_lossy(&result.stderr.as_bytes()[..result.stderr.len().min(1024)]);
+    let redacted = faas_proto::redact_secrets(
+        result.stderr.as_bytes(),
+        secrets.iter().map(|(n, v)| (n.as_str(), &v[..])),
+    );
+    let stderr = String::from_utf8_lossy(&redacted[..redacted.len().min(1024)]);
     InvocationRecord {
         request_id: request_id.unwrap_or_default().to_string(),
         id: meta.id.clone(),

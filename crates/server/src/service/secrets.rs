@@ -2,9 +2,9 @@
 //! what a call gets of them: the values of the secrets its function names,
 //! as [`SecretFile`]s for the worker's `/run/secrets/`.
 
-use faas_proto::{ErrorKind, FunctionMeta, SecretFile, SecretInfo, SecretValue, ServiceError};
+use faas_proto::{ErrorKind, FunctionMeta, SecretInfo, SecretValue, ServiceError};
 
-use crate::secrets::{check_name, SecretMeta, MAX_SECRETS_PER_FUNCTION};
+use crate::secrets::{check_name, Claim, Removal, SecretMeta, Values, MAX_SECRETS_PER_FUNCTION};
 use crate::store::now_secs;
 
 use super::*;
@@ -55,20 +55,21 @@ impl Service {
             .collect()
     }
 
-    /// Removes a secret no stored version reads (409 naming them else).
+    /// Removes a secret no stored version reads (409 naming them else),
+    /// nor a deploy in progress names (409).
     pub async fn delete_secret(&self, name: &str) -> Result<(), ServiceError> {
         check_name(name).map_err(ServiceError::bad_request)?;
-        let users = self.secret_users(name);
-        if !users.is_empty() {
-            return Err(ServiceError::new(
-                ErrorKind::NameTaken,
-                format!(
-                    "secret '{name}' is used by {}; update or delete them first",
-                    users.join(", ")
-                ),
-            ));
-        }
         if let Some(cluster) = &self.cluster {
+            let users = self.secret_users(name);
+            if !users.is_empty() {
+                return Err(ServiceError::new(
+                    ErrorKind::NameTaken,
+                    format!(
+                        "secret '{name}' is used by {}; update or delete them first",
+                        users.join(", ")
+                    ),
+                ));
+            }
             let existed = cluster
                 .delete_secret(name)
                 .await
@@ -84,15 +85,26 @@ impl Service {
                 ))),
             };
         }
-        match self.secrets.remove(name) {
-            Ok(true) => {
+        match self.secrets.remove_unused(name, || self.secret_users(name)) {
+            Removal::Removed => {
                 log::info!(target: PART, "secret '{name}' deleted");
                 Ok(())
             }
-            Ok(false) => Err(ServiceError::not_found(format!(
+            Removal::Used(users) => Err(ServiceError::new(
+                ErrorKind::NameTaken,
+                format!(
+                    "secret '{name}' is used by {}; update or delete them first",
+                    users.join(", ")
+                ),
+            )),
+            Removal::Claimed => Err(ServiceError::new(
+                ErrorKind::NameTaken,
+                format!("secret '{name}' is named by a deploy in progress; try again once it ends"),
+            )),
+            Removal::Missing => Err(ServiceError::not_found(format!(
                 "secret '{name}' not found"
             ))),
-            Err(e) => {
+            Removal::Failed(e) => {
                 log::error!(target: PART, "deleting secret '{name}': {e}");
                 Err(ServiceError::internal("the secret could not be deleted"))
             }
@@ -100,11 +112,13 @@ impl Service {
     }
 
     /// A deploy's `secret=` names: valid, existing, at most
-    /// [`MAX_SECRETS_PER_FUNCTION`]. Returns them sorted, once each.
+    /// [`MAX_SECRETS_PER_FUNCTION`]. Returns them sorted, once each, and
+    /// the deploy's claim on them: hold it until the version is stored, so
+    /// no delete removes one in between.
     pub(super) async fn check_secret_names(
         self: &Arc<Self>,
         names: &[String],
-    ) -> Result<Vec<String>, ServiceError> {
+    ) -> Result<(Vec<String>, Claim<'_>), ServiceError> {
         if names.len() > MAX_SECRETS_PER_FUNCTION {
             return Err(ServiceError::bad_request(format!(
                 "{} secrets (secret=); at most {MAX_SECRETS_PER_FUNCTION}",
@@ -117,38 +131,28 @@ impl Service {
                 // Stored on another replica a moment ago, maybe.
                 self.sync_with_cluster(std::time::Instant::now()).await;
             }
-            if !self.secrets.contains(name) {
-                return Err(ServiceError::bad_request(format!(
-                    "secret '{name}' does not exist (store it first with PUT /secret/{name})"
-                )));
-            }
         }
         let mut names = names.to_vec();
         names.sort();
         names.dedup();
-        Ok(names)
+        let claim = self.secrets.claim(&names).map_err(|name| {
+            ServiceError::bad_request(format!(
+                "secret '{name}' does not exist (store it first with PUT /secret/{name})"
+            ))
+        })?;
+        Ok((names, claim))
     }
 
-    /// The files a call of `meta` reads under `/run/secrets/`. A secret
+    /// The values a call of `meta` reads under `/run/secrets/`. A secret
     /// that is gone or does not open fails the call (500 naming it).
-    pub(super) fn secret_files(
-        &self,
-        meta: &FunctionMeta,
-    ) -> Result<Vec<SecretFile>, ServiceError> {
+    pub(super) fn secret_values(&self, meta: &FunctionMeta) -> Result<Values, ServiceError> {
         if meta.settings.secrets.is_empty() {
             return Ok(Vec::new());
         }
-        let values = self.secrets.values(&meta.settings.secrets).map_err(|e| {
+        self.secrets.values(&meta.settings.secrets).map_err(|e| {
             log::error!(target: PART, "{}: {e}", meta.id);
             ServiceError::internal(format!("{}: {e}", meta.name))
-        })?;
-        Ok(values
-            .into_iter()
-            .map(|(name, value)| SecretFile {
-                name,
-                value: SecretValue(value.to_vec().into()),
-            })
-            .collect())
+        })
     }
 
     /// Functions with a stored version that reads `name`.
