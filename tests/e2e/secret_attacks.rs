@@ -264,14 +264,16 @@ echo "value=", file_get_contents('/run/secrets/ps'), "\n";
             .unwrap_or_else(|| panic!("{key}: {out}"))
             .to_string()
     };
-    // 0-2: stdio pipes; 3: the script; one more: the listing's own handle.
+    // 0-2: stdio pipes; 3: the script; then the PHP prelude (outbound
+    // HTTP) and the listing's own handle: never a pipe (the secrets' data
+    // pipes are closed by bubblewrap).
     for fd in field("fds").split(',') {
         let (n, target) = fd.split_once('>').unwrap();
         let n: u32 = n.parse().unwrap();
         assert!(
             n <= 2 && target.starts_with("pipe:")
                 || n == 3 && target.starts_with("/faas/")
-                || n == 4 && !target.starts_with("pipe:"),
+                || (4..=5).contains(&n) && !target.starts_with("pipe:"),
             "unexpected descriptor {fd}: {out}"
         );
     }
