@@ -335,20 +335,7 @@ fn the_key_seals_secrets_at_rest_and_a_wrong_key_stops_the_start_with_one_line()
     let dir = server.dir.path().to_path_buf();
     let other = dir.join("other.key");
     std::fs::write(&other, "ab".repeat(32)).unwrap();
-    let out = std::process::Command::new(server_bin())
-        .args(["RR", "--port", "0", "--workers", "1"])
-        .arg("--lb-socket")
-        .arg(dir.join("lb2.sock"))
-        .arg("--server-socket")
-        .arg(dir.join("s2.sock"))
-        .arg("--functions-dir")
-        .arg(dir.join("functions"))
-        .arg("--worker-bin")
-        .arg(worker_bin())
-        .arg("--secrets-key-file")
-        .arg(&other)
-        .output()
-        .unwrap();
+    let out = start_with_key(&dir, "2", &other);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err
@@ -361,20 +348,7 @@ fn the_key_seals_secrets_at_rest_and_a_wrong_key_stops_the_start_with_one_line()
 
     // A named key file that does not exist is an error too (never
     // created silently: that would orphan the stored secrets).
-    let out = std::process::Command::new(server_bin())
-        .args(["RR", "--port", "0", "--workers", "1"])
-        .arg("--lb-socket")
-        .arg(dir.join("lb3.sock"))
-        .arg("--server-socket")
-        .arg(dir.join("s3.sock"))
-        .arg("--functions-dir")
-        .arg(dir.join("functions"))
-        .arg("--worker-bin")
-        .arg(worker_bin())
-        .arg("--secrets-key-file")
-        .arg(dir.join("missing.key"))
-        .output()
-        .unwrap();
+    let out = start_with_key(&dir, "3", &dir.join("missing.key"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.key"));
 
@@ -471,4 +445,23 @@ fn the_cli_sets_lists_uses_and_removes_secrets() {
     assert!(ok && out.contains("removed secret token"), "{out}");
     let (ok, out) = faas(&["deploy", code.to_str().unwrap(), "--allow", "*"], b"");
     assert!(!ok && out.contains("every host"), "{out}");
+}
+
+/// Starts a server on `dir`'s store with `key` as its secrets key (its own
+/// sockets, named by `tag`), expecting it to stop; returns its output.
+fn start_with_key(dir: &std::path::Path, tag: &str, key: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(server_bin())
+        .args(["RR", "--port", "0", "--workers", "1"])
+        .arg("--lb-socket")
+        .arg(dir.join(format!("lb{tag}.sock")))
+        .arg("--server-socket")
+        .arg(dir.join(format!("s{tag}.sock")))
+        .arg("--functions-dir")
+        .arg(dir.join("functions"))
+        .arg("--worker-bin")
+        .arg(worker_bin())
+        .arg("--secrets-key-file")
+        .arg(key)
+        .output()
+        .unwrap()
 }
