@@ -38,7 +38,6 @@ build:
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas-http-floor $(BIN_DIR)/faas-http-floor
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas $(BIN_DIR)/faas
 	@mkdir -p $(RUNTIMES_DIR)
-	install -m 644 scripts/runtimes/prelude.js $(RUNTIMES_DIR)/prelude.js
 	@# Compile the interpreters once per machine and Wasmer version.
 	@if [ -f $(RUNTIMES_DIR)/qjs.wasm ] || [ -f $(RUNTIMES_DIR)/python.wasm ]; then \
 	  $(BIN_DIR)/worker --runtimes-dir $(RUNTIMES_DIR) prepare-runtimes; fi

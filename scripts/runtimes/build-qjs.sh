@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Build QuickJS-ng's `qjs` CLI as a WASI preview1 module (wasm32-wasi).
+# Build QuickJS-ng's `qjs` CLI as a WASI preview1 module (wasm32-wasi), pre-initialised:
+# the runtime, the context and our prelude (prelude.js, embedded) are set up once here, by
+# `wasmtime wizer` calling the module's faas-initialize export (qjs_snapshot.c), and the
+# resulting memory is the module's data. Every call then starts from that state.
 # Usage: build-qjs.sh OUT_DIR              -> OUT_DIR/qjs.wasm
 # Env:   CC=...          compiler (default: /opt/wasi-sdk/bin/clang if present, else clang-19)
 #        CACHE_DIR=...   where the downloaded crate is kept (default OUT_DIR/.cache)
@@ -9,8 +12,10 @@
 #                        throws a catchable RangeError instead of trapping; 0 = pristine sources
 #        SHADOW_STACK=N  linear-memory C stack in bytes (default 8 MiB). Must be larger than the
 #                        JS limit (qjs --stack-size=KB, default 1 MiB) when STACK_CHECK=1.
-# Debian 12 needs: clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 curl python3.
+# Debian 12 needs: clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 curl python3, and
+# wasmtime (>= 49, for `wasmtime wizer`; install-toolchains.sh installs it first).
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 OUT_DIR=${1:?usage: build-qjs.sh OUT_DIR}
 CRATE=rquickjs-sys
@@ -41,7 +46,8 @@ CACHE_DIR=${CACHE_DIR:-$OUT_DIR/.cache}
 mkdir -p "$CACHE_DIR"
 
 # Up to date? stamp = crate sha + options + compiler version + flags + this script.
-STAMP_VAL=$( { echo "$SHA256 $STACK_CHECK"; "$CC" --version | head -1; echo "${CFLAGS[*]} | ${LDFLAGS[*]}"; cat "$0"; } \
+STAMP_VAL=$( { echo "$SHA256 $STACK_CHECK"; "$CC" --version | head -1; echo "${CFLAGS[*]} | ${LDFLAGS[*]}"; cat "$0";
+               cat "$HERE/prelude.js" "$HERE/qjs_snapshot.c"; wasmtime --version; } \
              | sha256sum | cut -d' ' -f1)
 if [[ "${FORCE:-0}" != 1 && -f "$OUT_DIR/qjs.wasm" && -f "$OUT_DIR/.qjs.stamp" \
       && "$(cat "$OUT_DIR/.qjs.stamp")" == "$STAMP_VAL" ]]; then
@@ -114,6 +120,44 @@ for a, b in subs:
 open(p, "w").write(s)
 PY
 
+# 2d. The snapshot (qjs_snapshot.c): main() runs faas_main() once faas-initialize has run;
+#     quickjs.c gains faas_fresh_context(), which renews what a snapshot would share between
+#     calls (Math.random's state, the performance.now() origin); the prelude is embedded.
+python3 - "$BUILD/qjs.c" "$BUILD/quickjs.c" "$HERE/qjs_snapshot.c" "$HERE/prelude.js" "$BUILD/faas_prelude.h" <<'PY'
+import sys
+qjs, quickjs, snapshot, prelude, header = sys.argv[1:]
+s = open(qjs).read()
+a = "int main(int argc, char **argv)\n{\n"
+if s.count(a) != 1:
+    sys.exit("snapshot patch does not apply to qjs.c")
+s = s.replace(a, "static bool faas_ready;\nstatic int faas_main(int argc, char **argv);\n\n" + a
+              + "    if (faas_ready)\n        return faas_main(argc, argv);\n")
+open(qjs, "w").write(s + "\n" + open(snapshot).read())
+s = open(quickjs).read()
+for a in ("static void js_random_init(JSContext *ctx)\n", "static double js__now_ms(void)\n",
+          "    ctx->time_origin = js__now_ms();\n"):
+    if s.count(a) != 1:
+        sys.exit("snapshot patch does not apply to quickjs.c: %r" % a)
+open(quickjs, "w").write(s + '''
+/* faas: renew per call what a build-time snapshot would share (qjs_snapshot.c). */
+#include <unistd.h>
+void faas_fresh_context(JSContext *ctx)
+{
+    uint64_t seed = 0;
+    if (getentropy(&seed, sizeof(seed)) != 0 || seed == 0)
+        seed = (uint64_t)js__gettimeofday_us() | 1;
+    ctx->random_state = seed;
+    ctx->time_origin = js__now_ms();
+}
+''')
+data = open(prelude, "rb").read()
+with open(header, "w") as h:
+    h.write("/* generated from prelude.js by build-qjs.sh */\nstatic const unsigned char faas_prelude[] = {\n")
+    for i in range(0, len(data), 24):
+        h.write(",".join(str(b) for b in data[i:i + 24]) + ",\n")
+    h.write("0};\nstatic const unsigned int faas_prelude_len = %d;\n" % len(data))
+PY
+
 # 3. Compile (JOBS in parallel) and link.
 start=$(date +%s%N)
 cd "$BUILD"
@@ -149,7 +193,9 @@ if bad: sys.exit("unexpected import modules: %s" % bad)
 print("imports (%d): %s" % (len(imports), " ".join(n for _, n in imports)))
 PY
 
-mv -f qjs.wasm "$OUT_DIR/qjs.wasm"
+# 5. Pre-initialise (faas-initialize may call WASI: clocks and random while creating the context).
+wasmtime wizer -S cli=y --init-func faas-initialize -o qjs-snapshot.wasm qjs.wasm
+mv -f qjs-snapshot.wasm "$OUT_DIR/qjs.wasm"
 echo "$STAMP_VAL" > "$OUT_DIR/.qjs.stamp"
 echo "built $OUT_DIR/qjs.wasm ($(stat -c %s "$OUT_DIR/qjs.wasm") bytes) in $(( (end - start) / 1000000 )) ms" \
      "with $CC (STACK_CHECK=$STACK_CHECK SHADOW_STACK=$SHADOW_STACK)"

@@ -1,14 +1,17 @@
 // Node-compat prelude for QuickJS-ng (qjs 0.10.1) on WASI preview1.
-// Run:    qjs --std --script /faas/prelude.js [args...]   -> runs /faas/code.js as CommonJS (stdin = payload)
-// Check:  qjs --std --script /faas/prelude.js --check     -> parse only; exit 0, or SyntaxError on stderr + exit 1
-// (--script avoids qjs' module auto-detection, which would parse this file twice.)
+// It is evaluated once, at build time, inside the snapshot that build-qjs.sh makes with
+// `wasmtime wizer` (see qjs_snapshot.c): everything below runs then, except the function this
+// script evaluates to, start(args), which every call runs on its own fresh copy of that state.
+// Run:    qjs.wasm [args...]   -> start(args): runs /faas/code.js as CommonJS (stdin = payload)
+// Check:  qjs.wasm --check     -> parse only; exit 0, or SyntaxError on stderr + exit 1
 // Env FAAS_CODE overrides the code path (default /faas/code.js).
+// Nothing that differs between calls (environment, arguments, clocks) may be read at top level.
 (function (g) {
 'use strict';
 const std = g.std, os = g.os, bjson = g.bjson;
-const ARGS = g.scriptArgs.slice(1);
-const PRELUDE = g.scriptArgs[0];
-const CODE = std.getenv('FAAS_CODE') || '/faas/code.js';
+let ARGS = [];
+const PRELUDE = '/faas/prelude.js';
+let CODE = '/faas/code.js';
 for (const k of ['std', 'os', 'bjson', 'scriptArgs', 'print']) delete g[k];
 g.global = g;
 
@@ -575,11 +578,11 @@ class ReadStream extends EventEmitter {
 
 // ---------------------------------------------------------------- process
 const process = new EventEmitter();
-const env = std.getenviron();
+const env = {};                 // filled by start(): the call's environment, not the build's
 Object.assign(process, {
   title: 'node', version: 'v20.0.0', versions: { node: '20.0.0', quickjs: '0.10.1' }, arch: 'wasm32', platform: 'linux',
   release: { name: 'node' }, pid: 1, ppid: 0, execPath: '/usr/local/bin/node', execArgv: [], exitCode: undefined,
-  argv: ['/usr/local/bin/node', CODE].concat(ARGS.filter((a) => a !== '--check')), env,
+  argv: [], env,             // filled by start()
   stdout: new WriteStream(std.out, 1), stderr: new WriteStream(std.err, 2), stdin: new ReadStream(),
   exit(code) { doExit(code === undefined ? process.exitCode : code); },
   abort() { std.exit(134); },
@@ -1082,6 +1085,12 @@ function loadModule(file, parent) {
 let mainModule;
 
 // ---------------------------------------------------------------- main
+// One call (qjs_snapshot.c's faas_main calls this with argv after argv[0]).
+return function start(args) {
+ARGS = args;
+Object.assign(env, std.getenviron());
+CODE = env.FAAS_CODE || '/faas/code.js';
+process.argv = ['/usr/local/bin/node', CODE].concat(ARGS.filter((a) => a !== '--check'));
 if (ARGS[0] === '--check') {
   let src;
   try { src = fs.readFileSync(CODE, 'utf8'); } catch (e) { std.err.puts(`Error: cannot read ${CODE}: ${e.message}\n`); std.exit(2); }
@@ -1101,4 +1110,5 @@ try {
   mainModule.loaded = true;
 } catch (e) { fatal(e); }
 afterCallback();
+};
 })(globalThis);

@@ -27,4 +27,5 @@ mod scratch;
 mod secret_attacks;
 mod secrets;
 mod sessions;
+mod snapshots;
 mod wasi;

@@ -303,7 +303,6 @@ fn a_missing_interpreter_answers_503_naming_make_toolchains() {
 
     // Corrupt modules: 503 naming `make toolchains` too, never a crash.
     std::fs::write(empty.path().join("qjs.wasm"), b"not wasm").unwrap();
-    std::fs::write(empty.path().join("prelude.js"), b"").unwrap();
     std::fs::write(empty.path().join("python.wasm"), b"\0asm junk").unwrap();
     let server = TestServer::start("RR", &["--workers", "1", "--runtimes-dir", &dir]);
     for (lang, file) in [("js", "hello.js"), ("python", "hello.py")] {

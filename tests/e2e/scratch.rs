@@ -23,7 +23,6 @@ attempt('overwrite', () => fs.writeFileSync('/faas/code.js', 'x'));
 attempt('append', () => fs.appendFileSync('/faas/code.js', 'x'));
 attempt('create', () => fs.writeFileSync('/faas/new.js', 'x'));
 attempt('unlink', () => fs.unlinkSync('/faas/code.js'));
-attempt('unlink_prelude', () => fs.unlinkSync('/faas/prelude.js'));
 attempt('rename', () => fs.renameSync('/faas/code.js', '/faas/moved.js'));
 attempt('rename_out', () => fs.renameSync('/faas/code.js', '/tmp/moved.js'));
 attempt('rename_in', () => { fs.writeFileSync('/tmp/a.js', 'x'); fs.renameSync('/tmp/a.js', '/faas/a.js'); });
@@ -151,7 +150,6 @@ fn faas_is_read_only_in_the_interpreters_and_answers_erofs() {
                 "append",
                 "create",
                 "unlink",
-                "unlink_prelude",
                 "rename",
                 "rename_in",
                 "rename_out",
@@ -196,11 +194,11 @@ fn faas_is_read_only_in_the_interpreters_and_answers_erofs() {
             .collect();
         assert!(listed.contains(&script), "{name}: {r}");
         assert!(
-            // The interpreter's own files: JS's prelude, Python's boot
+            // The interpreter's own files: Python's boot
             // script and its `faas` module (outbound HTTP).
             listed
                 .iter()
-                .all(|f| *f == script || ["prelude.js", "boot.py", "lib"].contains(f)),
+                .all(|f| *f == script || ["boot.py", "lib"].contains(f)),
             "{name}: {r}"
         );
     }

@@ -29,8 +29,8 @@ pub struct WorkerArgs {
     /// php, for native PHP functions.
     #[arg(long, value_name = "PATH")]
     pub php: Option<PathBuf>,
-    /// Where the interpreter modules are (`qjs.wasm`, `prelude.js`,
-    /// `python.wasm` and their artifacts); default: `runtimes` beside the
+    /// Where the interpreter modules are (`qjs.wasm`, `python.wasm` and
+    /// their artifacts); default: `runtimes` beside the
     /// directory of this binary (`build/runtimes`).
     #[arg(long, env = "FAAS_RUNTIMES_DIR", value_name = "DIR")]
     pub runtimes_dir: Option<PathBuf>,

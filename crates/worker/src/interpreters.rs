@@ -4,14 +4,20 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `qjs.wasm` | QuickJS-ng 0.10.1 (from the `rquickjs-sys` crate's sources) |
-//! | `prelude.js` | the Node-style API JS functions expect (`require('fs')`, `process`, `console`, timers) |
+//! | `qjs.wasm` | QuickJS-ng 0.10.1 (from the `rquickjs-sys` crate's sources), pre-initialised with our prelude (below) |
 //! | `python.wasm` | CPython 3.12.0 for WASI, standard library inside, sha256-pinned |
 //! | `*.wasmu` | their compiled artifacts (once per machine and Wasmer version) |
 //!
 //! A call gets a fresh instance of the interpreter with the function's script
-//! (and the prelude) as read-only in-memory files under `/faas`: no host
-//! directory is mapped, and every limit of a compiled function applies.
+//! as a read-only in-memory file under `/faas`: no host directory is mapped,
+//! and every limit of a compiled function applies.
+//!
+//! `qjs.wasm` is a snapshot: `scripts/runtimes/build-qjs.sh` has `wasmtime
+//! wizer` create QuickJS's runtime and context and evaluate the Node-style
+//! prelude (`scripts/runtimes/prelude.js`: `require('fs')`, `process`,
+//! `console`, timers, `fetch`) once, at build time, and stores the resulting
+//! memory as the module's data. A call's instance starts from that memory
+//! (its own copy) and only runs the function: `qjs [--check]`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +37,8 @@ pub struct Interpreter {
     pub module: Module,
     /// argv before the check flag (the script path is fixed: see [`script_path`]).
     argv: Vec<String>,
-    /// Files every call sees beside the script (the JS prelude).
+    /// Files every call sees beside the script (Python's boot script and
+    /// `faas` module).
     files: Vec<(String, Arc<[u8]>)>,
 }
 
@@ -99,17 +106,8 @@ impl Interpreter {
             }
         };
         let (argv, files) = match lang {
-            Lang::Js => {
-                let prelude = dir.join("prelude.js");
-                let bytes = std::fs::read(&prelude)
-                    .map_err(|e| broken(format!("{}: {e}", prelude.display())))?;
-                (
-                    // --script: the prelude is a script, not a module (qjs
-                    // would otherwise parse it twice to decide).
-                    vec!["qjs", "--std", "--script", "/faas/prelude.js"],
-                    vec![(format!("{SCRIPT_DIR}/prelude.js"), Arc::from(bytes))],
-                )
-            }
+            // The prelude is inside the snapshot (see the module doc).
+            Lang::Js => (vec!["qjs"], Vec::new()),
             // -I: isolated mode (no PYTHON* variables, no script dir on
             // sys.path). boot.py runs code.py as __main__, with the `faas`
             // module on the path (crate::outbound::python).

@@ -1,0 +1,85 @@
+//! The interpreters start every call from a snapshot taken at build time
+//! (QuickJS with its prelude already evaluated). What a snapshot must never
+//! carry from one call to the next: globals, files, the random seed, the
+//! clock's origin, the environment of the build.
+
+use std::collections::BTreeSet;
+
+use crate::harness::TestServer;
+
+/// Counts in a global, writes a marker to /tmp and reports both, with a
+/// random number and the time since the interpreter's start.
+const JS_STATE: &str = r#"
+const fs = require('fs');
+globalThis.calls = (globalThis.calls || 0) + 1;
+const seen = fs.existsSync('/tmp/marker');
+fs.writeFileSync('/tmp/marker', 'x');
+console.log(JSON.stringify({ calls: globalThis.calls, seen, random: Math.random(),
+  now: performance.now(), env: process.env.SNAPSHOT_PROBE || null,
+  argv: process.argv.slice(1) }));
+"#;
+
+/// Sets a module-level variable another function must never see.
+const JS_SETTER: &str = r#"
+globalThis.leaked = 'secret from another function';
+Object.prototype.polluted = 'polluted';
+console.log('set');
+"#;
+
+const JS_READER: &str = r#"
+console.log(JSON.stringify({ leaked: globalThis.leaked || null, polluted: ({}).polluted || null }));
+"#;
+
+fn invoke(server: &TestServer, id: &str) -> (serde_json::Value, u64) {
+    let resp = server.post(&format!("/invoke?fn={id}"), "");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let reply = resp.json();
+    let out: serde_json::Value = serde_json::from_str(reply["output"].as_str().unwrap().trim())
+        .unwrap_or_else(|e| panic!("{e}: {reply}"));
+    (out, reply["worker_id"].as_u64().unwrap())
+}
+
+#[test]
+fn every_js_call_starts_from_a_fresh_copy_of_the_snapshot() {
+    let server = TestServer::start("RR", &[]);
+    let id = server.deploy("js_state", "js", JS_STATE);
+    let mut workers = BTreeSet::new();
+    let mut randoms = BTreeSet::new();
+    for call in 0..50 {
+        let (out, worker) = invoke(&server, &id);
+        workers.insert(worker);
+        assert_eq!(out["calls"], 1, "call {call}: {out}");
+        assert_eq!(out["seen"], false, "call {call}: {out}");
+        // The clock counts from this call's start, not the build's.
+        let now = out["now"].as_f64().unwrap();
+        assert!((0.0..5_000.0).contains(&now), "call {call}: {out}");
+        assert_eq!(out["argv"], serde_json::json!(["/faas/code.js"]), "{out}");
+        randoms.insert(out["random"].to_string());
+    }
+    // Round robin over four workers: every worker served calls.
+    assert_eq!(workers.len(), 4, "{workers:?}");
+    // Math.random is seeded per call: no two calls drew the same number.
+    assert_eq!(randoms.len(), 50, "{randoms:?}");
+
+    // A function's variables are this call's environment, not the build's.
+    let id = server.deploy_with("js_env", "js", JS_STATE, "env=SNAPSHOT_PROBE%3Dfresh");
+    let (out, _) = invoke(&server, &id);
+    assert_eq!(out["env"], "fresh", "{out}");
+}
+
+#[test]
+fn no_global_set_by_one_js_function_reaches_another_on_the_same_worker() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let setter = server.deploy("js_setter", "js", JS_SETTER);
+    let reader = server.deploy("js_reader", "js", JS_READER);
+    for _ in 0..5 {
+        let resp = server.post(&format!("/invoke?fn={setter}"), "");
+        assert_eq!(resp.json()["output"], "set\n", "{}", resp.body);
+        let (out, _) = invoke(&server, &reader);
+        assert_eq!(
+            out,
+            serde_json::json!({"leaked": null, "polluted": null}),
+            "{out}"
+        );
+    }
+}
