@@ -158,6 +158,19 @@ with open(header, "w") as h:
     h.write("0};\nstatic const unsigned int faas_prelude_len = %d;\n" % len(data))
 PY
 
+# 2e. os.setTimeout(f, 0) waits 1 ms in quickjs-libc (it raises 0 to 1), and the prelude ends
+#     every call through such a timer (its exit check runs once the microtasks are done): a
+#     millisecond per call for nothing. 0 now means "at the next turn of the loop"; the prelude's
+#     setTimeout still raises 0 to 1 ms, as Node does, and setImmediate uses 0.
+python3 - "$BUILD/quickjs-libc.c" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+a = "    if (delay < 1)\n        delay = 1;\n"
+if s.count(a) != 1:
+    sys.exit("zero-delay patch does not apply")
+open(p, "w").write(s.replace(a, "    if (delay < 0)\n        delay = 0;\n"))
+PY
+
 # 3. Compile (JOBS in parallel) and link.
 start=$(date +%s%N)
 cd "$BUILD"

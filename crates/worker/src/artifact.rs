@@ -18,7 +18,7 @@ use wasmer::sys::{BaseTunables, NativeEngineExt};
 pub use wasmer::Engine;
 use wasmer::Module;
 
-use crate::limits::CappedTunables;
+use crate::limits::{CappedTunables, ImageSlot};
 
 /// The Wasmer version this crate is built against (pinned in Cargo.toml; a
 /// test checks it against Cargo.lock).
@@ -46,8 +46,14 @@ pub enum ArtifactError {
 /// cranelift with memory-capping tunables. `max_pages` is the cap the
 /// tunables read at instantiation.
 pub fn new_engine(max_pages: Arc<AtomicU32>) -> Engine {
+    new_engine_with_images(max_pages, ImageSlot::default())
+}
+
+/// [`new_engine`] whose instantiations map a module's memory from the
+/// image in `image` when one is set ([`crate::memimage`]).
+pub fn new_engine_with_images(max_pages: Arc<AtomicU32>, image: ImageSlot) -> Engine {
     let mut engine = Engine::default();
-    engine.set_tunables(CappedTunables::new(BaseTunables::new(), max_pages));
+    engine.set_tunables(CappedTunables::new(BaseTunables::new(), max_pages, image));
     engine
 }
 
@@ -113,7 +119,17 @@ pub fn build_at(
         path: wasm_path.display().to_string(),
         source,
     })?;
-    let artifact = build(engine, &wasm)?;
+    write_artifact(engine, &wasm, artifact_path)
+}
+
+/// Compiles `wasm` into an artifact at `artifact_path` (written to a
+/// temporary name and renamed).
+pub fn write_artifact(
+    engine: &Engine,
+    wasm: &[u8],
+    artifact_path: &Path,
+) -> Result<(), ArtifactError> {
+    let artifact = build(engine, wasm)?;
     let tmp = artifact_path.with_extension(format!("tmp{}", std::process::id()));
     let io = |source| ArtifactError::Io {
         path: tmp.display().to_string(),

@@ -45,6 +45,7 @@ pub fn run(
                                 max_tmp_bytes: Some(crate::jobs::DEFAULT_MAX_TMP_BYTES),
                                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                                 outbound: None,
+                                memory_image: None,
                             },
                             stdin: payload.clone(),
                             max_output_bytes: 1024 * 1024,

@@ -7,6 +7,7 @@
 //! | `qjs.wasm` | QuickJS-ng 0.10.1 (from the `rquickjs-sys` crate's sources), pre-initialised with our prelude (below) |
 //! | `python.wasm` | CPython 3.12.0 for WASI, standard library inside, sha256-pinned |
 //! | `*.wasmu` | their compiled artifacts (once per machine and Wasmer version) |
+//! | `*.image` | their initial memory, mapped copy-on-write by each call ([`crate::memimage`]) |
 //!
 //! A call gets a fresh instance of the interpreter with the function's script
 //! as a read-only in-memory file under `/faas`: no host directory is mapped,
@@ -26,6 +27,7 @@ use faas_proto::Lang;
 use wasmer::Module;
 
 use crate::artifact::{self, Engine};
+use crate::memimage::{self, MemoryImage};
 
 /// Where the function's script is, inside the guest.
 pub const SCRIPT_DIR: &str = "/faas";
@@ -40,6 +42,8 @@ pub struct Interpreter {
     /// Files every call sees beside the script (Python's boot script and
     /// `faas` module).
     files: Vec<(String, Arc<[u8]>)>,
+    /// The initial memory the artifact was compiled without, when it was.
+    pub memory_image: Option<Arc<MemoryImage>>,
 }
 
 /// The module file of each interpreted language, in the runtimes dir.
@@ -59,6 +63,13 @@ pub fn script_path(lang: Lang) -> String {
 /// The artifact path beside a module (`qjs.wasm` → `qjs.wasmu`).
 pub fn artifact_path(module: &Path) -> PathBuf {
     module.with_extension("wasmu")
+}
+
+/// The memory image path beside a module (`qjs.wasm` → `qjs.image`). It
+/// exists when the artifact was compiled from the module without its data
+/// segments; [`prepare_all`] writes it before the artifact.
+pub fn image_path(module: &Path) -> PathBuf {
+    module.with_extension("image")
 }
 
 /// Why an interpreter could not be loaded.
@@ -93,16 +104,30 @@ impl Interpreter {
             });
         }
         let artifact = artifact_path(&path);
-        let loaded = match newer_than(&artifact, &path) {
+        let image = image_path(&path);
+        // An image goes with the artifact written after it; one older than
+        // the module is from an earlier build.
+        let imaged = image.is_file();
+        let current = newer_than(&artifact, &path)
+            && (!imaged || (newer_than(&image, &path) && newer_than(&artifact, &image)));
+        let loaded = match current {
             true => artifact::load_at(engine, &artifact),
             false => Ok(None),
         };
-        let module = match loaded {
-            Ok(Some(module)) => module,
+        let (module, memory_image) = match loaded {
+            Ok(Some(module)) if imaged => {
+                let image = MemoryImage::open(&image)
+                    .map_err(|e| broken(format!("{}: {e}", image.display())))?;
+                (module, Some(image))
+            }
+            Ok(Some(module)) => (module, None),
             Ok(None) | Err(_) => {
+                // The module as it is (its data copied at each call):
+                // correct, only slower, until `prepare-runtimes` runs.
                 log::warn!("{}: no current artifact; compiling it now", path.display());
                 let wasm = std::fs::read(&path).map_err(|e| broken(e.to_string()))?;
-                Module::new(engine, wasm).map_err(|e| broken(e.to_string()))?
+                let module = Module::new(engine, wasm).map_err(|e| broken(e.to_string()))?;
+                (module, None)
             }
         };
         let (argv, files) = match lang {
@@ -121,6 +146,7 @@ impl Interpreter {
             module,
             argv: argv.into_iter().map(String::from).collect(),
             files,
+            memory_image,
         })
     }
 
@@ -178,17 +204,38 @@ pub fn prepare_all(dir: &Path) -> Result<usize, artifact::ArtifactError> {
     for lang in [Lang::Js, Lang::Python] {
         let module = dir.join(module_file(lang).expect("interpreted"));
         let artifact = artifact_path(&module);
+        let image = image_path(&module);
         if !module.is_file()
-            || (artifact::is_current_at(&stamp_engine, &artifact) && newer_than(&artifact, &module))
+            || (artifact::is_current_at(&stamp_engine, &artifact)
+                && newer_than(&artifact, &module)
+                && (!image.is_file() || newer_than(&image, &module)))
         {
             continue;
         }
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| artifact::ArtifactError::Io { path, source }
+        };
+        let wasm = std::fs::read(&module).map_err(io(&module))?;
         // A fresh engine per build: an engine keeps the code it compiled.
-        artifact::build_at(
-            &artifact::new_engine(Default::default()),
-            &module,
-            &artifact,
-        )?;
+        let engine = artifact::new_engine(Default::default());
+        match memimage::split(&wasm) {
+            Ok(Some(split)) => {
+                memimage::write_image(&image, &split.image).map_err(io(&image))?;
+                artifact::write_artifact(&engine, &split.module, &artifact)?;
+            }
+            // No image (small data, or a module the mapping cannot serve):
+            // the module as it is; a malformed one fails to compile below.
+            Ok(None) | Err(_) => {
+                match std::fs::remove_file(&image) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io(&image)(e))
+                    }
+                    _ => {}
+                }
+                artifact::write_artifact(&engine, &wasm, &artifact)?;
+            }
+        }
         built += 1;
     }
     Ok(built)

@@ -235,6 +235,7 @@ impl JobRunner {
                 let opts = PrepareOptions {
                     args: interpreter.run_args(),
                     files: interpreter.files(code),
+                    memory_image: interpreter.memory_image.clone(),
                     ..opts
                 };
                 self.run_wasm(interpreter.module, opts, call)
@@ -488,6 +489,7 @@ fn wasm_options(id: &str, limits: &CallLimits) -> PrepareOptions {
         max_memory_bytes: limits.max_memory_bytes,
         max_tmp_bytes: Some(limits.max_tmp_bytes),
         outbound: None,
+        memory_image: None,
     }
 }
 

@@ -58,6 +58,7 @@ pub mod hostdir;
 pub mod interpreters;
 pub mod jobs;
 pub mod limits;
+pub mod memimage;
 pub mod native;
 pub mod outbound;
 pub mod poll;

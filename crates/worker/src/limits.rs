@@ -21,18 +21,31 @@ use wasmer::sys::vm::{
 use wasmer::sys::{BaseTunables, Tunables};
 use wasmer::{MemoryType, Pages, TableType};
 
+use crate::memimage::MemoryImage;
+
 /// WebAssembly pages are 64 KiB.
 pub const WASM_PAGE: u64 = 64 * 1024;
 
-/// Tunables that cap linear memory at a limit that can change between calls.
+/// The memory image the next instantiation maps its memory from
+/// ([`crate::memimage`]), set by the sandbox around `Instance::new` of a
+/// module that has one, and empty otherwise.
+pub type ImageSlot = Arc<Mutex<Option<Arc<MemoryImage>>>>;
+
+/// Tunables that cap linear memory at a limit that can change between
+/// calls, and map a module's initial memory from its image when it has one.
 pub struct CappedTunables {
     base: BaseTunables,
     max_pages: Arc<AtomicU32>,
+    image: ImageSlot,
 }
 
 impl CappedTunables {
-    pub fn new(base: BaseTunables, max_pages: Arc<AtomicU32>) -> Self {
-        Self { base, max_pages }
+    pub fn new(base: BaseTunables, max_pages: Arc<AtomicU32>, image: ImageSlot) -> Self {
+        Self {
+            base,
+            max_pages,
+            image,
+        }
     }
 
     fn capped(&self, ty: &MemoryType) -> Result<MemoryType, MemoryError> {
@@ -74,6 +87,14 @@ impl Tunables for CappedTunables {
         vm_definition_location: NonNull<VMMemoryDefinition>,
     ) -> Result<VMMemory, MemoryError> {
         let ty = self.capped(ty)?;
+        let image = self.image.lock().unwrap().clone();
+        if let Some(image) = image {
+            // SAFETY: as below.
+            if let Some(memory) = unsafe { image.memory(&ty, style, Some(vm_definition_location)) }
+            {
+                return memory;
+            }
+        }
         // SAFETY: forwarded unchanged from our caller, who upholds the
         // contract of `Tunables::create_vm_memory`.
         unsafe {

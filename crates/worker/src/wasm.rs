@@ -22,7 +22,8 @@ use wasmer_wasix::{
 
 use crate::artifact;
 use crate::environ::Environ;
-use crate::limits::{Watchdog, WASM_PAGE};
+use crate::limits::{ImageSlot, Watchdog, WASM_PAGE};
+use crate::memimage::MemoryImage;
 use crate::outbound::{Access, CallOutbound};
 use crate::poll::PollState;
 use crate::session::{CallHooks, HookSlot, Session};
@@ -86,6 +87,8 @@ pub struct Sandbox {
     tokio: tokio::runtime::Runtime,
     /// The memory cap the engine's tunables apply, in pages.
     max_pages: Arc<AtomicU32>,
+    /// The memory image the engine's tunables map, around an instantiation.
+    image: ImageSlot,
     watchdog: Watchdog,
 }
 
@@ -100,7 +103,8 @@ impl Sandbox {
             .build()
             .map_err(SandboxError::Runtime)?;
         let max_pages = Arc::new(AtomicU32::new(pages(DEFAULT_MAX_MEMORY_BYTES)));
-        let engine = artifact::new_engine(max_pages.clone());
+        let image = ImageSlot::default();
+        let engine = artifact::new_engine_with_images(max_pages.clone(), image.clone());
         let watchdog = Watchdog::start().map_err(SandboxError::Runtime)?;
         // PluggableRuntime sets up its (replaced) networking on the current
         // tokio runtime, so one must be entered.
@@ -116,6 +120,7 @@ impl Sandbox {
             runtime: Arc::new(runtime),
             tokio,
             max_pages,
+            image,
             watchdog,
         })
     }
@@ -228,8 +233,10 @@ impl Sandbox {
             _ => self.open_session(key, module, builder)?,
         };
         *session.hooks.lock().unwrap() = hooks;
-        let instance = Instance::new(&mut session.store, module, &session.imports)
-            .map_err(|e| instantiate_error(&e))?;
+        *self.image.lock().unwrap() = opts.memory_image.clone();
+        let instance = Instance::new(&mut session.store, module, &session.imports);
+        *self.image.lock().unwrap() = None;
+        let instance = instance.map_err(|e| instantiate_error(&e))?;
         session
             .env
             .initialize(&mut session.store, instance.clone())
@@ -415,6 +422,9 @@ pub struct PrepareOptions {
     /// Outbound HTTP: the call gets `/run/faas/fetch` ([`crate::outbound`]);
     /// `None`: no such file (a function without grants).
     pub outbound: Option<Access>,
+    /// The module's initial memory as an image to map, when its artifact
+    /// was compiled without its data ([`crate::memimage`]).
+    pub memory_image: Option<Arc<MemoryImage>>,
 }
 
 /// Secret files (name, value): their `Debug` shows names and sizes only,
@@ -625,6 +635,7 @@ mod tests {
                 max_tmp_bytes: Some(1 << 20),
                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                 outbound: None,
+                memory_image: None,
             },
             stdin: Vec::new(),
             max_output_bytes: 1024,

@@ -1,0 +1,557 @@
+//! Copy-on-write memory images: a module's initial linear memory mapped
+//! from a file instead of copied into every instance.
+//!
+//! Wasmer instantiates a module by copying each active data segment into
+//! fresh memory, about 0.55 ms per MB here. A pre-initialised interpreter
+//! carries its whole initialised heap as data (QuickJS with our prelude:
+//! 0.8 MB in 10,002 segments; CPython: tens of MB), and every call would pay
+//! that copy. So, once per machine (`worker prepare-runtimes`):
+//!
+//! - [`split`] lays the module's active data segments out into an image of
+//!   its initial memory, and rewrites the module with each of those segments
+//!   left in place but empty (segment indices, and so `memory.init` and
+//!   `data.drop`, are unchanged); the artifact is compiled from that module;
+//! - the image is written beside the artifact ([`write_image`]).
+//!
+//! At instantiation, [`ImageMemory`] reserves the address space Wasmer's own
+//! static memories reserve (the 4 GiB wasm32 range and its guard, so the
+//! compiled code's bounds handling is unchanged) and maps the image file over
+//! its start with `MAP_PRIVATE`: a call reads the image's pages from the page
+//! cache, shared by every worker, and a page it writes becomes its own copy.
+//! Nothing a call writes reaches the file or any other instance; the
+//! mapping is gone when the instance is dropped.
+
+use std::cell::UnsafeCell;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use wasmer::sys::vm::{LinearMemory, MemoryError, MemoryStyle, VMMemory, VMMemoryDefinition};
+use wasmer::{MemoryType, Pages};
+use wasmparser::{BinaryReader, DataKind, DataSectionReader, Operator};
+
+use crate::limits::WASM_PAGE;
+
+/// Data segments smaller than this in all are copied as usual: a mapping
+/// costs a few system calls, a small copy less.
+pub const MIN_IMAGE_BYTES: usize = 64 * 1024;
+
+/// A module whose active data segments were moved into an image.
+pub struct Split {
+    /// The module with every active segment emptied.
+    pub module: Vec<u8>,
+    /// Its initial memory from address 0 to the end of the last segment.
+    pub image: Vec<u8>,
+}
+
+const DATA_SECTION: u8 = 11;
+const IMPORT_SECTION: u8 = 2;
+const MEMORY_SECTION: u8 = 5;
+
+/// Moves `wasm`'s active data segments into an image, when the module can
+/// have one: it defines one 32-bit unshared memory (imports none), every
+/// active segment targets it at a constant address within its initial size,
+/// and they hold at least [`MIN_IMAGE_BYTES`]. `Ok(None)` otherwise (the
+/// module runs as it is). An error means the module is malformed.
+pub fn split(wasm: &[u8]) -> Result<Option<Split>, String> {
+    let sections = sections(wasm)?;
+    let mut memory_bytes = None;
+    let mut data = None;
+    for section in &sections {
+        let body = &wasm[section.body.clone()];
+        match section.id {
+            IMPORT_SECTION => {
+                let reader = wasmparser::ImportSectionReader::new(BinaryReader::new(body, 0))
+                    .map_err(|e| e.to_string())?;
+                for import in reader.into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    if matches!(import.ty, wasmparser::TypeRef::Memory(_)) {
+                        return Ok(None);
+                    }
+                }
+            }
+            MEMORY_SECTION => {
+                let reader = wasmparser::MemorySectionReader::new(BinaryReader::new(body, 0))
+                    .map_err(|e| e.to_string())?;
+                let memories = reader
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                match memories.as_slice() {
+                    [m] if !m.memory64 && !m.shared => {
+                        memory_bytes = usize::try_from(m.initial * WASM_PAGE).ok();
+                    }
+                    _ => return Ok(None),
+                }
+            }
+            DATA_SECTION => data = Some(section),
+            _ => {}
+        }
+    }
+    let (Some(memory_bytes), Some(data)) = (memory_bytes, data) else {
+        return Ok(None);
+    };
+
+    let reader = DataSectionReader::new(BinaryReader::new(&wasm[data.body.clone()], 0))
+        .map_err(|e| e.to_string())?;
+    let mut active = Vec::new();
+    let mut body = Vec::new();
+    let mut count = 0u32;
+    for segment in reader {
+        let segment = segment.map_err(|e| e.to_string())?;
+        count += 1;
+        match segment.kind {
+            DataKind::Passive => {
+                body.push(1);
+                leb_u32(&mut body, segment.data.len() as u32);
+                body.extend_from_slice(segment.data);
+            }
+            DataKind::Active {
+                memory_index: 0,
+                offset_expr,
+            } => {
+                let mut ops = offset_expr.get_operators_reader();
+                let offset = match (ops.read(), ops.read()) {
+                    (Ok(Operator::I32Const { value }), Ok(Operator::End)) => value as u32 as usize,
+                    _ => return Ok(None),
+                };
+                let end = offset + segment.data.len();
+                if end > memory_bytes {
+                    // Instantiation must fail as it would have.
+                    return Ok(None);
+                }
+                active.push((offset, segment.data));
+                body.push(0);
+                body.push(0x41); // i32.const
+                leb_i32(&mut body, offset as u32 as i32);
+                body.push(0x0b); // end
+                body.push(0); // no bytes
+            }
+            DataKind::Active { .. } => return Ok(None),
+        }
+    }
+    let total: usize = active.iter().map(|(_, d)| d.len()).sum();
+    if total < MIN_IMAGE_BYTES {
+        return Ok(None);
+    }
+    let len = active.iter().map(|(o, d)| o + d.len()).max().unwrap_or(0);
+    let mut image = vec![0u8; len];
+    for (offset, bytes) in active {
+        image[offset..offset + bytes.len()].copy_from_slice(bytes);
+    }
+
+    let mut section = Vec::with_capacity(body.len() + 5);
+    leb_u32(&mut section, count);
+    section.extend_from_slice(&body);
+    let mut module = Vec::with_capacity(wasm.len() - total + 16);
+    module.extend_from_slice(&wasm[..data.start]);
+    module.push(DATA_SECTION);
+    leb_u32(&mut module, section.len() as u32);
+    module.extend_from_slice(&section);
+    module.extend_from_slice(&wasm[data.body.end..]);
+    Ok(Some(Split { module, image }))
+}
+
+/// One top-level section: where it starts (its id byte) and its body.
+struct Section {
+    id: u8,
+    start: usize,
+    body: std::ops::Range<usize>,
+}
+
+fn sections(wasm: &[u8]) -> Result<Vec<Section>, String> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err("not a WebAssembly module".into());
+    }
+    let mut sections = Vec::new();
+    let mut at = 8;
+    while at < wasm.len() {
+        let start = at;
+        let id = wasm[at];
+        let (size, after) = read_leb_u32(wasm, at + 1)?;
+        let end = after
+            .checked_add(size as usize)
+            .filter(|&e| e <= wasm.len())
+            .ok_or("a section runs past the end of the module")?;
+        sections.push(Section {
+            id,
+            start,
+            body: after..end,
+        });
+        at = end;
+    }
+    Ok(sections)
+}
+
+fn read_leb_u32(bytes: &[u8], mut at: usize) -> Result<(u32, usize), String> {
+    let mut value = 0u32;
+    for shift in (0..35).step_by(7) {
+        let byte = *bytes.get(at).ok_or("truncated section size")?;
+        at += 1;
+        value |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok((value, at));
+        }
+    }
+    Err("a section size is not a valid u32".into())
+}
+
+fn leb_u32(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn leb_i32(out: &mut Vec<u8>, mut value: i32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        let done = (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0);
+        out.push(if done { byte } else { byte | 0x80 });
+        if done {
+            return;
+        }
+    }
+}
+
+/// Writes `image` to `path`, padded with zeros to whole host pages (what
+/// is mapped), through a temporary file so a reader never sees half of it.
+pub fn write_image(path: &Path, image: &[u8]) -> std::io::Result<()> {
+    let padded = image.len().next_multiple_of(host_page());
+    let tmp = path.with_extension("image.tmp");
+    let mut bytes = Vec::with_capacity(padded);
+    bytes.extend_from_slice(image);
+    bytes.resize(padded, 0);
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn host_page() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).unwrap_or(4096)
+}
+
+/// An image file opened for mapping (kept open: a rebuilt image is a new
+/// file, and instances already running keep the one they mapped).
+#[derive(Debug)]
+pub struct MemoryImage {
+    file: File,
+    len: usize,
+}
+
+impl MemoryImage {
+    pub fn open(path: &Path) -> std::io::Result<Arc<Self>> {
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+        if len % host_page() != 0 {
+            return Err(std::io::Error::other(format!(
+                "{}: not a whole number of pages",
+                path.display()
+            )));
+        }
+        Ok(Arc::new(Self { file, len }))
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// A new linear memory of type `ty` starting with the image, for a
+    /// module whose data segments the image holds; `None` when `ty` or
+    /// `style` is one this mapping does not serve (the caller then creates
+    /// an ordinary memory, and instantiation copies as usual).
+    ///
+    /// # Safety
+    /// `location`, when given, must be the instance's memory definition, as
+    /// in `Tunables::create_vm_memory`.
+    pub unsafe fn memory(
+        self: &Arc<Self>,
+        ty: &MemoryType,
+        style: &MemoryStyle,
+        location: Option<NonNull<VMMemoryDefinition>>,
+    ) -> Option<Result<VMMemory, MemoryError>> {
+        let minimum = ty.minimum.bytes().0;
+        if ty.shared || !matches!(style, MemoryStyle::Static) || self.len > minimum {
+            return None;
+        }
+        // SAFETY: as this function's contract.
+        Some(unsafe { ImageMemory::new(self, ty, style, location) }.map(|m| VMMemory(Box::new(m))))
+    }
+}
+
+/// Where the memory's definition lives: in the instance (a module's own
+/// memory) or with us (a host memory).
+#[derive(Debug)]
+enum Definition {
+    Instance(NonNull<VMMemoryDefinition>),
+    Host(Box<UnsafeCell<VMMemoryDefinition>>),
+}
+
+impl Definition {
+    fn ptr(&self) -> NonNull<VMMemoryDefinition> {
+        match self {
+            Definition::Instance(ptr) => *ptr,
+            // SAFETY: a Box's pointer is never null.
+            Definition::Host(cell) => unsafe { NonNull::new_unchecked(cell.get()) },
+        }
+    }
+}
+
+/// A static linear memory whose first pages are a private mapping of an
+/// image file.
+#[derive(Debug)]
+struct ImageMemory {
+    /// The reservation: the wasm32 range and its offset guard.
+    base: usize,
+    reserved: usize,
+    ty: MemoryType,
+    style: MemoryStyle,
+    definition: Definition,
+}
+
+// SAFETY: the raw pointers are to memory this value owns (the mapping) or
+// to the instance's definition, which Wasmer synchronises like its own
+// memories (one instance runs on one thread at a time).
+unsafe impl Send for ImageMemory {}
+// SAFETY: as above.
+unsafe impl Sync for ImageMemory {}
+
+impl ImageMemory {
+    unsafe fn new(
+        image: &MemoryImage,
+        ty: &MemoryType,
+        style: &MemoryStyle,
+        location: Option<NonNull<VMMemoryDefinition>>,
+    ) -> Result<Self, MemoryError> {
+        let accessible = ty.minimum.bytes().0;
+        let reserved = MemoryStyle::static_bound().bytes().0
+            + usize::try_from(style.offset_guard_size()).map_err(|_| {
+                MemoryError::Generic("the memory guard does not fit the address space".into())
+            })?;
+        let os_error = |what: &str| {
+            MemoryError::Region(format!("{what}: {}", std::io::Error::last_os_error()))
+        };
+        // SAFETY: a fresh anonymous reservation, no address given.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                reserved,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(os_error("cannot reserve linear memory"));
+        }
+        let mut memory = Self {
+            base: base as usize,
+            reserved,
+            ty: *ty,
+            style: *style,
+            definition: Definition::Host(Box::new(UnsafeCell::new(VMMemoryDefinition {
+                base: base.cast(),
+                current_length: accessible,
+            }))),
+        };
+        if image.len > 0 {
+            // SAFETY: replaces the start of our own reservation (image.len
+            // <= accessible <= reserved, checked by the caller).
+            let mapped = unsafe {
+                libc::mmap(
+                    base,
+                    image.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_FIXED,
+                    image.file.as_raw_fd(),
+                    0,
+                )
+            };
+            if mapped == libc::MAP_FAILED {
+                return Err(os_error("cannot map the memory image"));
+            }
+        }
+        memory.protect(image.len, accessible - image.len)?;
+        if let Some(mut location) = location {
+            // SAFETY: the caller passes the instance's definition.
+            unsafe {
+                let definition = location.as_mut();
+                definition.base = base.cast();
+                definition.current_length = accessible;
+            }
+            memory.definition = Definition::Instance(location);
+        }
+        Ok(memory)
+    }
+
+    /// Makes `len` bytes at `start` readable and writable (zero pages).
+    fn protect(&mut self, start: usize, len: usize) -> Result<(), MemoryError> {
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: within our reservation (callers stay below the bound).
+        let r = unsafe {
+            libc::mprotect(
+                (self.base + start) as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if r != 0 {
+            return Err(MemoryError::Region(format!(
+                "cannot grow linear memory: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
+
+    fn length(&self) -> usize {
+        // SAFETY: the definition is valid as long as we are.
+        unsafe { self.definition.ptr().as_ref().current_length }
+    }
+}
+
+impl Drop for ImageMemory {
+    fn drop(&mut self) {
+        // SAFETY: our own reservation, unmapped once.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.reserved) };
+    }
+}
+
+impl LinearMemory for ImageMemory {
+    fn ty(&self) -> MemoryType {
+        let mut ty = self.ty;
+        ty.minimum = self.size();
+        ty
+    }
+
+    fn size(&self) -> Pages {
+        Pages((self.length() / WASM_PAGE as usize) as u32)
+    }
+
+    fn style(&self) -> MemoryStyle {
+        self.style
+    }
+
+    fn grow(&mut self, delta: Pages) -> Result<Pages, MemoryError> {
+        let current = self.size();
+        if delta.0 == 0 {
+            return Ok(current);
+        }
+        let refused = MemoryError::CouldNotGrow {
+            current,
+            attempted_delta: delta,
+        };
+        let Some(new) = current.checked_add(delta) else {
+            return Err(refused);
+        };
+        if new > self.ty.maximum.unwrap_or(Pages::max_value())
+            || new > MemoryStyle::static_bound()
+        {
+            return Err(refused);
+        }
+        let (from, to) = (current.bytes().0, new.bytes().0);
+        self.protect(from, to - from)?;
+        // SAFETY: the definition is valid as long as we are.
+        unsafe { self.definition.ptr().as_mut().current_length = to };
+        Ok(current)
+    }
+
+    fn vmmemory(&self) -> NonNull<VMMemoryDefinition> {
+        self.definition.ptr()
+    }
+
+    fn try_clone(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
+        Err(MemoryError::MemoryNotShared)
+    }
+
+    fn copy(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
+        Err(MemoryError::UnsupportedOperation {
+            message: "a memory mapped from an image cannot be copied".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module with one memory of `pages` pages and the given segments
+    /// (`None` offset: passive).
+    fn module(pages: u32, segments: &[(Option<i32>, &[u8])]) -> Vec<u8> {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        let mut memory = vec![1, 0];
+        leb_u32(&mut memory, pages);
+        wasm.push(MEMORY_SECTION);
+        leb_u32(&mut wasm, memory.len() as u32);
+        wasm.extend_from_slice(&memory);
+        let mut data = Vec::new();
+        leb_u32(&mut data, segments.len() as u32);
+        for (offset, bytes) in segments {
+            match offset {
+                Some(offset) => {
+                    data.extend_from_slice(&[0, 0x41]);
+                    leb_i32(&mut data, *offset);
+                    data.push(0x0b);
+                }
+                None => data.push(1),
+            }
+            leb_u32(&mut data, bytes.len() as u32);
+            data.extend_from_slice(bytes);
+        }
+        wasm.push(DATA_SECTION);
+        leb_u32(&mut wasm, data.len() as u32);
+        wasm.extend_from_slice(&data);
+        wasm
+    }
+
+    #[test]
+    fn active_segments_move_into_the_image_and_passive_ones_stay() {
+        let big = vec![7u8; MIN_IMAGE_BYTES];
+        let wasm = module(
+            4,
+            &[(Some(16), b"hello"), (None, b"passive"), (Some(1000), &big)],
+        );
+        let split = split(&wasm).unwrap().expect("an image");
+        assert_eq!(split.image.len(), 1000 + big.len());
+        assert_eq!(&split.image[16..21], b"hello");
+        assert_eq!(&split.image[1000..], &big[..]);
+        assert!(split.image[21..1000].iter().all(|&b| b == 0));
+        // Same segments, same places, no bytes (the passive one kept).
+        assert_eq!(
+            split.module,
+            module(4, &[(Some(16), b""), (None, b"passive"), (Some(1000), b"")])
+        );
+        wasmparser::validate(&split.module).unwrap();
+    }
+
+    #[test]
+    fn small_data_or_segments_past_the_initial_memory_keep_the_module_as_it_is() {
+        assert!(split(&module(1, &[(Some(0), b"tiny")])).unwrap().is_none());
+        let big = vec![1u8; MIN_IMAGE_BYTES];
+        // 65,536 bytes at 1 do not fit one page: instantiation must fail as usual.
+        assert!(split(&module(1, &[(Some(1), &big)])).unwrap().is_none());
+        assert!(split(b"junk").is_err());
+    }
+
+    #[test]
+    fn negative_offsets_encode_as_wasm_does() {
+        for value in [0, 63, 64, -1, -64, -65, 8191, i32::MAX, i32::MIN] {
+            let mut out = Vec::new();
+            leb_i32(&mut out, value);
+            let mut reader = BinaryReader::new(&out, 0);
+            assert_eq!(reader.read_var_i32().unwrap(), value);
+        }
+    }
+}
