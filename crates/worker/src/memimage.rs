@@ -8,9 +8,10 @@
 //! that copy. So, once per machine (`worker prepare-runtimes`):
 //!
 //! - [`split`] lays the module's active data segments out into an image of
-//!   its initial memory, and rewrites the module with each of those segments
-//!   left in place but empty (segment indices, and so `memory.init` and
-//!   `data.drop`, are unchanged); the artifact is compiled from that module;
+//!   its initial memory, and rewrites the module without them (a module
+//!   that may name segments, with `memory.init` or `data.drop`, keeps each
+//!   in place but empty, so indices are unchanged); the artifact is
+//!   compiled from that module;
 //! - the image is written beside the artifact ([`write_image`]).
 //!
 //! At instantiation, [`ImageMemory`] reserves the address space Wasmer's own
@@ -40,13 +41,14 @@ pub const MIN_IMAGE_BYTES: usize = 64 * 1024;
 
 /// A module whose active data segments were moved into an image.
 pub struct Split {
-    /// The module with every active segment emptied.
+    /// The module without its active segments' bytes.
     pub module: Vec<u8>,
     /// Its initial memory from address 0 to the end of the last segment.
     pub image: Vec<u8>,
 }
 
 const DATA_SECTION: u8 = 11;
+const DATA_COUNT_SECTION: u8 = 12;
 const IMPORT_SECTION: u8 = 2;
 const MEMORY_SECTION: u8 = 5;
 
@@ -55,10 +57,17 @@ const MEMORY_SECTION: u8 = 5;
 /// active segment targets it at a constant address within its initial size,
 /// and they hold at least [`MIN_IMAGE_BYTES`]. `Ok(None)` otherwise (the
 /// module runs as it is). An error means the module is malformed.
+///
+/// Segments are instantiated one by one even when empty (Wasmer evaluates
+/// each one's offset, with an allocation: 10,002 of them, Wizer's most,
+/// were a fifth of a CPython instantiation), so emptied segments are left
+/// out unless code may name them: `memory.init` and `data.drop` are only
+/// valid in a module with a data count section.
 pub fn split(wasm: &[u8]) -> Result<Option<Split>, String> {
     let sections = sections(wasm)?;
     let mut memory_bytes = None;
     let mut data = None;
+    let keep_indices = sections.iter().any(|s| s.id == DATA_COUNT_SECTION);
     for section in &sections {
         let body = &wasm[section.body.clone()];
         match section.id {
@@ -123,6 +132,10 @@ pub fn split(wasm: &[u8]) -> Result<Option<Split>, String> {
                     return Ok(None);
                 }
                 active.push((offset, segment.data));
+                if !keep_indices {
+                    count -= 1;
+                    continue;
+                }
                 body.push(0);
                 body.push(0x41); // i32.const
                 leb_i32(&mut body, offset as u32 as i32);
@@ -259,10 +272,6 @@ impl MemoryImage {
             )));
         }
         Ok(Arc::new(Self { file, len }))
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
     }
 
     /// A new linear memory of type `ty` starting with the image, for a
@@ -456,8 +465,7 @@ impl LinearMemory for ImageMemory {
         let Some(new) = current.checked_add(delta) else {
             return Err(refused);
         };
-        if new > self.ty.maximum.unwrap_or(Pages::max_value())
-            || new > MemoryStyle::static_bound()
+        if new > self.ty.maximum.unwrap_or(Pages::max_value()) || new > MemoryStyle::static_bound()
         {
             return Err(refused);
         }
@@ -488,14 +496,17 @@ mod tests {
     use super::*;
 
     /// A module with one memory of `pages` pages and the given segments
-    /// (`None` offset: passive).
-    fn module(pages: u32, segments: &[(Option<i32>, &[u8])]) -> Vec<u8> {
+    /// (`None` offset: passive), with a data count section when `counted`.
+    fn counted_module(pages: u32, segments: &[(Option<i32>, &[u8])], counted: bool) -> Vec<u8> {
         let mut wasm = b"\0asm\x01\0\0\0".to_vec();
         let mut memory = vec![1, 0];
         leb_u32(&mut memory, pages);
         wasm.push(MEMORY_SECTION);
         leb_u32(&mut wasm, memory.len() as u32);
         wasm.extend_from_slice(&memory);
+        if counted {
+            wasm.extend_from_slice(&[DATA_COUNT_SECTION, 1, segments.len() as u8]);
+        }
         let mut data = Vec::new();
         leb_u32(&mut data, segments.len() as u32);
         for (offset, bytes) in segments {
@@ -516,6 +527,10 @@ mod tests {
         wasm
     }
 
+    fn module(pages: u32, segments: &[(Option<i32>, &[u8])]) -> Vec<u8> {
+        counted_module(pages, segments, false)
+    }
+
     #[test]
     fn active_segments_move_into_the_image_and_passive_ones_stay() {
         let big = vec![7u8; MIN_IMAGE_BYTES];
@@ -528,10 +543,29 @@ mod tests {
         assert_eq!(&split.image[16..21], b"hello");
         assert_eq!(&split.image[1000..], &big[..]);
         assert!(split.image[21..1000].iter().all(|&b| b == 0));
+        // No code can name a segment (no data count section): only the
+        // passive one is left.
+        assert_eq!(split.module, module(4, &[(None, b"passive")]));
+        wasmparser::validate(&split.module).unwrap();
+    }
+
+    #[test]
+    fn segments_code_may_name_keep_their_indices() {
+        let big = vec![7u8; MIN_IMAGE_BYTES];
+        let segments: &[(Option<i32>, &[u8])] =
+            &[(Some(16), b"hello"), (None, b"passive"), (Some(1000), &big)];
+        let split = split(&counted_module(4, segments, true))
+            .unwrap()
+            .expect("an image");
+        assert_eq!(split.image.len(), 1000 + big.len());
         // Same segments, same places, no bytes (the passive one kept).
         assert_eq!(
             split.module,
-            module(4, &[(Some(16), b""), (None, b"passive"), (Some(1000), b"")])
+            counted_module(
+                4,
+                &[(Some(16), b""), (None, b"passive"), (Some(1000), b"")],
+                true
+            )
         );
         wasmparser::validate(&split.module).unwrap();
     }
