@@ -57,7 +57,13 @@ pub fn new_engine_with_images(max_pages: Arc<AtomicU32>, image: ImageSlot) -> En
     engine
 }
 
-/// The stamp an artifact built by `engine` carries.
+/// An artifact's body starts at a multiple of this: Wasmer reads its
+/// metadata in place and refuses it unless 16-byte aligned, and a loaded
+/// artifact is mapped (page-aligned), never copied ([`load_at`]).
+const BODY_ALIGN: usize = 64;
+
+/// The stamp an artifact built by `engine` carries: one line, padded with
+/// spaces to [`BODY_ALIGN`].
 pub fn stamp(engine: &Engine) -> String {
     let target = engine.target();
     let mut features: Vec<String> = target
@@ -66,11 +72,13 @@ pub fn stamp(engine: &Engine) -> String {
         .map(|f| f.to_string())
         .collect();
     features.sort();
-    format!(
-        "faas-artifact/1 wasmer={WASMER_VERSION} compiler=cranelift triple={} cpu={}\n",
+    let line = format!(
+        "faas-artifact/2 wasmer={WASMER_VERSION} compiler=cranelift triple={} cpu={}",
         target.triple(),
         features.join(",")
-    )
+    );
+    let width = (line.len() + 1).next_multiple_of(BODY_ALIGN) - 1;
+    format!("{line:width$}\n")
 }
 
 /// Compiles WebAssembly bytes and returns the stamped artifact.
@@ -188,10 +196,13 @@ pub fn load(engine: &Engine, dir: &Path) -> Result<Option<Module>, ArtifactError
     load_at(engine, &dir.join(ARTIFACT_FILE))
 }
 
-/// Loads the artifact at `path` if its stamp matches `engine`.
+/// Loads the artifact at `path` if its stamp matches `engine`. The file is
+/// mapped, not read: the module keeps the buffer it was loaded from (its
+/// metadata is read in place), and mapped, that is page cache shared by
+/// every worker rather than a copy in each one's heap.
 pub fn load_at(engine: &Engine, path: &Path) -> Result<Option<Module>, ArtifactError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let mapped = match crate::mapped::Mapped::open(path) {
+        Ok(mapped) => mapped,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(ArtifactError::Io {
@@ -201,15 +212,17 @@ pub fn load_at(engine: &Engine, path: &Path) -> Result<Option<Module>, ArtifactE
         }
     };
     let stamp = stamp(engine);
-    let Some(body) = bytes.strip_prefix(stamp.as_bytes()) else {
+    if !mapped.as_ref().starts_with(stamp.as_bytes()) {
         return Ok(None);
-    };
+    }
+    let body = mapped.into_bytes().slice(stamp.len()..);
     // SAFETY: artifacts are written only by this platform (the Server into
     // its own function store, `make`/the Server beside the interpreter
     // modules), never uploaded by a client, and the stamp shows this Wasmer
     // version, compiler, target and CPU feature set built it, which is what
-    // `deserialize` requires of its input.
-    let module = unsafe { Module::deserialize(engine, body.to_vec()) }
+    // `deserialize` requires of its input. Files are replaced by renaming,
+    // never changed in place, so the mapped bytes stay what was checked.
+    let module = unsafe { Module::deserialize(engine, body) }
         .map_err(|e| ArtifactError::Deserialize(e.to_string()))?;
     Ok(Some(module))
 }

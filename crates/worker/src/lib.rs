@@ -8,6 +8,8 @@
 //! - [`wasm`]: the Wasmer sandbox (one engine and tokio runtime per process,
 //!   a fresh `Store` and instance per call, compiled modules cached);
 //! - [`artifact`]: compile-once artifacts (built by the Server at deploy);
+//! - [`mapped`]: read-only file mappings (artifacts, Python's standard
+//!   library), shared by the workers through the page cache;
 //! - [`bench`]: the in-process runtime floor `make bench` compares with;
 //! - [`fds`]: inherited descriptors sealed at start (close-on-exec);
 //! - [`hostdir`]: host directories for `worker run --dir` (debugging only);
@@ -58,6 +60,7 @@ pub mod hostdir;
 pub mod interpreters;
 pub mod jobs;
 pub mod limits;
+pub mod mapped;
 pub mod memimage;
 pub mod native;
 pub mod outbound;
