@@ -456,7 +456,7 @@ fn artifacts_are_built_at_deploy_reused_on_restart_and_rebuilt_when_stale() {
     let artifact = server.functions_dir().join(&id).join("code.wasmu");
     let stale = server.functions_dir().join(&other).join("code.wasmu");
     let bytes = std::fs::read(&artifact).unwrap();
-    assert!(bytes.starts_with(b"faas-artifact/1 wasmer=7.4.2 compiler=cranelift"));
+    assert!(bytes.starts_with(b"faas-artifact/2 wasmer=7.4.2 compiler=cranelift"));
     assert_eq!(server.post("/invoke?fn=art", "").status, 200);
     assert!(
         !server.log_text().contains("compiling code.wasm"),
@@ -470,7 +470,7 @@ fn artifacts_are_built_at_deploy_reused_on_restart_and_rebuilt_when_stale() {
     let newline = old.iter().position(|&b| b == b'\n').unwrap();
     old.splice(
         ..newline,
-        b"faas-artifact/1 wasmer=0.0.1 compiler=cranelift"
+        b"faas-artifact/2 wasmer=0.0.1 compiler=cranelift"
             .iter()
             .copied(),
     );
@@ -484,7 +484,7 @@ fn artifacts_are_built_at_deploy_reused_on_restart_and_rebuilt_when_stale() {
     );
     assert!(std::fs::read(&stale)
         .unwrap()
-        .starts_with(b"faas-artifact/1 wasmer=7.4.2"));
+        .starts_with(b"faas-artifact/2 wasmer=7.4.2"));
     assert_eq!(
         std::fs::metadata(&artifact).unwrap().modified().unwrap(),
         built_at,
