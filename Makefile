@@ -39,7 +39,7 @@ build:
 	install -m 755 $(CARGO_TARGET_DIR)/release/faas $(BIN_DIR)/faas
 	@mkdir -p $(RUNTIMES_DIR)
 	@# Compile the interpreters once per machine and Wasmer version.
-	@if [ -f $(RUNTIMES_DIR)/qjs.wasm ] || [ -f $(RUNTIMES_DIR)/python.wasm ]; then \
+	@if [ -f $(RUNTIMES_DIR)/qjs.wasm ] || [ -f $(RUNTIMES_DIR)/python-snapshot.wasm ]; then \
 	  $(BIN_DIR)/worker --runtimes-dir $(RUNTIMES_DIR) prepare-runtimes; fi
 
 toolchains:

@@ -21,7 +21,7 @@ else
   log "error: neither podman nor docker is installed (apt-get install podman)"; exit 1
 fi
 
-for f in build/bin/server build/bin/worker build/bin/faas build/runtimes/qjs.wasm build/runtimes/python.wasm; do
+for f in build/bin/server build/bin/worker build/bin/faas build/runtimes/qjs.wasm build/runtimes/python-snapshot.wasm build/runtimes/python-stdlib.zip; do
   [ -e "$f" ] || { log "error: $f is missing: run \`make toolchains build\` first"; exit 1; }
 done
 

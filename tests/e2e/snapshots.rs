@@ -1,7 +1,8 @@
 //! The interpreters start every call from a snapshot taken at build time
-//! (QuickJS with its prelude already evaluated). What a snapshot must never
-//! carry from one call to the next: globals, files, the random seed, the
-//! clock's origin, the environment of the build.
+//! (QuickJS with its prelude already evaluated; CPython with its import
+//! system, `site`, `json`, `re`... already loaded). What a snapshot must
+//! never carry from one call to the next: globals, files, the random seed,
+//! the clock's origin, the environment of the build.
 
 use std::collections::BTreeSet;
 
@@ -79,6 +80,92 @@ fn no_global_set_by_one_js_function_reaches_another_on_the_same_worker() {
         assert_eq!(
             out,
             serde_json::json!({"leaked": null, "polluted": null}),
+            "{out}"
+        );
+    }
+}
+
+/// The Python counterpart of [`JS_STATE`]: counts in a module-level
+/// global, in `builtins` and in the `sys` module (which outlive `__main__`
+/// inside one interpreter), writes a marker to /tmp, and reports both with
+/// numbers from `random` (seeded in the snapshot) and `os.urandom`.
+const PY_STATE: &str = r#"
+import builtins, json, os, random, sys
+calls = globals().get('calls', 0) + 1
+builtins.faas_calls = getattr(builtins, 'faas_calls', 0) + 1
+sys.faas_calls = getattr(sys, 'faas_calls', 0) + 1
+seen = os.path.exists('/tmp/marker')
+with open('/tmp/marker', 'w') as f:
+    f.write('x')
+print(json.dumps({'calls': [calls, builtins.faas_calls, sys.faas_calls], 'seen': seen,
+    'random': random.random(), 'urandom': os.urandom(16).hex(),
+    'env': os.environ.get('SNAPSHOT_PROBE'), 'argv': sys.argv}))
+"#;
+
+/// Leaves marks another Python function must never see: a builtin, an
+/// attribute of a loaded module, a replaced function of the standard
+/// library and a module in `sys.modules`.
+const PY_SETTER: &str = r#"
+import builtins, json, sys, types
+builtins.leaked = 'secret from another function'
+json.leaked = 'secret'
+json.dumps = lambda *a, **k: 'patched'
+sys.modules['faas_leak'] = types.ModuleType('faas_leak')
+print('set')
+"#;
+
+const PY_READER: &str = r#"
+import builtins, json, sys
+print(json.dumps({'leaked': getattr(builtins, 'leaked', None),
+    'module_attr': getattr(json, 'leaked', None),
+    'module': 'faas_leak' in sys.modules, 'dumps': json.dumps([1])}))
+"#;
+
+#[test]
+fn every_python_call_starts_from_a_fresh_copy_of_the_snapshot() {
+    let server = TestServer::start("RR", &[]);
+    let id = server.deploy("py_state", "python", PY_STATE);
+    let mut workers = BTreeSet::new();
+    let mut randoms = BTreeSet::new();
+    let mut urandoms = BTreeSet::new();
+    for call in 0..50 {
+        let (out, worker) = invoke(&server, &id);
+        workers.insert(worker);
+        assert_eq!(
+            out["calls"],
+            serde_json::json!([1, 1, 1]),
+            "call {call}: {out}"
+        );
+        assert_eq!(out["seen"], false, "call {call}: {out}");
+        assert_eq!(out["argv"], serde_json::json!(["/faas/code.py"]), "{out}");
+        randoms.insert(out["random"].to_string());
+        urandoms.insert(out["urandom"].to_string());
+    }
+    // Round robin over four workers: every worker served calls.
+    assert_eq!(workers.len(), 4, "{workers:?}");
+    // `random` is reseeded per call (from WASI random_get), and urandom
+    // never repeats: no two calls drew the same numbers.
+    assert_eq!(randoms.len(), 50, "{randoms:?}");
+    assert_eq!(urandoms.len(), 50, "{urandoms:?}");
+
+    // A function's variables are this call's environment, not the build's.
+    let id = server.deploy_with("py_env", "python", PY_STATE, "env=SNAPSHOT_PROBE%3Dfresh");
+    let (out, _) = invoke(&server, &id);
+    assert_eq!(out["env"], "fresh", "{out}");
+}
+
+#[test]
+fn nothing_one_python_function_changes_reaches_another_on_the_same_worker() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let setter = server.deploy("py_setter", "python", PY_SETTER);
+    let reader = server.deploy("py_reader", "python", PY_READER);
+    for _ in 0..5 {
+        let resp = server.post(&format!("/invoke?fn={setter}"), "");
+        assert_eq!(resp.json()["output"], "set\n", "{}", resp.body);
+        let (out, _) = invoke(&server, &reader);
+        assert_eq!(
+            out,
+            serde_json::json!({"leaked": null, "module_attr": null, "module": false, "dumps": "[1]"}),
             "{out}"
         );
     }

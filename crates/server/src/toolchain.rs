@@ -10,7 +10,7 @@
 //! | rust | `rustc --target wasm32-wasi -C opt-level=2 -C strip=debuginfo` | `$FAAS_RUSTC`, `/usr/bin/rustc` |
 //! | go | `tinygo build -target=wasi` or `GOOS=wasip1 GOARCH=wasm go build` | `$FAAS_GO`, `tinygo`, `go` |
 //! | js | `worker check --lang js` (QuickJS in WebAssembly parses it) | `qjs.wasm` in the runtimes dir |
-//! | python | `worker check --lang python` (CPython in WebAssembly compiles it) | `python.wasm` in the runtimes dir |
+//! | python | `worker check --lang python` (CPython in WebAssembly compiles it) | `python-snapshot.wasm` and `python-stdlib.zip` in the runtimes dir |
 //! | php | `php -l` (runs in bubblewrap at invoke) | `$FAAS_PHP`, `php`, and a working `bwrap` |
 //!
 //! With `--native-js` / `--native-python` JavaScript and Python run with
@@ -203,7 +203,11 @@ impl Toolchains {
             python: if choice.native_python {
                 native("FAAS_PYTHON", "python3")
             } else {
-                interpreter(&choice, Lang::Python, "CPython 3.12.0 in WebAssembly")
+                interpreter(
+                    &choice,
+                    Lang::Python,
+                    "CPython 3.15 in WebAssembly, pre-initialised, with numpy and pandas",
+                )
             },
             php: native("FAAS_PHP", "php"),
             native_blocked,
@@ -461,7 +465,10 @@ impl Toolchains {
 fn interpreter(choice: &RuntimeChoice, lang: Lang, version: &str) -> Option<Tool> {
     let file = faas_worker::interpreters::module_file(lang)?;
     let program = choice.runtimes_dir.join(file);
-    program.is_file().then(|| Tool {
+    // CPython reads its standard library from a zip beside the module.
+    let stdlib = faas_worker::interpreters::PYTHON_STDLIB_FILE;
+    let complete = lang != Lang::Python || choice.runtimes_dir.join(stdlib).is_file();
+    (program.is_file() && complete).then(|| Tool {
         program,
         version: version.to_string(),
         tinygo: false,

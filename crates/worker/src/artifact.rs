@@ -83,8 +83,18 @@ pub fn stamp(engine: &Engine) -> String {
 
 /// Compiles WebAssembly bytes and returns the stamped artifact.
 pub fn build(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
+    build_allowing(engine, wasm, &[])
+}
+
+/// [`build`], also allowing the function imports `extra` (module, name):
+/// for an interpreter module we ship, never for a deployed one.
+fn build_allowing(
+    engine: &Engine,
+    wasm: &[u8],
+    extra: &[(&str, &str)],
+) -> Result<Vec<u8>, ArtifactError> {
     let module = Module::new(engine, wasm).map_err(|e| ArtifactError::Compile(e.to_string()))?;
-    check_imports(&module).map_err(ArtifactError::Compile)?;
+    check_imports_allowing(&module, extra).map_err(ArtifactError::Compile)?;
     let bytes = module
         .serialize()
         .map_err(|e| ArtifactError::Serialize(e.to_string()))?;
@@ -97,9 +107,15 @@ pub fn build(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
 /// (pipes, sockets, threads, process spawning) and anything else is refused
 /// at deploy, so no guest can reach a host call that blocks or escapes.
 pub fn check_imports(module: &Module) -> Result<(), String> {
+    check_imports_allowing(module, &[])
+}
+
+/// [`check_imports`], also allowing the function imports `extra`.
+fn check_imports_allowing(module: &Module, extra: &[(&str, &str)]) -> Result<(), String> {
     for import in module.imports() {
-        let allowed = matches!(import.module(), "wasi_snapshot_preview1" | "wasi_unstable")
-            && matches!(import.ty(), wasmer::ExternType::Function(_));
+        let wasi = matches!(import.module(), "wasi_snapshot_preview1" | "wasi_unstable");
+        let listed = extra.contains(&(import.module(), import.name()));
+        let allowed = (wasi || listed) && matches!(import.ty(), wasmer::ExternType::Function(_));
         if !allowed {
             return Err(format!(
                 "the module imports {}::{}; functions may import only WASI preview1 functions (wasi_snapshot_preview1)",
@@ -137,7 +153,19 @@ pub fn write_artifact(
     wasm: &[u8],
     artifact_path: &Path,
 ) -> Result<(), ArtifactError> {
-    let artifact = build(engine, wasm)?;
+    write_artifact_allowing(engine, wasm, artifact_path, &[])
+}
+
+/// [`write_artifact`] of a module we ship (an interpreter), which may also
+/// import the functions `extra` (module, name) besides WASI preview1: the
+/// worker answers them itself ([`crate::hostcall`]).
+pub fn write_artifact_allowing(
+    engine: &Engine,
+    wasm: &[u8],
+    artifact_path: &Path,
+    extra: &[(&str, &str)],
+) -> Result<(), ArtifactError> {
+    let artifact = build_allowing(engine, wasm, extra)?;
     let tmp = artifact_path.with_extension(format!("tmp{}", std::process::id()));
     let io = |source| ArtifactError::Io {
         path: tmp.display().to_string(),
@@ -273,6 +301,22 @@ mod tests {
         assert!(!is_current(&engine, &dir));
         assert!(load(&engine, &dir).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_shipped_interpreters_may_import_host_call() {
+        // (module (import "host" "call" (func (param i32 i32 i32 i32) (result i32))))
+        let wasm = [
+            0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+            0x01, 0x09, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, // type 0
+            0x02, 0x0d, 0x01, 0x04, b'h', b'o', b's', b't', 0x04, b'c', b'a', b'l', b'l', 0x00,
+            0x00, // import host.call: type 0
+        ];
+        let engine = new_engine(Arc::new(AtomicU32::new(16)));
+        let refused = build(&engine, &wasm).unwrap_err().to_string();
+        assert!(refused.contains("imports host::call"), "{refused}");
+        assert!(build_allowing(&engine, &wasm, &[("host", "call")]).is_ok());
+        assert!(build_allowing(&engine, &wasm, &[("host", "other")]).is_err());
     }
 
     fn wat_start() -> Vec<u8> {

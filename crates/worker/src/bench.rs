@@ -46,6 +46,7 @@ pub fn run(
                                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                                 outbound: None,
                                 memory_image: None,
+                                entry: Default::default(),
                             },
                             stdin: payload.clone(),
                             max_output_bytes: 1024 * 1024,

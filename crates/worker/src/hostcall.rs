@@ -6,8 +6,11 @@
 //! Each `install` takes an accessor (a closure that returns the running
 //! call's state, the way wasmtime's `add_to_linker(linker, get_cx)` does),
 //! and [`crate::session`] hands them one reading its slot.
+//!
+//! Besides WASI, the CPython reactor we ship imports `host.call`, the tool
+//! channel of the host it was built for: [`stub_host_call`] answers it.
 
-use wasmer::{Extern, Imports, Store, TypedFunction, WasmTypeList};
+use wasmer::{Extern, Function, Imports, Module, Store, TypedFunction, WasmTypeList};
 
 /// The namespace of WASI preview1.
 pub const PREVIEW1: &str = "wasi_snapshot_preview1";
@@ -46,5 +49,27 @@ where
     match imports.get_export(ns, name) {
         Some(Extern::Function(f)) => f.typed::<Args, i32>(store).ok(),
         _ => None,
+    }
+}
+
+/// What the `host.call` stub answers: "no host" (the value the host the
+/// module was built for gives when it has no tools).
+pub const NO_HOST: i32 = -1;
+
+/// Answers the `host.call` import of a pre-initialised interpreter we ship
+/// (CPython's reactor: the tool channel of the host it was built for) with
+/// [`NO_HOST`], when `module` imports it with that signature. Deployed
+/// modules never get it: `crate::artifact::check_imports` refuses every
+/// import but WASI's at deploy.
+pub fn stub_host_call(store: &mut Store, imports: &mut Imports, module: &Module) {
+    let wanted = module.imports().functions().any(|import| {
+        import.module() == "host"
+            && import.name() == "call"
+            && import.ty().params() == [wasmer::Type::I32; 4]
+            && import.ty().results() == [wasmer::Type::I32]
+    });
+    if wanted {
+        let stub = Function::new_typed(store, |_: i32, _: i32, _: i32, _: i32| -> i32 { NO_HOST });
+        imports.define("host", "call", stub);
     }
 }

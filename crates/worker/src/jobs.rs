@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use faas_proto::{Blob, FailureKind, Job, JobResult, Lang, OutboundStats};
 use wasmer::Module;
 
@@ -37,7 +38,7 @@ enum Loaded {
     /// A script for an interpreter compiled to WebAssembly (JS, Python).
     Script {
         interpreter: Interpreter,
-        code: Arc<[u8]>,
+        code: Bytes,
     },
     /// A script for a host runtime, run in a sandbox (PHP; JS and Python
     /// when the operator asks for native runtimes).
@@ -217,7 +218,7 @@ impl JobRunner {
         opts.secrets = SecretFiles(
             job.secrets
                 .iter()
-                .map(|s| (s.name.clone(), Arc::from(s.value.0.as_bytes())))
+                .map(|s| (s.name.clone(), Bytes::copy_from_slice(s.value.0.as_bytes())))
                 .collect(),
         );
         let call = WasmCall {
@@ -236,6 +237,7 @@ impl JobRunner {
                     args: interpreter.run_args(),
                     files: interpreter.files(code),
                     memory_image: interpreter.memory_image.clone(),
+                    entry: interpreter.entry,
                     ..opts
                 };
                 self.run_wasm(interpreter.module, opts, call)
@@ -421,7 +423,8 @@ impl JobRunner {
         if let Some(interpreter) = self.interpreters.get(&lang) {
             return Ok(interpreter.clone());
         }
-        let interpreter = Interpreter::load(self.sandbox.engine(), &self.runtimes_dir, lang)?;
+        let mut interpreter = Interpreter::load(self.sandbox.engine(), &self.runtimes_dir, lang)?;
+        interpreter.compile_boot(&self.sandbox);
         self.interpreters.insert(lang, interpreter.clone());
         Ok(interpreter)
     }
@@ -450,7 +453,7 @@ impl JobRunner {
             }
             Lang::Html => Ok(Loaded::Html(Arc::new(lossy(read(lang.source_file())?)))),
             Lang::Js | Lang::Python if !self.native_langs.contains(&lang) => {
-                let code = Arc::from(read(lang.source_file())?);
+                let code = Bytes::from(read(lang.source_file())?);
                 Ok(Loaded::Script {
                     interpreter: self.interpreter(lang)?,
                     code,
@@ -490,6 +493,7 @@ fn wasm_options(id: &str, limits: &CallLimits) -> PrepareOptions {
         max_tmp_bytes: Some(limits.max_tmp_bytes),
         outbound: None,
         memory_image: None,
+        entry: Default::default(),
     }
 }
 

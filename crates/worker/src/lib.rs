@@ -29,7 +29,8 @@
 //!   channel (`/run/faas/fetch`, a socket for PHP), its wire format and
 //!   bounds, and the language preludes that use it;
 //! - [`reap`]: the worker as child subreaper, reaping what a call leaves;
-//! - [`hostcall`]: what our replacements of WASI host functions share;
+//! - [`hostcall`]: what our replacements of WASI host functions share, and
+//!   the `host.call` stub of the CPython reactor;
 //! - [`poll`]: our `poll_oneoff`, which never blocks past a call's deadline;
 //! - [`sock`]: `sock_shutdown` answering as POSIX does without sockets;
 //! - [`tmpfs`]: in-memory file systems: each call's private, capped `/tmp`,

@@ -27,6 +27,7 @@ use crate::environ::{Environ, WithEnviron};
 use crate::poll::{PollState, PollStateOf};
 use crate::sock::ExistsOf;
 use crate::wasifs::{CallFs, CallFsOf};
+use crate::wasm::Entry;
 
 /// Calls one session serves at most. Dropping a store unmaps every memory it
 /// holds (10–40 µs each, most of it a cross-CPU TLB shoot-down), and it
@@ -103,6 +104,9 @@ pub struct Session {
     pub(crate) env: WasiFunctionEnv,
     pub(crate) imports: Imports,
     pub(crate) hooks: HookSlot,
+    /// How its instances start (a reactor's store also holds the
+    /// `host.call` stub).
+    entry: Entry,
     calls: u32,
     held_bytes: u64,
     retired: bool,
@@ -115,6 +119,7 @@ impl Session {
         env: WasiFunctionEnv,
         imports: Imports,
         hooks: HookSlot,
+        entry: Entry,
     ) -> Self {
         Self {
             key: key.to_string(),
@@ -122,6 +127,7 @@ impl Session {
             env,
             imports,
             hooks,
+            entry,
             calls: 0,
             held_bytes: 0,
             retired: false,
@@ -138,9 +144,10 @@ impl Session {
         self.retired || self.calls >= MAX_CALLS || self.held_bytes >= MAX_HELD_BYTES
     }
 
-    /// Whether the next instance of module `key` may be built here.
-    pub(crate) fn serves(&self, key: &str) -> bool {
-        !self.worn() && self.key == key
+    /// Whether the next instance of module `key`, started as `entry`, may
+    /// be built here.
+    pub(crate) fn serves(&self, key: &str, entry: Entry) -> bool {
+        !self.worn() && self.key == key && self.entry == entry
     }
 
     /// Counts the current instance as done with (it ran, or never will):

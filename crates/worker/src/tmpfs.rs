@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
+
 use crate::vfs::{
     now_ns, Backend, DirEntry, Errno, File, Kind, OpenHow, Rel, Result, SetTime, Stat,
 };
@@ -38,10 +40,11 @@ enum Body {
 }
 
 /// A file's bytes: its own, or shared read-only (an interpreter's script,
-/// the same bytes for every call).
+/// the same bytes for every call; Python's standard library, a mapped
+/// file).
 enum Data {
     Owned(Vec<u8>),
-    Shared(Arc<[u8]>),
+    Shared(Bytes),
 }
 
 impl Data {
@@ -132,7 +135,7 @@ impl MemFs {
 
     /// A read-only file system holding `dirs` (each a path of components)
     /// and `files` (path, contents, shared as they are).
-    pub fn read_only(dirs: &[Vec<String>], files: &[(Vec<String>, Arc<[u8]>)]) -> Self {
+    pub fn read_only(dirs: &[Vec<String>], files: &[(Vec<String>, Bytes)]) -> Self {
         let fs = Self::new(None);
         let parents = files
             .iter()
@@ -758,7 +761,7 @@ mod tests {
 
     #[test]
     fn a_read_only_tree_reads_and_refuses_every_change_with_erofs() {
-        let script: Arc<[u8]> = Arc::from(&b"print(1)"[..]);
+        let script = Bytes::from_static(b"print(1)");
         let fs = MemFs::read_only(&[p("tmp")], &[(p("lib/code.py"), script)]);
         let f = fs.open(&p("lib/code.py"), OpenHow::default()).unwrap();
         let mut buf = [0u8; 8];

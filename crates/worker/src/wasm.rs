@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use wasmer::{Engine, Instance, Module, Store};
 use wasmer_wasix::runtime::task_manager::tokio::TokioTaskManager;
 use wasmer_wasix::virtual_fs;
@@ -50,6 +51,8 @@ pub enum SandboxError {
     Instantiate(String),
     #[error("the module has no _start function (not a WASI command)")]
     NoStart,
+    #[error("the interpreter has no run function (not the reactor it should be)")]
+    NoRun,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -223,14 +226,14 @@ impl Sandbox {
         self.max_pages
             .store(pages(opts.max_memory_bytes), Ordering::Relaxed);
         let mut session = match reuse {
-            Some(mut session) if session.serves(key) => {
+            Some(mut session) if session.serves(key, opts.entry) => {
                 let env = builder.build().map_err(|e| instantiate_error(&e))?;
                 // Replacing the environment drops the previous call's (its
                 // files, buffers and process state).
                 *session.env.env.as_mut(&mut session.store) = env;
                 session
             }
-            _ => self.open_session(key, module, builder)?,
+            _ => self.open_session(key, module, builder, opts.entry)?,
         };
         *session.hooks.lock().unwrap() = hooks;
         *self.image.lock().unwrap() = opts.memory_image.clone();
@@ -241,11 +244,14 @@ impl Sandbox {
             .env
             .initialize(&mut session.store, instance.clone())
             .map_err(|e| instantiate_error(&e))?;
-        let start = instance
-            .exports
-            .get_function("_start")
-            .map_err(|_| SandboxError::NoStart)?
-            .clone();
+        let function = |name: &str| instance.exports.get_function(name).ok().cloned();
+        let start = match opts.entry {
+            Entry::Start => Start::Command(function("_start").ok_or(SandboxError::NoStart)?),
+            Entry::Reactor => Start::Reactor {
+                initialize: function("_initialize"),
+                run: function("run").ok_or(SandboxError::NoRun)?,
+            },
+        };
         Ok(Prepared {
             session,
             start,
@@ -264,6 +270,7 @@ impl Sandbox {
         key: &str,
         module: &Module,
         builder: WasiEnvBuilder,
+        entry: Entry,
     ) -> Result<Session, SandboxError> {
         let mut store = Store::new(self.engine.clone());
         let env = builder
@@ -274,7 +281,10 @@ impl Sandbox {
             .map_err(|e| instantiate_error(&e))?;
         let hooks = HookSlot::default();
         crate::session::bind_host_calls(&mut store, &env, &mut imports, module, &hooks);
-        Ok(Session::new(key, store, env, imports, hooks))
+        if entry == Entry::Reactor {
+            crate::hostcall::stub_host_call(&mut store, &mut imports, module);
+        }
+        Ok(Session::new(key, store, env, imports, hooks, entry))
     }
 
     /// The WASI environment of one call: argv, variables, in-memory stdio,
@@ -346,11 +356,11 @@ impl Sandbox {
             self.watchdog
                 .arm(Instant::now() + t, session.store.interrupter())
         });
-        let called = start.call(&mut session.store, &[]);
+        let called = start.call(&mut session.store);
         let fired = armed.is_some_and(|armed| armed.disarm());
         let timed_out = (fired || poll.timed_out.load(Ordering::Acquire)) && called.is_err();
         let (exit_code, trap) = match called {
-            Ok(_) => (0, None),
+            Ok(code) => (code, None),
             Err(err) => match err.downcast_ref::<WasiError>() {
                 Some(WasiError::Exit(code)) => (code.raw(), None),
                 Some(other) => (1, Some(other.to_string())),
@@ -396,6 +406,44 @@ fn instantiate_error(e: &dyn std::fmt::Display) -> SandboxError {
     SandboxError::Instantiate(e.to_string())
 }
 
+/// How a module is started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Entry {
+    /// A WASI command: `_start` (every deployed module, QuickJS).
+    #[default]
+    Start,
+    /// A pre-initialised interpreter we ship as a WASI reactor (CPython):
+    /// `_initialize`, then `run`, whose result is the exit code (`proc_exit`
+    /// still ends it too). Its `host.call` import, the tool channel of the
+    /// host it was built for, answers "no host" ([`crate::hostcall`]).
+    Reactor,
+}
+
+/// The exports a prepared instance is started with.
+enum Start {
+    Command(wasmer::Function),
+    Reactor {
+        initialize: Option<wasmer::Function>,
+        run: wasmer::Function,
+    },
+}
+
+impl Start {
+    /// Runs the instance; `Ok(exit code)` when it returned.
+    fn call(&self, store: &mut Store) -> Result<i32, wasmer::RuntimeError> {
+        match self {
+            Start::Command(start) => start.call(store, &[]).map(|_| 0),
+            Start::Reactor { initialize, run } => {
+                if let Some(initialize) = initialize {
+                    initialize.call(store, &[])?;
+                }
+                let out = run.call(store, &[])?;
+                Ok(out.first().and_then(wasmer::Value::i32).unwrap_or(0))
+            }
+        }
+    }
+}
+
 /// What [`Sandbox::prepare`] needs to know ahead of the call.
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
@@ -410,7 +458,7 @@ pub struct PrepareOptions {
     pub dirs: Vec<crate::hostdir::DirMapping>,
     /// Read-only in-memory files (guest path, content): an interpreter's
     /// script and prelude. No host file is ever mapped for them.
-    pub files: Vec<(String, Arc<[u8]>)>,
+    pub files: Vec<(String, Bytes)>,
     /// The function's secrets, read-only under `/run/secrets/` (with a
     /// `/tmp` cap only, like `files`).
     pub secrets: SecretFiles,
@@ -425,12 +473,14 @@ pub struct PrepareOptions {
     /// The module's initial memory as an image to map, when its artifact
     /// was compiled without its data ([`crate::memimage`]).
     pub memory_image: Option<Arc<MemoryImage>>,
+    /// How the module is started.
+    pub entry: Entry,
 }
 
 /// Secret files (name, value): their `Debug` shows names and sizes only,
 /// never a value (options may be logged).
 #[derive(Clone, Default, PartialEq)]
-pub struct SecretFiles(pub Vec<(String, Arc<[u8]>)>);
+pub struct SecretFiles(pub Vec<(String, Bytes)>);
 
 impl std::fmt::Debug for SecretFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -447,7 +497,7 @@ impl std::fmt::Debug for SecretFiles {
 /// A fresh instance waiting for its call.
 pub struct Prepared {
     session: Session,
-    start: wasmer::Function,
+    start: Start,
     captured: Option<(CappedOutput, CappedOutput)>,
     limits: (u64, Option<u64>),
     env: Vec<(String, String)>,
@@ -512,8 +562,15 @@ fn call_fs(
     let tmp = vec!["tmp".to_string()];
     let faas = vec!["faas".to_string()];
     let secrets = vec!["run".to_string(), "secrets".to_string()];
+    // Files under /faas (a script) are a mount of their own; any other
+    // (Python's standard library) lives in the read-only root.
+    let (script_files, root_files): (Vec<_>, Vec<_>) = opts
+        .files
+        .iter()
+        .map(|(path, content)| (crate::hostdir::components(path), content.clone()))
+        .partition(|(path, _)| path.first() == Some(&faas[0]));
     let mut mounts = vec![tmp.clone()];
-    if !opts.files.is_empty() {
+    if !script_files.is_empty() {
         mounts.push(faas.clone());
     }
     if !opts.secrets.0.is_empty() {
@@ -523,19 +580,18 @@ fn call_fs(
     if outbound.is_some() {
         dirs.push(crate::outbound::mount_point());
     }
-    let mut ns = Namespace::new(Arc::new(MemFs::read_only(&dirs, &[])));
+    let mut ns = Namespace::new(Arc::new(MemFs::read_only(&dirs, &root_files)));
     ns.mount(&tmp, Arc::new(MemFs::new(Some(cap))));
     // Read-only for real: a writable /faas or /run/secrets would be memory
     // outside the /tmp cap (see crate::rofs), and a secret is the
     // platform's to change, not the call's.
-    let read_only = |files: &mut dyn Iterator<Item = (Vec<String>, Arc<[u8]>)>| {
+    let read_only = |files: &mut dyn Iterator<Item = (Vec<String>, Bytes)>| {
         Arc::new(MemFs::read_only(&[], &files.collect::<Vec<_>>()))
     };
-    if !opts.files.is_empty() {
-        let mut files = opts.files.iter().map(|(path, content)| {
-            let inside = path.strip_prefix("/faas").unwrap_or(path);
-            (crate::hostdir::components(inside), content.clone())
-        });
+    if !script_files.is_empty() {
+        let mut files = script_files
+            .into_iter()
+            .map(|(path, content)| (path[1..].to_vec(), content));
         ns.mount(&faas, read_only(&mut files));
     }
     if !opts.secrets.0.is_empty() {
@@ -636,6 +692,7 @@ mod tests {
                 max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
                 outbound: None,
                 memory_image: None,
+                entry: Entry::Start,
             },
             stdin: Vec::new(),
             max_output_bytes: 1024,
