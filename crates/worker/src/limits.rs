@@ -21,7 +21,7 @@ use wasmer::sys::vm::{
 use wasmer::sys::{BaseTunables, Tunables};
 use wasmer::{MemoryType, Pages, TableType};
 
-use crate::memimage::MemoryImage;
+use crate::memimage::{MemoryImage, Rewind};
 
 /// WebAssembly pages are 64 KiB.
 pub const WASM_PAGE: u64 = 64 * 1024;
@@ -29,7 +29,16 @@ pub const WASM_PAGE: u64 = 64 * 1024;
 /// The memory image the next instantiation maps its memory from
 /// ([`crate::memimage`]), set by the sandbox around `Instance::new` of a
 /// module that has one, and empty otherwise.
-pub type ImageSlot = Arc<Mutex<Option<Arc<MemoryImage>>>>;
+pub type ImageSlot = Arc<Mutex<ImageUse>>;
+
+/// See [`ImageSlot`].
+#[derive(Default)]
+pub struct ImageUse {
+    /// The image to map.
+    pub image: Option<Arc<MemoryImage>>,
+    /// How to rewind the memory made from it, once made.
+    pub made: Option<Rewind>,
+}
 
 /// Tunables that cap linear memory at a limit that can change between
 /// calls, and map a module's initial memory from its image when it has one.
@@ -87,12 +96,13 @@ impl Tunables for CappedTunables {
         vm_definition_location: NonNull<VMMemoryDefinition>,
     ) -> Result<VMMemory, MemoryError> {
         let ty = self.capped(ty)?;
-        let image = self.image.lock().unwrap().clone();
+        let image = self.image.lock().unwrap().image.clone();
         if let Some(image) = image {
             // SAFETY: as below.
-            if let Some(memory) = unsafe { image.memory(&ty, style, Some(vm_definition_location)) }
-            {
-                return memory;
+            if let Some(made) = unsafe { image.memory(&ty, style, Some(vm_definition_location)) } {
+                let (memory, rewind) = made?;
+                self.image.lock().unwrap().made = Some(rewind);
+                return Ok(memory);
             }
         }
         // SAFETY: forwarded unchanged from our caller, who upholds the

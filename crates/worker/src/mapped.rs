@@ -28,7 +28,11 @@ unsafe impl Sync for Mapped {}
 
 impl Mapped {
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = File::open(path)?;
+        Self::of(&File::open(path)?)
+    }
+
+    /// The whole of an open file.
+    pub fn of(file: &File) -> std::io::Result<Self> {
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| std::io::Error::other("the file does not fit the address space"))?;
         if len == 0 {
@@ -61,6 +65,12 @@ impl Mapped {
     /// The mapping as shared bytes: slices and clones of it keep it mapped.
     pub fn into_bytes(self) -> bytes::Bytes {
         bytes::Bytes::from_owner(self)
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapped({} bytes)", self.len)
     }
 }
 

@@ -47,10 +47,22 @@ pub struct Split {
     pub image: Vec<u8>,
 }
 
-const DATA_SECTION: u8 = 11;
-const DATA_COUNT_SECTION: u8 = 12;
+const CUSTOM_SECTION: u8 = 0;
 const IMPORT_SECTION: u8 = 2;
 const MEMORY_SECTION: u8 = 5;
+const GLOBAL_SECTION: u8 = 6;
+const EXPORT_SECTION: u8 = 7;
+const START_SECTION: u8 = 8;
+const CODE_SECTION: u8 = 10;
+const DATA_SECTION: u8 = 11;
+const DATA_COUNT_SECTION: u8 = 12;
+
+/// The custom section [`split`] adds to a module whose instances may be
+/// rewound ([`Rewind`]); it names no data.
+pub const REWINDABLE_SECTION: &str = "faas:rewindable";
+/// What [`split`] exports a rewindable module's mutable global `N` as
+/// (`faas:global:N`), so that a rewind can set it back.
+pub const GLOBAL_EXPORT_PREFIX: &str = "faas:global:";
 
 /// Moves `wasm`'s active data segments into an image, when the module can
 /// have one: it defines one 32-bit unshared memory (imports none), every
@@ -155,16 +167,171 @@ pub fn split(wasm: &[u8]) -> Result<Option<Split>, String> {
         image[offset..offset + bytes.len()].copy_from_slice(bytes);
     }
 
-    let mut section = Vec::with_capacity(body.len() + 5);
-    leb_u32(&mut section, count);
-    section.extend_from_slice(&body);
-    let mut module = Vec::with_capacity(wasm.len() - total + 16);
-    module.extend_from_slice(&wasm[..data.start]);
-    module.push(DATA_SECTION);
-    leb_u32(&mut module, section.len() as u32);
-    module.extend_from_slice(&section);
-    module.extend_from_slice(&wasm[data.body.end..]);
+    let mut data_section = Vec::with_capacity(body.len() + 5);
+    leb_u32(&mut data_section, count);
+    data_section.extend_from_slice(&body);
+
+    let globals = if keep_indices {
+        None
+    } else {
+        rewindable_globals(wasm, &sections)?
+    };
+    let exports = globals
+        .as_ref()
+        .filter(|globals| !globals.is_empty())
+        .map(|globals| {
+            let old = sections.iter().find(|s| s.id == EXPORT_SECTION);
+            export_globals(old.map(|s| &wasm[s.body.clone()]), globals)
+        });
+    let mut module = Vec::with_capacity(wasm.len() - total + 1024);
+    module.extend_from_slice(&wasm[..8]); // magic and version
+    let mut exported = false;
+    for section in &sections {
+        // A module without exports gets the section in its place: after
+        // the globals, before the start, elements, data count and code.
+        let export_due = order(section.id) > order(EXPORT_SECTION);
+        if let (Some(exports), false, true) = (&exports, exported, export_due) {
+            if section.id != CUSTOM_SECTION {
+                push_section(&mut module, EXPORT_SECTION, exports);
+                exported = true;
+            }
+        }
+        match section.id {
+            DATA_SECTION => push_section(&mut module, DATA_SECTION, &data_section),
+            EXPORT_SECTION if exports.is_some() => {
+                push_section(&mut module, EXPORT_SECTION, exports.as_ref().unwrap());
+                exported = true;
+            }
+            _ => module.extend_from_slice(&wasm[section.start..section.body.end]),
+        }
+    }
+    if globals.is_some() {
+        let mut custom = Vec::new();
+        leb_u32(&mut custom, REWINDABLE_SECTION.len() as u32);
+        custom.extend_from_slice(REWINDABLE_SECTION.as_bytes());
+        push_section(&mut module, CUSTOM_SECTION, &custom);
+    }
     Ok(Some(Split { module, image }))
+}
+
+/// Where a known section goes among the others (the tag section, 13, goes
+/// between memories and globals; the data count, 12, before the code).
+fn order(id: u8) -> u8 {
+    match id {
+        13 => 6,
+        6..=9 => id + 1,
+        12 => 11,
+        10 | 11 => id + 2,
+        _ => id,
+    }
+}
+
+fn push_section(module: &mut Vec<u8>, id: u8, body: &[u8]) {
+    module.push(id);
+    leb_u32(module, body.len() as u32);
+    module.extend_from_slice(body);
+}
+
+/// The mutable globals of a module whose instances can be rewound to
+/// their state at instantiation by restoring their memory (the image) and
+/// those globals, when it is one (`None` otherwise): its imports are
+/// functions only (no memory, table or global shared with anything else),
+/// it has no start function (instantiating runs no code), exports no
+/// table, and no code changes a table or drops a segment (table.set,
+/// .grow, .fill, .copy, .init, elem.drop; memory.init and data.drop need
+/// a data count section, which the caller ruled out). Its tables, element
+/// segments and immutable globals are then the same in every instance.
+fn rewindable_globals(wasm: &[u8], sections: &[Section]) -> Result<Option<Vec<u32>>, String> {
+    let mut mutable = Vec::new();
+    for section in sections {
+        let body = &wasm[section.body.clone()];
+        let reader = || BinaryReader::new(body, section.body.start as u64);
+        match section.id {
+            START_SECTION => return Ok(None),
+            IMPORT_SECTION => {
+                let imports = wasmparser::ImportSectionReader::new(reader())
+                    .map_err(|e| e.to_string())?;
+                for import in imports.into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    if !matches!(import.ty, wasmparser::TypeRef::Func(_)) {
+                        return Ok(None);
+                    }
+                }
+            }
+            GLOBAL_SECTION => {
+                let globals = wasmparser::GlobalSectionReader::new(reader())
+                    .map_err(|e| e.to_string())?;
+                for (index, global) in globals.into_iter().enumerate() {
+                    let global = global.map_err(|e| e.to_string())?;
+                    if global.ty.mutable {
+                        mutable.push(index as u32);
+                    }
+                }
+            }
+            EXPORT_SECTION => {
+                let exports = wasmparser::ExportSectionReader::new(reader())
+                    .map_err(|e| e.to_string())?;
+                for export in exports {
+                    let export = export.map_err(|e| e.to_string())?;
+                    if export.kind == wasmparser::ExternalKind::Table {
+                        return Ok(None);
+                    }
+                }
+            }
+            CODE_SECTION => {
+                let bodies = wasmparser::CodeSectionReader::new(reader())
+                    .map_err(|e| e.to_string())?;
+                for function in bodies {
+                    let function = function.map_err(|e| e.to_string())?;
+                    let mut ops = function.get_operators_reader().map_err(|e| e.to_string())?;
+                    while !ops.eof() {
+                        // An instruction we cannot read: not rewound.
+                        let Ok(op) = ops.read() else {
+                            return Ok(None);
+                        };
+                        if matches!(
+                            op,
+                            Operator::TableSet { .. }
+                                | Operator::TableGrow { .. }
+                                | Operator::TableFill { .. }
+                                | Operator::TableCopy { .. }
+                                | Operator::TableInit { .. }
+                                | Operator::ElemDrop { .. }
+                                | Operator::MemoryInit { .. }
+                                | Operator::DataDrop { .. }
+                        ) {
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(mutable))
+}
+
+/// An export section: `old`'s exports (a section body, if any) and each of
+/// `globals` as `faas:global:N`.
+fn export_globals(old: Option<&[u8]>, globals: &[u32]) -> Vec<u8> {
+    let (count, entries) = match old {
+        Some(body) => {
+            let (count, at) = read_leb_u32(body, 0).unwrap_or((0, body.len()));
+            (count, &body[at..])
+        }
+        None => (0, &[][..]),
+    };
+    let mut out = Vec::new();
+    leb_u32(&mut out, count + globals.len() as u32);
+    out.extend_from_slice(entries);
+    for index in globals {
+        let name = format!("{GLOBAL_EXPORT_PREFIX}{index}");
+        leb_u32(&mut out, name.len() as u32);
+        out.extend_from_slice(name.as_bytes());
+        out.push(0x03); // a global
+        leb_u32(&mut out, *index);
+    }
+    out
 }
 
 /// One top-level section: where it starts (its id byte) and its body.
@@ -259,6 +426,8 @@ fn host_page() -> usize {
 pub struct MemoryImage {
     file: File,
     len: usize,
+    /// The same file, mapped to read from: what a rewind copies back.
+    bytes: crate::mapped::Mapped,
 }
 
 impl MemoryImage {
@@ -271,7 +440,8 @@ impl MemoryImage {
                 path.display()
             )));
         }
-        Ok(Arc::new(Self { file, len }))
+        let bytes = crate::mapped::Mapped::of(&file)?;
+        Ok(Arc::new(Self { file, len, bytes }))
     }
 
     /// A new linear memory of type `ty` starting with the image, for a
@@ -287,13 +457,155 @@ impl MemoryImage {
         ty: &MemoryType,
         style: &MemoryStyle,
         location: Option<NonNull<VMMemoryDefinition>>,
-    ) -> Option<Result<VMMemory, MemoryError>> {
+    ) -> Option<Result<(VMMemory, Rewind), MemoryError>> {
         let minimum = ty.minimum.bytes().0;
         if ty.shared || !matches!(style, MemoryStyle::Static) || self.len > minimum {
             return None;
         }
         // SAFETY: as this function's contract.
-        Some(unsafe { ImageMemory::new(self, ty, style, location) }.map(|m| VMMemory(Box::new(m))))
+        let memory = match unsafe { ImageMemory::new(self, ty, style, location) } {
+            Ok(memory) => memory,
+            Err(e) => return Some(Err(e)),
+        };
+        let rewind = Rewind {
+            base: memory.base,
+            accessible: minimum,
+            definition: memory.definition.ptr(),
+            image: self.clone(),
+        };
+        Some(Ok((VMMemory(Box::new(memory)), rewind)))
+    }
+}
+
+/// Sets a memory made from an image back to its state at instantiation:
+/// the image's contents, zeros after, the initial size.
+///
+/// With the module's mutable globals set back too, an instance of a
+/// module [`split`] marked rewindable ([`REWINDABLE_SECTION`]) is then as
+/// a new one would be: nothing else of an instance can change. Creating
+/// an instance costs Wasmer work per function and per table entry (CPython
+/// has 94,000 functions and a 47,000-entry table: 3 ms).
+///
+/// The pages a call wrote are the mapping's private pages (a page of a
+/// private file mapping is the file's until written; an anonymous one is
+/// zero until written). `/proc/self/pagemap` tells them apart, and a
+/// rewind copies the image's bytes (or zeros) back into them and leaves
+/// them mapped: the next call, which touches mostly the same pages, does
+/// not fault on them again (dropping them instead, `MADV_DONTNEED`, made
+/// faults a third of a Python call's CPU). When there is no pagemap, or a
+/// call wrote more than [`MAX_RESTORED_PAGES`], they are dropped.
+#[derive(Debug)]
+pub struct Rewind {
+    base: usize,
+    /// The initial size, in bytes.
+    accessible: usize,
+    definition: NonNull<VMMemoryDefinition>,
+    image: Arc<MemoryImage>,
+}
+
+/// Most written pages a rewind copies back; beyond, it drops them all
+/// (cheaper than copying, and a worker does not keep that much memory
+/// between calls).
+pub const MAX_RESTORED_PAGES: usize = 4096;
+
+// SAFETY: the pointers are to a memory of a store its owner keeps with
+// this value (see `rewind`'s contract), which moves between threads with
+// it.
+unsafe impl Send for Rewind {}
+
+impl Rewind {
+    /// # Safety
+    /// The memory must still exist (its store not dropped), and no guest
+    /// code may be running in it.
+    pub unsafe fn rewind(&self) -> std::io::Result<()> {
+        // SAFETY: the definition lives as long as the memory (contract).
+        let definition = unsafe { &mut *self.definition.as_ptr() };
+        let length = definition.current_length;
+        // SAFETY: as this function's contract.
+        let restored = matches!(unsafe { self.restore_written_pages() }, Ok(true));
+        // Private pages go: the image's pages read the file again, the
+        // others read zeros (MAP_PRIVATE file and anonymous mappings).
+        let (from, to) = match restored {
+            true => (self.accessible, length),
+            false => (0, length),
+        };
+        if to > from {
+            // SAFETY: within the memory's own reservation (contract).
+            let r = unsafe {
+                libc::madvise(
+                    (self.base + from) as *mut libc::c_void,
+                    to - from,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        if length > self.accessible {
+            // What the call grew is inaccessible again, as beyond a new
+            // memory's initial size.
+            // SAFETY: as above.
+            let r = unsafe {
+                libc::mprotect(
+                    (self.base + self.accessible) as *mut libc::c_void,
+                    length - self.accessible,
+                    libc::PROT_NONE,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        definition.current_length = self.accessible;
+        Ok(())
+    }
+
+    /// Copies the image (or zeros) back into every page of the initial
+    /// size that is private; `Ok(false)` when it did not (no pagemap, too
+    /// many pages), and the caller drops them instead.
+    ///
+    /// # Safety
+    /// As [`Rewind::rewind`].
+    unsafe fn restore_written_pages(&self) -> std::io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        static PAGEMAP: std::sync::OnceLock<Option<File>> = std::sync::OnceLock::new();
+        let Some(pagemap) = PAGEMAP.get_or_init(|| File::open("/proc/self/pagemap").ok()) else {
+            return Ok(false);
+        };
+        let page = host_page();
+        let pages = self.accessible / page;
+        let mut raw = vec![0u8; pages * 8];
+        pagemap.read_exact_at(&mut raw, (self.base / page * 8) as u64)?;
+        const PRESENT: u64 = 1 << 63;
+        const SWAPPED: u64 = 1 << 62;
+        const FILE_OR_SHARED: u64 = 1 << 61;
+        let written: Vec<usize> = raw
+            .chunks_exact(8)
+            .map(|e| u64::from_ne_bytes(e.try_into().expect("8 bytes")))
+            .enumerate()
+            .filter(|(_, e)| e & SWAPPED != 0 || (e & PRESENT != 0 && e & FILE_OR_SHARED == 0))
+            .map(|(i, _)| i)
+            .collect();
+        if written.len() > MAX_RESTORED_PAGES {
+            return Ok(false);
+        }
+        let image = self.image.bytes.as_ref();
+        for i in written {
+            let at = i * page;
+            // SAFETY: a page of the memory's initial size, readable and
+            // writable, which nothing else references now (contract).
+            let dst = unsafe { std::slice::from_raw_parts_mut((self.base + at) as *mut u8, page) };
+            let from_image = image.get(at..).unwrap_or(&[]);
+            let n = from_image.len().min(page);
+            dst[..n].copy_from_slice(&from_image[..n]);
+            // Past the image: zeros (a page only read is the shared zero
+            // page, not written to here: it stays one).
+            if dst[n..].iter().any(|&b| b != 0) {
+                dst[n..].fill(0);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -495,15 +807,22 @@ impl LinearMemory for ImageMemory {
 mod tests {
     use super::*;
 
-    /// A module with one memory of `pages` pages and the given segments
-    /// (`None` offset: passive), with a data count section when `counted`.
-    fn counted_module(pages: u32, segments: &[(Option<i32>, &[u8])], counted: bool) -> Vec<u8> {
+    /// A module with one memory of `pages` pages, the sections `extra`
+    /// (whole, in order) and the given segments (`None` offset: passive),
+    /// with a data count section when `counted`.
+    fn built(
+        pages: u32,
+        extra: &[u8],
+        segments: &[(Option<i32>, &[u8])],
+        counted: bool,
+    ) -> Vec<u8> {
         let mut wasm = b"\0asm\x01\0\0\0".to_vec();
         let mut memory = vec![1, 0];
         leb_u32(&mut memory, pages);
         wasm.push(MEMORY_SECTION);
         leb_u32(&mut wasm, memory.len() as u32);
         wasm.extend_from_slice(&memory);
+        wasm.extend_from_slice(extra);
         if counted {
             wasm.extend_from_slice(&[DATA_COUNT_SECTION, 1, segments.len() as u8]);
         }
@@ -527,8 +846,21 @@ mod tests {
         wasm
     }
 
+    fn counted_module(pages: u32, segments: &[(Option<i32>, &[u8])], counted: bool) -> Vec<u8> {
+        built(pages, &[], segments, counted)
+    }
+
     fn module(pages: u32, segments: &[(Option<i32>, &[u8])]) -> Vec<u8> {
         counted_module(pages, segments, false)
+    }
+
+    /// The custom section marking a module rewindable.
+    fn marker() -> Vec<u8> {
+        let mut body = vec![REWINDABLE_SECTION.len() as u8];
+        body.extend_from_slice(REWINDABLE_SECTION.as_bytes());
+        let mut section = vec![CUSTOM_SECTION, body.len() as u8];
+        section.extend(body);
+        section
     }
 
     #[test]
@@ -544,9 +876,48 @@ mod tests {
         assert_eq!(&split.image[1000..], &big[..]);
         assert!(split.image[21..1000].iter().all(|&b| b == 0));
         // No code can name a segment (no data count section): only the
-        // passive one is left.
-        assert_eq!(split.module, module(4, &[(None, b"passive")]));
+        // passive one is left; nothing else of an instance can change, so
+        // it is marked rewindable.
+        let mut expected = module(4, &[(None, b"passive")]);
+        expected.extend(marker());
+        assert_eq!(split.module, expected);
         wasmparser::validate(&split.module).unwrap();
+    }
+
+    #[test]
+    fn a_rewindable_module_exports_its_mutable_globals() {
+        let big = vec![7u8; MIN_IMAGE_BYTES];
+        // (global (mut i32) (i32.const 5)) (global i32 (i32.const 6))
+        let globals = [GLOBAL_SECTION, 11, 2, 0x7f, 1, 0x41, 5, 0x0b, 0x7f, 0, 0x41, 6, 0x0b];
+        let out = split(&built(1, &globals, &[(Some(0), &big)], false))
+            .unwrap()
+            .expect("an image");
+        let mut exports = vec![EXPORT_SECTION, 17, 1, 13];
+        exports.extend_from_slice(b"faas:global:0");
+        exports.extend([0x03, 0]);
+        let mut expected = built(1, &[&globals[..], &exports[..]].concat(), &[], false);
+        expected.extend(marker());
+        assert_eq!(out.module, expected);
+        wasmparser::validate(&out.module).unwrap();
+    }
+
+    #[test]
+    fn a_module_with_a_start_function_is_not_rewindable() {
+        let big = vec![7u8; MIN_IMAGE_BYTES];
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        wasm.extend([0x01, 4, 1, 0x60, 0, 0]); // type 0: () -> ()
+        wasm.extend([0x03, 2, 1, 0]); // func 0: type 0
+        wasm.extend([MEMORY_SECTION, 3, 1, 0, 1]); // one page
+        wasm.extend([START_SECTION, 1, 0]); // start: func 0
+        wasm.extend([CODE_SECTION, 4, 1, 2, 0, 0x0b]); // an empty body
+        let mut data = vec![1, 0, 0x41, 0, 0x0b];
+        leb_u32(&mut data, big.len() as u32);
+        data.extend_from_slice(&big);
+        push_section(&mut wasm, DATA_SECTION, &data);
+        wasmparser::validate(&wasm).unwrap();
+        let out = split(&wasm).unwrap().expect("an image");
+        assert!(!out.module.ends_with(&marker()));
+        wasmparser::validate(&out.module).unwrap();
     }
 
     #[test]

@@ -36,6 +36,10 @@ use crate::wasm::Entry;
 /// with 1, 0.8 ms with 8, 1 ms with 16, 1.6 ms with 64), while 8 keeps the
 /// amortised cost of a new store (about 35 µs) near 4 µs a call.
 pub const MAX_CALLS: u32 = 8;
+/// Calls a session whose instance is rewound for each call serves at most
+/// (its store holds that one instance: nothing grows per call, but what a
+/// store may keep of a call, an exception's payload, stays bounded).
+pub const MAX_REWOUND_CALLS: u32 = 256;
 /// Linear memory (of finished instances) a session may hold before it is
 /// retired: the worker's resident size stays within this much of a fresh
 /// store's.
@@ -107,6 +111,11 @@ pub struct Session {
     /// How its instances start (a reactor's store also holds the
     /// `host.call` stub).
     entry: Entry,
+    /// The instance kept to be rewound for the next call, when it can be.
+    pub(crate) rewindable: Option<crate::wasm::Rewindable>,
+    /// Whether the current instance is the kept one, rewound (its memory
+    /// was counted when it was made).
+    pub(crate) rewound: bool,
     calls: u32,
     held_bytes: u64,
     retired: bool,
@@ -128,6 +137,8 @@ impl Session {
             imports,
             hooks,
             entry,
+            rewindable: None,
+            rewound: false,
             calls: 0,
             held_bytes: 0,
             retired: false,
@@ -141,7 +152,11 @@ impl Session {
 
     /// Whether the session must be dropped rather than serve another call.
     pub fn worn(&self) -> bool {
-        self.retired || self.calls >= MAX_CALLS || self.held_bytes >= MAX_HELD_BYTES
+        let max_calls = match self.rewindable {
+            Some(_) => MAX_REWOUND_CALLS,
+            None => MAX_CALLS,
+        };
+        self.retired || self.calls >= max_calls || self.held_bytes >= MAX_HELD_BYTES
     }
 
     /// Whether the next instance of module `key`, started as `entry`, may
@@ -151,14 +166,18 @@ impl Session {
     }
 
     /// Counts the current instance as done with (it ran, or never will):
-    /// its linear memory stays mapped until the store is dropped.
+    /// its linear memory stays mapped until the store is dropped, unless it
+    /// is the instance kept to be rewound (its pages are dropped then).
     pub(crate) fn count_instance(&mut self) {
+        self.calls += 1;
+        if self.rewindable.is_some() {
+            return;
+        }
         let memory_bytes = self
             .env
             .data(&self.store)
             .try_memory_view(&self.store)
             .map_or(0, |view| view.data_size());
-        self.calls += 1;
         self.held_bytes += memory_bytes;
     }
 

@@ -236,22 +236,14 @@ impl Sandbox {
             _ => self.open_session(key, module, builder, opts.entry)?,
         };
         *session.hooks.lock().unwrap() = hooks;
-        *self.image.lock().unwrap() = opts.memory_image.clone();
-        let instance = Instance::new(&mut session.store, module, &session.imports);
-        *self.image.lock().unwrap() = None;
-        let instance = instance.map_err(|e| instantiate_error(&e))?;
+        let (instance, start) = match self.rewound(&mut session, opts) {
+            Some(rewound) => rewound,
+            None => self.instantiate(&mut session, module, opts)?,
+        };
         session
             .env
-            .initialize(&mut session.store, instance.clone())
+            .initialize(&mut session.store, instance)
             .map_err(|e| instantiate_error(&e))?;
-        let function = |name: &str| instance.exports.get_function(name).ok().cloned();
-        let start = match opts.entry {
-            Entry::Start => Start::Command(function("_start").ok_or(SandboxError::NoStart)?),
-            Entry::Reactor => Start::Reactor {
-                initialize: function("_initialize"),
-                run: function("run").ok_or(SandboxError::NoRun)?,
-            },
-        };
         Ok(Prepared {
             session,
             start,
@@ -261,6 +253,87 @@ impl Sandbox {
             outbound: opts.outbound.clone(),
             secrets: opts.secrets.clone(),
         })
+    }
+
+    /// The session's last instance set back to its state at instantiation,
+    /// when it has one that can be ([`crate::memimage::Rewind`]) and was
+    /// made for these limits and image.
+    fn rewound(&self, session: &mut Session, opts: &PrepareOptions) -> Option<(Instance, Start)> {
+        let kept = session.rewindable.take()?;
+        let same_image = match (&kept.image, &opts.memory_image) {
+            (a, Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if !same_image || kept.max_memory_bytes != opts.max_memory_bytes {
+            return None;
+        }
+        // SAFETY: the memory is in this session's store, which the session
+        // keeps with `kept`, and no guest code runs between calls.
+        if let Err(e) = unsafe { kept.rewind.rewind() } {
+            log::warn!("cannot rewind an instance's memory: {e}; making a new one");
+            return None;
+        }
+        for (global, value) in &kept.globals {
+            if let Err(e) = global.set(&mut session.store, value.clone()) {
+                log::warn!("cannot rewind a global: {e}; making a new instance");
+                return None;
+            }
+        }
+        let rewound = (kept.instance.clone(), kept.start.clone());
+        session.rewindable = Some(kept);
+        session.rewound = true;
+        Some(rewound)
+    }
+
+    /// A new instance of `module` in `session` (kept in the session to be
+    /// rewound when the module and its memory allow).
+    fn instantiate(
+        &self,
+        session: &mut Session,
+        module: &Module,
+        opts: &PrepareOptions,
+    ) -> Result<(Instance, Start), SandboxError> {
+        session.rewound = false;
+        self.image.lock().unwrap().image = opts.memory_image.clone();
+        let instance = Instance::new(&mut session.store, module, &session.imports);
+        let made = std::mem::take(&mut *self.image.lock().unwrap()).made;
+        let instance = instance.map_err(|e| instantiate_error(&e))?;
+        let function = |name: &str| instance.exports.get_function(name).ok().cloned();
+        let start = match opts.entry {
+            Entry::Start => Start::Command(function("_start").ok_or(SandboxError::NoStart)?),
+            Entry::Reactor => Start::Reactor {
+                initialize: function("_initialize"),
+                run: function("run").ok_or(SandboxError::NoRun)?,
+            },
+        };
+        let rewindable = module
+            .custom_sections(crate::memimage::REWINDABLE_SECTION)
+            .next()
+            .is_some();
+        if let (true, Some(rewind), Some(image)) = (rewindable, made, &opts.memory_image) {
+            // Their values now, before any guest code ran: a new
+            // instance's.
+            let globals = instance
+                .exports
+                .iter()
+                .filter(|(name, _)| name.starts_with(crate::memimage::GLOBAL_EXPORT_PREFIX))
+                .filter_map(|(_, export)| match export {
+                    wasmer::Extern::Global(global) => {
+                        Some((global.clone(), global.get(&mut session.store)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            session.rewindable = Some(Rewindable {
+                instance: instance.clone(),
+                start: start.clone(),
+                globals,
+                rewind,
+                image: image.clone(),
+                max_memory_bytes: opts.max_memory_bytes,
+            });
+        }
+        Ok((instance, start))
     }
 
     /// A new store with the WASI imports `module` needs, bound to a
@@ -420,12 +493,26 @@ pub enum Entry {
 }
 
 /// The exports a prepared instance is started with.
+#[derive(Clone)]
 enum Start {
     Command(wasmer::Function),
     Reactor {
         initialize: Option<wasmer::Function>,
         run: wasmer::Function,
     },
+}
+
+/// An instance a session keeps to rewind for its next call instead of
+/// making a new one ([`crate::memimage::Rewind`]).
+pub(crate) struct Rewindable {
+    instance: Instance,
+    start: Start,
+    /// The module's mutable globals and their values at instantiation.
+    globals: Vec<(wasmer::Global, wasmer::Value)>,
+    rewind: crate::memimage::Rewind,
+    /// What the instance was made with.
+    image: Arc<MemoryImage>,
+    max_memory_bytes: u64,
 }
 
 impl Start {
