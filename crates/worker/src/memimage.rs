@@ -249,8 +249,8 @@ fn rewindable_globals(wasm: &[u8], sections: &[Section]) -> Result<Option<Vec<u3
         match section.id {
             START_SECTION => return Ok(None),
             IMPORT_SECTION => {
-                let imports = wasmparser::ImportSectionReader::new(reader())
-                    .map_err(|e| e.to_string())?;
+                let imports =
+                    wasmparser::ImportSectionReader::new(reader()).map_err(|e| e.to_string())?;
                 for import in imports.into_imports() {
                     let import = import.map_err(|e| e.to_string())?;
                     if !matches!(import.ty, wasmparser::TypeRef::Func(_)) {
@@ -259,8 +259,8 @@ fn rewindable_globals(wasm: &[u8], sections: &[Section]) -> Result<Option<Vec<u3
                 }
             }
             GLOBAL_SECTION => {
-                let globals = wasmparser::GlobalSectionReader::new(reader())
-                    .map_err(|e| e.to_string())?;
+                let globals =
+                    wasmparser::GlobalSectionReader::new(reader()).map_err(|e| e.to_string())?;
                 for (index, global) in globals.into_iter().enumerate() {
                     let global = global.map_err(|e| e.to_string())?;
                     if global.ty.mutable {
@@ -269,8 +269,8 @@ fn rewindable_globals(wasm: &[u8], sections: &[Section]) -> Result<Option<Vec<u3
                 }
             }
             EXPORT_SECTION => {
-                let exports = wasmparser::ExportSectionReader::new(reader())
-                    .map_err(|e| e.to_string())?;
+                let exports =
+                    wasmparser::ExportSectionReader::new(reader()).map_err(|e| e.to_string())?;
                 for export in exports {
                     let export = export.map_err(|e| e.to_string())?;
                     if export.kind == wasmparser::ExternalKind::Table {
@@ -279,8 +279,8 @@ fn rewindable_globals(wasm: &[u8], sections: &[Section]) -> Result<Option<Vec<u3
                 }
             }
             CODE_SECTION => {
-                let bodies = wasmparser::CodeSectionReader::new(reader())
-                    .map_err(|e| e.to_string())?;
+                let bodies =
+                    wasmparser::CodeSectionReader::new(reader()).map_err(|e| e.to_string())?;
                 for function in bodies {
                     let function = function.map_err(|e| e.to_string())?;
                     let mut ops = function.get_operators_reader().map_err(|e| e.to_string())?;
@@ -888,7 +888,21 @@ mod tests {
     fn a_rewindable_module_exports_its_mutable_globals() {
         let big = vec![7u8; MIN_IMAGE_BYTES];
         // (global (mut i32) (i32.const 5)) (global i32 (i32.const 6))
-        let globals = [GLOBAL_SECTION, 11, 2, 0x7f, 1, 0x41, 5, 0x0b, 0x7f, 0, 0x41, 6, 0x0b];
+        let globals = [
+            GLOBAL_SECTION,
+            11,
+            2,
+            0x7f,
+            1,
+            0x41,
+            5,
+            0x0b,
+            0x7f,
+            0,
+            0x41,
+            6,
+            0x0b,
+        ];
         let out = split(&built(1, &globals, &[(Some(0), &big)], false))
             .unwrap()
             .expect("an image");
