@@ -28,7 +28,13 @@ struct Recorder {
 
 impl Recorder {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1")
+    }
+
+    /// A recorder listening on `ip` only (a service of this host bound to
+    /// its own address).
+    fn start_on(ip: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -471,4 +477,78 @@ fn headers_cannot_be_smuggled_and_the_remote_learns_nothing_of_the_platform() {
         );
     }
     assert!(head.contains(&format!("host: 127.0.0.1:{}\r\n", remote.port)));
+}
+
+/// BROKE: only the gateway's port was refused on this host's own
+/// addresses. A granted name resolving to one of them (here eth0's, which
+/// is not in a private range) reached every other service of this host
+/// listening there. Now this host's addresses are private like loopback:
+/// refused on every port unless that address and port are granted
+/// literally, and the gateway's port even then.
+#[test]
+fn a_granted_name_resolving_to_this_host_s_own_address_is_refused() {
+    let Some(own) = own_address() else {
+        eprintln!("no address on a default route: skipped");
+        return;
+    };
+    // A service of this host, listening on its own address only.
+    let local = Recorder::start_on(&own);
+    let port = local.port;
+    let hosts = format!("127.0.0.1 localhost\n{own} own.test\n");
+    let Some(server) = TestServer::start_with_hosts("RR", &["--workers", "1"], &hosts) else {
+        eprintln!("cannot give the server its own /etc/hosts (needs root and unshare): skipped");
+        return;
+    };
+    deploy_raw(
+        &server,
+        "own_name",
+        &[format!("own.test:{port}"), "own.test".into()],
+    );
+    let answers = exchange(
+        &server,
+        "own_name",
+        &[
+            get(&format!("http://own.test:{port}/")),
+            get("http://own.test/"),
+            get("https://own.test/"),
+        ],
+    );
+    for answer in &answers {
+        assert!(
+            answer.starts_with("denied host own.test:")
+                && answer.contains(&format!("resolves to {own}"))
+                && answer.contains("this host's own"),
+            "{answer}"
+        );
+    }
+    assert!(local.seen().is_empty(), "{:?}", local.seen());
+    // As for any private address: the literal address and port granted
+    // reach it (by address, or by a name resolving to it).
+    deploy_raw(
+        &server,
+        "own_literal",
+        &[format!("{own}:{port}"), format!("own.test:{port}")],
+    );
+    let answers = exchange(
+        &server,
+        "own_literal",
+        &[
+            get(&format!("http://{own}:{port}/")),
+            get(&format!("http://own.test:{port}/")),
+            get(&format!("http://{own}:{}/", port.wrapping_add(1).max(1))),
+        ],
+    );
+    assert!(answers[0].starts_with("ok 200 "), "{}", answers[0]);
+    assert!(answers[1].starts_with("ok 200 "), "{}", answers[1]);
+    assert!(answers[2].starts_with("denied "), "{}", answers[2]);
+    assert_eq!(local.seen().len(), 2);
+    // The gateway's port on that address: never, even granted.
+    let gw = gateway_port(&server);
+    deploy_raw(&server, "own_gateway", &[format!("{own}:{gw}")]);
+    let answers = exchange(
+        &server,
+        "own_gateway",
+        &[get(&format!("http://{own}:{gw}/health"))],
+    );
+    assert!(answers[0].contains("platform's own"), "{}", answers[0]);
 }
