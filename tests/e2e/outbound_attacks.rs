@@ -3,6 +3,8 @@
 //! gateway's port by every address of this host, redirects, header
 //! smuggling, what the remote side and the log get to see.
 //!
+//! And what an attacker leaves behind: a killed worker's PHP sockets.
+//!
 //! The functions speak the channel's wire format directly (`RAW`): every
 //! request is exactly what an attacker would write, not what a language's
 //! API would let through.
@@ -551,4 +553,86 @@ fn a_granted_name_resolving_to_this_host_s_own_address_is_refused() {
         &[get(&format!("http://{own}:{gw}/health"))],
     );
     assert!(answers[0].contains("platform's own"), "{}", answers[0]);
+}
+
+/// The directories of this user's servers' workers under the temporary
+/// directory: `faas-server-*/worker-PID`.
+fn worker_socket_dir(pid: u64) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("faas-server-"))
+        .map(|e| e.path().join(format!("worker-{pid}")))
+        .find(|p| p.is_dir())
+}
+
+/// BROKE: a worker kept its PHP fetch sockets (and prelude) in a directory
+/// of its own under /tmp, removed when it exited; SIGKILLed (a deadline
+/// overrun, the OOM killer), it left the directory, with the socket of the
+/// call it was serving, for good. Now the directory is `worker-PID` in the
+/// Server's own directory, removed when the Server reaps the worker, and
+/// the Server's directory goes when it stops.
+#[test]
+fn a_killed_worker_s_php_socket_directory_is_removed_when_it_is_reaped() {
+    let remote = Recorder::start();
+    // A remote that accepts and never answers: the call stays in its fetch.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = hang.incoming().flatten().collect();
+        drop(held);
+    });
+    let mut server = TestServer::start("RR", &["--workers", "1"]);
+    let code = r#"<?php
+$r = faas_fetch(trim(stream_get_contents(STDIN)));
+echo $r === false ? "FAILED\n" : $r['status'] . "\n";
+"#;
+    server.deploy_with(
+        "php_fetch",
+        "php",
+        code,
+        &format!(
+            "timeout_ms=20000&allow=127.0.0.1:{}&allow=127.0.0.1:{hang_port}",
+            remote.port
+        ),
+    );
+    let resp = server.post("/invoke?fn=php_fetch", &remote.url("/x"));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["output"], "200\n", "{}", resp.body);
+    let pid = server.get("/stats").json()["worker_pids"][0]
+        .as_u64()
+        .unwrap();
+    let dir = worker_socket_dir(pid).expect("the worker's socket directory");
+    let server_dir = dir.parent().unwrap().to_path_buf();
+    assert!(dir.join("prelude.php").is_file());
+    // A call waiting in its fetch: its socket is there when the worker dies.
+    let call = {
+        let addr = server.addr.clone();
+        let url = format!("http://127.0.0.1:{hang_port}/");
+        std::thread::spawn(move || http(&addr, "POST", "/invoke?fn=php_fetch", url.as_bytes()))
+    };
+    wait_until("the call's socket", Duration::from_secs(10), || {
+        std::fs::read_dir(&dir)
+            .map(|d| d.flatten().any(|e| e.path().join("fetch.sock").exists()))
+            .unwrap_or(false)
+    });
+    assert_eq!(kill_worker(&server, 0), pid);
+    wait_for(&server, "a new worker", |stats| {
+        stats["worker_pids"][0]
+            .as_u64()
+            .is_some_and(|p| p != 0 && p != pid)
+    });
+    assert_eq!(call.join().unwrap().status, 502);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    // The new worker keeps its own there, and serves PHP fetches.
+    let resp = server.post("/invoke?fn=php_fetch", &remote.url("/x"));
+    assert_eq!(resp.json()["output"], "200\n", "{}", resp.body);
+    let new_pid = server.get("/stats").json()["worker_pids"][0]
+        .as_u64()
+        .unwrap();
+    let new_dir = worker_socket_dir(new_pid).unwrap();
+    assert_eq!(new_dir.parent().unwrap(), server_dir);
+    // Stopped, the server leaves nothing.
+    assert!(server.stop().success());
+    assert!(!server_dir.exists(), "{} left behind", server_dir.display());
 }

@@ -57,6 +57,10 @@ pub struct RunnerSettings {
     /// The worker's HTTP client for functions with grants (`None`: no
     /// outbound HTTP, as in `worker run`).
     pub outbound: Option<Arc<Outbound>>,
+    /// Where this worker's PHP sockets and prelude go (the Server's
+    /// `--sockets-dir`; `None`: a directory of its own under the
+    /// temporary directory).
+    pub sockets_dir: Option<PathBuf>,
 }
 
 /// One Wasm call: whose, for which request, its input and its limits.
@@ -129,7 +133,7 @@ impl JobRunner {
             modules_loaded: 0,
             spent: None,
             outbound: settings.outbound,
-            sockets: SocketDirs::create()
+            sockets: SocketDirs::create(settings.sockets_dir.as_deref())
                 .inspect_err(|e| log::warn!("no outbound HTTP nor prelude for PHP: {e}"))
                 .ok(),
             outbound_stats: None,
