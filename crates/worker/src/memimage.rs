@@ -456,8 +456,7 @@ impl LinearMemory for ImageMemory {
         let Some(new) = current.checked_add(delta) else {
             return Err(refused);
         };
-        if new > self.ty.maximum.unwrap_or(Pages::max_value())
-            || new > MemoryStyle::static_bound()
+        if new > self.ty.maximum.unwrap_or(Pages::max_value()) || new > MemoryStyle::static_bound()
         {
             return Err(refused);
         }
