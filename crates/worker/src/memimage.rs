@@ -261,7 +261,8 @@ impl MemoryImage {
         Ok(Arc::new(Self { file, len }))
     }
 
-    pub fn len(&self) -> usize {
+    /// Bytes mapped (whole pages).
+    pub fn mapped_bytes(&self) -> usize {
         self.len
     }
 
