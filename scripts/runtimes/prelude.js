@@ -14,6 +14,15 @@ const PRELUDE = '/faas/prelude.js';
 let CODE = '/faas/code.js';
 for (const k of ['std', 'os', 'bjson', 'scriptArgs', 'print']) delete g[k];
 g.global = g;
+// performance.timeOrigin: QuickJS fixes it when the context is made (at build time, in the
+// snapshot) and on its monotonic clock; here it is the call's start in epoch milliseconds,
+// as in Node, set by start().
+const perfNow = g.performance.now.bind(g.performance);
+let timeOrigin = 0;
+g.performance = Object.defineProperties({}, {
+  now: { value: function now() { return perfNow(); }, writable: true, enumerable: true, configurable: true },
+  timeOrigin: { get: () => timeOrigin, enumerable: true, configurable: true },
+});
 
 // ---------------------------------------------------------------- helpers
 const defineHidden = (o, k, v) => Object.defineProperty(o, k, { value: v, writable: true, configurable: true });
@@ -1088,6 +1097,7 @@ let mainModule;
 // One call (qjs_snapshot.c's faas_main calls this with argv after argv[0]).
 return function start(args) {
 ARGS = args;
+timeOrigin = Date.now() - perfNow();
 Object.assign(env, std.getenviron());
 CODE = env.FAAS_CODE || '/faas/code.js';
 process.argv = ['/usr/local/bin/node', CODE].concat(ARGS.filter((a) => a !== '--check'));

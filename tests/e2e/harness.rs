@@ -106,6 +106,50 @@ impl TestServer {
         server
     }
 
+    /// Starts a server (and its workers) that resolve names with `hosts`
+    /// as their `/etc/hosts`: in a mount namespace of their own, where it
+    /// is bound over the real one (`unshare -m`, then `exec`: the child is
+    /// the server itself). `None` when that cannot be done here (not
+    /// root, no `unshare`).
+    pub fn start_with_hosts(strategy: &str, extra: &[&str], hosts: &str) -> Option<Self> {
+        let probe = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .stderr(Stdio::null())
+            .status();
+        if !probe.is_ok_and(|s| s.success()) {
+            return None;
+        }
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let hosts_file = dir.path().join("hosts");
+        std::fs::write(&hosts_file, hosts).unwrap();
+        let mut args = vec![strategy.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("--native-uid-base".into());
+        args.push(unique_uid_base().to_string());
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
+            .arg(&hosts_file)
+            .arg(server_bin());
+        let (child, log, addr) = spawn_server_cmd(cmd, dir.path(), &args, &[]);
+        let addr = addr.unwrap_or_else(|| {
+            panic!(
+                "server did not start; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            )
+        });
+        let server = Self {
+            dir,
+            addr,
+            child: Some(child),
+            log,
+            args,
+            env: Vec::new(),
+        };
+        server.wait_ready();
+        Some(server)
+    }
+
     /// The uid native calls of worker 0 run as (when the tests run as root).
     pub fn uid_base(&self) -> u64 {
         let at = self
@@ -291,7 +335,18 @@ pub fn spawn_server_with_env(
     args: &[String],
     env: &[(String, String)],
 ) -> (Child, Arc<Mutex<Vec<String>>>, Option<String>) {
-    let mut cmd = Command::new(server_bin());
+    spawn_server_cmd(Command::new(server_bin()), dir, args, env)
+}
+
+/// Spawns the server with `cmd` (the server binary, or a wrapper that
+/// execs it with the arguments that follow) and isolated paths under
+/// `dir`.
+fn spawn_server_cmd(
+    mut cmd: Command,
+    dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> (Child, Arc<Mutex<Vec<String>>>, Option<String>) {
     // The test's own variables win (e.g. RUST_LOG=debug).
     cmd.env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))

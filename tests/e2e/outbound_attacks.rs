@@ -3,6 +3,8 @@
 //! gateway's port by every address of this host, redirects, header
 //! smuggling, what the remote side and the log get to see.
 //!
+//! And what an attacker leaves behind: a killed worker's PHP sockets.
+//!
 //! The functions speak the channel's wire format directly (`RAW`): every
 //! request is exactly what an attacker would write, not what a language's
 //! API would let through.
@@ -28,7 +30,13 @@ struct Recorder {
 
 impl Recorder {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1")
+    }
+
+    /// A recorder listening on `ip` only (a service of this host bound to
+    /// its own address).
+    fn start_on(ip: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -471,4 +479,157 @@ fn headers_cannot_be_smuggled_and_the_remote_learns_nothing_of_the_platform() {
         );
     }
     assert!(head.contains(&format!("host: 127.0.0.1:{}\r\n", remote.port)));
+}
+
+/// BROKE: only the gateway's port was refused on this host's own
+/// addresses. A granted name resolving to one of them (here eth0's, which
+/// is not in a private range) reached every other service of this host
+/// listening there. Now this host's addresses are private like loopback:
+/// refused on every port unless that address and port are granted
+/// literally, and the gateway's port even then.
+#[test]
+fn a_granted_name_resolving_to_this_host_s_own_address_is_refused() {
+    // make test runs as root on a networked machine: both hold there, and
+    // a machine where they do not fails loudly rather than skipping.
+    let own = own_address().expect("this host has no address on a default route");
+    // A service of this host, listening on its own address only.
+    let local = Recorder::start_on(&own);
+    let port = local.port;
+    let hosts = format!("127.0.0.1 localhost\n{own} own.test\n");
+    let server = TestServer::start_with_hosts("RR", &["--workers", "1"], &hosts)
+        .expect("cannot give the server its own /etc/hosts (needs root and unshare)");
+    deploy_raw(
+        &server,
+        "own_name",
+        &[format!("own.test:{port}"), "own.test".into()],
+    );
+    let answers = exchange(
+        &server,
+        "own_name",
+        &[
+            get(&format!("http://own.test:{port}/")),
+            get("http://own.test/"),
+            get("https://own.test/"),
+        ],
+    );
+    for answer in &answers {
+        assert!(
+            answer.starts_with("denied host own.test:")
+                && answer.contains(&format!("resolves to {own}"))
+                && answer.contains("this host's own"),
+            "{answer}"
+        );
+    }
+    assert!(local.seen().is_empty(), "{:?}", local.seen());
+    // As for any private address: the literal address and port granted
+    // reach it (by address, or by a name resolving to it).
+    deploy_raw(
+        &server,
+        "own_literal",
+        &[format!("{own}:{port}"), format!("own.test:{port}")],
+    );
+    let answers = exchange(
+        &server,
+        "own_literal",
+        &[
+            get(&format!("http://{own}:{port}/")),
+            get(&format!("http://own.test:{port}/")),
+            get(&format!("http://{own}:{}/", port.wrapping_add(1).max(1))),
+        ],
+    );
+    assert!(answers[0].starts_with("ok 200 "), "{}", answers[0]);
+    assert!(answers[1].starts_with("ok 200 "), "{}", answers[1]);
+    assert!(answers[2].starts_with("denied "), "{}", answers[2]);
+    assert_eq!(local.seen().len(), 2);
+    // The gateway's port on that address: never, even granted.
+    let gw = gateway_port(&server);
+    deploy_raw(&server, "own_gateway", &[format!("{own}:{gw}")]);
+    let answers = exchange(
+        &server,
+        "own_gateway",
+        &[get(&format!("http://{own}:{gw}/health"))],
+    );
+    assert!(answers[0].contains("platform's own"), "{}", answers[0]);
+}
+
+/// The directories of this user's servers' workers under the temporary
+/// directory: `faas-server-*/worker-PID`.
+fn worker_socket_dir(pid: u64) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("faas-server-"))
+        .map(|e| e.path().join(format!("worker-{pid}")))
+        .find(|p| p.is_dir())
+}
+
+/// BROKE: a worker kept its PHP fetch sockets (and prelude) in a directory
+/// of its own under /tmp, removed when it exited; SIGKILLed (a deadline
+/// overrun, the OOM killer), it left the directory, with the socket of the
+/// call it was serving, for good. Now the directory is `worker-PID` in the
+/// Server's own directory, removed when the Server reaps the worker, and
+/// the Server's directory goes when it stops.
+#[test]
+fn a_killed_worker_s_php_socket_directory_is_removed_when_it_is_reaped() {
+    let remote = Recorder::start();
+    // A remote that accepts and never answers: the call stays in its fetch.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = hang.incoming().flatten().collect();
+        drop(held);
+    });
+    let mut server = TestServer::start("RR", &["--workers", "1"]);
+    let code = r#"<?php
+$r = faas_fetch(trim(stream_get_contents(STDIN)));
+echo $r === false ? "FAILED\n" : $r['status'] . "\n";
+"#;
+    server.deploy_with(
+        "php_fetch",
+        "php",
+        code,
+        &format!(
+            "timeout_ms=20000&allow=127.0.0.1:{}&allow=127.0.0.1:{hang_port}",
+            remote.port
+        ),
+    );
+    let resp = server.post("/invoke?fn=php_fetch", &remote.url("/x"));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["output"], "200\n", "{}", resp.body);
+    let pid = server.get("/stats").json()["worker_pids"][0]
+        .as_u64()
+        .unwrap();
+    let dir = worker_socket_dir(pid).expect("the worker's socket directory");
+    let server_dir = dir.parent().unwrap().to_path_buf();
+    assert!(dir.join("prelude.php").is_file());
+    // A call waiting in its fetch: its socket is there when the worker dies.
+    let call = {
+        let addr = server.addr.clone();
+        let url = format!("http://127.0.0.1:{hang_port}/");
+        std::thread::spawn(move || http(&addr, "POST", "/invoke?fn=php_fetch", url.as_bytes()))
+    };
+    wait_until("the call's socket", Duration::from_secs(10), || {
+        std::fs::read_dir(&dir)
+            .map(|d| d.flatten().any(|e| e.path().join("fetch.sock").exists()))
+            .unwrap_or(false)
+    });
+    assert_eq!(kill_worker(&server, 0), pid);
+    wait_for(&server, "a new worker", |stats| {
+        stats["worker_pids"][0]
+            .as_u64()
+            .is_some_and(|p| p != 0 && p != pid)
+    });
+    assert_eq!(call.join().unwrap().status, 502);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    // The new worker keeps its own there, and serves PHP fetches.
+    let resp = server.post("/invoke?fn=php_fetch", &remote.url("/x"));
+    assert_eq!(resp.json()["output"], "200\n", "{}", resp.body);
+    let new_pid = server.get("/stats").json()["worker_pids"][0]
+        .as_u64()
+        .unwrap();
+    let new_dir = worker_socket_dir(new_pid).unwrap();
+    assert_eq!(new_dir.parent().unwrap(), server_dir);
+    // Stopped, the server leaves nothing.
+    assert!(server.stop().success());
+    assert!(!server_dir.exists(), "{} left behind", server_dir.display());
 }

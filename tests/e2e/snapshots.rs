@@ -16,7 +16,7 @@ globalThis.calls = (globalThis.calls || 0) + 1;
 const seen = fs.existsSync('/tmp/marker');
 fs.writeFileSync('/tmp/marker', 'x');
 console.log(JSON.stringify({ calls: globalThis.calls, seen, random: Math.random(),
-  now: performance.now(), env: process.env.SNAPSHOT_PROBE || null,
+  now: performance.now(), origin_lag: Date.now() - performance.timeOrigin - performance.now(), env: process.env.SNAPSHOT_PROBE || null,
   argv: process.argv.slice(1) }));
 "#;
 
@@ -54,6 +54,9 @@ fn every_js_call_starts_from_a_fresh_copy_of_the_snapshot() {
         // The clock counts from this call's start, not the build's.
         let now = out["now"].as_f64().unwrap();
         assert!((0.0..5_000.0).contains(&now), "call {call}: {out}");
+        // performance.timeOrigin is this call's start in epoch ms, as in Node.
+        let lag = out["origin_lag"].as_f64().unwrap();
+        assert!(lag.abs() < 50.0, "call {call}: {out}");
         assert_eq!(out["argv"], serde_json::json!(["/faas/code.js"]), "{out}");
         randoms.insert(out["random"].to_string());
     }

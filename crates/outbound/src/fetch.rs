@@ -1,5 +1,5 @@
-//! One call on the client's runtime: check the hop, resolve and check its
-//! addresses, send with the connection pinned to them, follow a redirect
+//! One call on the client's runtime: check the hop, resolve (bounded:
+//! [`crate::resolve`]) and check its addresses, send with the connection pinned to them, follow a redirect
 //! (back to the checks) or read the capped body. The caller bounds the
 //! whole of it by the deadline.
 
@@ -12,9 +12,17 @@ use reqwest::{Method, StatusCode, Url};
 
 use crate::error::{FetchError, Result};
 use crate::policy::{self, redact, Target};
+use crate::resolve;
 use crate::{Grants, Request, Response, Shared, MAX_REDIRECTS, USER_AGENT};
 
-pub(crate) async fn run(shared: &Shared, grants: &Grants, req: Request) -> Result<Response> {
+/// Runs `req` for `caller` (whose name lookups are counted together; see
+/// [`crate::resolve`]).
+pub(crate) async fn run(
+    shared: &Shared,
+    caller: &str,
+    grants: &Grants,
+    req: Request,
+) -> Result<Response> {
     let limit = shared.config.max_response_bytes;
     let mut method = policy::check_method(&req.method)?;
     let mut url = Url::parse(&req.url)
@@ -32,8 +40,14 @@ pub(crate) async fn run(shared: &Shared, grants: &Grants, req: Request) -> Resul
     let mut redirects = 0;
     loop {
         let target = policy::check_url(grants, &url)?;
-        let addrs = resolve(&target).await?;
-        policy::check_addresses(grants, &target, &addrs, &shared.config.protected_ports)?;
+        let addrs = resolve::resolve(&shared.lookups, caller, &target).await?;
+        policy::check_addresses(
+            grants,
+            &target,
+            &addrs,
+            &shared.config.protected_ports,
+            &shared.local.get(),
+        )?;
         let resp = send(shared, &target, addrs, &method, &url, &headers, &body).await?;
         let status = resp.status();
         let Some(next) = redirect_target(&resp, &url)? else {
@@ -75,25 +89,6 @@ pub(crate) async fn run(shared: &Shared, grants: &Grants, req: Request) -> Resul
         log::debug!("outbound: {status} redirect to {}", redact(&next));
         url = next;
     }
-}
-
-/// The hop's addresses: the literal, or the name resolved by us (the only
-/// resolution; the connection is pinned to what it returns).
-async fn resolve(target: &Target) -> Result<Vec<SocketAddr>> {
-    if let Some(ip) = target.literal {
-        return Ok(vec![SocketAddr::new(ip, target.port)]);
-    }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| FetchError::Failed(format!("cannot resolve {}: {e}", target.host)))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(FetchError::Failed(format!(
-            "{} has no address",
-            target.host
-        )));
-    }
-    Ok(addrs)
 }
 
 /// reqwest's resolver for one hop: the addresses we checked, for the one

@@ -11,9 +11,12 @@
 //! - we resolve the name ourselves, and refuse it if **any** of its
 //!   addresses is loopback, private, CGNAT, link-local (cloud metadata at
 //!   169.254.169.254 included), unique-local, or an IPv4-mapped, NAT64 or
-//!   6to4 form of one, unless that literal address and port is granted too
-//!   ([`Grants::permits_address`]); an address literal in the URL is
-//!   checked the same way. Unspecified, multicast, broadcast and reserved
+//!   6to4 form of one, or one of **this host's own** addresses (every
+//!   interface's, `eth0`'s public one included: it reaches this host's
+//!   services as loopback would), unless that literal address and port is
+//!   granted too ([`Grants::permits_address`]); an address literal in the
+//!   URL is checked the same way. This host's addresses are listed with
+//!   `getifaddrs` at most once a second. Unspecified, multicast, broadcast and reserved
 //!   addresses are refused even if granted. The connection then goes only
 //!   to the addresses we checked (no second resolution, so DNS rebinding
 //!   cannot swap them);
@@ -32,7 +35,9 @@
 //!   `Proxy-Authorization` (as the Fetch standard does), so a granted host
 //!   cannot forward a function's credentials to another;
 //! - TLS is verified against the system's roots plus
-//!   [`Config::extra_ca_file`];
+//!   [`Config::extra_ca_file`]; no session is resumed (the calls of
+//!   different functions share the client: a session cache would link
+//!   them, and let one learn which hosts another reached);
 //! - request and response bodies are capped at
 //!   [`Config::max_response_bytes`] (the response while it streams);
 //! - everything (resolution, connection, TLS, headers, body, redirects)
@@ -43,21 +48,24 @@
 //!   function sets them.
 //!
 //! [`Client::fetch`] blocks; the requests run on the client's own tokio
-//! runtime (one thread, and a few blocking threads for name resolution),
-//! so it may be called from any thread, including one inside another tokio
-//! runtime or a Wasmer host call. The roots are read once, by
+//! runtime (one thread, and blocking threads for name resolution, bounded
+//! per function so that lookups that hang cannot starve the others:
+//! [`resolve`]), so it may be called from any thread, including one inside
+//! another tokio runtime or a Wasmer host call. The roots are read once, by
 //! [`Client::new`]; each call then needs `/etc/hosts`, `/etc/resolv.conf`
 //! and the like (the system's resolver) and outbound sockets.
 //!
 //! Modules:
 //! - [`error`]: [`FetchError`], what a call reports;
 //! - `policy`: the URL, address and header rules above;
-//! - `tls`: the root store, loaded once;
+//! - [`resolve`]: name lookups, bounded per function;
+//! - `tls`: the root store, loaded once; resumption off;
 //! - `fetch`: one call, hop by hop, on the client's runtime.
 
 pub mod error;
 mod fetch;
 mod policy;
+pub mod resolve;
 mod tls;
 
 use std::path::PathBuf;
@@ -164,10 +172,13 @@ impl Response {
     }
 }
 
-/// What the calls share: the configuration and the TLS set-up built once.
+/// What the calls share: the configuration, the TLS set-up built once,
+/// this host's addresses and the name lookups running.
 struct Shared {
     config: Config,
     tls: rustls::ClientConfig,
+    local: policy::LocalAddresses,
+    lookups: Arc<resolve::Lookups>,
 }
 
 struct Inner {
@@ -216,15 +227,25 @@ impl Client {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             // getaddrinfo runs there; a hung resolution holds one until it
-            // returns (its call has timed out long before).
-            .max_blocking_threads(8)
+            // returns (its call has timed out long before). `Lookups`
+            // admits no more than there are threads, so a lookup never
+            // queues behind hung ones.
+            .max_blocking_threads(resolve::MAX_PENDING)
             .thread_name("faas-outbound")
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the outbound client's runtime: {e}"))?;
         Ok(Client {
             inner: Arc::new(Inner {
-                shared: Arc::new(Shared { config, tls }),
+                shared: Arc::new(Shared {
+                    config,
+                    tls,
+                    local: policy::LocalAddresses::new(),
+                    lookups: resolve::Lookups::new(
+                        resolve::MAX_PENDING_PER_CALLER,
+                        resolve::MAX_PENDING,
+                    ),
+                }),
                 runtime: Some(runtime),
             }),
         })
@@ -234,13 +255,27 @@ impl Client {
         &self.inner.shared.config
     }
 
-    /// Sends `req` if `grants` permit it, following permitted redirects,
-    /// and reads the whole answer, all before `deadline`.
+    /// [`fetch_for`](Self::fetch_for) as one unnamed caller (tests, tools:
+    /// its name lookups share one caller's bound).
+    pub fn fetch(&self, grants: &Grants, req: Request, deadline: Instant) -> Result<Response> {
+        self.fetch_for("", grants, req, deadline)
+    }
+
+    /// Sends `req` for function `caller` if `grants` permit it, following
+    /// permitted redirects, and reads the whole answer, all before
+    /// `deadline`. `caller` only counts its name lookups apart from other
+    /// functions' ([`resolve`]).
     ///
     /// Blocking. Callable from any thread, including one inside a tokio
     /// runtime or a Wasmer host call: the request runs on the client's
     /// own runtime and this thread only waits for its answer.
-    pub fn fetch(&self, grants: &Grants, req: Request, deadline: Instant) -> Result<Response> {
+    pub fn fetch_for(
+        &self,
+        caller: &str,
+        grants: &Grants,
+        req: Request,
+        deadline: Instant,
+    ) -> Result<Response> {
         if Instant::now() >= deadline {
             return Err(FetchError::Timeout);
         }
@@ -251,10 +286,11 @@ impl Client {
         };
         let shared = Arc::clone(&self.inner.shared);
         let grants = grants.clone();
+        let caller = caller.to_string();
         let (tx, rx) = mpsc::sync_channel(1);
         runtime.spawn(async move {
             let until = tokio::time::Instant::from_std(deadline);
-            let answer = tokio::time::timeout_at(until, fetch::run(&shared, &grants, req))
+            let answer = tokio::time::timeout_at(until, fetch::run(&shared, &caller, &grants, req))
                 .await
                 .unwrap_or(Err(FetchError::Timeout));
             // The caller may have given up (ANSWER_GRACE): nothing to do.
@@ -279,5 +315,15 @@ mod tests {
     fn the_client_is_send_sync_and_clone() {
         fn check<T: Send + Sync + Clone>() {}
         check::<Client>();
+    }
+
+    #[test]
+    fn the_shared_tls_configuration_never_resumes_a_session() {
+        let client = Client::new(Config::default()).unwrap();
+        let resumption = format!("{:?}", client.inner.shared.tls.resumption);
+        assert!(
+            resumption.contains("NoClientSessionStorage") && resumption.contains("Disabled"),
+            "{resumption}"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! The rules a request and each of its redirect hops must pass: URL and
-//! grant, the addresses a name resolves to, the request's method and
-//! headers.
+//! grant, the addresses a name resolves to (this host's own among the
+//! private ones), the request's method and headers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
@@ -136,20 +138,28 @@ fn classify_v4(ip: Ipv4Addr) -> Class {
     }
 }
 
+/// The IPv4 address an IPv6 form carries (IPv4-mapped, NAT64 `64:ff9b::/96`,
+/// 6to4 `2002::/16`): the kernel, or a NAT64 / 6to4 gateway on the way,
+/// delivers it to that address, so it is judged by it.
+fn carried_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        Some(v4)
+    } else if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        Some(embedded(seg[6], seg[7]))
+    } else if seg[0] == 0x2002 {
+        Some(embedded(seg[1], seg[2]))
+    } else {
+        None
+    }
+}
+
 fn classify_v6(ip: Ipv6Addr) -> Class {
     use Class::*;
     let seg = ip.segments();
-    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
-    // Forms that carry an IPv4 address are judged by it: the kernel, or a
-    // NAT64 / 6to4 gateway on the way, delivers them to that address.
-    if let Some(v4) = ip.to_ipv4_mapped() {
+    if let Some(v4) = carried_v4(ip) {
         return classify_v4(v4);
-    }
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return classify_v4(embedded(seg[6], seg[7]));
-    }
-    if seg[0] == 0x2002 {
-        return classify_v4(embedded(seg[1], seg[2]));
     }
     if ip.is_unspecified() {
         Never("unspecified (::)")
@@ -176,14 +186,56 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
     }
 }
 
-/// This host's interface addresses (for the protected-port rule). Read on
-/// each use: addresses come and go.
-pub(crate) fn local_addresses() -> Vec<IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        log::warn!("outbound: cannot list this host's addresses; loopback and unspecified only");
-        return Vec::new();
-    };
-    addrs
+/// How long a listing of this host's addresses is used before it is read
+/// again: long enough that requests do not each cost a netlink dump, short
+/// enough that an address just added is soon refused.
+pub(crate) const LOCAL_ADDRESSES_TTL: Duration = Duration::from_secs(1);
+
+/// This host's interface addresses (every address of every interface, up
+/// or down: `eth0`'s, a bridge's, a VPN's), read at most once per
+/// [`LOCAL_ADDRESSES_TTL`] and shared by every call.
+pub(crate) struct LocalAddresses {
+    listed: Mutex<Option<(Instant, Arc<[IpAddr]>)>>,
+}
+
+impl LocalAddresses {
+    pub(crate) fn new() -> Self {
+        Self {
+            listed: Mutex::new(None),
+        }
+    }
+
+    /// The current listing. If the addresses cannot be read, the last
+    /// listing stays in use (loopback and unspecified addresses are
+    /// recognised without one).
+    pub(crate) fn get(&self) -> Arc<[IpAddr]> {
+        // Held while listing: one refresh at a time, the others wait for
+        // it (microseconds) rather than each listing again.
+        let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, addrs)) = listed.as_ref() {
+            if at.elapsed() < LOCAL_ADDRESSES_TTL {
+                return Arc::clone(addrs);
+            }
+        }
+        let addrs: Arc<[IpAddr]> = match local_addresses() {
+            Ok(addrs) => addrs.into(),
+            Err(e) => {
+                log::warn!(
+                    "outbound: cannot list this host's addresses ({e}); using the last listing"
+                );
+                listed
+                    .as_ref()
+                    .map_or_else(|| Arc::from(Vec::new()), |(_, addrs)| Arc::clone(addrs))
+            }
+        };
+        *listed = Some((Instant::now(), Arc::clone(&addrs)));
+        addrs
+    }
+}
+
+/// This host's interface addresses, read now.
+pub(crate) fn local_addresses() -> nix::Result<Vec<IpAddr>> {
+    Ok(nix::ifaddrs::getifaddrs()?
         .filter_map(|a| a.address)
         .filter_map(|a| {
             if let Some(v4) = a.as_sockaddr_in() {
@@ -192,21 +244,30 @@ pub(crate) fn local_addresses() -> Vec<IpAddr> {
                 a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Whether `ip` is this host itself: loopback, unspecified, or one of its
-/// interfaces' addresses (in any IPv4-mapped form).
+/// interfaces' addresses (also in an IPv4-mapped, NAT64 or 6to4 form).
 fn is_this_host(ip: IpAddr, local: &[IpAddr]) -> bool {
-    let canonical = ip.to_canonical();
+    let canonical = match ip {
+        IpAddr::V6(v6) => carried_v4(v6).map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
     canonical.is_loopback()
         || canonical.is_unspecified()
         || local
             .iter()
-            .any(|l| *l == ip || l.to_canonical() == canonical)
+            .any(|l| *l == ip || *l == canonical || l.to_canonical() == canonical)
 }
 
 /// Whether `ip:port` may be connected to; `Err` names the reason.
+///
+/// This host's own addresses (`local`) are private whatever their range: a
+/// public address of `eth0` reaches this host's services (a database, a
+/// metrics port) as loopback would, so a name resolving to one is refused,
+/// and only that address and port granted literally reaches it, as for any
+/// private address. The protected ports are refused on them even then.
 pub(crate) fn check_address(
     grants: &Grants,
     ip: IpAddr,
@@ -214,12 +275,17 @@ pub(crate) fn check_address(
     protected_ports: &[u16],
     local: &[IpAddr],
 ) -> std::result::Result<(), String> {
-    if protected_ports.contains(&port) && is_this_host(ip, local) {
+    let this_host = is_this_host(ip, local);
+    if protected_ports.contains(&port) && this_host {
         return Err(format!(
             "port {port} of this host is the platform's own and never reachable"
         ));
     }
-    match classify(ip) {
+    let class = match classify(ip) {
+        Class::Public if this_host => Class::Special("local (this host's own)"),
+        class => class,
+    };
+    match class {
         Class::Public => Ok(()),
         Class::Never(why) => Err(format!("{why} addresses are never reachable")),
         Class::Special(_) if grants.permits_address(ip, port) => Ok(()),
@@ -235,14 +301,10 @@ pub(crate) fn check_addresses(
     target: &Target,
     addrs: &[SocketAddr],
     protected_ports: &[u16],
+    local: &[IpAddr],
 ) -> Result<()> {
-    let local = if protected_ports.contains(&target.port) {
-        local_addresses()
-    } else {
-        Vec::new()
-    };
     for addr in addrs {
-        if let Err(why) = check_address(grants, addr.ip(), target.port, protected_ports, &local) {
+        if let Err(why) = check_address(grants, addr.ip(), target.port, protected_ports, local) {
             let shown = bracketed(&target.host, target.literal);
             return Err(FetchError::Denied(match target.literal {
                 Some(_) => format!("{shown}:{}: {why}", target.port),
@@ -448,8 +510,8 @@ mod tests {
         };
         let public: SocketAddr = "93.184.216.34:443".parse().unwrap();
         let metadata: SocketAddr = "169.254.169.254:443".parse().unwrap();
-        assert!(check_addresses(&grants, &target, &[public], &[]).is_ok());
-        let err = check_addresses(&grants, &target, &[public, metadata], &[]).unwrap_err();
+        assert!(check_addresses(&grants, &target, &[public], &[], &[]).is_ok());
+        let err = check_addresses(&grants, &target, &[public, metadata], &[], &[]).unwrap_err();
         let FetchError::Denied(why) = err else {
             panic!("{err:?}")
         };
@@ -480,9 +542,65 @@ mod tests {
     }
 
     #[test]
-    fn this_host_s_addresses_are_listed() {
-        let local = local_addresses();
+    fn this_host_s_public_address_is_private_on_every_port() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // 203.0.113.7 stands for eth0's (public) address.
+        let local = [ip("203.0.113.7"), ip("2001:db8::7")];
+        let name_only = Grants::parse(&["db.example.com:5432", "db.example.com"]).unwrap();
+        for (addr, port) in [
+            ("203.0.113.7", 5432),
+            ("203.0.113.7", 443),
+            ("::ffff:203.0.113.7", 5432),
+            ("64:ff9b::cb00:7107", 5432),
+            ("2002:cb00:7107::1", 443),
+            ("2001:db8::7", 443),
+        ] {
+            let err = check_address(&name_only, ip(addr), port, &[], &local).unwrap_err();
+            assert!(err.contains("this host's own"), "{addr}: {err}");
+        }
+        // Another host of the same network is not this host.
+        assert!(check_address(&name_only, ip("203.0.113.8"), 443, &[], &local).is_ok());
+        // Granted literally, like any private address: that port only.
+        let literal = Grants::parse(&["203.0.113.7:5432"]).unwrap();
+        assert!(check_address(&literal, ip("203.0.113.7"), 5432, &[], &local).is_ok());
+        assert!(check_address(&literal, ip("203.0.113.7"), 5433, &[], &local).is_err());
+        // ... and never the platform's own port.
+        let err = check_address(&literal, ip("203.0.113.7"), 5432, &[5432], &local).unwrap_err();
+        assert!(err.contains("platform's own"), "{err}");
+    }
+
+    #[test]
+    fn a_name_resolving_to_this_host_is_denied_naming_the_address() {
+        let grants = Grants::parse(&["app.example.com"]).unwrap();
+        let target = Target {
+            host: "app.example.com".into(),
+            port: 443,
+            literal: None,
+        };
+        let own: SocketAddr = "203.0.113.7:443".parse().unwrap();
+        let err = check_addresses(&grants, &target, &[own], &[], &[own.ip()]).unwrap_err();
+        let FetchError::Denied(why) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            why.contains("app.example.com:443 resolves to 203.0.113.7")
+                && why.contains("this host's own"),
+            "{why}"
+        );
+        assert!(check_addresses(&grants, &target, &[own], &[], &[]).is_ok());
+    }
+
+    #[test]
+    fn this_host_s_addresses_are_listed_and_cached() {
+        let local = local_addresses().unwrap();
         assert!(local.iter().any(|ip| ip.is_loopback()), "{local:?}");
+        let cache = LocalAddresses::new();
+        let first = cache.get();
+        assert!(first.iter().any(|ip| ip.is_loopback()), "{first:?}");
+        // Within the TTL the same listing is handed out, not read again.
+        assert!(Arc::ptr_eq(&first, &cache.get()));
+        std::thread::sleep(LOCAL_ADDRESSES_TTL + Duration::from_millis(50));
+        assert!(!Arc::ptr_eq(&first, &cache.get()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The TLS set-up every call shares: the system's roots (Debian's
 //! `ca-certificates`, or `SSL_CERT_FILE` / `SSL_CERT_DIR` of the worker's
-//! own environment) plus an optional PEM file, with rustls' ring provider.
+//! own environment) plus an optional PEM file, with rustls' ring provider;
+//! no session resumption.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +45,11 @@ pub(crate) fn client_config(extra_ca_file: Option<&Path>) -> Result<rustls::Clie
         .with_no_client_auth();
     // We hand reqwest a finished configuration, so ALPN is ours to offer.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // One configuration serves every function of the worker: a session
+    // cache in it would let a function resume (and so learn of) another's
+    // sessions, and link their requests for the servers. Every connection
+    // makes a full handshake.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 

@@ -21,6 +21,8 @@
 //!   with the store and the LB's figures;
 //! - [`reaper`]: the Server as child subreaper, reaping its workers'
 //!   orphans;
+//! - [`rundir`]: the Server's directory of its workers' PHP sockets,
+//!   cleaned when a worker is reaped and at stop and start;
 //! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket
 //!   loop, the edge where operations and replies cross the wire.
 
@@ -31,6 +33,7 @@ pub mod dashboard;
 pub mod invocation_log;
 pub mod metrics;
 pub mod reaper;
+pub mod rundir;
 pub mod secrets;
 pub mod service;
 pub mod sockets;
@@ -317,11 +320,21 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
             _ => worker_args.php = program,
         }
     }
+    // Workers keep their PHP sockets there; what a killed one leaves is
+    // removed when it is reaped (without it, each worker makes its own
+    // under the temporary directory, and a killed one's stays).
+    let sockets_dir = rundir::RunDir::create()
+        .inspect_err(
+            |e| log::warn!(target: PART, "cannot create the workers' socket directory: {e}"),
+        )
+        .ok()
+        .map(Arc::new);
     let spec = WorkerSpec {
         program: worker_program.clone(),
         functions_dir: store.dir().to_path_buf(),
         extra_args: worker_args.to_args(),
         recycle_after_loads: cli.recycle_after,
+        sockets_dir,
     };
     // Before the first worker: what a dying worker leaves is reparented
     // here and reaped.

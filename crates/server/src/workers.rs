@@ -36,6 +36,8 @@ use faas_proto::{
 use std::ops::ControlFlow;
 
 use tokio::process::{Child, ChildStdout, Command};
+
+use crate::rundir::RunDir;
 use tokio::sync::{mpsc, oneshot};
 
 const PART: &str = "SERVER";
@@ -49,6 +51,9 @@ pub struct WorkerSpec {
     pub extra_args: Vec<std::ffi::OsString>,
     /// Recycle a worker once it has loaded this many modules (0: never).
     pub recycle_after_loads: u64,
+    /// Where workers keep their PHP sockets (`--sockets-dir`); a reaped
+    /// worker's part is removed.
+    pub sockets_dir: Option<Arc<RunDir>>,
 }
 
 /// Variables a worker inherits from the Server: where programs are, the
@@ -270,6 +275,9 @@ impl WorkerPool {
                 self.kill(worker_id);
             }
         }
+        if let Some(dir) = &self.spec.sockets_dir {
+            dir.remove();
+        }
     }
 
     /// Spawns a process for `slot`, makes it the slot's current one, and
@@ -281,6 +289,12 @@ impl WorkerPool {
             .arg("--id")
             .arg(slot.id.to_string())
             .args(&self.spec.extra_args)
+            .args(self.spec.sockets_dir.iter().flat_map(|dir| {
+                [
+                    std::ffi::OsStr::new("--sockets-dir"),
+                    dir.path().as_os_str(),
+                ]
+            }))
             // Every setting reaches a worker as a flag; its environment is
             // cleared so that nothing the Server was given (FAAS_API_TOKEN,
             // FAAS_INVOKE_TOKEN, credentials...) is in a process that runs
@@ -341,6 +355,11 @@ impl WorkerPool {
                 "killed after closing its stdout".to_string()
             }
         };
+        // Reaped: whatever it left in the socket directory (all of it, when
+        // it was killed) can go.
+        if let Some(dir) = &self.spec.sockets_dir {
+            dir.remove_worker(process.pid);
+        }
         let crashed = !self.stopping.load(Ordering::SeqCst)
             && slot
                 .current

@@ -58,6 +58,10 @@ pub struct RunnerSettings {
     /// The worker's HTTP client for functions with grants (`None`: no
     /// outbound HTTP, as in `worker run`).
     pub outbound: Option<Arc<Outbound>>,
+    /// Where this worker's PHP sockets and prelude go (the Server's
+    /// `--sockets-dir`; `None`: a directory of its own under the
+    /// temporary directory).
+    pub sockets_dir: Option<PathBuf>,
 }
 
 /// One Wasm call: whose, for which request, its input and its limits.
@@ -130,7 +134,7 @@ impl JobRunner {
             modules_loaded: 0,
             spent: None,
             outbound: settings.outbound,
-            sockets: SocketDirs::create()
+            sockets: SocketDirs::create(settings.sockets_dir.as_deref())
                 .inspect_err(|e| log::warn!("no outbound HTTP nor prelude for PHP: {e}"))
                 .ok(),
             outbound_stats: None,
@@ -191,12 +195,14 @@ impl JobRunner {
         result
     }
 
-    /// What `job` may reach: the worker's client and the function's
-    /// grants (`None` without grants: the call gets no channel at all).
-    fn access(&self, grants: &faas_proto::Grants) -> Option<Access> {
+    /// What a call of `function` may reach: the worker's client and the
+    /// function's grants (`None` without grants: the call gets no channel
+    /// at all).
+    fn access(&self, function: &str, grants: &faas_proto::Grants) -> Option<Access> {
         match &self.outbound {
             Some(outbound) if !grants.is_empty() => Some(Access {
                 outbound: outbound.clone(),
+                function: function.to_string(),
                 grants: grants.clone(),
             }),
             _ => None,
@@ -214,7 +220,7 @@ impl JobRunner {
         let payload = job.payload.unwrap_or_default().into_bytes();
         let mut opts = wasm_options(&job.function, &limits);
         opts.env.extend(job.env.iter().cloned());
-        opts.outbound = self.access(&job.allow);
+        opts.outbound = self.access(&job.function, &job.allow);
         opts.secrets = SecretFiles(
             job.secrets
                 .iter()
@@ -293,7 +299,7 @@ impl JobRunner {
             .binds
             .push((sockets.prelude(), PHP_PRELUDE_PATH.to_string()));
         extras.args = vec!["-d".into(), format!("auto_prepend_file={PHP_PRELUDE_PATH}")];
-        let Some(access) = self.access(grants) else {
+        let Some(access) = self.access(call.id, grants) else {
             return (extras, None, None);
         };
         let outbound = Arc::new(CallOutbound::new(access));

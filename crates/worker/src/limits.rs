@@ -181,9 +181,13 @@ impl Watchdog {
                 let Some(current) = watched.upgrade() else {
                     return;
                 };
-                let mut slot = current.lock().unwrap();
-                if slot.as_ref().is_some_and(|w| Instant::now() >= w.deadline) {
-                    let watch = slot.take().expect("checked above");
+                let slot = current.lock().unwrap();
+                // Interrupted again at every tick until disarmed: Wasmer
+                // drops a request that finds the store between states
+                // (not running, or another interrupt still in flight),
+                // and one lost request would let the guest run on until
+                // the server kills the worker.
+                if let Some(watch) = slot.as_ref().filter(|w| Instant::now() >= w.deadline) {
                     watch.fired.store(true, Ordering::Release);
                     watch.interrupter.interrupt();
                 }

@@ -35,6 +35,12 @@ struct Cli {
     /// This worker's number, shown in its log lines.
     #[arg(long, env = "FAAS_WORKER_ID", default_value_t = 0)]
     id: usize,
+    /// The directory in which this worker keeps its PHP fetch sockets and
+    /// prelude, as `DIR/worker-PID` (the Server passes its own, and removes
+    /// that when it reaps the worker); default: a new directory under the
+    /// temporary directory, removed at exit.
+    #[arg(long, value_name = "DIR")]
+    sockets_dir: Option<PathBuf>,
     #[command(flatten)]
     worker: WorkerArgs,
     #[command(subcommand)]
@@ -121,7 +127,7 @@ fn main() -> ExitCode {
     // JS call); 8 MiB lets scripts recurse thousands of levels.
     wasmer::sys::vm::set_stack_size(8 * 1024 * 1024);
     let outcome = match cli.command {
-        None => serve_jobs(cli.functions_dir, cli.id, &cli.worker),
+        None => serve_jobs(cli.functions_dir, cli.id, cli.sockets_dir, &cli.worker),
         Some(Command::Run {
             env,
             dirs,
@@ -169,7 +175,12 @@ fn current_exe() -> PathBuf {
 }
 
 /// The Server's mode: jobs on stdin, results on stdout, until stdin closes.
-fn serve_jobs(functions_dir: PathBuf, id: usize, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+fn serve_jobs(
+    functions_dir: PathBuf,
+    id: usize,
+    sockets_dir: Option<PathBuf>,
+    args: &WorkerArgs,
+) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::new()?;
     let native = NativeRunner::new(NativeConfig {
         node: args.node.clone(),
@@ -189,6 +200,7 @@ fn serve_jobs(functions_dir: PathBuf, id: usize, args: &WorkerArgs) -> anyhow::R
             faas_worker::outbound::Outbound::new(&args.outbound())
                 .map_err(|e| anyhow::anyhow!("outbound HTTP client: {e}"))?,
         )),
+        sockets_dir,
     };
     let mut runner = JobRunner::new(functions_dir, sandbox, native, settings);
     // Unbuffered fd 0: readiness checks must see every waiting byte, which

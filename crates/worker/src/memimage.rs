@@ -444,6 +444,11 @@ impl MemoryImage {
         Ok(Arc::new(Self { file, len, bytes }))
     }
 
+    /// Bytes mapped (whole pages).
+    pub fn mapped_bytes(&self) -> usize {
+        self.len
+    }
+
     /// A new linear memory of type `ty` starting with the image, for a
     /// module whose data segments the image holds; `None` when `ty` or
     /// `style` is one this mapping does not serve (the caller then creates
@@ -962,6 +967,108 @@ mod tests {
         // 65,536 bytes at 1 do not fit one page: instantiation must fail as usual.
         assert!(split(&module(1, &[(Some(1), &big)])).unwrap().is_none());
         assert!(split(b"junk").is_err());
+    }
+
+    /// A WASI command whose 64 KiB data segment is all 7s: `_start` reads
+    /// byte 0, overwrites it with 0x55, and exits with what it read.
+    fn overwriting_module() -> Vec<u8> {
+        fn section(id: u8, body: &[u8]) -> Vec<u8> {
+            let mut out = vec![id];
+            leb_u32(&mut out, body.len() as u32);
+            out.extend_from_slice(body);
+            out
+        }
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        // (i32) -> () for proc_exit, () -> () for _start.
+        wasm.extend(section(1, &[2, 0x60, 1, 0x7f, 0, 0x60, 0, 0]));
+        let mut import = vec![1, 22];
+        import.extend_from_slice(b"wasi_snapshot_preview1");
+        import.push(9);
+        import.extend_from_slice(b"proc_exit");
+        import.extend_from_slice(&[0, 0]);
+        wasm.extend(section(2, &import));
+        wasm.extend(section(3, &[1, 1]));
+        wasm.extend(section(MEMORY_SECTION, &[1, 0, 2]));
+        let mut export = vec![2, 6];
+        export.extend_from_slice(b"_start");
+        export.extend_from_slice(&[0, 1, 6]);
+        export.extend_from_slice(b"memory");
+        export.extend_from_slice(&[2, 0]);
+        wasm.extend(section(7, &export));
+        // i32.const 0, i32.load8_u; i32.const 0, i32.const 0x55, i32.store8; call 0
+        let body = [
+            0, 0x41, 0, 0x2d, 0, 0, 0x41, 0, 0x41, 0xd5, 0, 0x3a, 0, 0, 0x10, 0, 0x0b,
+        ];
+        let mut code = vec![1, body.len() as u8];
+        code.extend_from_slice(&body);
+        wasm.extend(section(10, &code));
+        let mut data = vec![1, 0, 0x41, 0, 0x0b];
+        leb_u32(&mut data, 65536);
+        data.extend(std::iter::repeat_n(7u8, 65536));
+        wasm.extend(section(DATA_SECTION, &data));
+        wasm
+    }
+
+    #[test]
+    fn every_instance_maps_the_image_afresh_and_writes_never_reach_it() {
+        use crate::wasm::{PrepareOptions, RunOptions, Sandbox};
+        let split = split(&overwriting_module()).unwrap().expect("an image");
+        let path = std::env::temp_dir().join(format!("faas-image-test-{}", std::process::id()));
+        write_image(&path, &split.image).unwrap();
+        let image = MemoryImage::open(&path).unwrap();
+        let sandbox = Sandbox::new().unwrap();
+        let module = sandbox.compile(&split.module).unwrap();
+        let mut session = None;
+        for call in 0..3 {
+            let opts = RunOptions {
+                instance: PrepareOptions {
+                    args: vec!["test".into()],
+                    env: Vec::new(),
+                    capture: true,
+                    inherit_stdin: false,
+                    dirs: Vec::new(),
+                    files: Vec::new(),
+                    secrets: Default::default(),
+                    max_tmp_bytes: None,
+                    max_memory_bytes: 1 << 20,
+                    outbound: None,
+                    memory_image: Some(image.clone()),
+                    entry: crate::wasm::Entry::Start,
+                },
+                stdin: Vec::new(),
+                max_output_bytes: 1024,
+                timeout: Some(std::time::Duration::from_secs(5)),
+            };
+            let out = sandbox.run_in(&mut session, "img", &module, opts).unwrap();
+            // Each call read the image's 7, not the previous call's 0x55.
+            assert_eq!(out.exit_code, 7, "call {call}: {out:?}");
+        }
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(on_disk[..65536].iter().all(|&b| b == 7));
+        // Without the image, the stripped module's memory starts empty.
+        let mut session = None;
+        let bare = RunOptions {
+            instance: PrepareOptions {
+                args: vec!["test".into()],
+                env: Vec::new(),
+                capture: true,
+                inherit_stdin: false,
+                dirs: Vec::new(),
+                files: Vec::new(),
+                secrets: Default::default(),
+                max_tmp_bytes: None,
+                max_memory_bytes: 1 << 20,
+                outbound: None,
+                memory_image: None,
+                entry: crate::wasm::Entry::Start,
+            },
+            stdin: Vec::new(),
+            max_output_bytes: 1024,
+            timeout: Some(std::time::Duration::from_secs(5)),
+        };
+        let out = sandbox.run_in(&mut session, "bare", &module, bare).unwrap();
+        assert_eq!(out.exit_code, 0, "{out:?}");
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct Server {
     pub hits: Arc<AtomicUsize>,
     /// Connections accepted.
     pub conns: Arc<AtomicUsize>,
+    /// TLS handshakes that resumed an earlier session.
+    pub resumed: Arc<AtomicUsize>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -105,6 +107,10 @@ impl Server {
         self.conns.load(Ordering::SeqCst)
     }
 
+    pub fn resumed(&self) -> usize {
+        self.resumed.load(Ordering::SeqCst)
+    }
+
     fn start(kind: Kind) -> Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -119,6 +125,8 @@ impl Server {
         let counted = Arc::clone(&hits);
         let conns = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::clone(&conns);
+        let resumed = Arc::new(AtomicUsize::new(0));
+        let resumptions = Arc::clone(&resumed);
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).unwrap();
             let tls = match kind {
@@ -136,6 +144,7 @@ impl Server {
                     continue;
                 }
                 let counted = Arc::clone(&counted);
+                let resumptions = Arc::clone(&resumptions);
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -152,6 +161,11 @@ impl Server {
                             let Ok(stream) = acceptor.accept(tcp).await else {
                                 return;
                             };
+                            if stream.get_ref().1.handshake_kind()
+                                == Some(rustls::HandshakeKind::Resumed)
+                            {
+                                resumptions.fetch_add(1, Ordering::SeqCst);
+                            }
                             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                             let io = TokioIo::new(stream);
                             if h2 {
@@ -173,6 +187,7 @@ impl Server {
             addr,
             hits,
             conns,
+            resumed,
             runtime: Some(runtime),
         }
     }
@@ -183,7 +198,9 @@ impl Server {
     }
 
     /// HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with the fixtures' certificate,
-    /// signed by the fixtures' CA.
+    /// signed by the fixtures' CA. It offers resumption (rustls' defaults:
+    /// a session cache, TLS 1.3 tickets) and counts the handshakes that
+    /// resumed.
     pub fn https() -> Server {
         Self::start(Kind::Https)
     }

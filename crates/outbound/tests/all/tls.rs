@@ -48,6 +48,34 @@ fn the_extra_ca_file_is_trusted_and_http2_authority_comes_from_the_url() {
     ));
 }
 
+/// BROKE: one TLS configuration, with rustls' default session cache,
+/// served every function of a worker, so a function's connection resumed
+/// the session another function's request had opened (and could tell,
+/// from its speed, which hosts the other had reached). Every connection
+/// now makes a full handshake.
+#[test]
+fn no_tls_session_is_resumed_across_requests_or_functions() {
+    let server = Server::https();
+    let client = client_with(Config {
+        extra_ca_file: Some(fixture("ca.pem")),
+        ..Config::default()
+    });
+    let grants = grants(&[&server.grant()]);
+    for caller in ["fn_a", "fn_b", "fn_a"] {
+        let resp = client
+            .fetch_for(
+                caller,
+                &grants,
+                Request::get(server.https_url("/echo")),
+                later(),
+            )
+            .unwrap();
+        assert_eq!(resp.status, 200);
+    }
+    assert_eq!(server.conns(), 3);
+    assert_eq!(server.resumed(), 0, "a TLS session was resumed");
+}
+
 #[test]
 fn a_bad_ca_file_is_an_error_naming_it() {
     let missing = fixture("missing.pem");

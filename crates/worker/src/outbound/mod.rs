@@ -47,6 +47,12 @@
 //!   past it): each holds a request and an answer in the worker's memory,
 //!   so this bounds a call's share to `MAX_OPEN` × (request + answer) caps,
 //!   whatever number of descriptors it may open.
+//! - name lookups still running are bounded per function by the client
+//!   ([`faas_outbound::resolve`]): a DNS server that never answers holds a
+//!   lookup past its call's deadline, and a function with
+//!   [`faas_outbound::resolve::MAX_PENDING_PER_CALLER`] of them gets an
+//!   immediate `error cannot resolve HOST now: ...` instead of more threads,
+//!   so it cannot starve the worker's other functions.
 //! - every request ends at the call's deadline: the client is given it,
 //!   and the watchdog stops the guest when the blocking read returns (a
 //!   call stopped while waiting answers 504, and the worker serves on).
@@ -146,12 +152,17 @@ impl Outbound {
 #[derive(Debug, Clone)]
 pub struct Access {
     pub outbound: Arc<Outbound>,
+    /// The function's id: the client bounds each function's pending name
+    /// lookups apart ([`faas_outbound::resolve`]).
+    pub function: String,
     pub grants: Grants,
 }
 
 impl PartialEq for Access {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.outbound, &other.outbound) && self.grants == other.grants
+        Arc::ptr_eq(&self.outbound, &other.outbound)
+            && self.function == other.function
+            && self.grants == other.grants
     }
 }
 
@@ -276,7 +287,8 @@ impl CallOutbound {
                 &format!("{target}: the call's deadline has passed"),
             );
         }
-        let fetched = outbound.client.fetch(
+        let fetched = outbound.client.fetch_for(
+            &self.access.function,
             &self.access.grants,
             client::Request {
                 method: req.method,
@@ -363,6 +375,7 @@ mod tests {
         .unwrap();
         CallOutbound::new(Access {
             outbound: Arc::new(outbound),
+            function: "f_1".into(),
             grants: Grants::parse(&["127.0.0.1:9"]).unwrap(),
         })
     }

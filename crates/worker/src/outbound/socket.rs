@@ -12,10 +12,14 @@
 //! deadline, and everything is joined when the call ends.
 //!
 //! Where the sockets live: a directory per worker (mode 0711, so no other
-//! user can list it) under the system's temporary directory, holding the
-//! PHP prelude ([`PHP_PRELUDE`], read-only for everyone) and one directory
-//! per call with a grant (mode 0755, its socket 0666: a call may run as
-//! another uid), removed when the call ends.
+//! user can list it), holding the PHP prelude ([`PHP_PRELUDE`], read-only
+//! for everyone) and one directory per call with a grant (mode 0755, its
+//! socket 0666: a call may run as another uid), removed when the call ends.
+//! Under the Server it is `worker-PID` in the Server's own directory
+//! (`--sockets-dir`), which the Server removes when it reaps the worker,
+//! however the worker ended (a SIGKILLed worker removes nothing), and
+//! wholly when it stops or starts again; a worker run by hand makes its own
+//! under the system's temporary directory, removed when it exits.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -44,10 +48,26 @@ pub struct SocketDirs {
     next: AtomicU64,
 }
 
+/// The directory of worker `pid` in the Server's `--sockets-dir`.
+pub fn worker_dir(sockets_dir: &Path, pid: u32) -> PathBuf {
+    sockets_dir.join(format!("worker-{pid}"))
+}
+
 impl SocketDirs {
-    /// Creates the directory and writes the prelude into it.
-    pub fn create() -> std::io::Result<Self> {
-        let base = nix::unistd::mkdtemp(&std::env::temp_dir().join("faas-outbound-XXXXXX"))?;
+    /// Creates this worker's directory ([`worker_dir`] in `sockets_dir`,
+    /// else a new one under the temporary directory) and writes the
+    /// prelude into it.
+    pub fn create(sockets_dir: Option<&Path>) -> std::io::Result<Self> {
+        let base = match sockets_dir {
+            Some(parent) => {
+                let base = worker_dir(parent, std::process::id());
+                // A dead worker's, if its pid came round again.
+                let _ = std::fs::remove_dir_all(&base);
+                std::fs::create_dir(&base)?;
+                base
+            }
+            None => nix::unistd::mkdtemp(&std::env::temp_dir().join("faas-outbound-XXXXXX"))?,
+        };
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711))?;
         let prelude = base.join("prelude.php");
         std::fs::write(&prelude, PHP_PRELUDE)?;
