@@ -173,3 +173,82 @@ fn nothing_one_python_function_changes_reaches_another_on_the_same_worker() {
         );
     }
 }
+
+/// Python with numpy can read and write its own linear memory at any
+/// address (an `__array_interface__` over a raw pointer), as a C function
+/// can: what it writes there must be gone at the next call of the same
+/// function on the same worker, which rewinds the instance it ran in.
+///
+/// The marker is two 32-bit halves written side by side; the scanner only
+/// ever holds each half alone, so it never finds itself.
+const PY_RAW_MEMORY: &str = r#"
+import os, sys
+import numpy as np
+class _Raw: pass
+def raw(address, n, read_only=True):
+    m = _Raw()
+    m.__array_interface__ = {'data': (address, read_only), 'shape': (n,), 'typestr': '|u1', 'version': 3}
+    return np.asarray(m)
+LO, HI = 0x5A697887 ^ 0x0F0F0F0F, 0x1E2D3C4B ^ 0x0F0F0F0F
+INITIAL = 40 << 20   # the snapshot's memory at instantiation
+def markers(pairs):
+    a = np.empty(2 * pairs, np.uint32)
+    a[0::2], a[1::2] = LO, HI
+    return a
+def count(words):
+    return int(np.count_nonzero((words[:-1] == LO) & (words[1:] == HI)))
+def scan():
+    start = raw(4096, INITIAL - 4096).copy().view(np.uint32)
+    grown = np.empty(32 << 20, np.uint8).view(np.uint32)
+    return count(start) + count(grown)
+def plant():
+    global heap, small
+    heap = markers(1 << 20)                                  # 8 MB, past the initial memory
+    small = [markers(4).tobytes() for _ in range(20000)]     # inside it
+    memory = raw(4096, INITIAL - 4096, read_only=False).view(np.uint32).reshape(-1, 1024)
+    zero = np.flatnonzero(~memory.any(axis=1))[-64:]         # pages the image leaves zero
+    for page in zero:
+        memory[page, :] = markers(512)
+mode = sys.stdin.read().strip()
+if mode == 'self':
+    plant(); print(scan() > 0)
+elif mode == 'scan':
+    print(scan())
+else:
+    plant()
+    print('planted', flush=True)
+    if mode == 'spin':
+        while True: pass
+    if mode == 'exit':
+        os._exit(0)
+"#;
+
+#[test]
+fn raw_memory_a_python_call_writes_is_gone_at_its_functions_next_call() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let id = server.deploy_with(
+        "py_raw",
+        "python",
+        PY_RAW_MEMORY,
+        "timeout_ms=3000&max_memory_mb=256",
+    );
+    let call = |mode: &str| server.post(&format!("/invoke?fn={id}"), mode);
+    // The scanner finds markers when there are some.
+    let resp = call("self");
+    assert_eq!(resp.json()["output"], "True\n", "{}", resp.body);
+    for mode in ["plant", "exit", "spin", "plant", "exit"] {
+        let resp = call(mode);
+        assert!(
+            resp.body.contains("planted"),
+            "{mode}: {} {}",
+            resp.status,
+            resp.body
+        );
+        if mode == "spin" {
+            assert_eq!(resp.status, 504, "{}", resp.body);
+        }
+        let resp = call("scan");
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(resp.json()["output"], "0\n", "after {mode}: {}", resp.body);
+    }
+}

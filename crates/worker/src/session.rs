@@ -181,6 +181,12 @@ impl Session {
         self.held_bytes += memory_bytes;
     }
 
+    /// Counts an instance that was kept to be rewound and will not be
+    /// (its memory stays mapped until the store is dropped).
+    pub(crate) fn count_abandoned(&mut self, memory_bytes: u64) {
+        self.held_bytes += memory_bytes;
+    }
+
     /// Marks the session for dropping (after a trap or an interrupt, nothing
     /// of that store is reused).
     pub(crate) fn retire(&mut self) {

@@ -260,6 +260,30 @@ impl Sandbox {
     /// made for these limits and image.
     fn rewound(&self, session: &mut Session, opts: &PrepareOptions) -> Option<(Instance, Start)> {
         let kept = session.rewindable.take()?;
+        if let Some(rewound) = Self::rewind(session, &kept, opts) {
+            session.rewindable = Some(kept);
+            session.rewound = true;
+            return Some(rewound);
+        }
+        // Not rewound: a new instance is made in the same store, and this
+        // one's memory stays mapped with it until the store is dropped, so
+        // it counts towards the session's bound like any finished instance.
+        let memory_bytes = kept
+            .instance
+            .exports
+            .get_memory("memory")
+            .map_or(0, |memory| memory.view(&session.store).data_size());
+        session.count_abandoned(memory_bytes);
+        None
+    }
+
+    /// `kept` set back to its state at instantiation, when it was made for
+    /// these limits and image and can be.
+    fn rewind(
+        session: &mut Session,
+        kept: &Rewindable,
+        opts: &PrepareOptions,
+    ) -> Option<(Instance, Start)> {
         let same_image = match (&kept.image, &opts.memory_image) {
             (a, Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -279,10 +303,7 @@ impl Sandbox {
                 return None;
             }
         }
-        let rewound = (kept.instance.clone(), kept.start.clone());
-        session.rewindable = Some(kept);
-        session.rewound = true;
-        Some(rewound)
+        Some((kept.instance.clone(), kept.start.clone()))
     }
 
     /// A new instance of `module` in `session` (kept in the session to be
