@@ -322,7 +322,13 @@ fn python_functions_have_numpy_and_pandas() {
     // Importing pandas takes seconds in WebAssembly (its Python parts are
     // read from the standard library zip and run at each call).
     let limits = "timeout_ms=60000&max_memory_mb=256";
-    let numpy = server.deploy_with("numpy", "python", PY_NUMPY, limits);
+    // `runtime=python-scientific` names the same interpreter as `python`.
+    let numpy = server.deploy_with(
+        "numpy",
+        "python",
+        PY_NUMPY,
+        &format!("{limits}&runtime=python-scientific"),
+    );
     let resp = server.post(&format!("/invoke?fn={numpy}"), "");
     assert_eq!(resp.status, 200, "{}", resp.body);
     let out: serde_json::Value =
@@ -346,4 +352,24 @@ fn python_functions_have_numpy_and_pandas() {
         resp.json()["output"],
         "{\"rows\": 3, \"by_city\": {\"paris\": 8, \"rome\": 4}, \"mean\": 4.0}\n"
     );
+}
+
+#[test]
+fn a_runtime_a_language_does_not_have_is_refused_by_name() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    for (lang, runtime) in [("python", "python2"), ("js", "node"), ("c", "python")] {
+        let resp = server.post(
+            &format!("/deploy?name=rt_{lang}&lang={lang}&runtime={runtime}"),
+            "print(1)",
+        );
+        assert_eq!(resp.status, 400, "{lang} {runtime}: {}", resp.body);
+        let error = resp.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains(runtime) && error.contains(lang), "{error}");
+    }
+    // Nothing was stored.
+    assert!(!server.get("/functions").body.contains("rt_"));
+    // A language's own name is its runtime.
+    let id = server.deploy_with("rt_py", "python", "print('ok')", "runtime=python");
+    let resp = server.post(&format!("/invoke?fn={id}"), "");
+    assert_eq!(resp.json()["output"], "ok\n", "{}", resp.body);
 }

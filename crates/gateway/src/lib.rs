@@ -57,8 +57,8 @@ use std::time::Duration;
 
 use faas_proto::client::Client;
 use faas_proto::{
-    DeploySpec, FunctionSettings, Grants, HttpRequest, Operation, Reply, SecretValue, ServerReply,
-    ServerRequest, ServiceError,
+    DeploySpec, FunctionSettings, Grants, HttpRequest, Lang, Operation, Reply, SecretValue,
+    ServerReply, ServerRequest, ServiceError,
 };
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -478,6 +478,7 @@ async fn deploy_spec(
             "{route} needs ?lang=LANG and the source as body"
         )));
     };
+    check_runtime(lang, query.get("runtime"))?;
     let spec = DeploySpec {
         name,
         lang,
@@ -500,6 +501,30 @@ async fn deploy_spec(
     let code = routes::text_body(req, body_limits(state), "source code").await?;
     log::info!(target: PART, "deploy name={} lang={lang} ({} bytes)", spec.name, code.len());
     Ok(DeploySpec { code, ..spec })
+}
+
+/// `?runtime=NAME`: the interpreter a function asks for. Python has one,
+/// CPython 3.15 with numpy, pandas and scipy compiled in: it answers to
+/// `python` and to `python-scientific` (the name a numpy-capable Python
+/// runtime goes by), so either choice gets the same interpreter, and a
+/// deploy never silently gets something other than what it named. Every
+/// other language has one runtime, named like the language.
+fn check_runtime(lang: Lang, runtime: Option<&str>) -> Result<(), ServiceError> {
+    let Some(runtime) = runtime else {
+        return Ok(());
+    };
+    let known: &[&str] = match lang {
+        Lang::Python => &["python", "python-scientific"],
+        other => &[other.name()],
+    };
+    if known.contains(&runtime) {
+        return Ok(());
+    }
+    Err(ServiceError::bad_request(format!(
+        "runtime={runtime:?} is not a {} runtime (known: {})",
+        lang.name(),
+        known.join(", ")
+    )))
 }
 
 /// `?limit=N`: 20 by default, at most 1000.
