@@ -106,22 +106,59 @@ print(json.dumps({'calls': [calls, builtins.faas_calls, sys.faas_calls], 'seen':
 "#;
 
 /// Leaves marks another Python function must never see: a builtin, an
-/// attribute of a loaded module, a replaced function of the standard
+/// attribute of a loaded module (those of the snapshot, and those
+/// fetch-python.sh preloads into it), a replaced function of the standard
 /// library and a module in `sys.modules`.
 const PY_SETTER: &str = r#"
-import builtins, json, sys, types
+import builtins, datetime, json, sys, types, urllib.parse
 builtins.leaked = 'secret from another function'
 json.leaked = 'secret'
+json.x = 1
+sys.modules['re'].y = 2
+datetime.leaked = 'secret'
+urllib.parse.quote = lambda *a, **k: 'patched'
 json.dumps = lambda *a, **k: 'patched'
 sys.modules['faas_leak'] = types.ModuleType('faas_leak')
 print('set')
 "#;
 
 const PY_READER: &str = r#"
-import builtins, json, sys
+import builtins, datetime, json, re, sys, urllib.parse
 print(json.dumps({'leaked': getattr(builtins, 'leaked', None),
     'module_attr': getattr(json, 'leaked', None),
+    'preloaded': [getattr(json, 'x', None), getattr(re, 'y', None),
+                  getattr(datetime, 'leaked', None), urllib.parse.quote('a b')],
     'module': 'faas_leak' in sys.modules, 'dumps': json.dumps([1])}))
+"#;
+
+/// Modules of fetch-python.sh's preload list (some were in the publisher's
+/// snapshot already): a call finds them in `sys.modules` before importing.
+const PRELOADED: [&str; 8] = [
+    "base64",
+    "collections",
+    "datetime",
+    "hashlib",
+    "json",
+    "math",
+    "re",
+    "urllib.parse",
+];
+
+/// The modules the snapshot holds imported (fetch-python.sh's preload
+/// list), each checked for a mark the function's previous call left, then
+/// marked, as is `sys.modules`.
+const PY_MARKS: &str = r#"
+import sys
+names = ['base64', 'collections', 'datetime', 'hashlib', 'json', 'math', 're', 'urllib.parse']
+preloaded = [n for n in names if n in sys.modules]
+import base64, collections, datetime, hashlib, json, math, re, urllib.parse
+mods = [sys.modules[n] for n in names]
+seen = [n for n, m in zip(names, mods) if hasattr(m, 'faas_mark')] + \
+    [n for n in ('faas_mark_module',) if n in sys.modules]
+for m in mods:
+    m.faas_mark = 1
+sys.modules['faas_mark_module'] = sys
+print(json.dumps({'seen': seen, 'preloaded': preloaded}))
 "#;
 
 #[test]
@@ -168,7 +205,8 @@ fn nothing_one_python_function_changes_reaches_another_on_the_same_worker() {
         let (out, _) = invoke(&server, &reader);
         assert_eq!(
             out,
-            serde_json::json!({"leaked": null, "module_attr": null, "module": false, "dumps": "[1]"}),
+            serde_json::json!({"leaked": null, "module_attr": null,
+                "preloaded": [null, null, null, "a%20b"], "module": false, "dumps": "[1]"}),
             "{out}"
         );
     }
@@ -250,5 +288,25 @@ fn raw_memory_a_python_call_writes_is_gone_at_its_functions_next_call() {
         let resp = call("scan");
         assert_eq!(resp.status, 200, "{}", resp.body);
         assert_eq!(resp.json()["output"], "0\n", "after {mode}: {}", resp.body);
+    }
+}
+
+#[test]
+fn no_python_call_sees_what_the_previous_one_did_to_a_preloaded_module() {
+    // One worker: every call after the first rewinds the same instance.
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let id = server.deploy("py_marks", "python", PY_MARKS);
+    let other = server.deploy("py_marks_too", "python", PY_MARKS);
+    for call in 0..6 {
+        for id in [&id, &other] {
+            let (out, _) = invoke(&server, id);
+            assert_eq!(out["seen"], serde_json::json!([]), "call {call}: {out}");
+            // They come from the snapshot, not from this call's imports.
+            assert_eq!(
+                out["preloaded"],
+                serde_json::json!(PRELOADED),
+                "call {call}: {out}"
+            );
+        }
     }
 }

