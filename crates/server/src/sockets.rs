@@ -22,7 +22,7 @@ const PART: &str = "SERVER";
 /// a socket that a live process still answers on is an error.
 pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
-        if UnixStream::connect(path).is_ok() {
+        if answered_for_a_while(path) {
             bail!(
                 "{} is in use by a running server; stop it or pass another path (--lb-socket / --server-socket)",
                 path.display()
@@ -36,6 +36,22 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
         std::fs::create_dir_all(parent)?;
     }
     UnixListener::bind(path).map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", path.display()))
+}
+
+/// Whether `path` still takes connections after a short wait. A server
+/// killed with SIGKILL is gone once reaped, but a child it was spawning
+/// (between fork and exec, where the close-on-exec listener is still open)
+/// can hold the socket for a few milliseconds more on a loaded machine;
+/// only a listener that stays for the whole wait is a running server.
+fn answered_for_a_while(path: &Path) -> bool {
+    const TRIES: u32 = 20;
+    for _ in 0..TRIES {
+        if UnixStream::connect(path).is_err() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    true
 }
 
 /// Removes the listed files when dropped (socket files at exit).
