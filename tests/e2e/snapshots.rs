@@ -310,3 +310,28 @@ fn no_python_call_sees_what_the_previous_one_did_to_a_preloaded_module() {
         }
     }
 }
+
+/// A worker rewinds a Python function's instance for up to 256 calls, then
+/// starts a new store: the calls on both sides of that boundary (and the
+/// next one) start fresh too.
+#[test]
+fn python_calls_start_fresh_across_a_rewound_stores_renewal() {
+    let server = TestServer::start("RR", &["--workers", "1"]);
+    let id = server.deploy("py_renewal", "python", PY_STATE);
+    let mut urandoms = BTreeSet::new();
+    for call in 0..600 {
+        let (out, worker) = invoke(&server, &id);
+        assert_eq!(worker, 0);
+        assert_eq!(
+            out["calls"],
+            serde_json::json!([1, 1, 1]),
+            "call {call}: {out}"
+        );
+        assert_eq!(out["seen"], false, "call {call}: {out}");
+        urandoms.insert(out["urandom"].to_string());
+    }
+    assert_eq!(urandoms.len(), 600);
+    // One worker served them all: no crash, no recycle.
+    let stats = server.get("/stats").json();
+    assert_eq!(stats["worker_restarts"][0], 0, "{stats}");
+}
