@@ -4,6 +4,7 @@
 mod harness;
 mod http;
 
+mod async_calls;
 mod bounds;
 mod browser;
 mod build;

@@ -9,6 +9,10 @@
 //! - `POST /invoke?fn=ID_OR_NAME`, body = the function's stdin (any bytes)
 //! - `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint: raw body in,
 //!   its stdout out, the request as `FAAS_HTTP_*` variables
+//! - `POST /async/NAME[/REST]` (alias `/async-function/`) → 202 and a call
+//!   id; `GET /invocation/ID` → its status and result;
+//!   `GET /dead-letters[?function=NAME]`, `POST /dead-letters/ID/redrive`,
+//!   `DELETE /dead-letters/ID`
 //! - `GET /function/NAME` → the stored source, as text
 //! - `PUT /function/NAME?lang=L` → a new version; `DELETE /function/NAME|ID`
 //! - `GET /function/NAME/versions`, `GET /function/NAME/invocations?limit=N`
@@ -338,7 +342,11 @@ async fn answer(
         // Probes carry no token; a notice is signed with the cluster key,
         // which the Server checks.
         Route::Health | Route::Ready | Route::ClusterNotice | Route::Dashboard => None,
-        Route::Invoke | Route::Raw { .. } => state.config.invoke_token.as_deref(),
+        // Whoever may call a function may queue a call and read its
+        // outcome; dead letters are the operators' (management token).
+        Route::Invoke | Route::Raw { .. } | Route::Async { .. } | Route::Call(_) => {
+            state.config.invoke_token.as_deref()
+        }
         _ => state.config.api_token.as_deref(),
     };
     if let Some(token) = token {
@@ -365,6 +373,13 @@ async fn answer(
                 Err(err) => response::error(&err),
             }
         }
+        Route::Async { name, rest } => async_operation(state, req, name, rest, request_id).await,
+        Route::Call(id) => Ok(Operation::GetCall { id }),
+        Route::DeadLetters => Ok(Operation::DeadLetters {
+            function: Query::of(&req).get("function").map(str::to_string),
+        }),
+        Route::Redrive(id) => Ok(Operation::Redrive { id }),
+        Route::ForgetDeadLetter(id) => Ok(Operation::ForgetDeadLetter { id }),
         Route::Functions => Ok(Operation::List),
         Route::Stats => Ok(Operation::Stats),
         Route::Source(name) if name.is_empty() => {
@@ -496,6 +511,11 @@ async fn deploy_spec(
             secrets: query.all("secret").map(str::to_string).collect(),
             allow: Grants::parse(&query.all("allow").collect::<Vec<_>>())
                 .map_err(ServiceError::bad_request)?,
+            retries: query
+                .number("retries")?
+                .map(|n| n.min(u64::from(u32::MAX)) as u32),
+            retry_backoff_ms: query.number("retry_backoff_ms")?,
+            max_age_s: query.number("max_age_s")?,
         },
     };
     let code = routes::text_body(req, body_limits(state), "source code").await?;
@@ -587,6 +607,44 @@ async fn raw_operation(
             "ANY /fn/NAME needs a function name",
         ));
     }
+    let http = http_request(state, &req, rest);
+    let payload = routes::body(req, body_limits(state), "body").await?;
+    Ok(Operation::Invoke {
+        function: name,
+        payload: payload.to_vec().into(),
+        request_id: Some(request_id.to_string()),
+        http: Some(http),
+        sent_us: Some(now_us()),
+    })
+}
+
+/// `POST /async/NAME[/REST]`: queued with the same request variables as
+/// `/fn/NAME[/REST]`.
+async fn async_operation(
+    state: &State,
+    req: Request<Incoming>,
+    name: String,
+    rest: String,
+    request_id: &str,
+) -> Result<Operation, ServiceError> {
+    if name.is_empty() {
+        return Err(ServiceError::not_found(
+            "POST /async/NAME needs a function name",
+        ));
+    }
+    let http = http_request(state, &req, rest);
+    let payload = routes::body(req, body_limits(state), "payload").await?;
+    Ok(Operation::AsyncInvoke {
+        function: name,
+        payload: payload.to_vec().into(),
+        request_id: Some(request_id.to_string()),
+        http: Some(http),
+    })
+}
+
+/// The request a function sees as `FAAS_HTTP_*` variables (`rest`: the
+/// path after its name).
+fn http_request<B>(state: &State, req: &Request<B>, rest: String) -> HttpRequest {
     // The platform's own tokens stay here, whatever the function's
     // pass_auth says: a header carrying one (the invoke token in
     // `Authorization`, say) is withheld; another token passes as before.
@@ -605,20 +663,12 @@ async fn raw_operation(
             (k.as_str().to_string(), value)
         })
         .collect();
-    let http = HttpRequest {
+    HttpRequest {
         method: req.method().to_string(),
         path: rest,
         query: req.uri().query().unwrap_or_default().to_string(),
         headers,
-    };
-    let payload = routes::body(req, body_limits(state), "body").await?;
-    Ok(Operation::Invoke {
-        function: name,
-        payload: payload.to_vec().into(),
-        request_id: Some(request_id.to_string()),
-        http: Some(http),
-        sent_us: Some(now_us()),
-    })
+    }
 }
 
 fn body_limits(state: &State) -> routes::BodyLimits {

@@ -186,7 +186,34 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
             body["ok"] = json!(true);
             json(StatusCode::OK, &body)
         }
+        reply @ (Reply::Queued { .. }
+        | Reply::Call { .. }
+        | Reply::DeadLetters { .. }
+        | Reply::Forgotten { .. }) => background(reply),
         Reply::Failed { error: e } => error(&e),
+    }
+}
+
+/// The answers of background work: 202 with `X-Call-Id` for a queued
+/// call, the call's JSON, the dead letters.
+fn background(reply: Reply) -> HttpResponse {
+    match reply {
+        Reply::Queued { id } => {
+            let body = json!({"ok": true, "id": id, "status_url": format!("/invocation/{id}")});
+            let mut resp = json(StatusCode::ACCEPTED, &body);
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                resp.headers_mut().insert("x-call-id", value);
+            }
+            resp
+        }
+        Reply::Call { call } => json(StatusCode::OK, &call),
+        Reply::DeadLetters { calls } => {
+            json(StatusCode::OK, &json!({"ok": true, "dead_letters": calls}))
+        }
+        Reply::Forgotten { id } => json(StatusCode::OK, &json!({"ok": true, "deleted": id})),
+        other => error(&ServiceError::internal(format!(
+            "unexpected reply {other:?}"
+        ))),
     }
 }
 

@@ -41,6 +41,20 @@ pub enum Route {
     PutSecret(String),
     /// `DELETE /secret/NAME`.
     DeleteSecret(String),
+    /// `POST /async/NAME[/REST]` (or `/async-function/...`): queue a call;
+    /// `rest` as for [`Route::Raw`].
+    Async {
+        name: String,
+        rest: String,
+    },
+    /// `GET /invocation/ID`: an async call's status and result.
+    Call(String),
+    /// `GET /dead-letters[?function=NAME]`.
+    DeadLetters,
+    /// `POST /dead-letters/ID/redrive`.
+    Redrive(String),
+    /// `DELETE /dead-letters/ID`.
+    ForgetDeadLetter(String),
     /// `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint. `rest` is
     /// the remainder of the path as received (starting with `/`).
     Raw {
@@ -70,14 +84,11 @@ impl NoRoute {
 /// Matches a method and path.
 pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
     if let Some(tail) = path.strip_prefix("/fn/") {
-        let (name, rest) = match tail.find('/') {
-            Some(at) => (&tail[..at], &tail[at..]),
-            None => (tail, "/"),
-        };
-        return Ok(Route::Raw {
-            name: percent_decode(name),
-            rest: rest.to_string(),
-        });
+        let (name, rest) = name_and_rest(tail);
+        return Ok(Route::Raw { name, rest });
+    }
+    if let Some(route) = background_route(method, path) {
+        return route;
     }
     let route = match path {
         "/deploy" => (Route::Deploy, Method::POST, "POST"),
@@ -109,6 +120,49 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, NoRoute> {
         return Err(NoRoute::MethodNotAllowed(allow));
     }
     Ok(route)
+}
+
+/// The function name (decoded) and the rest of the path as received.
+fn name_and_rest(tail: &str) -> (String, String) {
+    let (name, rest) = match tail.find('/') {
+        Some(at) => (&tail[..at], &tail[at..]),
+        None => (tail, "/"),
+    };
+    (percent_decode(name), rest.to_string())
+}
+
+/// The routes of background work (async calls and dead letters), `None`
+/// for any other path.
+fn background_route(method: &Method, path: &str) -> Option<Result<Route, NoRoute>> {
+    let only = |wanted: Method, allow: &'static str, route: Route| {
+        if *method == wanted {
+            Ok(route)
+        } else {
+            Err(NoRoute::MethodNotAllowed(allow))
+        }
+    };
+    let tail = path
+        .strip_prefix("/async/")
+        .or_else(|| path.strip_prefix("/async-function/"));
+    if let Some(tail) = tail {
+        let (name, rest) = name_and_rest(tail);
+        return Some(only(Method::POST, "POST", Route::Async { name, rest }));
+    }
+    if let Some(id) = path.strip_prefix("/invocation/") {
+        return Some(only(Method::GET, "GET", Route::Call(percent_decode(id))));
+    }
+    if path == "/dead-letters" {
+        return Some(only(Method::GET, "GET", Route::DeadLetters));
+    }
+    let tail = path.strip_prefix("/dead-letters/")?;
+    Some(match tail.strip_suffix("/redrive") {
+        Some(id) => only(Method::POST, "POST", Route::Redrive(percent_decode(id))),
+        None => only(
+            Method::DELETE,
+            "DELETE",
+            Route::ForgetDeadLetter(percent_decode(tail)),
+        ),
+    })
 }
 
 /// `/function/NAME[/versions|/invocations]` by method.
@@ -277,6 +331,22 @@ mod tests {
             .into_response();
         assert_eq!(wrong.status(), 405);
         assert_eq!(wrong.headers()["allow"], "POST");
+        assert_eq!(
+            resolve(&Method::POST, "/async-function/f/a").unwrap(),
+            Route::Async {
+                name: "f".into(),
+                rest: "/a".into()
+            }
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/dead-letters/x1/redrive").unwrap(),
+            Route::Redrive("x1".into())
+        );
+        assert_eq!(
+            resolve(&Method::DELETE, "/dead-letters/x1").unwrap(),
+            Route::ForgetDeadLetter("x1".into())
+        );
+        assert!(resolve(&Method::GET, "/async/f").is_err());
         let missing = resolve(&Method::GET, "/nowhere").unwrap_err();
         assert_eq!(missing.into_response().status(), 404);
     }

@@ -78,6 +78,29 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sent_us: Option<u64>,
     },
+    /// Queue a call of `fn` (`POST /async/NAME`): answered at once with
+    /// the call's id; the fields are those of [`Operation::Invoke`].
+    AsyncInvoke {
+        #[serde(rename = "fn")]
+        function: String,
+        #[serde(default)]
+        payload: Blob,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<HttpRequest>,
+    },
+    /// An async call's status, attempts and result (`GET /invocation/ID`).
+    GetCall { id: String },
+    /// Dead async calls, of one function or all (`GET /dead-letters`).
+    DeadLetters {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        function: Option<String>,
+    },
+    /// Queue a dead call again (`POST /dead-letters/ID/redrive`).
+    Redrive { id: String },
+    /// Forget a dead call (`DELETE /dead-letters/ID`).
+    ForgetDeadLetter { id: String },
     /// The stored source of a function (by name or id).
     GetSource { name: String },
     /// Create or replace a secret (`PUT /secret/NAME`).
@@ -135,6 +158,22 @@ pub enum Reply {
     Source {
         lang: Lang,
         code: String,
+    },
+    /// An async call was queued (or a dead one queued again).
+    Queued {
+        id: String,
+    },
+    /// An async call as `GET /invocation/ID` shows it.
+    Call {
+        call: serde_json::Value,
+    },
+    /// Dead async calls, in the same shape.
+    DeadLetters {
+        calls: Vec<serde_json::Value>,
+    },
+    /// A dead call was forgotten.
+    Forgotten {
+        id: String,
     },
     Functions {
         functions: Vec<FunctionMeta>,
@@ -229,6 +268,16 @@ pub struct FunctionSettings {
     /// (`allow=HOST[:PORT]`); none: no network at all.
     #[serde(default, skip_serializing_if = "Grants::is_empty")]
     pub allow: Grants,
+    /// Async calls: attempts after the first failed one (0 to 10; 2 when
+    /// unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Async calls: the wait before the first retry, doubled after each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff_ms: Option<u64>,
+    /// Async calls older than this are not retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_s: Option<u64>,
 }
 
 /// One past call of a function (`GET /function/NAME/invocations`).

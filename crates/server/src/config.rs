@@ -116,6 +116,14 @@ pub struct Cli {
         default_value_t = 256
     )]
     pub max_tmp_mb_limit: u64,
+    /// How long a finished async call (succeeded or dead) stays readable
+    /// at `GET /invocation/ID`, in seconds.
+    #[arg(long, env = "FAAS_KEEP_RESULTS_S", default_value_t = 86_400)]
+    pub keep_results_s: u64,
+    /// Most async calls running at once (default: half the workers, at
+    /// least one), so that sync calls always find workers.
+    #[arg(long, env = "FAAS_ASYNC_CONCURRENCY")]
+    pub async_concurrency: Option<usize>,
     /// Versions kept per function; `PUT /function/NAME` removes older ones.
     #[arg(long, env = "FAAS_KEEP_VERSIONS", default_value_t = 5)]
     pub keep_versions: usize,
@@ -238,6 +246,27 @@ impl Cli {
     pub fn drain_delay(&self) -> std::time::Duration {
         let default = if self.store.is_some() { 5000 } else { 0 };
         std::time::Duration::from_millis(self.drain_delay_ms.unwrap_or(default))
+    }
+
+    /// Most async calls in flight: `--async-concurrency`, or half the
+    /// workers.
+    pub fn async_in_flight(&self) -> usize {
+        self.async_concurrency
+            .unwrap_or(usize::from(self.workers) / 2)
+            .max(1)
+    }
+
+    /// The queue of async calls in `functions_dir`, with its bounds.
+    pub fn open_background(
+        &self,
+        functions_dir: &std::path::Path,
+    ) -> anyhow::Result<crate::service::Background> {
+        crate::service::Background::open(
+            functions_dir,
+            self.async_in_flight(),
+            std::time::Duration::from_secs(self.keep_results_s),
+        )
+        .map_err(|e| anyhow::anyhow!("opening the queue of async calls: {e}"))
     }
 
     /// Threads per async runtime (gateway, Server).

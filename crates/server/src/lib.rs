@@ -340,6 +340,7 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
     // here and reaped.
     reaper::start();
     let workers = WorkerPool::start(usize::from(cli.workers), spec, lb.clone())?;
+    let background = cli.open_background(store.dir())?;
 
     let service = Arc::new(Service {
         store,
@@ -368,10 +369,12 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
         secrets,
         replica: Some(cli.replica()),
         draining: Default::default(),
+        background,
     });
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
     tokio::spawn(service.clone().follow_cluster());
+    tokio::spawn(service.clone().run_background());
     Ok(service)
 }
 

@@ -153,6 +153,7 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
                 request_id,
                 http,
                 sent_us,
+                ..Default::default()
             };
             service
                 .invoke(&function, call)
@@ -188,6 +189,7 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
             .delete_secret(&name)
             .await
             .map(|()| Reply::SecretDeleted { name }),
+        op => service.background_operation(op).await,
     };
     outcome.unwrap_or_else(|error| Reply::Failed { error })
 }

@@ -137,6 +137,7 @@ impl Service {
             self.limits.workers,
         )?;
         check_variables(&req.settings.env)?;
+        check_retry_settings(&req.settings)?;
         match &req.settings.content_type {
             Some(ct) if !valid_content_type(ct) => Err(ServiceError::bad_request(
                 "content_type must be a media type of at most 128 printable characters",
@@ -241,6 +242,23 @@ fn valid_content_type(ct: &str) -> bool {
 }
 
 /// A per-function limit, when given, is between 1 and `max`.
+/// The async calls' settings: `retries` 0 to 10 (0 is valid: no retry),
+/// `retry_backoff_ms` and `max_age_s` within their bounds.
+fn check_retry_settings(settings: &faas_proto::FunctionSettings) -> Result<(), ServiceError> {
+    use faas_queue::retry::{MAX_AGE_S, MAX_BACKOFF_MS, MAX_RETRIES};
+    if settings.retries.is_some_and(|n| n > MAX_RETRIES) {
+        return Err(ServiceError::bad_request(format!(
+            "retries must be between 0 and {MAX_RETRIES}"
+        )));
+    }
+    check_limit(
+        "retry_backoff_ms",
+        settings.retry_backoff_ms,
+        MAX_BACKOFF_MS,
+    )?;
+    check_limit("max_age_s", settings.max_age_s, MAX_AGE_S)
+}
+
 fn check_limit(name: &str, value: Option<u64>, max: u64) -> Result<(), ServiceError> {
     match value {
         Some(v) if v == 0 || v > max => Err(ServiceError::bad_request(format!(

@@ -24,6 +24,9 @@ pub struct InvokeRequest {
     pub http: Option<HttpRequest>,
     /// When the gateway sent the request (Unix µs).
     pub sent_us: Option<u64>,
+    /// The platform's variables of an async call (`FAAS_CALL_ID`,
+    /// `FAAS_ATTEMPT`).
+    pub platform_env: Vec<(String, String)>,
 }
 
 /// An invocation that reached a worker (whatever the function did).
@@ -33,6 +36,9 @@ pub struct Invocation {
     pub result: JobResult,
     /// The raw route's Content-Type, when the function fixes one.
     pub content_type: Option<String>,
+    /// What the invocation log kept of the call: its outcome and the
+    /// first KiB of its stderr, secrets redacted (async calls keep it).
+    pub record: Option<InvocationRecord>,
 }
 
 /// Extra time past a job's deadline before the Server stops waiting for the
@@ -85,6 +91,7 @@ impl Service {
                     worker_id,
                     result,
                     content_type,
+                    record: None,
                 })
             }
         };
@@ -110,10 +117,11 @@ impl Service {
             self.metrics.outbound(&meta.name, outbound);
         }
         self.job_done(ticket, result.ok).await;
-        let invocation = Invocation {
+        let mut invocation = Invocation {
             worker_id: ticket.worker_id,
             result,
             content_type,
+            record: None,
         };
         log::debug!(
             target: PART,
@@ -122,10 +130,9 @@ impl Service {
             meta.id,
             invocation.result.ok
         );
-        self.invocations.record(
-            &meta.name,
-            record_of(&meta, request_id.as_deref(), &invocation, &secrets),
-        );
+        let record = record_of(&meta, request_id.as_deref(), &invocation, &secrets);
+        self.invocations.record(&meta.name, record.clone());
+        invocation.record = Some(record);
         Ok(invocation)
     }
 
@@ -143,6 +150,7 @@ impl Service {
         if let Some(http) = &call.http {
             env.extend(http_env(http, meta.settings.pass_auth));
         }
+        env.extend(call.platform_env);
         Job {
             payload: Some(call.payload),
             env,

@@ -1,7 +1,7 @@
 //! What the Server does for each gateway operation: deploy ([`deploy`]:
 //! validate, store, compile), invoke ([`invoke`]: ask the LB for a worker,
 //! run the job there, report the end to the LB), source, list, delete and
-//! stats; the dashboard's data is in [`crate::dashboard`] and the recent
+//! stats; async calls and dead letters in [`background`]; the dashboard's data is in [`crate::dashboard`] and the recent
 //! calls in [`crate::invocation_log`]. Every operation returns a domain
 //! result or a [`ServiceError`]; turning those into wire replies is
 //! [`sockets`](crate::sockets)' job and into HTTP statuses the gateway's.
@@ -24,11 +24,13 @@ use crate::store::{FunctionStore, Removed, StoreError};
 use crate::toolchain::{run_with_timeout, Toolchains};
 use crate::workers::WorkerPool;
 
+mod background;
 mod deploy;
 mod invoke;
 mod replica;
 mod secrets;
 
+pub use background::Background;
 pub use invoke::{Invocation, InvokeRequest};
 
 const PART: &str = "SERVER";
@@ -90,6 +92,8 @@ pub struct Service {
     pub replica: Option<String>,
     /// Set on SIGTERM: `/health/ready` fails while calls still run.
     pub draining: AtomicBool,
+    /// Async calls: their durable queue and dispatcher bounds.
+    pub background: Background,
 }
 
 impl Service {
