@@ -73,18 +73,30 @@ fn every_js_call_starts_from_a_fresh_copy_of_the_snapshot() {
 
 #[test]
 fn no_global_set_by_one_js_function_reaches_another_on_the_same_worker() {
+    assert_setter_never_reaches_reader(
+        "js",
+        JS_SETTER,
+        JS_READER,
+        serde_json::json!({"leaked": null, "polluted": null}),
+    );
+}
+
+/// On one worker, calls of `setter` (which prints `set`) alternate with
+/// calls of `reader`, another function, which must print `untouched`.
+fn assert_setter_never_reaches_reader(
+    lang: &str,
+    setter: &str,
+    reader: &str,
+    untouched: serde_json::Value,
+) {
     let server = TestServer::start("RR", &["--workers", "1"]);
-    let setter = server.deploy("js_setter", "js", JS_SETTER);
-    let reader = server.deploy("js_reader", "js", JS_READER);
+    let setter = server.deploy(&format!("{lang}_setter"), lang, setter);
+    let reader = server.deploy(&format!("{lang}_reader"), lang, reader);
     for _ in 0..5 {
         let resp = server.post(&format!("/invoke?fn={setter}"), "");
         assert_eq!(resp.json()["output"], "set\n", "{}", resp.body);
         let (out, _) = invoke(&server, &reader);
-        assert_eq!(
-            out,
-            serde_json::json!({"leaked": null, "polluted": null}),
-            "{out}"
-        );
+        assert_eq!(out, untouched, "{out}");
     }
 }
 
@@ -196,20 +208,13 @@ fn every_python_call_starts_from_a_fresh_copy_of_the_snapshot() {
 
 #[test]
 fn nothing_one_python_function_changes_reaches_another_on_the_same_worker() {
-    let server = TestServer::start("RR", &["--workers", "1"]);
-    let setter = server.deploy("py_setter", "python", PY_SETTER);
-    let reader = server.deploy("py_reader", "python", PY_READER);
-    for _ in 0..5 {
-        let resp = server.post(&format!("/invoke?fn={setter}"), "");
-        assert_eq!(resp.json()["output"], "set\n", "{}", resp.body);
-        let (out, _) = invoke(&server, &reader);
-        assert_eq!(
-            out,
-            serde_json::json!({"leaked": null, "module_attr": null,
-                "preloaded": [null, null, null, "a%20b"], "module": false, "dumps": "[1]"}),
-            "{out}"
-        );
-    }
+    assert_setter_never_reaches_reader(
+        "python",
+        PY_SETTER,
+        PY_READER,
+        serde_json::json!({"leaked": null, "module_attr": null,
+            "preloaded": [null, null, null, "a%20b"], "module": false, "dumps": "[1]"}),
+    );
 }
 
 /// Python with numpy can read and write its own linear memory at any

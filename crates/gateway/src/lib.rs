@@ -602,13 +602,7 @@ async fn raw_operation(
     rest: String,
     request_id: &str,
 ) -> Result<Operation, ServiceError> {
-    if name.is_empty() {
-        return Err(ServiceError::not_found(
-            "ANY /fn/NAME needs a function name",
-        ));
-    }
-    let http = http_request(state, &req, rest);
-    let payload = routes::body(req, body_limits(state), "body").await?;
+    let (http, payload) = named_request(state, req, &name, rest, ("ANY /fn/NAME", "body")).await?;
     Ok(Operation::Invoke {
         function: name,
         payload: payload.to_vec().into(),
@@ -616,6 +610,27 @@ async fn raw_operation(
         http: Some(http),
         sent_us: Some(now_us()),
     })
+}
+
+/// What `/fn/NAME[/REST]` and `/async/NAME[/REST]` hand a function: the
+/// request it sees as `FAAS_HTTP_*` variables and its body as stdin
+/// (`route` names the route in the error for a missing name, `what` the
+/// body in errors about it).
+async fn named_request(
+    state: &State,
+    req: Request<Incoming>,
+    name: &str,
+    rest: String,
+    (route, what): (&str, &str),
+) -> Result<(HttpRequest, hyper::body::Bytes), ServiceError> {
+    if name.is_empty() {
+        return Err(ServiceError::not_found(format!(
+            "{route} needs a function name"
+        )));
+    }
+    let http = http_request(state, &req, rest);
+    let payload = routes::body(req, body_limits(state), what).await?;
+    Ok((http, payload))
 }
 
 /// `POST /async/NAME[/REST]`: queued with the same request variables as
@@ -627,13 +642,8 @@ async fn async_operation(
     rest: String,
     request_id: &str,
 ) -> Result<Operation, ServiceError> {
-    if name.is_empty() {
-        return Err(ServiceError::not_found(
-            "POST /async/NAME needs a function name",
-        ));
-    }
-    let http = http_request(state, &req, rest);
-    let payload = routes::body(req, body_limits(state), "payload").await?;
+    let (http, payload) =
+        named_request(state, req, &name, rest, ("POST /async/NAME", "payload")).await?;
     Ok(Operation::AsyncInvoke {
         function: name,
         payload: payload.to_vec().into(),

@@ -327,11 +327,15 @@ impl Sandbox {
                 run: function("run").ok_or(SandboxError::NoRun)?,
             },
         };
-        let rewindable = module
-            .custom_sections(crate::memimage::REWINDABLE_SECTION)
-            .next()
-            .is_some();
-        if let (true, Some(rewind), Some(image)) = (rewindable, made, &opts.memory_image) {
+        // Only a memory made from an image can be rewound, so the section
+        // is looked up only then (never for a compiled function's call).
+        let kept = made.zip(opts.memory_image.as_ref()).filter(|_| {
+            module
+                .custom_sections(crate::memimage::REWINDABLE_SECTION)
+                .next()
+                .is_some()
+        });
+        if let Some((rewind, image)) = kept {
             // Their values now, before any guest code ran: a new
             // instance's.
             let globals = instance
