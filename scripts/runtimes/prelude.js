@@ -1063,16 +1063,34 @@ function resolveFile(req, base) {
   }
   return null;
 }
+// A package directory: its package.json's main, else what resolveFile finds there.
+function resolvePackageDir(dir) {
+  let main;
+  try { main = JSON.parse(fs.readFileSync(dir + '/package.json', 'utf8')).main; } catch { main = undefined; }
+  return (typeof main === 'string' && main && resolveFile(main.startsWith('/') ? '.' + main : main, dir)) || resolveFile(dir, '/');
+}
+// Node's lookup of a bare name: node_modules/NAME in the requiring file's
+// directory, then in each parent's (a project ships its node_modules/).
+function resolveBare(req, base) {
+  for (let dir = base; ; dir = path.dirname(dir)) {
+    if (path.basename(dir) !== 'node_modules') {
+      const f = resolvePackageDir(path.join(dir, 'node_modules', req));
+      if (f) return f;
+    }
+    if (dir === '/' || dir === '.' || dir === '') return null;
+  }
+}
+const isPathLike = (id) => id.startsWith('./') || id.startsWith('../') || id.startsWith('/') || id === '.' || id === '..';
 function makeRequire(mod) {
   const require = (id) => {
     if (typeof id !== 'string' || id === '') throw makeErr(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'id' must be a non-empty string. Received ${inspect(id)}`);
     const name = id.startsWith('node:') ? id.slice(5) : id;
     if (Object.prototype.hasOwnProperty.call(builtins, name)) return builtins[name];
-    const file = (id.startsWith('./') || id.startsWith('../') || id.startsWith('/') || id === '.' || id === '..') ? resolveFile(id, mod.path) : null;
+    const file = isPathLike(id) ? resolveFile(id, mod.path) : resolveBare(id, mod.path);
     if (!file) { const e = makeErr(Error, 'MODULE_NOT_FOUND', `Cannot find module '${id}'\nRequire stack:\n- ${mod.filename}`); e.requireStack = [mod.filename]; throw e; }
     return loadModule(file, mod).exports;
   };
-  require.resolve = (id) => { const n = id.startsWith('node:') ? id.slice(5) : id; if (builtins[n]) return id; const f = resolveFile(id, mod.path); if (!f) throw makeErr(Error, 'MODULE_NOT_FOUND', `Cannot find module '${id}'`); return f; };
+  require.resolve = (id) => { const n = id.startsWith('node:') ? id.slice(5) : id; if (builtins[n]) return id; const f = isPathLike(id) ? resolveFile(id, mod.path) : resolveBare(id, mod.path); if (!f) throw makeErr(Error, 'MODULE_NOT_FOUND', `Cannot find module '${id}'`); return f; };
   require.cache = moduleCache;
   require.main = mainModule;
   return require;

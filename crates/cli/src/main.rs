@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! faas deploy hello.c                 # name from the file stem, lang from the extension
+//! faas deploy myproject/              # a directory: packed as .tar.gz (no .git, nor
+//!                                     # what .faasignore lists), lang from its entry file
+//! faas deploy module.wasm             # a prebuilt WASI module
 //! faas deploy hello.c --update        # a new version when the name exists
 //! faas invoke hello -d 'payload'      # prints the function's output as is
 //! faas invoke hello -d @in.json --json
@@ -49,15 +52,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Deploy a source file.
+    /// Deploy a source file, a prebuilt `.wasm` module or a project
+    /// directory.
     Deploy {
         file: PathBuf,
-        /// Function name (default: the file's stem).
+        /// Function name (default: the file's stem, or the directory's name).
         #[arg(long)]
         name: Option<String>,
-        /// Language (default: from the extension: c, rs, go, js, py, php, html).
+        /// Language (default: from the extension: c, rs, go, js, py, php,
+        /// html, wasm; for a directory, from its entry file).
         #[arg(long)]
         lang: Option<String>,
+        /// A project's entry file, relative to the directory (default: the
+        /// language's: main.c, src/main.rs, main.go, index.js, main.py,
+        /// index.php).
+        #[arg(long)]
+        entry: Option<String>,
         /// Deploy a new version when the name is taken.
         #[arg(long)]
         update: bool,
@@ -131,17 +141,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             file,
             name,
             lang,
+            entry,
             update,
             env,
             secrets,
             allow,
         } => {
-            let settings: String = [("env", env), ("secret", secrets), ("allow", allow)]
-                .iter()
-                .flat_map(|(key, values)| {
-                    values.iter().map(move |v| format!("&{key}={}", escape(v)))
-                })
-                .collect();
+            let entries: Vec<String> = entry.iter().cloned().collect();
+            let settings: String = [
+                ("env", env),
+                ("secret", secrets),
+                ("allow", allow),
+                ("entry", &entries),
+            ]
+            .iter()
+            .flat_map(|(key, values)| values.iter().map(move |v| format!("&{key}={}", escape(v))))
+            .collect();
             deploy(
                 &client,
                 cli,
@@ -272,28 +287,49 @@ fn deploy(
     update: bool,
     options: &str,
 ) -> anyhow::Result<ExitCode> {
-    let code = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let project = file.is_dir();
+    let (code, content_type) = if project {
+        (pack(file)?, "application/gzip")
+    } else {
+        let code = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let wasm = file.extension().is_some_and(|e| e == "wasm");
+        (
+            code,
+            if wasm {
+                "application/wasm"
+            } else {
+                "text/plain"
+            },
+        )
+    };
     let name = match name {
         Some(name) => name.to_string(),
-        None => file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .context("give --name: the file name has no usable stem")?
-            .to_string(),
+        None => std::fs::canonicalize(file)
+            .ok()
+            .and_then(|p| {
+                let stem = if project {
+                    p.file_name()
+                } else {
+                    p.file_stem()
+                };
+                stem.and_then(|s| s.to_str()).map(str::to_string)
+            })
+            .context("give --name: the path has no usable name")?,
     };
     let lang = match lang {
         Some(lang) => lang.to_string(),
+        None if project => project_lang(file, options)?,
         None => lang_of(file)?,
     };
     let query = format!("name={}&lang={}{options}", escape(&name), escape(&lang));
-    let mut answer = client.send("POST", &format!("/deploy?{query}"), &code)?;
+    let mut answer = client.send_typed("POST", &format!("/deploy?{query}"), &code, content_type)?;
     if answer.0 == 409 && update {
         let path = format!(
             "/function/{}?lang={}{options}",
             escape(&name),
             escape(&lang)
         );
-        answer = client.send("PUT", &path, &code)?;
+        answer = client.send_typed("PUT", &path, &code, content_type)?;
     }
     let body = client.expect_ok(answer)?;
     if cli.json {
@@ -353,6 +389,97 @@ fn bytes_of(body: &Value, field: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// A project directory as a `.tar.gz`, paths relative to it: `.git` and
+/// what `.faasignore` lists are left out; symbolic links are left out too
+/// (the server refuses links), with a warning.
+fn pack(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let ignore = Ignore::read(dir);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((host, rel)) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&host)
+            .with_context(|| format!("reading {}", host.display()))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                bail!("{}: not a UTF-8 name", entry.path().display());
+            };
+            let path = format!("{rel}{file_name}");
+            if file_name == ".git" || ignore.matches(&path, file_name) {
+                continue;
+            }
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                builder.append_dir(&path, entry.path())?;
+                stack.push((entry.path(), format!("{path}/")));
+            } else if kind.is_file() {
+                builder.append_path_with_name(entry.path(), &path)?;
+            } else {
+                eprintln!("faas: leaving out {path}: only files and directories are sent");
+            }
+        }
+    }
+    let tar = builder.into_inner()?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar)?;
+    Ok(gz.finish()?)
+}
+
+/// `.faasignore`: one pattern a line (`#` comments): a path relative to
+/// the project (`docs/`, `build/out.bin`), a name anywhere (`target`), or
+/// `*.ext`.
+struct Ignore(Vec<String>);
+
+impl Ignore {
+    fn read(dir: &Path) -> Self {
+        let text = std::fs::read_to_string(dir.join(".faasignore")).unwrap_or_default();
+        Self(
+            text.lines()
+                .map(|l| l.trim().trim_start_matches('/').trim_end_matches('/'))
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    fn matches(&self, path: &str, name: &str) -> bool {
+        self.0.iter().any(|p| match p.strip_prefix('*') {
+            Some(suffix) => name.ends_with(suffix),
+            None => p == path || p == name,
+        })
+    }
+}
+
+/// A project's language, from its entry file (`--entry`'s extension) or
+/// the files a language's project has.
+fn project_lang(dir: &Path, options: &str) -> anyhow::Result<String> {
+    if let Some(entry) = options.split('&').find_map(|kv| kv.strip_prefix("entry=")) {
+        return lang_of(Path::new(entry));
+    }
+    let markers: [(&str, &[&str]); 7] = [
+        ("rust", &["Cargo.toml", "src/main.rs", "main.rs"]),
+        ("go", &["go.mod", "main.go"]),
+        ("js", &["package.json", "index.js"]),
+        ("python", &["main.py"]),
+        ("php", &["index.php", "composer.json"]),
+        ("c", &["main.c"]),
+        ("html", &["index.html"]),
+    ];
+    markers
+        .iter()
+        .find(|(_, files)| files.iter().any(|f| dir.join(f).is_file()))
+        .map(|(lang, _)| lang.to_string())
+        .with_context(|| {
+            format!(
+                "cannot tell the language of {}: it has no main.c, src/main.rs, main.go, index.js, main.py or index.php; give --lang (and --entry)",
+                dir.display()
+            )
+        })
+}
+
 fn lang_of(file: &Path) -> anyhow::Result<String> {
     let ext = file
         .extension()
@@ -366,6 +493,7 @@ fn lang_of(file: &Path) -> anyhow::Result<String> {
         "py" => "python",
         "php" => "php",
         "html" | "htm" => "html",
+        "wasm" => "wasm",
         other => bail!("cannot tell the language of '.{other}' files: give --lang"),
     }
     .to_string())
@@ -458,7 +586,21 @@ impl Client {
 
     /// One request; any HTTP status comes back with its JSON body.
     fn send(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.agent.request(method, &format!("{}{path}", self.url));
+        self.send_typed(method, path, body, "text/plain")
+    }
+
+    /// [`Self::send`] with the body's Content-Type.
+    fn send_typed(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self
+            .agent
+            .request(method, &format!("{}{path}", self.url))
+            .set("Content-Type", content_type);
         if let Some(token) = &self.token {
             req = req.set("Authorization", &format!("Bearer {token}"));
         }

@@ -7,6 +7,9 @@ use crate::guard::HostPattern;
 /// Largest request body accepted by default (a function's source or payload).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// Largest project archive a deploy may send by default (compressed).
+pub const DEFAULT_MAX_ARCHIVE_BYTES: usize = 50 * 1024 * 1024;
+
 #[derive(Args, Debug, Clone)]
 pub struct GatewayArgs {
     /// Address to listen on. The default only accepts local clients; use
@@ -20,6 +23,10 @@ pub struct GatewayArgs {
     /// Largest request body (source or payload), in bytes.
     #[arg(long, env = "FAAS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Largest project archive (a deploy's `.tar.gz` or `.zip` body, as
+    /// sent), in bytes; more answers 413.
+    #[arg(long, env = "FAAS_MAX_ARCHIVE_BYTES", default_value_t = DEFAULT_MAX_ARCHIVE_BYTES)]
+    pub max_archive_bytes: usize,
     /// On SIGINT/SIGTERM, how long open requests may take to finish, in ms.
     #[arg(long, env = "FAAS_GRACE_MS", default_value_t = 10_000)]
     pub grace_ms: u64,

@@ -5,7 +5,9 @@
 //! [`status`] turns it into the HTTP status.
 //!
 //! Routes (the seed's three first):
-//! - `POST /deploy?name=N&lang=L[&timeout_ms=T&max_memory_mb=M&max_tmp_mb=K]`, body = source
+//! - `POST /deploy?name=N&lang=L[&timeout_ms=T&max_memory_mb=M&max_tmp_mb=K]`, body = source;
+//!   with `Content-Type: application/gzip` or `application/zip`, a project
+//!   archive (`&entry=PATH`); `lang=wasm`: a prebuilt WASI module
 //! - `POST /invoke?fn=ID_OR_NAME`, body = the function's stdin (any bytes)
 //! - `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint: raw body in,
 //!   its stdout out, the request as `FAAS_HTTP_*` variables
@@ -13,9 +15,11 @@
 //!   id; `GET /invocation/ID` → its status and result;
 //!   `GET /dead-letters[?function=NAME]`, `POST /dead-letters/ID/redrive`,
 //!   `DELETE /dead-letters/ID`
-//! - `GET /function/NAME` → the stored source, as text
+//! - `GET /function/NAME` → the stored source as text, a prebuilt module
+//!   (`application/wasm`) or a project's archive as deployed
 //! - `PUT /function/NAME?lang=L` → a new version; `DELETE /function/NAME|ID`
-//! - `GET /function/NAME/versions`, `GET /function/NAME/invocations?limit=N`
+//! - `GET /function/NAME/versions`, `GET /function/NAME/invocations?limit=N`,
+//!   `GET /function/NAME/files` (a project's paths and sizes)
 //! - `GET /functions` → every deployed function's metadata
 //! - `GET /stats` → load-balancer counters
 //! - `GET /health` → `{"ok":true}` (answered here, for probes)
@@ -61,8 +65,8 @@ use std::time::Duration;
 
 use faas_proto::client::Client;
 use faas_proto::{
-    DeploySpec, FunctionSettings, Grants, HttpRequest, Lang, Operation, Reply, SecretValue,
-    ServerReply, ServerRequest, ServiceError,
+    ArchiveFormat, Blob, DeploySpec, FunctionSettings, Grants, HttpRequest, Lang, Operation, Reply,
+    SecretValue, ServerReply, ServerRequest, ServiceError,
 };
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -73,7 +77,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-pub use args::{GatewayArgs, DEFAULT_MAX_BODY_BYTES};
+pub use args::{GatewayArgs, DEFAULT_MAX_ARCHIVE_BYTES, DEFAULT_MAX_BODY_BYTES};
 use guard::{AllowedHosts, HostPattern, HostRefusal};
 use response::HttpResponse;
 use routes::{Query, Route};
@@ -85,6 +89,8 @@ const PART: &str = "GATEWAY";
 pub struct GatewayConfig {
     pub server_socket: PathBuf,
     pub max_body_bytes: usize,
+    /// Largest project archive a deploy may send (compressed).
+    pub max_archive_bytes: usize,
     /// Deadline for reading a request's whole body.
     pub read_timeout: Duration,
     /// Most open client connections.
@@ -365,6 +371,7 @@ async fn answer(
         Route::Delete(name) => Ok(Operation::Delete { name }),
         Route::Versions(name) => Ok(Operation::Versions { name }),
         Route::Invocations(name) => invocations_operation(&req, name),
+        Route::Files(name) => Ok(Operation::ListFiles { name }),
         Route::Deploy => deploy_operation(state, req).await,
         Route::Invoke => invoke_operation(state, req, request_id).await,
         Route::Raw { name, rest } => {
@@ -494,10 +501,28 @@ async fn deploy_spec(
         )));
     };
     check_runtime(lang, query.get("runtime"))?;
+    // An archive by its Content-Type; any other type keeps the one-file
+    // deploy (curl's default form type included).
+    let archive = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ArchiveFormat::from_content_type);
+    let entry = query.get("entry").map(str::to_string);
+    if entry.is_some() && archive.is_none() {
+        return Err(ServiceError::bad_request(
+            "entry= names a file of a project archive: send the archive with Content-Type: application/gzip (.tar.gz) or application/zip",
+        ));
+    }
+    if archive.is_some() && lang == Lang::Wasm {
+        return Err(ServiceError::bad_request(
+            "lang=wasm takes one module as the body (Content-Type: application/wasm), not an archive",
+        ));
+    }
     let spec = DeploySpec {
         name,
         lang,
-        code: String::new(),
+        code: Blob::default(),
         settings: FunctionSettings {
             timeout_ms: query.number("timeout_ms")?,
             max_memory_mb: query.number("max_memory_mb")?,
@@ -516,10 +541,31 @@ async fn deploy_spec(
                 .map(|n| n.min(u64::from(u32::MAX)) as u32),
             retry_backoff_ms: query.number("retry_backoff_ms")?,
             max_age_s: query.number("max_age_s")?,
+            archive,
+            entry,
         },
     };
-    let code = routes::text_body(req, body_limits(state), "source code").await?;
-    log::info!(target: PART, "deploy name={} lang={lang} ({} bytes)", spec.name, code.len());
+    let code: Blob = match archive {
+        Some(_) => {
+            let limits = routes::BodyLimits {
+                max_bytes: state.config.max_archive_bytes,
+                ..body_limits(state)
+            };
+            routes::body(req, limits, "project archive (--max-archive-bytes)")
+                .await?
+                .to_vec()
+                .into()
+        }
+        None if lang == Lang::Wasm => routes::body(req, body_limits(state), "module")
+            .await?
+            .to_vec()
+            .into(),
+        None => routes::text_body(req, body_limits(state), "source code")
+            .await?
+            .into(),
+    };
+    log::info!(target: PART, "deploy name={} lang={lang} ({} bytes{})", spec.name, code.len(),
+        archive.map_or(String::new(), |a| format!(", {}", a.content_type())));
     Ok(DeploySpec { code, ..spec })
 }
 

@@ -32,6 +32,17 @@ pub fn text(status: StatusCode, body: String) -> HttpResponse {
     resp
 }
 
+/// Bytes served as `content_type` (a prebuilt module, a project's
+/// archive).
+pub fn bytes(status: StatusCode, content_type: &str, body: Vec<u8>) -> HttpResponse {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let value = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    resp.headers_mut().insert(CONTENT_TYPE, value);
+    resp
+}
+
 /// The JSON error for `error`, with the status its kind maps to. An
 /// overload or a store outage says when to retry (`Retry-After`); other
 /// 503s do not: a missing toolchain or worker is not fixed by waiting.
@@ -124,11 +135,14 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
                 (_, true) => "wasm",
                 (_, false) => "native",
             };
-            json(
-                StatusCode::CREATED,
-                &json!({"ok": true, "id": function.id, "name": function.name,
-                        "lang": function.lang, "wasm": function.wasm, "runtime": runtime}),
-            )
+            let mut body = json!({"ok": true, "id": function.id, "name": function.name,
+                        "lang": function.lang, "wasm": function.wasm, "runtime": runtime});
+            // A project: how it was packed and the entry file it runs.
+            if let Some(archive) = function.settings.archive {
+                body["archive"] = json!(archive);
+                body["entry"] = json!(function.settings.entry);
+            }
+            json(StatusCode::CREATED, &body)
         }
         Reply::Invoked {
             worker_id, result, ..
@@ -177,7 +191,16 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
             StatusCode::OK,
             &json!({"ok": true, "invocations": invocations}),
         ),
-        Reply::Source { code, .. } => text(StatusCode::OK, code),
+        Reply::Source {
+            code, content_type, ..
+        } => match content_type {
+            Some(ct) => bytes(StatusCode::OK, &ct, code.into_bytes()),
+            None => text(
+                StatusCode::OK,
+                String::from_utf8_lossy(code.as_bytes()).into_owned(),
+            ),
+        },
+        Reply::Files { files } => json(StatusCode::OK, &json!({"ok": true, "files": files})),
         Reply::Functions { functions } => {
             json(StatusCode::OK, &json!({"ok": true, "functions": functions}))
         }

@@ -29,6 +29,8 @@ pub enum Route {
     Versions(String),
     /// `GET /function/NAME/invocations?limit=N`.
     Invocations(String),
+    /// `GET /function/NAME/files`: a project's paths and sizes.
+    Files(String),
     /// `GET /metrics`: Prometheus exposition.
     Metrics,
     /// `GET /` and `GET /ui`: the dashboard page.
@@ -165,7 +167,7 @@ fn background_route(method: &Method, path: &str) -> Option<Result<Route, NoRoute
     })
 }
 
-/// `/function/NAME[/versions|/invocations]` by method.
+/// `/function/NAME[/versions|/invocations|/files]` by method.
 fn function_route(method: &Method, tail: &str) -> Result<Route, NoRoute> {
     let (name, what) = match tail.split_once('/') {
         Some((name, what)) => (percent_decode(name), Some(what)),
@@ -178,7 +180,8 @@ fn function_route(method: &Method, tail: &str) -> Result<Route, NoRoute> {
         (None, _) => Err(NoRoute::MethodNotAllowed("GET, PUT, DELETE")),
         (Some("versions"), &Method::GET) => Ok(Route::Versions(name)),
         (Some("invocations"), &Method::GET) => Ok(Route::Invocations(name)),
-        (Some("versions" | "invocations"), _) => Err(NoRoute::MethodNotAllowed("GET")),
+        (Some("files"), &Method::GET) => Ok(Route::Files(name)),
+        (Some("versions" | "invocations" | "files"), _) => Err(NoRoute::MethodNotAllowed("GET")),
         (Some(other), _) => Err(NoRoute::NotFound(format!(
             "no route for {method} /function/{name}/{other}"
         ))),

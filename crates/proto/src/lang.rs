@@ -15,10 +15,13 @@ pub enum Lang {
     Python,
     Php,
     Html,
+    /// A prebuilt WASI preview1 module: validated and compiled to its
+    /// artifact, never built.
+    Wasm,
 }
 
 impl Lang {
-    pub const ALL: [Lang; 7] = [
+    pub const ALL: [Lang; 8] = [
         Lang::C,
         Lang::Rust,
         Lang::Go,
@@ -26,6 +29,7 @@ impl Lang {
         Lang::Python,
         Lang::Php,
         Lang::Html,
+        Lang::Wasm,
     ];
 
     /// The name used in `?lang=`, in metadata and on the wire.
@@ -38,6 +42,7 @@ impl Lang {
             Lang::Python => "python",
             Lang::Php => "php",
             Lang::Html => "html",
+            Lang::Wasm => "wasm",
         }
     }
 
@@ -51,17 +56,41 @@ impl Lang {
             Lang::Python => "py",
             Lang::Php => "php",
             Lang::Html => "html",
+            Lang::Wasm => "wasm",
         }
     }
 
-    /// The stored source's file name.
+    /// The stored source's file name (a prebuilt module's is its module,
+    /// `code.wasm`).
     pub fn source_file(self) -> String {
         format!("code.{}", self.extension())
     }
 
-    /// Compiled to a WebAssembly module at deploy (`code.wasm`).
+    /// Runs as a WebAssembly module of its own (`code.wasm`): compiled at
+    /// deploy, or deployed prebuilt.
     pub fn is_compiled(self) -> bool {
-        matches!(self, Lang::C | Lang::Rust | Lang::Go)
+        matches!(self, Lang::C | Lang::Rust | Lang::Go | Lang::Wasm)
+    }
+
+    /// Its source is text (every language but a prebuilt module).
+    pub fn is_text(self) -> bool {
+        self != Lang::Wasm
+    }
+
+    /// The entry file of a project archive when `entry=` names none, most
+    /// likely first (Rust: a Cargo crate's, then a bare `main.rs`;
+    /// JavaScript: `index.js`, unless `package.json` names its `main`).
+    pub fn default_entries(self) -> &'static [&'static str] {
+        match self {
+            Lang::C => &["main.c"],
+            Lang::Rust => &["src/main.rs", "main.rs"],
+            Lang::Go => &["main.go"],
+            Lang::Js => &["index.js"],
+            Lang::Python => &["main.py"],
+            Lang::Php => &["index.php"],
+            Lang::Html => &["index.html"],
+            Lang::Wasm => &[],
+        }
     }
 }
 
@@ -83,9 +112,10 @@ impl FromStr for Lang {
             "python" | "py" => Lang::Python,
             "php" => Lang::Php,
             "html" => Lang::Html,
+            "wasm" => Lang::Wasm,
             _ => {
                 return Err(format!(
-                    "unknown lang '{s}' (expected one of: c, rust, go, js, python, php, html)"
+                    "unknown lang '{s}' (expected one of: c, rust, go, js, python, php, html, wasm)"
                 ))
             }
         };

@@ -103,6 +103,8 @@ pub enum Operation {
     ForgetDeadLetter { id: String },
     /// The stored source of a function (by name or id).
     GetSource { name: String },
+    /// The files of a function's project (by name or id).
+    ListFiles { name: String },
     /// Create or replace a secret (`PUT /secret/NAME`).
     PutSecret { name: String, value: SecretValue },
     /// Every secret's name, size, times and users; never a value.
@@ -157,7 +159,15 @@ pub enum Reply {
     },
     Source {
         lang: Lang,
-        code: String,
+        /// The source, module or archive, as deployed.
+        code: Blob,
+        /// What to serve it as (`text/plain` when unset).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
+    },
+    /// A project's files (a single-file function lists its one file).
+    Files {
+        files: Vec<ProjectFile>,
     },
     /// An async call was queued (or a dead one queued again).
     Queued {
@@ -231,7 +241,9 @@ impl Correlated for ServerReply {
 pub struct DeploySpec {
     pub name: String,
     pub lang: Lang,
-    pub code: String,
+    /// The body: a source file, a prebuilt module (`lang=wasm`) or a
+    /// project archive (`settings.archive` says which kind).
+    pub code: Blob,
     #[serde(flatten)]
     pub settings: FunctionSettings,
 }
@@ -278,6 +290,70 @@ pub struct FunctionSettings {
     /// Async calls older than this are not retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age_s: Option<u64>,
+    /// The function is a project: the body was an archive of this kind,
+    /// unpacked into the function's tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveFormat>,
+    /// A project's entry file, relative to its root (`entry=`; the
+    /// language's default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+}
+
+/// How a project archive is packed (chosen by the deploy's Content-Type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveFormat {
+    /// `application/gzip`: a gzip-compressed tar.
+    TarGz,
+    /// `application/zip`.
+    Zip,
+}
+
+impl ArchiveFormat {
+    /// The Content-Type it is deployed and served with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ArchiveFormat::TarGz => "application/gzip",
+            ArchiveFormat::Zip => "application/zip",
+        }
+    }
+
+    /// The format a deploy's Content-Type names, if any (parameters
+    /// ignored; the common aliases of each accepted).
+    pub fn from_content_type(value: &str) -> Option<Self> {
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/gzip"
+            | "application/x-gzip"
+            | "application/x-tar+gzip"
+            | "application/x-compressed-tar" => Some(ArchiveFormat::TarGz),
+            "application/zip" | "application/x-zip-compressed" => Some(ArchiveFormat::Zip),
+            _ => None,
+        }
+    }
+
+    /// The file the archive is kept in, as deployed, in the function's
+    /// directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ArchiveFormat::TarGz => "code.tar.gz",
+            ArchiveFormat::Zip => "code.zip",
+        }
+    }
+}
+
+/// One file of a project (`GET /function/NAME/files`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectFile {
+    /// Relative to the project's root, `/`-separated.
+    pub path: String,
+    pub size: u64,
 }
 
 /// One past call of a function (`GET /function/NAME/invocations`).

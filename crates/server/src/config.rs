@@ -131,6 +131,11 @@ pub struct Cli {
     /// MiB; a larger one answers 422.
     #[arg(long, env = "FAAS_MAX_MODULE_MB", default_value_t = 64)]
     pub max_module_mb: u64,
+    /// Most bytes a project archive may unpack to, counted while it is
+    /// unpacked (what its headers declare is not trusted); more answers
+    /// 413 and nothing is stored.
+    #[arg(long, env = "FAAS_MAX_UNPACKED_BYTES", default_value_t = 200 * 1024 * 1024)]
+    pub max_unpacked_bytes: u64,
     /// Most functions the store holds (a function's versions count once);
     /// a deploy past it answers 507.
     #[arg(long, env = "FAAS_MAX_FUNCTIONS", default_value_t = 10_000)]

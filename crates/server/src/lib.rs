@@ -6,8 +6,12 @@
 //! - [`config`]: command-line flags (clap, with `FAAS_*` env fallbacks; the
 //!   LB's, gateway's and workers' flags are flattened in from their crates);
 //! - [`store`]: the on-disk function store and its in-memory index;
+//! - [`archive`]: project archives (`.tar.gz`, `.zip`) unpacked with their
+//!   limits, hostile entries refused;
 //! - [`cluster`]: replicas sharing an S3 store (`--store s3://`): the
 //!   shared index, propagation, peer notices;
+//! - [`project`]: multi-file projects between unpacking and building (the
+//!   entry file, the package-installing hook, per-language checks);
 //! - [`toolchain`]: finding compilers/runtimes and building functions;
 //! - [`build_sandbox`]: the bubblewrap sandbox and rlimits every compile
 //!   runs in;
@@ -26,12 +30,14 @@
 //! - [`sockets`]: UNIX-socket binding (stale files) and the Server socket
 //!   loop, the edge where operations and replies cross the wire.
 
+pub mod archive;
 pub mod build_sandbox;
 pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod invocation_log;
 pub mod metrics;
+pub mod project;
 pub mod reaper;
 pub mod rundir;
 pub mod secrets;
@@ -358,6 +364,7 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
             compile_timeout: Duration::from_secs(cli.compile_timeout_s),
             keep_versions: cli.keep_versions.max(1),
             max_module_bytes: cli.max_module_mb.saturating_mul(MIB),
+            max_unpacked_bytes: cli.max_unpacked_bytes,
             workers: u64::from(cli.workers),
         },
         compile_slots: Semaphore::new(cli.compile_jobs.max(1)),
@@ -490,6 +497,7 @@ fn start_gateway(
     let config = faas_gateway::GatewayConfig {
         server_socket: cli.server_socket.clone(),
         max_body_bytes: cli.gateway.max_body_bytes,
+        max_archive_bytes: cli.gateway.max_archive_bytes,
         read_timeout: Duration::from_millis(cli.gateway.read_timeout_ms),
         max_connections: cli.gateway.max_connections,
         max_connections_per_ip: cli.gateway.max_connections_per_ip,

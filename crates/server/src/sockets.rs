@@ -164,9 +164,16 @@ async fn perform(service: &Arc<Service>, op: Operation) -> Reply {
                     content_type: inv.content_type,
                 })
         }
-        Operation::GetSource { name } => service
-            .source(&name)
-            .map(|(lang, code)| Reply::Source { lang, code }),
+        Operation::GetSource { name } => {
+            service
+                .source(&name)
+                .map(|(lang, code, content_type)| Reply::Source {
+                    lang,
+                    code: code.into(),
+                    content_type,
+                })
+        }
+        Operation::ListFiles { name } => service.files(&name).map(|files| Reply::Files { files }),
         Operation::List => Ok(Reply::Functions {
             functions: service.list(),
         }),

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use faas_proto::FunctionMeta;
+use faas_proto::{ArchiveFormat, Lang};
 
 const PART: &str = "SERVER";
 const STAGING_PREFIX: &str = ".staging-";
@@ -486,10 +487,19 @@ impl FunctionStore {
         self.len() == 0
     }
 
-    /// The stored source of a function.
-    pub fn source(&self, meta: &FunctionMeta) -> Result<String, StoreError> {
-        let path = self.dir.join(&meta.id).join(meta.lang.source_file());
-        std::fs::read_to_string(&path).map_err(io_err(&path))
+    /// The stored source of a function: its file, module or archive, as
+    /// deployed.
+    pub fn source(&self, meta: &FunctionMeta) -> Result<Vec<u8>, StoreError> {
+        let path = self
+            .dir
+            .join(&meta.id)
+            .join(source_name(meta.lang, meta.settings.archive));
+        std::fs::read(&path).map_err(io_err(&path))
+    }
+
+    /// The directory of a stored version.
+    pub fn version_dir(&self, meta: &FunctionMeta) -> PathBuf {
+        self.dir.join(&meta.id)
     }
 }
 
@@ -647,6 +657,15 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// The file a version's deployed body is kept in: the project's archive,
+/// or the one source file (a prebuilt module's is `code.wasm`).
+pub fn source_name(lang: Lang, archive: Option<ArchiveFormat>) -> String {
+    match archive {
+        Some(format) => format.file_name().to_string(),
+        None => lang.source_file(),
+    }
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -657,8 +676,6 @@ pub fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use faas_proto::Lang;
 
     fn meta(r: &Reservation<'_>, lang: Lang) -> FunctionMeta {
         FunctionMeta {

@@ -34,6 +34,7 @@ use faas_proto::Lang;
 use faas_worker::child::{capture, wait_until};
 
 use crate::build_sandbox::{mirror, BuildJob, BuildSandbox, ToolRun};
+use crate::project::Plan;
 
 const PART: &str = "SERVER";
 
@@ -243,7 +244,7 @@ impl Toolchains {
     pub fn log_summary(&self) {
         for lang in Lang::ALL {
             match (lang, self.tool(lang)) {
-                (Lang::Html, _) => {}
+                (Lang::Html | Lang::Wasm, _) => {}
                 (_, Some(t)) => log::info!(
                     target: PART,
                     "{lang}: {} ({})",
@@ -275,7 +276,7 @@ impl Toolchains {
             Lang::Js => self.js.as_ref(),
             Lang::Python => self.python.as_ref(),
             Lang::Php => self.php.as_ref(),
-            Lang::Html => None,
+            Lang::Html | Lang::Wasm => None,
         }
     }
 
@@ -299,29 +300,51 @@ impl Toolchains {
 
     /// Checks (native languages) or compiles (wasm languages) `source`,
     /// in the build sandbox. For wasm languages writes `dir/code.wasm`.
+    /// A project (`project`: its plan; `source` is then its tree) is
+    /// copied whole into the sandbox, at `/build/app`.
     pub fn build(
         &self,
         lang: Lang,
         dir: &Path,
         source: &Path,
+        project: Option<&Plan>,
         timeout: Duration,
     ) -> Result<(), BuildError> {
-        if lang == Lang::Html {
+        // A prebuilt module is its own output: `worker compile` checks it.
+        if matches!(lang, Lang::Html | Lang::Wasm) {
             return Ok(());
         }
         let tool = self
             .tool(lang)
             .ok_or_else(|| BuildError::Missing(self.missing_hint(lang)))?;
         if tool.interpreter {
-            let cmd = self.check_command(lang, source, timeout);
+            let entry = project.map(|p| source.join(&p.entry));
+            let cmd = self.check_command(lang, entry.as_deref().unwrap_or(source), timeout);
             return finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &[dir]);
         }
         let setup =
             |e: std::io::Error| BuildError::Failed(format!("cannot prepare the build: {e}"));
         let job = self.sandbox.job().map_err(setup)?;
-        let code = std::fs::read(source).map_err(setup)?;
-        job.put(&lang.source_file(), &code).map_err(setup)?;
-        let run = build_run(lang, tool, &job);
+        match project {
+            None => {
+                let code = std::fs::read(source).map_err(setup)?;
+                job.put(&lang.source_file(), &code).map_err(setup)?;
+            }
+            Some(plan) => {
+                let app = job.host().join(PROJECT_DIR);
+                crate::project::copy_tree(source, &app, &|p| job.give(p)).map_err(setup)?;
+                if plan.go_needs_mod {
+                    // `go build` wants a module; a tree without go.mod
+                    // is one with no requirements.
+                    job.put(
+                        &format!("{PROJECT_DIR}/go.mod"),
+                        b"module function\n\ngo 1.21\n",
+                    )
+                    .map_err(setup)?;
+                }
+            }
+        }
+        let run = build_run(lang, tool, &job, project);
         if lang == Lang::Go && !tool.tinygo {
             self.go_cache(&job, tool, timeout);
         }
@@ -546,16 +569,33 @@ fn describe_failure(status: ExitStatus) -> String {
     }
 }
 
+/// Where a project is copied in a build job (`/build/app`): beside the
+/// output, so no file of the project can be mistaken for it.
+const PROJECT_DIR: &str = "app";
+
 /// The sandboxed run that checks or compiles the job's source, writing
 /// `code.wasm` next to it for compiled languages.
-fn build_run(lang: Lang, tool: &Tool, job: &BuildJob) -> ToolRun {
-    let src = job.guest().join(lang.source_file());
+fn build_run(lang: Lang, tool: &Tool, job: &BuildJob, project: Option<&Plan>) -> ToolRun {
+    let app = job.guest().join(PROJECT_DIR);
+    let src = match project {
+        Some(plan) => app.join(&plan.entry),
+        None => job.guest().join(lang.source_file()),
+    };
     let out = job.guest().join("code.wasm");
     let mut run = ToolRun {
         program: tool.program.clone(),
         tool_dirs: tool.root.iter().cloned().collect(),
         ..ToolRun::default()
     };
+    if let Some(plan) = project {
+        if let Some(args) = project_args(lang, tool, plan, &app, &out) {
+            if lang == Lang::Go && !tool.tinygo {
+                run = go_run(tool, job, &job.guest().join(".gocache"));
+            }
+            run.args = args;
+            return run;
+        }
+    }
     let args: Vec<OsString> = match lang {
         Lang::C => vec![
             "--target=wasm32-wasi".into(),
@@ -612,11 +652,68 @@ fn build_run(lang: Lang, tool: &Tool, job: &BuildJob) -> ToolRun {
             run.etc.push("/etc/php");
             vec!["-n".into(), "-l".into(), src.into()]
         }
-        // Html has no build step; `build` returns before asking for one.
-        Lang::Html => vec![],
+        // Neither has a build step; `build` returns before asking for one.
+        Lang::Html | Lang::Wasm => vec![],
     };
     run.args = args;
     run
+}
+
+/// A compiled project's command line, when it differs from a single
+/// file's: C compiles every `.c` file together (headers found from the
+/// project's root too), Rust takes the crate's edition, Go builds the
+/// entry's package in its module (`vendor/` used when present).
+fn project_args(
+    lang: Lang,
+    tool: &Tool,
+    plan: &Plan,
+    app: &Path,
+    out: &Path,
+) -> Option<Vec<OsString>> {
+    let mut args: Vec<OsString> = Vec::new();
+    match lang {
+        Lang::C => {
+            args.extend(["--target=wasm32-wasi", "-O2", "-o"].map(OsString::from));
+            args.push(out.into());
+            let mut include = OsString::from("-I");
+            include.push(app);
+            args.push(include);
+            args.extend(plan.c_sources.iter().map(|f| app.join(f).into_os_string()));
+        }
+        Lang::Rust => {
+            args.extend(
+                ["--target", "wasm32-wasi", "--edition"]
+                    .iter()
+                    .map(OsString::from),
+            );
+            args.push(plan.rust_edition.clone().into());
+            args.extend(
+                [
+                    "-C",
+                    "opt-level=2",
+                    "-C",
+                    "strip=debuginfo",
+                    "--crate-name",
+                    "function",
+                    "-o",
+                ]
+                .iter()
+                .map(OsString::from),
+            );
+            args.push(out.into());
+            args.push(app.join(&plan.entry).into());
+        }
+        Lang::Go if tool.tinygo => return None,
+        Lang::Go => {
+            args.push("-C".into());
+            args.push(app.into());
+            args.extend(["build", "-trimpath", "-o"].map(OsString::from));
+            args.push(out.into());
+            args.push(plan.go_package.clone().into());
+        }
+        _ => return None,
+    }
+    Some(args)
 }
 
 /// The Go toolchain with its variables: WASI target, no network, no
@@ -687,7 +784,7 @@ pub fn missing_hint(lang: Lang) -> String {
         Lang::Js => "node for --native-js (Debian: nodejs; FAAS_NODE overrides)",
         Lang::Python => "python3 for --native-python (FAAS_PYTHON overrides)",
         Lang::Php => "php (Debian: php-cli; FAAS_PHP overrides)",
-        Lang::Html => "nothing",
+        Lang::Html | Lang::Wasm => "nothing",
     };
     format!("the {lang} toolchain is not installed on this server: install {what}, or run `make toolchains`")
 }

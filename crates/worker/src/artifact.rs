@@ -95,6 +95,11 @@ fn build_allowing(
 ) -> Result<Vec<u8>, ArtifactError> {
     let module = Module::new(engine, wasm).map_err(|e| ArtifactError::Compile(e.to_string()))?;
     check_imports_allowing(&module, extra).map_err(ArtifactError::Compile)?;
+    // A deployed module (no extra imports) is a WASI command: a call runs
+    // its `_start`. Only the interpreters we ship may be reactors.
+    if extra.is_empty() {
+        check_start(&module).map_err(ArtifactError::Compile)?;
+    }
     let bytes = module
         .serialize()
         .map_err(|e| ArtifactError::Serialize(e.to_string()))?;
@@ -108,6 +113,24 @@ fn build_allowing(
 /// at deploy, so no guest can reach a host call that blocks or escapes.
 pub fn check_imports(module: &Module) -> Result<(), String> {
     check_imports_allowing(module, &[])
+}
+
+/// A function module must export `_start` as a function taking and
+/// returning nothing, as a WASI command does.
+pub fn check_start(module: &Module) -> Result<(), String> {
+    let start = module.exports().find(|e| e.name() == "_start");
+    match start.map(|e| e.ty().clone()) {
+        Some(wasmer::ExternType::Function(f))
+            if f.params().is_empty() && f.results().is_empty() =>
+        {
+            Ok(())
+        }
+        Some(_) => Err("the module's _start export is not a function of no arguments".into()),
+        None => Err(
+            "the module exports no _start function (a WASI command has one: build with a main())"
+                .into(),
+        ),
+    }
 }
 
 /// [`check_imports`], also allowing the function imports `extra`.

@@ -270,6 +270,14 @@ impl Interpreter {
         }
     }
 
+    /// The files a call of a project sees: the interpreter's own and the
+    /// project's tree (already at their guest paths, under `/faas/app`).
+    pub fn project_files(&self, tree: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
+        let mut files = self.files.clone();
+        files.extend(tree.iter().cloned());
+        files
+    }
+
     /// The files a call with `script` sees.
     pub fn files(&self, script: Bytes) -> Vec<(String, Bytes)> {
         let mut files = self.files.clone();

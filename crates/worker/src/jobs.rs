@@ -39,15 +39,32 @@ enum Loaded {
     Script {
         interpreter: Interpreter,
         code: Bytes,
+        /// A project's files instead of one script.
+        project: Option<Arc<Project>>,
     },
     /// A script for a host runtime, run in a sandbox (PHP; JS and Python
     /// when the operator asks for native runtimes).
     Native {
         lang: Lang,
         code: Arc<Vec<u8>>,
+        /// A PHP project's tree on the host (readable by the call's uid),
+        /// bound read-only at `/faas/app`.
+        tree: Option<Arc<PathBuf>>,
     },
     Html(Arc<String>),
 }
+
+/// A multi-file project of an interpreted language: its unpacked tree,
+/// seen read-only under `/faas/app`, and its entry file there.
+pub struct Project {
+    /// The entry's guest path (`/faas/app/main.py`).
+    pub entry: String,
+    /// (guest path, content) of every file of the tree.
+    pub files: Vec<(String, Bytes)>,
+}
+
+/// Where a project's tree is, inside the guest.
+pub const PROJECT_GUEST_DIR: &str = "/faas/app";
 
 /// How a worker runs jobs (from its flags).
 pub struct RunnerSettings {
@@ -169,6 +186,9 @@ impl JobRunner {
     pub fn forget(&mut self, ids: &[String]) {
         for id in ids {
             self.loaded.remove(id);
+            if let Some(sockets) = &self.sockets {
+                sockets.drop_tree(id);
+            }
         }
         if self
             .last_wasm
@@ -238,18 +258,36 @@ impl JobRunner {
                 return JobResult::success(req, doc.as_str().into(), Blob::default(), 0, 0.0)
             }
             Loaded::Wasm(module) => self.run_wasm(module, opts, call),
-            Loaded::Script { interpreter, code } => {
+            Loaded::Script {
+                interpreter,
+                code,
+                project,
+            } => {
+                let files = match &project {
+                    Some(project) => {
+                        // The interpreters start the file FAAS_CODE names
+                        // (the prelude and boot.py read it).
+                        opts.env.push(("FAAS_CODE".into(), project.entry.clone()));
+                        interpreter.project_files(&project.files)
+                    }
+                    None => interpreter.files(code),
+                };
                 let opts = PrepareOptions {
                     args: interpreter.run_args(),
-                    files: interpreter.files(code),
+                    files,
                     memory_image: interpreter.memory_image.clone(),
                     entry: interpreter.entry,
                     ..opts
                 };
                 self.run_wasm(interpreter.module, opts, call)
             }
-            Loaded::Native { lang, code } => {
-                let (extras, served, outbound) = self.native_extras(lang, &job.allow, &call);
+            Loaded::Native { lang, code, tree } => {
+                let (mut extras, served, outbound) = self.native_extras(lang, &job.allow, &call);
+                if let Some(tree) = tree {
+                    extras
+                        .binds
+                        .push((tree.to_path_buf(), PROJECT_GUEST_DIR.to_string()));
+                }
                 let native = NativeCall {
                     lang,
                     function_id: call.id,
@@ -459,16 +497,45 @@ impl JobRunner {
             }
             Lang::Html => Ok(Loaded::Html(Arc::new(lossy(read(lang.source_file())?)))),
             Lang::Js | Lang::Python if !self.native_langs.contains(&lang) => {
-                let code = Bytes::from(read(lang.source_file())?);
+                let project = read_project(&dir, id)?;
+                let code = match project {
+                    Some(_) => Bytes::new(),
+                    None => Bytes::from(read(lang.source_file())?),
+                };
                 Ok(Loaded::Script {
                     interpreter: self.interpreter(lang)?,
                     code,
+                    project,
                 })
             }
-            _ => Ok(Loaded::Native {
-                lang,
-                code: Arc::new(read(lang.source_file())?),
-            }),
+            _ => match read_project_entry(&dir, id)? {
+                // The script the sandbox runs only requires the entry, so
+                // that its __DIR__ and relative includes are the tree's.
+                Some(entry) if lang == Lang::Php => {
+                    let sockets = self.sockets.as_ref().ok_or_else(|| {
+                        setup_error("PHP projects need the worker's run directory".into())
+                    })?;
+                    let tree = sockets
+                        .tree(id, &dir.join("tree"))
+                        .map_err(|e| setup_error(format!("copying the project: {e}")))?;
+                    let quoted = format!("{PROJECT_GUEST_DIR}/{entry}")
+                        .replace('\\', "\\\\")
+                        .replace('\'', "\\'");
+                    Ok(Loaded::Native {
+                        lang,
+                        code: Arc::new(format!("<?php require '{quoted}';\n").into_bytes()),
+                        tree: Some(Arc::new(tree)),
+                    })
+                }
+                Some(_) => Err(setup_error(format!(
+                    "{lang} projects run in WebAssembly only (not with a native runtime)"
+                ))),
+                None => Ok(Loaded::Native {
+                    lang,
+                    code: Arc::new(read(lang.source_file())?),
+                    tree: None,
+                }),
+            },
         }
     }
 }
@@ -536,6 +603,57 @@ fn lossy(bytes: Vec<u8>) -> String {
 }
 
 /// The `lang` field of a function's metadata.json.
+/// A native call that cannot be set up.
+fn setup_error(why: String) -> JobError {
+    JobError::Native(crate::native::NativeError::Setup(std::io::Error::other(
+        why,
+    )))
+}
+
+/// A project's entry file (relative), when the version at `dir` is one.
+fn read_project_entry(dir: &Path, id: &str) -> Result<Option<String>, JobError> {
+    let text = std::fs::read_to_string(dir.join("metadata.json"))
+        .map_err(|e| JobError::not_found(id, e))?;
+    let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| JobError::Metadata {
+        id: id.to_string(),
+        why: format!("metadata.json: {e}"),
+    })?;
+    Ok(match (meta["archive"].as_str(), meta["entry"].as_str()) {
+        (Some(_), Some(entry)) => Some(entry.to_string()),
+        _ => None,
+    })
+}
+
+/// A project's tree and entry, read once into memory (the worker caches
+/// the loaded function), when the version at `dir` is a project.
+fn read_project(dir: &Path, id: &str) -> Result<Option<Arc<Project>>, JobError> {
+    let Some(entry) = read_project_entry(dir, id)? else {
+        return Ok(None);
+    };
+    let root = dir.join("tree");
+    let mut files = Vec::new();
+    let mut dirs = vec![(root, String::new())];
+    let missing = |e: std::io::Error| JobError::not_found(id, format!("its project tree: {e}"));
+    while let Some((host, rel)) = dirs.pop() {
+        for item in std::fs::read_dir(&host).map_err(missing)? {
+            let item = item.map_err(missing)?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let rel = format!("{rel}/{name}");
+            let kind = item.file_type().map_err(missing)?;
+            if kind.is_dir() {
+                dirs.push((item.path(), rel));
+            } else if kind.is_file() {
+                let bytes = std::fs::read(item.path()).map_err(missing)?;
+                files.push((format!("{PROJECT_GUEST_DIR}{rel}"), Bytes::from(bytes)));
+            }
+        }
+    }
+    Ok(Some(Arc::new(Project {
+        entry: format!("{PROJECT_GUEST_DIR}/{entry}"),
+        files,
+    })))
+}
+
 fn read_lang(dir: &Path, id: &str) -> Result<Lang, JobError> {
     let text = std::fs::read_to_string(dir.join("metadata.json"))
         .map_err(|e| JobError::not_found(id, e))?;

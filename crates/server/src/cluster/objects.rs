@@ -470,7 +470,9 @@ impl Objects {
         } else {
             None
         };
-        let source_file = meta.lang.source_file();
+        // A project's archive as deployed (its tree is unpacked again on
+        // download), else the one source file.
+        let source_file = crate::store::source_name(meta.lang, meta.settings.archive);
         let source = read(&dir.join(&source_file))?;
         self.put(
             &self.path(&format!("fn/{}/{source_file}", meta.id)),
@@ -519,7 +521,7 @@ impl Objects {
                 record.meta.id, record.meta.name
             )));
         }
-        let source_file = record.meta.lang.source_file();
+        let source_file = crate::store::source_name(record.meta.lang, record.meta.settings.archive);
         let source = self
             .get(&format!("fn/{id}/{source_file}"), self.max_blob_bytes)
             .await?;
@@ -529,6 +531,19 @@ impl Objects {
             )));
         }
         write(&dir.join(&source_file), &source)?;
+        if let Some(format) = record.meta.settings.archive {
+            // Checked against its sha256 above, and accepted by the replica
+            // that deployed it: unpacked with the same rules, a bound only
+            // against a runaway.
+            let limits = crate::archive::Limits {
+                max_unpacked_bytes: 4 << 30,
+                max_files: crate::archive::MAX_FILES,
+            };
+            let tree = dir.join(crate::project::TREE_DIR);
+            crate::archive::unpack(format, &source, &tree, limits).map_err(|e| {
+                ObjectsError::Corrupt(format!("the archive of {id} cannot be unpacked: {e}"))
+            })?;
+        }
         if let Some(sha) = &record.module_sha256 {
             let module = self
                 .get(&format!("blob/sha256/{sha}.wasm"), self.max_blob_bytes)

@@ -1,5 +1,12 @@
 //! Deploys: validate the request, store the source, compile it in the
 //! build sandbox, and publish the version only once everything is in place.
+//!
+//! A project archive is kept as deployed (`code.tar.gz` / `code.zip`, for
+//! `GET /function/NAME`) and unpacked into the version's `tree/`
+//! ([`crate::archive`]); then its entry is resolved, the package hook runs
+//! and the tree is built ([`crate::project`]). A prebuilt module
+//! (`lang=wasm`) is stored as `code.wasm` and only compiled to its
+//! artifact, which validates it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +15,8 @@ use std::time::Instant;
 use faas_proto::{DeploySpec, ErrorKind, FunctionMeta, Lang, ServiceError};
 use sha2::{Digest, Sha256};
 
+use crate::archive::ArchiveError;
+use crate::project::{Plan, TREE_DIR};
 use crate::store::now_secs;
 use crate::toolchain::BuildError;
 
@@ -43,15 +52,29 @@ impl Service {
                 .map_err(replica::cluster_error)?;
         }
         reservation.create_staging().map_err(store_error)?;
-        let source = reservation.staging.join(req.lang.source_file());
-        std::fs::write(&source, &req.code).map_err(|e| {
-            log::error!(target: PART, "writing {}: {e}", source.display());
+        let stored = reservation
+            .staging
+            .join(crate::store::source_name(req.lang, req.settings.archive));
+        std::fs::write(&stored, req.code.as_bytes()).map_err(|e| {
+            log::error!(target: PART, "writing {}: {e}", stored.display());
             ServiceError::internal("could not write the source to the function store")
         })?;
         let started = Instant::now();
+        let plan = match req.settings.archive {
+            Some(format) => {
+                let plan = self.unpack(&req, format, &reservation.staging).await?;
+                req.settings.entry = Some(plan.entry.clone());
+                Some(plan)
+            }
+            None => None,
+        };
+        let source = match plan {
+            Some(_) => reservation.staging.join(TREE_DIR),
+            None => stored,
+        };
         log::info!(target: PART, "deploy {} ({}): building", req.name, req.lang);
         let lang = req.lang.name();
-        self.build(req.lang, &reservation.staging, &source)
+        self.build(req.lang, &reservation.staging, &source, plan)
             .await
             .inspect(|_| self.metrics.deploy(lang, "ok", Some(started.elapsed())))
             .inspect_err(|e| {
@@ -106,12 +129,35 @@ impl Service {
     /// Everything a deploy can be refused for before anything is written.
     fn check_deploy(&self, req: &DeploySpec) -> Result<(), ServiceError> {
         validate_name(&req.name).map_err(ServiceError::bad_request)?;
-        if req.code.trim().is_empty() {
+        if req.code.as_bytes().trim_ascii().is_empty() {
             return Err(ServiceError::bad_request(
                 "the source code (request body) is empty",
             ));
         }
-        if req.lang != Lang::Html && self.toolchains.tool(req.lang).is_none() {
+        match (req.settings.archive, req.lang) {
+            (Some(_), Lang::Wasm) => {
+                return Err(ServiceError::bad_request(
+                    "lang=wasm takes one module as the body, not an archive",
+                ))
+            }
+            (None, Lang::Wasm) if !req.code.as_bytes().starts_with(b"\0asm") => {
+                return Err(ServiceError::new(
+                    ErrorKind::CompileFailed,
+                    "not a WebAssembly module: the body does not start with \\0asm (send the .wasm file's bytes)",
+                ))
+            }
+            (None, _) if req.settings.entry.is_some() => {
+                return Err(ServiceError::bad_request(
+                    "entry= names a file of a project archive; this deploy is one file",
+                ))
+            }
+            (None, lang) if lang.is_text() && req.code.as_str().is_none() => {
+                return Err(ServiceError::bad_request("source code must be UTF-8 text"))
+            }
+            _ => {}
+        }
+        if !matches!(req.lang, Lang::Html | Lang::Wasm) && self.toolchains.tool(req.lang).is_none()
+        {
             return Err(ServiceError::unavailable(
                 self.toolchains.missing_hint(req.lang),
             ));
@@ -146,13 +192,50 @@ impl Service {
         }
     }
 
-    /// Runs the language's build step on `source` in `dir`, off the request
-    /// threads and at most `--compile-jobs` at once.
+    /// Unpacks a project archive into `staging/tree` (off the request
+    /// threads), resolves its entry file, runs the package hook and checks
+    /// what the build needs. Whatever it refuses, the reservation's
+    /// staging directory is dropped with everything in it.
+    async fn unpack(
+        &self,
+        req: &DeploySpec,
+        format: faas_proto::ArchiveFormat,
+        staging: &Path,
+    ) -> Result<Plan, ServiceError> {
+        let limits = crate::archive::Limits {
+            max_unpacked_bytes: self.limits.max_unpacked_bytes,
+            max_files: crate::archive::MAX_FILES,
+        };
+        let (code, tree) = (req.code.clone(), staging.join(TREE_DIR));
+        let (lang, entry) = (req.lang, req.settings.entry.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::archive::unpack(format, code.as_bytes(), &tree, limits).map_err(
+                |e| match e {
+                    ArchiveError::TooLarge(m) => ServiceError::new(ErrorKind::TooLarge, m),
+                    ArchiveError::Refused(m) => ServiceError::bad_request(m),
+                    ArchiveError::Io(m) => {
+                        log::error!(target: PART, "unpacking an archive: {m}");
+                        ServiceError::internal("could not unpack the archive into the store")
+                    }
+                },
+            )?;
+            let entry = crate::project::resolve_entry(lang, &tree, entry.as_deref())?;
+            crate::project::install_packages(lang, &tree)?;
+            crate::project::plan(lang, &tree, &entry)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::internal(format!("unpack task failed: {e}"))))
+    }
+
+    /// Runs the language's build step on `source` (a file, or a project's
+    /// tree with its `plan`) in `dir`, off the request threads and at most
+    /// `--compile-jobs` at once.
     async fn build(
         self: &Arc<Self>,
         lang: Lang,
         dir: &Path,
         source: &Path,
+        plan: Option<Plan>,
     ) -> Result<(), ServiceError> {
         let _permit = self
             .compile_slots
@@ -164,7 +247,7 @@ impl Service {
         tokio::task::spawn_blocking(move || {
             let timeout = this.limits.compile_timeout;
             this.toolchains
-                .build(lang, &dir, &source, timeout)
+                .build(lang, &dir, &source, plan.as_ref(), timeout)
                 .map_err(build_error)?;
             if lang.is_compiled() {
                 // Before the artifact: cranelift on a huge module is the
@@ -176,7 +259,15 @@ impl Service {
                 // code it compiled: the Server's memory stays flat.
                 this.toolchains
                     .build_artifact(&dir, timeout)
-                    .map_err(build_error)?;
+                    .map_err(|e| match (lang, e) {
+                        // Nothing was compiled: the module itself is wrong.
+                        (Lang::Wasm, BuildError::Rejected(msg)) => ServiceError::new(
+                            ErrorKind::CompileFailed,
+                            format!("invalid module: {msg}"),
+                        )
+                        .with_details(msg),
+                        (_, e) => build_error(e),
+                    })?;
             }
             Ok(())
         })

@@ -57,6 +57,8 @@ pub struct Limits {
     pub keep_versions: usize,
     /// The largest compiled module (`code.wasm`) a deploy may produce.
     pub max_module_bytes: u64,
+    /// Most bytes a project archive may unpack to.
+    pub max_unpacked_bytes: u64,
     /// The most a function's `max_concurrency` may be: the worker count.
     pub workers: u64,
 }
@@ -97,17 +99,50 @@ pub struct Service {
 }
 
 impl Service {
-    /// The stored source of a function, by name or id.
-    pub fn source(&self, name: &str) -> Result<(Lang, String), ServiceError> {
-        let meta = self
-            .store
-            .resolve(name)
-            .ok_or_else(|| ServiceError::not_found(format!("function '{name}' not found")))?;
+    /// The stored source of a function, by name or id: its language, the
+    /// bytes as deployed and, for a module or an archive, their
+    /// Content-Type (text otherwise).
+    pub fn source(&self, name: &str) -> Result<(Lang, Vec<u8>, Option<String>), ServiceError> {
+        let meta = self.resolve(name)?;
         let code = self.store.source(&meta).map_err(|err| {
             log::error!(target: PART, "{err}");
             ServiceError::internal("could not read the stored source")
         })?;
-        Ok((meta.lang, code))
+        let content_type = match (meta.settings.archive, meta.lang) {
+            (Some(format), _) => Some(format.content_type().to_string()),
+            (None, Lang::Wasm) => Some("application/wasm".to_string()),
+            (None, _) => None,
+        };
+        Ok((meta.lang, code, content_type))
+    }
+
+    /// A function's files (by name or id): a project's, as unpacked, or
+    /// the one file of a single-file function.
+    pub fn files(&self, name: &str) -> Result<Vec<faas_proto::ProjectFile>, ServiceError> {
+        let meta = self.resolve(name)?;
+        let dir = self.store.version_dir(&meta);
+        let listed = match meta.settings.archive {
+            Some(_) => crate::archive::list(&dir.join(crate::project::TREE_DIR)),
+            None => {
+                let file = meta.lang.source_file();
+                std::fs::metadata(dir.join(&file)).map(|m| {
+                    vec![faas_proto::ProjectFile {
+                        path: file,
+                        size: m.len(),
+                    }]
+                })
+            }
+        };
+        listed.map_err(|err| {
+            log::error!(target: PART, "listing {}: {err}", dir.display());
+            ServiceError::internal("could not list the function's files")
+        })
+    }
+
+    fn resolve(&self, name: &str) -> Result<Arc<FunctionMeta>, ServiceError> {
+        self.store
+            .resolve(name)
+            .ok_or_else(|| ServiceError::not_found(format!("function '{name}' not found")))
     }
 
     /// Removes a function (every version) or, given a version id, that

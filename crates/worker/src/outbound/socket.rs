@@ -48,6 +48,25 @@ pub struct SocketDirs {
     next: AtomicU64,
 }
 
+/// Copies the tree `from` (files and directories only; the store's trees
+/// hold nothing else) to `to`, readable by every uid.
+fn copy_readable(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_readable(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    Ok(())
+}
+
 /// The directory of worker `pid` in the Server's `--sockets-dir`.
 pub fn worker_dir(sockets_dir: &Path, pid: u32) -> PathBuf {
     sockets_dir.join(format!("worker-{pid}"))
@@ -76,6 +95,28 @@ impl SocketDirs {
             base,
             next: AtomicU64::new(1),
         })
+    }
+
+    /// A PHP project's tree, copied where a call's uid may read it (not
+    /// write it: directories 0755, files 0644, owned by the worker), to
+    /// bind read-only into its sandboxes; made once per worker and
+    /// function, removed with the worker's directory or by
+    /// [`Self::drop_tree`].
+    pub fn tree(&self, id: &str, from: &Path) -> std::io::Result<PathBuf> {
+        let trees = self.base.join("trees");
+        if !trees.is_dir() {
+            std::fs::create_dir(&trees)?;
+            std::fs::set_permissions(&trees, std::fs::Permissions::from_mode(0o711))?;
+        }
+        let dest = trees.join(id);
+        let _ = std::fs::remove_dir_all(&dest);
+        copy_readable(from, &dest)?;
+        Ok(dest)
+    }
+
+    /// Removes a forgotten function's tree copy, if any.
+    pub fn drop_tree(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.base.join("trees").join(id));
     }
 
     /// The prelude on the host, to bind into a sandbox at

@@ -1,5 +1,7 @@
 # Starts a Python function (the interpreter runs this file, then the
-# function's /faas/code.py as __main__): puts the `faas` module
+# function's /faas/code.py as __main__, or a project's entry file, named
+# by FAAS_CODE, with its directory first on sys.path as `python main.py`
+# has it, so the project's modules and packages import): puts the `faas` module
 # (/faas/lib/faas.py) on the path, and has `urllib.request` go through the
 # platform's HTTP client when a function imports it. The traceback of an
 # uncaught exception is the one Python would print for code.py alone.
@@ -56,15 +58,20 @@ def _boot(_status, _exit):
 
     sys.meta_path.insert(0, UrllibHook())
 
+    import os
+
+    script = os.environ.get('FAAS_CODE') or '/faas/code.py'
+    if script != '/faas/code.py':
+        sys.path.insert(0, script.rsplit('/', 1)[0])
     main = sys.modules['__main__'].__dict__
     keep = ('__name__', '__doc__', '__package__', '__spec__', '__builtins__')
     for name in [n for n in main if n not in keep]:
         del main[name]
-    main['__file__'] = '/faas/code.py'
+    main['__file__'] = script
     main['__cached__'] = None
-    sys.argv[0] = '/faas/code.py'
-    with open('/faas/code.py', 'rb') as f:
-        code = compile(f.read(), '/faas/code.py', 'exec')
+    sys.argv[0] = script
+    with open(script, 'rb') as f:
+        code = compile(f.read(), script, 'exec')
     try:
         exec(code, main)
     except SystemExit as e:

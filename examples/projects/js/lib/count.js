@@ -1,0 +1,1 @@
+exports.countWords = (text) => text.split(/\s+/).filter(Boolean).length;

@@ -1,0 +1,3 @@
+from .stats import summary
+
+__all__ = ["summary"]
