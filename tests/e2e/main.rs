@@ -24,6 +24,7 @@ mod outbound_attacks;
 mod reliability;
 mod request_ids;
 mod sandbox;
+mod schedules;
 mod scratch;
 mod secret_attacks;
 mod secrets;

@@ -380,6 +380,7 @@ async fn answer(
         }),
         Route::Redrive(id) => Ok(Operation::Redrive { id }),
         Route::ForgetDeadLetter(id) => Ok(Operation::ForgetDeadLetter { id }),
+        Route::Schedules => Ok(Operation::Schedules),
         Route::Functions => Ok(Operation::List),
         Route::Stats => Ok(Operation::Stats),
         Route::Source(name) if name.is_empty() => {
@@ -516,6 +517,8 @@ async fn deploy_spec(
                 .map(|n| n.min(u64::from(u32::MAX)) as u32),
             retry_backoff_ms: query.number("retry_backoff_ms")?,
             max_age_s: query.number("max_age_s")?,
+            schedule: query.get("schedule").map(str::to_string),
+            schedule_payload: query.get("schedule_payload").map(str::to_string),
         },
     };
     let code = routes::text_body(req, body_limits(state), "source code").await?;

@@ -189,7 +189,8 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
         reply @ (Reply::Queued { .. }
         | Reply::Call { .. }
         | Reply::DeadLetters { .. }
-        | Reply::Forgotten { .. }) => background(reply),
+        | Reply::Forgotten { .. }
+        | Reply::Schedules { .. }) => background(reply),
         Reply::Failed { error: e } => error(&e),
     }
 }
@@ -211,6 +212,9 @@ fn background(reply: Reply) -> HttpResponse {
             json(StatusCode::OK, &json!({"ok": true, "dead_letters": calls}))
         }
         Reply::Forgotten { id } => json(StatusCode::OK, &json!({"ok": true, "deleted": id})),
+        Reply::Schedules { schedules } => {
+            json(StatusCode::OK, &json!({"ok": true, "schedules": schedules}))
+        }
         other => error(&ServiceError::internal(format!(
             "unexpected reply {other:?}"
         ))),
