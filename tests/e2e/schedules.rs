@@ -499,6 +499,7 @@ fn the_dashboard_shows_queue_depth_dead_letters_and_schedules_in_a_real_browser(
         assert_eq!(again.status, 202);
         page_wait(&c, "the dead count again", "document.getElementById('async-dead').textContent === '1'").await;
 
+        c.execute("document.getElementById('background').scrollIntoView()", vec![]).await.unwrap();
         let png = c.screenshot().await.unwrap();
         let dir = crate::harness::repo_root().join("target/test-artifacts");
         std::fs::create_dir_all(&dir).unwrap();
