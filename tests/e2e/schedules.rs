@@ -508,3 +508,40 @@ fn the_dashboard_shows_queue_depth_dead_letters_and_schedules_in_a_real_browser(
         c.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_schedule_travels_with_the_function_through_the_cluster_store() {
+    let weed = crate::cluster::Seaweed::start();
+    let a = crate::cluster::alone(&weed, "a", &[]);
+    let b = crate::cluster::alone(&weed, "b", &[]);
+    a.deploy_with(
+        "shared-tick",
+        "c",
+        TICK_C,
+        "schedule=*+*+*+*+*+*&schedule_payload=s",
+    );
+    // The other replica reads the schedule from the shared index and
+    // fires it into its own queue (one queue per replica until NATS).
+    wait_until("b's schedule", Duration::from_secs(30), || {
+        schedule_of(&b, "shared-tick").is_some_and(|s| s["schedule"] == "* * * * * *")
+    });
+    wait_until("a tick on b", Duration::from_secs(30), || {
+        !fired(&b, "shared-tick").is_empty()
+    });
+    let (tick, id) = fired(&b, "shared-tick").pop().unwrap();
+    let call = finished_call(&b, &id);
+    assert_eq!(call["output"], format!("s|tick={tick}"));
+    // An update on b that removes it reaches a.
+    let resp = b.request(
+        "PUT",
+        "/function/shared-tick?lang=c&schedule=",
+        TICK_C.as_bytes(),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    wait_until("the removal on a", Duration::from_secs(30), || {
+        schedule_of(&a, "shared-tick").is_none()
+    });
+    let stopped = ticks_total(&a);
+    std::thread::sleep(Duration::from_millis(2200));
+    assert!(ticks_total(&a) <= stopped + 1.0, "a kept ticking");
+}
