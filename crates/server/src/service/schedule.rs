@@ -9,11 +9,11 @@
 //! a restart that fires a tick again, or a second replica sharing a queue
 //! that deduplicates (NATS JetStream's message id), queues it once.
 //!
-//! Missed ticks: the ticker fires only the latest tick at or before now
-//! that is after the last one it fired. While it runs it wakes at every
-//! tick, so each fires; after a stop, the ticks missed meanwhile are
-//! skipped but the latest one, which is by definition younger than one
-//! interval (the next has not come), is queued at start. What was fired is
+//! Missed ticks: while the ticker runs it wakes at every tick, so each
+//! fires (a wake-up made late by a loaded machine queues each tick it
+//! passed). After a stop, the ticks missed meanwhile are skipped but the
+//! latest one, which is by definition younger than one interval (the
+//! next has not come), is queued at start. What was fired is
 //! remembered per function in `.schedules.json` under the functions
 //! directory (the last [`RECENT`] ticks with their call ids, for
 //! `GET /schedules` and the dashboard).
@@ -47,6 +47,8 @@ pub const RECENT: usize = 20;
 /// Longest the ticker sleeps: a schedule deployed meanwhile is looked at
 /// within this.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// Most ticks one late wake-up of a running ticker queues.
+const MAX_CATCH_UP: usize = 10;
 /// The dedupe keys of ticks start with this; the rest is `NAME:SECONDS`.
 const KEY_PREFIX: &str = "schedule:";
 
@@ -95,6 +97,21 @@ fn at(secs: u64) -> Option<DateTime<Utc>> {
 pub fn next_tick(cron: &Cron, secs: u64) -> Option<u64> {
     let next = cron.find_next_occurrence(&at(secs)?, false).ok()?;
     u64::try_from(next.timestamp()).ok()
+}
+
+/// The ticks after `since` up to `now` included, the last
+/// [`MAX_CATCH_UP`] of them.
+fn ticks_between(cron: &Cron, since: u64, now: u64) -> Vec<u64> {
+    let mut ticks = VecDeque::new();
+    let mut at = since;
+    while let Some(tick) = next_tick(cron, at).filter(|t| *t <= now) {
+        ticks.push_back(tick);
+        if ticks.len() > MAX_CATCH_UP {
+            ticks.pop_front();
+        }
+        at = tick;
+    }
+    ticks.into()
 }
 
 /// The last tick at or before `secs`.
@@ -260,6 +277,7 @@ impl Service {
     /// The ticker: fires each scheduled function's due tick, then sleeps
     /// until the next tick of any (at most [`MAX_SLEEP`]).
     pub async fn run_schedules(self: Arc<Self>) {
+        let started = now_millis() / 1000;
         loop {
             let now_ms = now_millis();
             let mut wake_ms = now_ms + MAX_SLEEP.as_millis() as u64;
@@ -271,7 +289,7 @@ impl Service {
                 // A stopping server fires nothing: the next start queues
                 // the latest tick it missed.
                 if !draining {
-                    self.fire_due(meta, cron, now_ms / 1000);
+                    self.fire_due(meta, cron, now_ms / 1000, started);
                 }
                 if let Some(next) = next_tick(cron, now_ms / 1000) {
                     wake_ms = wake_ms.min(next * 1000);
@@ -282,20 +300,33 @@ impl Service {
         }
     }
 
-    /// Queues `meta`'s latest tick at or before `now` (Unix seconds) when
-    /// it is after the last one fired and after the version was deployed.
-    fn fire_due(&self, meta: &FunctionMeta, cron: &Cron, now: u64) {
-        let Some(tick) = latest_tick(cron, now) else {
-            return;
-        };
-        let schedules = &self.background.schedules;
-        let fired = schedules.last(&meta.name);
+    /// Queues `meta`'s due ticks: those after the last one fired (and
+    /// after the version was published) up to `now` (Unix seconds). When
+    /// the last one fired was before this server `started`, the ticks in
+    /// between were missed while it was down: only the latest is queued.
+    /// While it runs, a wake-up that came late (a loaded machine) queues
+    /// each tick it passed, at most [`MAX_CATCH_UP`].
+    fn fire_due(&self, meta: &FunctionMeta, cron: &Cron, now: u64, started: u64) {
+        let fired = self.background.schedules.last(&meta.name);
         // A tick before the version was published belongs to no schedule
         // of it (on a first deploy, nothing is "missed").
         let since = fired.unwrap_or(0).max(meta.created);
-        if tick <= since {
-            return;
+        let ticks = if since < started {
+            latest_tick(cron, now)
+                .filter(|tick| *tick > since)
+                .into_iter()
+                .collect()
+        } else {
+            ticks_between(cron, since, now)
+        };
+        for tick in ticks {
+            self.fire(meta, tick);
         }
+    }
+
+    /// Queues the call of `meta`'s `tick`.
+    fn fire(&self, meta: &FunctionMeta, tick: u64) {
+        let schedules = &self.background.schedules;
         let spec = NewCall {
             function: meta.name.clone(),
             payload: meta
@@ -388,6 +419,11 @@ mod tests {
         let every_two_seconds = parse("*/2 * * * * *").unwrap();
         assert_eq!(next_tick(&every_two_seconds, 100), Some(102));
         assert_eq!(latest_tick(&every_two_seconds, 101), Some(100));
+        assert_eq!(ticks_between(&every_two_seconds, 100, 107), [102, 104, 106]);
+        assert!(ticks_between(&every_two_seconds, 100, 101).is_empty());
+        let every_second = parse("* * * * * *").unwrap();
+        let late = ticks_between(&every_second, 0, 1000);
+        assert_eq!(late, (991..=1000).collect::<Vec<u64>>());
         assert!(parse("@hourly").is_ok());
         // Sunday is 0 (and 7), as in Vixie cron.
         let sundays = parse("0 12 * * 0").unwrap();
