@@ -25,6 +25,7 @@ mod projects;
 mod reliability;
 mod request_ids;
 mod sandbox;
+mod schedules;
 mod scratch;
 mod secret_attacks;
 mod secrets;

@@ -387,6 +387,7 @@ async fn answer(
         }),
         Route::Redrive(id) => Ok(Operation::Redrive { id }),
         Route::ForgetDeadLetter(id) => Ok(Operation::ForgetDeadLetter { id }),
+        Route::Schedules => Ok(Operation::Schedules),
         Route::Functions => Ok(Operation::List),
         Route::Stats => Ok(Operation::Stats),
         Route::Source(name) if name.is_empty() => {
@@ -543,6 +544,8 @@ async fn deploy_spec(
             max_age_s: query.number("max_age_s")?,
             archive,
             entry,
+            schedule: query.get("schedule").map(str::to_string),
+            schedule_payload: query.get("schedule_payload").map(str::to_string),
         },
     };
     let code: Blob = match archive {

@@ -212,7 +212,8 @@ pub fn from_reply(reply: Reply, request_id: &str) -> HttpResponse {
         reply @ (Reply::Queued { .. }
         | Reply::Call { .. }
         | Reply::DeadLetters { .. }
-        | Reply::Forgotten { .. }) => background(reply),
+        | Reply::Forgotten { .. }
+        | Reply::Schedules { .. }) => background(reply),
         Reply::Failed { error: e } => error(&e),
     }
 }
@@ -234,6 +235,9 @@ fn background(reply: Reply) -> HttpResponse {
             json(StatusCode::OK, &json!({"ok": true, "dead_letters": calls}))
         }
         Reply::Forgotten { id } => json(StatusCode::OK, &json!({"ok": true, "deleted": id})),
+        Reply::Schedules { schedules } => {
+            json(StatusCode::OK, &json!({"ok": true, "schedules": schedules}))
+        }
         other => error(&ServiceError::internal(format!(
             "unexpected reply {other:?}"
         ))),

@@ -57,6 +57,8 @@ pub enum Route {
     Redrive(String),
     /// `DELETE /dead-letters/ID`.
     ForgetDeadLetter(String),
+    /// `GET /schedules`: every function's schedule and its last ticks.
+    Schedules,
     /// `ANY /fn/NAME[/REST]`: the function as an HTTP endpoint. `rest` is
     /// the remainder of the path as received (starting with `/`).
     Raw {
@@ -155,6 +157,9 @@ fn background_route(method: &Method, path: &str) -> Option<Result<Route, NoRoute
     }
     if path == "/dead-letters" {
         return Some(only(Method::GET, "GET", Route::DeadLetters));
+    }
+    if path == "/schedules" {
+        return Some(only(Method::GET, "GET", Route::Schedules));
     }
     let tail = path.strip_prefix("/dead-letters/")?;
     Some(match tail.strip_suffix("/redrive") {

@@ -309,6 +309,8 @@ mod tests {
                     retries: Some(3),
                     retry_backoff_ms: Some(10),
                     max_age_s: None,
+                    schedule: Some("*/5 * * * * *".into()),
+                    schedule_payload: Some("tick".into()),
                 },
             }),
             Operation::Delete { name: "x".into() },

@@ -101,6 +101,9 @@ pub enum Operation {
     Redrive { id: String },
     /// Forget a dead call (`DELETE /dead-letters/ID`).
     ForgetDeadLetter { id: String },
+    /// Every function's schedule, next tick and last ticks
+    /// (`GET /schedules`).
+    Schedules,
     /// The stored source of a function (by name or id).
     GetSource { name: String },
     /// The files of a function's project (by name or id).
@@ -184,6 +187,10 @@ pub enum Reply {
     /// A dead call was forgotten.
     Forgotten {
         id: String,
+    },
+    /// The functions' schedules (`GET /schedules`).
+    Schedules {
+        schedules: Vec<serde_json::Value>,
     },
     Functions {
         functions: Vec<FunctionMeta>,
@@ -298,6 +305,15 @@ pub struct FunctionSettings {
     /// language's default when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
+    /// A cron expression (5 fields, or 6 with seconds first, in UTC): each
+    /// tick queues an async call. In a deploy request, an empty one
+    /// removes the schedule on an update, and none keeps the previous
+    /// version's; a stored version has none or a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The stdin of each scheduled call (text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_payload: Option<String>,
 }
 
 /// How a project archive is packed (chosen by the deploy's Content-Type).

@@ -48,6 +48,13 @@ pub struct NewCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpRequest>,
     pub policy: RetryPolicy,
+    /// A key that makes enqueueing idempotent: a second call with a key
+    /// already enqueued gets the first call back instead of a new one (a
+    /// schedule's tick is `schedule:NAME:TICK_UNIX_SECONDS`, so two
+    /// replicas firing the same tick, or a restart replaying it, queue it
+    /// once). The key lives as long as its call's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe: Option<String>,
 }
 
 /// One run of a call on a worker.

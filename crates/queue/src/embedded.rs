@@ -4,6 +4,11 @@
 //! from the table at open, which also hands every call that was running
 //! when the previous server stopped back to the queue: delivery is at
 //! least once.
+//!
+//! A second table (`dedupe`: key → call id) makes an enqueue with a
+//! `dedupe` key idempotent; a key is written in the same transaction as
+//! its call and removed with it (forget, purge), so it is kept exactly as
+//! long as the call's result.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
@@ -17,6 +22,8 @@ use crate::{Queue, QueueError, Result};
 
 /// id → the call's JSON.
 const CALLS: TableDefinition<&str, &[u8]> = TableDefinition::new("calls");
+/// dedupe key → the id of the call enqueued with it.
+const DEDUPE: TableDefinition<&str, &str> = TableDefinition::new("dedupe");
 
 /// The queue in one redb file.
 pub struct EmbeddedQueue {
@@ -31,6 +38,8 @@ struct Index {
     /// (due time, id) of every queued or failed call.
     due: BTreeSet<(u64, String)>,
     running: HashSet<String>,
+    /// Ids of the dead calls (counted for the metrics without a scan).
+    dead: HashSet<String>,
 }
 
 fn store_err(err: impl std::fmt::Display) -> QueueError {
@@ -86,7 +95,10 @@ impl EmbeddedQueue {
                         index.due.insert((now, call.id.clone()));
                         interrupted.push(call);
                     }
-                    Status::Succeeded | Status::Dead => {}
+                    Status::Dead => {
+                        index.dead.insert(call.id.clone());
+                    }
+                    Status::Succeeded => {}
                 }
             }
             for call in &interrupted {
@@ -144,8 +156,14 @@ impl EmbeddedQueue {
         call.updated_ms = now_ms();
         self.write(&[&call])?;
         index.running.remove(id);
-        if matches!(call.status, Status::Queued | Status::Failed) {
-            index.due.insert((call.due_ms, call.id.clone()));
+        match call.status {
+            Status::Queued | Status::Failed => {
+                index.due.insert((call.due_ms, call.id.clone()));
+            }
+            Status::Dead => {
+                index.dead.insert(call.id.clone());
+            }
+            Status::Running | Status::Succeeded => {}
         }
         Ok(call)
     }
@@ -187,20 +205,43 @@ fn new_id(now: u64) -> String {
 
 impl Queue for EmbeddedQueue {
     fn enqueue(&self, spec: NewCall, now: u64) -> Result<Call> {
-        let call = Call {
-            id: new_id(now),
-            spec,
-            status: Status::Queued,
-            created_ms: now,
-            updated_ms: now,
-            due_ms: now,
-            finished_ms: None,
-            attempts: Vec::new(),
-            round_start: 0,
-            output: None,
-        };
         let mut index = self.index.lock().expect("queue index");
-        self.write(&[&call])?;
+        let tx = self.db.begin_write().map_err(store_err)?;
+        let call = {
+            let mut calls = tx.open_table(CALLS).map_err(store_err)?;
+            let mut keys = tx.open_table(DEDUPE).map_err(store_err)?;
+            if let Some(key) = &spec.dedupe {
+                let known = keys.get(key.as_str()).map_err(store_err)?;
+                let known = known.map(|id| id.value().to_string());
+                if let Some(id) = known {
+                    let existing = calls.get(id.as_str()).map_err(store_err)?;
+                    if let Some(existing) = existing {
+                        return decode(existing.value());
+                    }
+                }
+            }
+            let call = Call {
+                id: new_id(now),
+                spec,
+                status: Status::Queued,
+                created_ms: now,
+                updated_ms: now,
+                due_ms: now,
+                finished_ms: None,
+                attempts: Vec::new(),
+                round_start: 0,
+                output: None,
+            };
+            calls
+                .insert(call.id.as_str(), encode(&call).as_slice())
+                .map_err(store_err)?;
+            if let Some(key) = &call.spec.dedupe {
+                keys.insert(key.as_str(), call.id.as_str())
+                    .map_err(store_err)?;
+            }
+            call
+        };
+        tx.commit().map_err(store_err)?;
         index.due.insert((now, call.id.clone()));
         Ok(call)
     }
@@ -297,32 +338,37 @@ impl Queue for EmbeddedQueue {
         call.updated_ms = now;
         call.finished_ms = None;
         self.write(&[&call])?;
+        index.dead.remove(id);
         index.due.insert((now, call.id.clone()));
         Ok(call)
     }
 
     fn forget(&self, id: &str) -> Result<()> {
-        let _index = self.index.lock().expect("queue index");
+        let mut index = self.index.lock().expect("queue index");
         let call = self
             .read(id)?
             .ok_or_else(|| QueueError::NotFound(id.into()))?;
         if call.status != Status::Dead {
             return Err(wrong(&call, Status::Dead));
         }
-        self.remove(&[id.to_string()])
+        self.remove(&[call])?;
+        index.dead.remove(id);
+        Ok(())
     }
 
     fn purge(&self, before_ms: u64) -> Result<usize> {
-        let _index = self.index.lock().expect("queue index");
-        let old: Vec<String> = self
+        let mut index = self.index.lock().expect("queue index");
+        let old: Vec<Call> = self
             .all()?
             .into_iter()
             .filter(|c| matches!(c.status, Status::Succeeded | Status::Dead))
             .filter(|c| c.finished_ms.is_some_and(|f| f < before_ms))
-            .map(|c| c.id)
             .collect();
         if !old.is_empty() {
             self.remove(&old)?;
+        }
+        for call in &old {
+            index.dead.remove(&call.id);
         }
         Ok(old.len())
     }
@@ -331,15 +377,24 @@ impl Queue for EmbeddedQueue {
         let index = self.index.lock().expect("queue index");
         (index.due.len(), index.running.len())
     }
+
+    fn dead_count(&self) -> Result<usize> {
+        Ok(self.index.lock().expect("queue index").dead.len())
+    }
 }
 
 impl EmbeddedQueue {
-    fn remove(&self, ids: &[String]) -> Result<()> {
+    /// Removes `calls` and their dedupe keys in one transaction.
+    fn remove(&self, calls: &[Call]) -> Result<()> {
         let tx = self.db.begin_write().map_err(store_err)?;
         {
             let mut table = tx.open_table(CALLS).map_err(store_err)?;
-            for id in ids {
-                table.remove(id.as_str()).map_err(store_err)?;
+            let mut keys = tx.open_table(DEDUPE).map_err(store_err)?;
+            for call in calls {
+                table.remove(call.id.as_str()).map_err(store_err)?;
+                if let Some(key) = &call.spec.dedupe {
+                    keys.remove(key.as_str()).map_err(store_err)?;
+                }
             }
         }
         tx.commit().map_err(store_err)
@@ -392,6 +447,7 @@ mod tests {
         q.fail(&a.id, attempt("error"), None).unwrap();
         q.fail(&b.id, attempt("error"), Some(5)).unwrap();
         assert_eq!(q.dead_letters(None).unwrap().len(), 1);
+        assert_eq!(q.dead_count().unwrap(), 1);
         assert!(q.dead_letters(Some("g")).unwrap().is_empty());
         assert!(matches!(
             q.redrive(&b.id, 2),
@@ -403,6 +459,7 @@ mod tests {
             (Status::Queued, 0)
         );
         assert!(q.dead_letters(None).unwrap().is_empty());
+        assert_eq!(q.dead_count().unwrap(), 0);
         assert!(matches!(q.forget("nope"), Err(QueueError::NotFound(_))));
     }
 
@@ -421,6 +478,62 @@ mod tests {
         let call = q.get(&id).unwrap().unwrap();
         assert_eq!(call.attempts[0].outcome, INTERRUPTED);
         assert_eq!((call.status, call.next_attempt()), (Status::Queued, 2));
+    }
+
+    #[test]
+    fn a_dedupe_key_enqueues_once_while_its_call_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let keyed = |key: &str| NewCall {
+            dedupe: Some(key.into()),
+            ..new_call("f")
+        };
+        let first = {
+            let q = EmbeddedQueue::open(&path).unwrap();
+            let first = q.enqueue(keyed("schedule:f:60"), 1).unwrap();
+            let again = q.enqueue(keyed("schedule:f:60"), 2).unwrap();
+            assert_eq!(again.id, first.id);
+            assert_eq!(again.created_ms, 1);
+            // Another key, or none, is another call.
+            assert_ne!(q.enqueue(keyed("schedule:f:61"), 2).unwrap().id, first.id);
+            assert_ne!(q.enqueue(new_call("f"), 2).unwrap().id, first.id);
+            assert_eq!(q.depth(), (3, 0));
+            first
+        };
+        // The key is durable: a reopened queue still knows it, whatever
+        // the call's state.
+        let q = EmbeddedQueue::open(&path).unwrap();
+        assert_eq!(q.enqueue(keyed("schedule:f:60"), 3).unwrap().id, first.id);
+        let claimed = q.claim(10, 10).unwrap();
+        assert_eq!(claimed.len(), 3);
+        q.complete(&first.id, attempt("ok"), "out".into()).unwrap();
+        let done = q.enqueue(keyed("schedule:f:60"), 20).unwrap();
+        assert_eq!(
+            (done.id.as_str(), done.status),
+            (first.id.as_str(), Status::Succeeded)
+        );
+        assert_eq!(q.depth(), (0, 2));
+        // Purged with its call: the key may then be used again.
+        assert_eq!(q.purge(now_ms() + 1).unwrap(), 1);
+        let fresh = q.enqueue(keyed("schedule:f:60"), 30).unwrap();
+        assert_ne!(fresh.id, first.id);
+        assert_eq!(fresh.status, Status::Queued);
+    }
+
+    #[test]
+    fn forgetting_a_dead_call_frees_its_dedupe_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = EmbeddedQueue::open(&dir.path().join("q.redb")).unwrap();
+        let keyed = NewCall {
+            dedupe: Some("k".into()),
+            ..new_call("f")
+        };
+        let dead = q.enqueue(keyed.clone(), 1).unwrap();
+        q.claim(1, 1).unwrap();
+        q.fail(&dead.id, attempt("exit"), None).unwrap();
+        assert_eq!(q.enqueue(keyed.clone(), 2).unwrap().status, Status::Dead);
+        q.forget(&dead.id).unwrap();
+        assert_ne!(q.enqueue(keyed, 3).unwrap().id, dead.id);
     }
 
     #[test]

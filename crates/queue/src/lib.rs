@@ -51,7 +51,10 @@ pub type Result<T> = std::result::Result<T, QueueError>;
 /// A durable queue of asynchronous calls. Every method is synchronous and
 /// may block on disk: call it off the async reactor (`block_in_place`).
 pub trait Queue: Send + Sync {
-    /// Stores a new call, due now; returns it with its id.
+    /// Stores a new call, due now; returns it with its id. A call whose
+    /// `dedupe` key was already enqueued (and is still kept: keys live as
+    /// long as their call's record, through `--keep-results-s`) is not
+    /// stored again: the existing call is returned.
     fn enqueue(&self, call: NewCall, now_ms: u64) -> Result<Call>;
     /// Takes up to `max` calls due at `now_ms` (queued, or failed and due
     /// for a retry), marks them running and returns them.
@@ -78,4 +81,9 @@ pub trait Queue: Send + Sync {
     fn purge(&self, before_ms: u64) -> Result<usize>;
     /// How many calls are queued (waiting or due for a retry) and running.
     fn depth(&self) -> (usize, usize);
+    /// How many dead calls are kept (`faas_dead_letters`). A backend that
+    /// can count them without reading each overrides this.
+    fn dead_count(&self) -> Result<usize> {
+        self.dead_letters(None).map(|dead| dead.len())
+    }
 }

@@ -39,8 +39,23 @@ pub struct Hops {
     pub server_total: Duration,
 }
 
+/// Background work's figures, read when a scrape or the dashboard asks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct AsyncFigures {
+    /// Waiting for an attempt (a first one or a retry).
+    pub queued: usize,
+    pub running: usize,
+    /// Dead letters kept.
+    pub dead: usize,
+}
+
 pub struct Metrics {
     registry: Registry,
+    async_queued: IntGauge,
+    async_running: IntGauge,
+    async_retries: IntCounter,
+    dead_letters: IntGauge,
+    schedule_ticks: IntCounter,
     invocations: IntCounterVec,
     unknown: IntCounter,
     duration: HistogramVec,
@@ -148,6 +163,11 @@ impl Metrics {
             .register(Box::new(compile.clone()))
             .expect("registered once");
         Self {
+            async_queued: gauge("faas_async_queued", "Async calls waiting for an attempt (a first one or a retry)"),
+            async_running: gauge("faas_async_running", "Async calls with an attempt running"),
+            async_retries: counter("faas_async_retries_total", "Failed attempts of async calls that were given another attempt"),
+            dead_letters: gauge("faas_dead_letters", "Dead async calls kept (GET /dead-letters)"),
+            schedule_ticks: counter("faas_schedule_ticks_total", "Schedule ticks that queued an async call"),
             invocations: counter_vec("faas_invocations_total", "Invocations by function and outcome (ok, error, timeout, crashed, rejected)", &["function", "outcome"]),
             unknown: counter("faas_invocations_unknown_function_total", "Invocations of names that are not deployed"),
             duration: histogram_vec("faas_invocation_duration_seconds", "Invocation time as the Server saw it, by function", "function"),
@@ -261,6 +281,16 @@ impl Metrics {
         self.live.lock().unwrap().record(function, false, 0.0);
     }
 
+    /// A failed async attempt gets another.
+    pub fn async_retry(&self) {
+        self.async_retries.inc();
+    }
+
+    /// A schedule's tick queued a call.
+    pub fn schedule_tick(&self) {
+        self.schedule_ticks.inc();
+    }
+
     /// An invocation of a name that is not deployed.
     pub fn unknown_function(&self) {
         self.unknown.inc();
@@ -289,8 +319,16 @@ impl Metrics {
     }
 
     /// The exposition text, with the gauges read now.
-    pub fn render(&self, stats: Option<&PlatformStats>, functions: usize) -> String {
+    pub fn render(
+        &self,
+        stats: Option<&PlatformStats>,
+        functions: usize,
+        background: AsyncFigures,
+    ) -> String {
         self.functions.set(functions as i64);
+        self.async_queued.set(background.queued as i64);
+        self.async_running.set(background.running as i64);
+        self.dead_letters.set(background.dead as i64);
         self.server_rss.set(rss_bytes(std::process::id()) as i64);
         if let Some(stats) = stats {
             self.queue.set(stats.queue_len as i64);

@@ -36,6 +36,8 @@ pub struct Background {
     slots: Arc<Semaphore>,
     /// How long finished calls are kept (`--keep-results-s`).
     keep_results: Duration,
+    /// The schedules' fired ticks.
+    pub schedules: super::schedule::Schedules,
 }
 
 impl Background {
@@ -55,7 +57,28 @@ impl Background {
             wake: Notify::new(),
             slots: Arc::new(Semaphore::new(in_flight.max(1))),
             keep_results,
+            schedules: super::schedule::Schedules::open(functions_dir),
         })
+    }
+
+    /// Tells the dispatcher a call was queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// How many calls are queued, running and dead, for the metrics and
+    /// the dashboard.
+    pub fn figures(&self) -> crate::metrics::AsyncFigures {
+        let (queued, running) = self.queue.depth();
+        let dead = blocking(|| self.queue.dead_count()).unwrap_or_else(|err| {
+            log::error!(target: PART, "counting dead letters: {err}");
+            0
+        });
+        crate::metrics::AsyncFigures {
+            queued,
+            running,
+            dead,
+        }
     }
 }
 
@@ -66,7 +89,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The retry settings a call of a function with `settings` keeps.
-fn policy_of(settings: &FunctionSettings) -> RetryPolicy {
+pub(super) fn policy_of(settings: &FunctionSettings) -> RetryPolicy {
     let default = RetryPolicy::default();
     RetryPolicy {
         retries: settings.retries.unwrap_or(default.retries),
@@ -144,6 +167,9 @@ impl Service {
                 blocking(|| queue.forget(&id)).map_err(queue_error)?;
                 Ok(Reply::Forgotten { id })
             }
+            Operation::Schedules => Ok(Reply::Schedules {
+                schedules: self.schedules(),
+            }),
             other => {
                 log::error!(target: PART, "not a background operation: {other:?}");
                 Err(ServiceError::internal("unexpected operation"))
@@ -172,6 +198,7 @@ impl Service {
             request_id,
             http,
             policy: policy_of(&meta.settings),
+            dedupe: None,
         };
         let call =
             blocking(|| self.background.queue.enqueue(spec, now_millis())).map_err(queue_error)?;
@@ -183,6 +210,7 @@ impl Service {
     /// The dispatcher: starts due calls while slots are free, sleeps until
     /// the next is due or something changes, and purges old results.
     pub async fn run_background(self: Arc<Self>) {
+        tokio::spawn(self.clone().run_schedules());
         let mut next_purge = Instant::now();
         loop {
             if Instant::now() >= next_purge {
@@ -247,15 +275,19 @@ impl Service {
     async fn attempt(self: &Arc<Self>, call: Call) {
         let number = call.next_attempt();
         let start_ms = now_millis();
+        let mut platform_env = vec![
+            ("FAAS_CALL_ID".into(), call.id.clone()),
+            ("FAAS_ATTEMPT".into(), number.to_string()),
+        ];
+        if let Some(tick) = super::schedule::tick_of(&call) {
+            platform_env.push(("FAAS_SCHEDULE_TICK".into(), tick.to_string()));
+        }
         let request = InvokeRequest {
             payload: call.spec.payload.clone(),
             request_id: call.spec.request_id.clone(),
             http: call.spec.http.clone(),
             sent_us: None,
-            platform_env: vec![
-                ("FAAS_CALL_ID".into(), call.id.clone()),
-                ("FAAS_ATTEMPT".into(), number.to_string()),
-            ],
+            platform_env,
         };
         let outcome = self.invoke(&call.spec.function, request).await;
         let succeeded = matches!(&outcome, Ok(inv) if inv.result.ok);
@@ -304,7 +336,9 @@ impl Service {
             .then(|| call.spec.policy.retry_at(&after, now))
             .flatten();
         let stored = blocking(|| self.background.queue.fail(&call.id, attempt, retry_at))?;
-        if retry_at.is_none() {
+        if retry_at.is_some() {
+            self.metrics.async_retry();
+        } else {
             log::warn!(
                 target: PART,
                 "async call {} of {} is dead after {} attempts",

@@ -34,6 +34,12 @@ impl Service {
     ) -> Result<FunctionMeta, ServiceError> {
         let mut req = req;
         self.check_deploy(&req)?;
+        // On an update, no `schedule=` keeps the current version's.
+        let previous = update
+            .then(|| self.store.resolve(&req.name))
+            .flatten()
+            .filter(|meta| meta.name == req.name);
+        super::schedule::settle(&mut req.settings, previous.as_ref().map(|m| &m.settings))?;
         // Held until the version is stored: a delete of one of its secrets
         // meanwhile is refused (409) instead of leaving it unreadable.
         let (secrets, _claim) = self.check_secret_names(&req.settings.secrets).await?;
