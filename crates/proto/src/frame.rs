@@ -309,8 +309,11 @@ mod tests {
                     retries: Some(3),
                     retry_backoff_ms: Some(10),
                     max_age_s: None,
+                    archive: Some(crate::ArchiveFormat::TarGz),
+                    entry: Some("src/main.c".into()),
                 },
             }),
+            Operation::ListFiles { name: "x".into() },
             Operation::Delete { name: "x".into() },
             Operation::Versions { name: "x".into() },
             Operation::Invocations {
@@ -357,6 +360,18 @@ mod tests {
             Reply::Source {
                 lang: Lang::Go,
                 code: "package main".into(),
+                content_type: None,
+            },
+            Reply::Source {
+                lang: Lang::Wasm,
+                code: vec![0, 0x61, 0x73, 0x6d, 0xff].into(),
+                content_type: Some("application/wasm".into()),
+            },
+            Reply::Files {
+                files: vec![crate::ProjectFile {
+                    path: "a/b.py".into(),
+                    size: 3,
+                }],
             },
             Reply::Functions {
                 functions: vec![meta],
