@@ -311,8 +311,11 @@ mod tests {
                     max_age_s: None,
                     schedule: Some("*/5 * * * * *".into()),
                     schedule_payload: Some("tick".into()),
+                    archive: Some(crate::ArchiveFormat::TarGz),
+                    entry: Some("src/main.c".into()),
                 },
             }),
+            Operation::ListFiles { name: "x".into() },
             Operation::Delete { name: "x".into() },
             Operation::Versions { name: "x".into() },
             Operation::Invocations {
@@ -359,6 +362,18 @@ mod tests {
             Reply::Source {
                 lang: Lang::Go,
                 code: "package main".into(),
+                content_type: None,
+            },
+            Reply::Source {
+                lang: Lang::Wasm,
+                code: vec![0, 0x61, 0x73, 0x6d, 0xff].into(),
+                content_type: Some("application/wasm".into()),
+            },
+            Reply::Files {
+                files: vec![crate::ProjectFile {
+                    path: "a/b.py".into(),
+                    size: 3,
+                }],
             },
             Reply::Functions {
                 functions: vec![meta],

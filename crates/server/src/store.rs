@@ -733,7 +733,7 @@ mod tests {
         let reopened = FunctionStore::open(tmp.path()).unwrap();
         assert_eq!(reopened.len(), 1);
         let m = reopened.resolve("hello").unwrap();
-        assert_eq!(reopened.source(&m).unwrap(), "print(1)");
+        assert_eq!(reopened.source(&m).unwrap(), b"print(1)");
         assert!(!tmp.path().join(".staging-junk").exists());
     }
 

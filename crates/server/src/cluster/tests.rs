@@ -153,7 +153,7 @@ async fn a_delete_reaches_every_replica_and_its_id_is_never_reused() {
             .store
             .source(&all[1].store.resolve("gone").unwrap())
             .unwrap(),
-        "print(1)"
+        b"print(1)"
     );
     all[1].cluster.delete(&all[1].store, "gone").await.unwrap();
     let synced = sync(&all[0]).await;
