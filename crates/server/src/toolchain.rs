@@ -35,6 +35,7 @@ use faas_worker::child::{capture, wait_until};
 
 use crate::build_sandbox::{mirror, BuildJob, BuildSandbox, ToolRun};
 use crate::project::Plan;
+use crate::packages::{InstallTools, Installed, Installer, PackageError, Registries};
 
 const PART: &str = "SERVER";
 
@@ -95,6 +96,8 @@ pub struct Toolchains {
     sandbox: Arc<BuildSandbox>,
     /// Whether the trusted Go cache has been filled (once per Server).
     go_cache_ready: Mutex<bool>,
+    /// Installs projects' packages ([`crate::packages`]).
+    installer: Installer,
 }
 
 /// Why a deploy's build step failed.
@@ -215,7 +218,39 @@ impl Toolchains {
             choice,
             sandbox: Arc::new(sandbox),
             go_cache_ready: Mutex::new(false),
+            installer: Installer {
+                tools: InstallTools::default(),
+                registries: Registries::default(),
+            },
         }
+    }
+
+    /// Finds the package install tools (pip, npm, cargo; the deploys' Go)
+    /// and takes where packages come from.
+    pub fn with_packages(mut self, registries: Registries) -> Self {
+        let go = self
+            .go
+            .as_ref()
+            .filter(|g| !g.tinygo)
+            .map(|g| (g.program.clone(), g.root.clone()));
+        self.installer = Installer {
+            tools: InstallTools::detect(go),
+            registries,
+        };
+        log::info!(target: PART, "package installers: {}", self.installer.tools.summary());
+        self
+    }
+
+    /// Installs the packages `project`'s manifest asks for into it, in the
+    /// build sandbox's networked mode ([`crate::packages`]).
+    pub fn install_packages(
+        &self,
+        lang: Lang,
+        project: &Path,
+        timeout: Duration,
+    ) -> Result<Installed, PackageError> {
+        self.installer
+            .install(lang, project, &self.sandbox, timeout)
     }
 
     /// Whether `lang`'s deploy step runs a host tool in the build sandbox
