@@ -54,6 +54,8 @@ const MAX_REQUIREMENTS: usize = 200;
 const MAX_INSTALLED_BYTES: u64 = 512 * 1024 * 1024;
 /// The most files an install may add.
 const MAX_INSTALLED_FILES: u64 = 50_000;
+/// The system's CA certificates (Debian's `ca-certificates`).
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Where the download cache appears inside bubblewrap.
 const CACHE_GUEST: &str = "/cache";
 
@@ -347,6 +349,11 @@ impl Installer {
             "NPM_CONFIG_GLOBALCONFIG".into(),
             job.guest().join(".no-global-npmrc").into(),
         ));
+        // Node trusts its own CA list, not the system's: the registry may sit
+        // behind a CA only the system store has (as pip, cargo and go trust).
+        if Path::new(SYSTEM_CA_BUNDLE).is_file() {
+            env.push(("NODE_EXTRA_CA_CERTS".into(), SYSTEM_CA_BUNDLE.into()));
+        }
         let run = ToolRun {
             program: npm,
             args,
