@@ -16,6 +16,8 @@ use faas_proto::Lang;
 use faas_server::build_sandbox::{BuildSandbox, BuildSandboxConfig, SandboxKind};
 use faas_server::packages::{InstallTools, Installer, PackageError, Registries};
 
+use crate::harness::{http_bytes, repo_root, Response, TestServer};
+
 const DEADLINE: Duration = Duration::from_secs(240);
 
 /// A build sandbox of its own (root and build uid) in a temporary directory.
@@ -424,4 +426,182 @@ fn go_modules_come_through_the_configured_proxy_into_vendor() {
     assert!(p.join("vendor/modules.txt").is_file());
     let sum = std::fs::read_to_string(p.join("go.sum")).unwrap();
     assert!(sum.contains("example.com/greet v1.0.0"), "{sum}");
+}
+
+// ---- Deploys over HTTP: real server and workers, archives with manifests.
+
+/// `dir` packed as a `.tar.gz`, paths relative to it.
+fn pack(dir: &Path) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&builder.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A `.tar.gz` of `files`.
+fn pack_files(files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    pack(dir.path())
+}
+
+fn deploy(server: &TestServer, name: &str, lang: &str, archive: &[u8]) -> Response {
+    let (status, headers, body) = http_bytes(
+        &server.addr,
+        "POST",
+        &format!("/deploy?name={name}&lang={lang}"),
+        &[("Content-Type", "application/gzip")],
+        archive,
+    );
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn example(name: &str) -> Vec<u8> {
+    pack(&repo_root().join("examples/projects").join(name))
+}
+
+fn output(server: &TestServer, name: &str, payload: &str) -> String {
+    let resp = server.post(&format!("/invoke?fn={name}"), payload);
+    assert_eq!(resp.status, 200, "{name}: {}", resp.body);
+    resp.json()["output"].as_str().unwrap().to_string()
+}
+
+/// Every file under the server's function store whose name is `name`.
+fn stored_files_named(server: &TestServer, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![server.functions_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if entry.file_name() == name {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_python_project_imports_markdown_from_pypi() {
+    let server = TestServer::start("RR", &[]);
+    let resp = deploy(&server, "md", "python", &example("python-packages"));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        output(&server, "md", "# Hi\n\n*faas*\n"),
+        "<h1>Hi</h1>\n<p><em>faas</em></p>\n"
+    );
+}
+
+#[test]
+fn a_js_project_requires_an_npm_package() {
+    let server = TestServer::start("RR", &[]);
+    let resp = deploy(&server, "ms", "js", &example("js-packages"));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(output(&server, "ms", "3600000"), "1 hour\n");
+}
+
+#[test]
+fn a_rust_project_builds_with_a_crates_io_dependency() {
+    let server = TestServer::start("RR", &[]);
+    let resp = deploy(&server, "sum", "rust", &example("rust-packages"));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(output(&server, "sum", "40 2"), "sum: 42\n");
+}
+
+#[test]
+fn a_requirement_with_only_native_wheels_is_422_naming_it() {
+    let server = TestServer::start("RR", &[]);
+    let archive = pack_files(&[
+        ("main.py", "import orjson\nprint(orjson.dumps(1))\n"),
+        ("requirements.txt", "orjson==3.10.7\n"),
+    ]);
+    let resp = deploy(&server, "native", "python", &archive);
+    let msg = resp.assert_error(422);
+    assert!(
+        msg.contains("orjson==3.10.7") && msg.contains("WebAssembly"),
+        "{msg}"
+    );
+    assert_eq!(server.get("/function/native").status, 404);
+}
+
+#[test]
+fn hostile_manifests_are_422_and_store_nothing() {
+    let server = TestServer::start("RR", &[]);
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "python",
+            "requirements.txt",
+            "--index-url http://127.0.0.1:9/simple\nmarkdown==3.7\n",
+        ),
+        (
+            "python",
+            "requirements.txt",
+            "-e git+https://github.com/x/y.git#egg=y\n",
+        ),
+        ("python", "requirements.txt", "file:///etc/passwd\n"),
+        (
+            "js",
+            "package.json",
+            r#"{"dependencies":{"up":"file:../../"}}"#,
+        ),
+        (
+            "js",
+            "package.json",
+            r#"{"dependencies":{"g":"git+https://github.com/x/y.git"}}"#,
+        ),
+    ];
+    for (i, (lang, manifest, text)) in cases.iter().enumerate() {
+        let entry = if *lang == "python" {
+            "main.py"
+        } else {
+            "index.js"
+        };
+        let archive = pack_files(&[(entry, "print('x')\n"), (manifest, text)]);
+        let name = format!("hostile{i}");
+        let resp = deploy(&server, &name, lang, &archive);
+        let msg = resp.assert_error(422);
+        assert!(msg.contains("refused"), "{text}: {msg}");
+        assert_eq!(server.get(&format!("/function/{name}")).status, 404);
+    }
+}
+
+#[test]
+fn an_npm_packages_install_scripts_never_run_at_deploy() {
+    let work = tempfile::tempdir().unwrap();
+    let registry = scripted_registry(work.path());
+    let server = TestServer::start("RR", &["--npm-registry", &format!("{registry}/")]);
+    let archive = pack_files(&[
+        (
+            "package.json",
+            r#"{"dependencies":{"scripted":"1.0.0"},"scripts":{"preinstall":"touch root-ran","postinstall":"touch root-ran"}}"#,
+        ),
+        ("index.js", "console.log(require('scripted')());\n"),
+    ]);
+    let resp = deploy(&server, "scripted", "js", &archive);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(output(&server, "scripted", ""), "scripted\n");
+    assert!(!stored_files_named(&server, "index.js").is_empty());
+    for marker in [
+        "preinstall-ran",
+        "install-ran",
+        "postinstall-ran",
+        "root-ran",
+    ] {
+        assert!(
+            stored_files_named(&server, marker).is_empty(),
+            "{marker}: a script ran"
+        );
+    }
 }

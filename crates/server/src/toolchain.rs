@@ -34,8 +34,8 @@ use faas_proto::Lang;
 use faas_worker::child::{capture, wait_until};
 
 use crate::build_sandbox::{mirror, BuildJob, BuildSandbox, ToolRun};
-use crate::project::Plan;
 use crate::packages::{InstallTools, Installed, Installer, PackageError, Registries};
+use crate::project::Plan;
 
 const PART: &str = "SERVER";
 
@@ -379,13 +379,25 @@ impl Toolchains {
                 }
             }
         }
-        let run = build_run(lang, tool, &job, project);
+        let vendored = project.is_some()
+            && lang == Lang::Rust
+            && source.join("Cargo.toml").is_file()
+            && source.join("vendor").is_dir();
+        let run = match (&self.installer.tools.cargo, vendored) {
+            (Some((cargo, root)), true) => cargo_run(tool, cargo, root.as_ref(), &job),
+            _ => build_run(lang, tool, &job, project),
+        };
         if lang == Lang::Go && !tool.tinygo {
             self.go_cache(&job, tool, timeout);
         }
         let cmd = self.sandbox.command(&job, &run, timeout);
         let hidden = [job.host(), dir, job.guest()];
         finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &hidden)?;
+        if vendored && self.installer.tools.cargo.is_some() {
+            cargo_output(&job).map_err(|e| {
+                BuildError::Failed(format!("cargo built no WebAssembly binary: {e}"))
+            })?;
+        }
         if lang.is_compiled() {
             let built = job.host().join("code.wasm");
             let out = dir.join("code.wasm");
@@ -692,6 +704,61 @@ fn build_run(lang: Lang, tool: &Tool, job: &BuildJob, project: Option<&Plan>) ->
     };
     run.args = args;
     run
+}
+
+/// A Rust project whose crates.io dependencies were vendored at deploy
+/// ([`crate::packages`]): `cargo build --offline` with the vendored
+/// sources, no network, a fresh `CARGO_HOME` of the job's own and this
+/// toolchain's rustc. Dependencies' build scripts and proc macros run
+/// here, inside the sandbox, seeing only the job.
+fn cargo_run(tool: &Tool, cargo: &Path, root: Option<&PathBuf>, job: &BuildJob) -> ToolRun {
+    let app = job.guest().join(PROJECT_DIR);
+    let mut replace = OsString::from("source.vendored-sources.directory=\"");
+    replace.push(app.join("vendor"));
+    replace.push("\"");
+    let mut args: Vec<OsString> = [
+        "build",
+        "--offline",
+        "--release",
+        "--target",
+        "wasm32-wasi",
+        "--config",
+        "source.crates-io.replace-with=\"vendored-sources\"",
+        "--config",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(replace);
+    args.push("--manifest-path".into());
+    args.push(app.join("Cargo.toml").into());
+    let env = vec![
+        ("CARGO_HOME".into(), job.guest().join(".cargo-home").into()),
+        ("CARGO_TARGET_DIR".into(), job.guest().join("target").into()),
+        ("RUSTC".into(), tool.program.clone().into()),
+        ("CARGO_TERM_COLOR".into(), "never".into()),
+    ];
+    ToolRun {
+        program: cargo.to_path_buf(),
+        args,
+        env,
+        tool_dirs: tool.root.iter().chain(root).cloned().collect(),
+        ..ToolRun::default()
+    }
+}
+
+/// Puts the binary cargo built at the job's `code.wasm`.
+fn cargo_output(job: &BuildJob) -> std::io::Result<()> {
+    let release = job.host().join("target/wasm32-wasi/release");
+    let built = std::fs::read_dir(&release)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "wasm")
+                && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+        })
+        .ok_or_else(|| std::io::Error::other("no .wasm in target/wasm32-wasi/release"))?;
+    std::fs::copy(built, job.host().join("code.wasm")).map(drop)
 }
 
 /// A compiled project's command line, when it differs from a single
