@@ -497,7 +497,7 @@ fn stored_files_named(server: &TestServer, name: &str) -> Vec<PathBuf> {
 fn a_python_project_imports_markdown_from_pypi() {
     let server = TestServer::start("RR", &[]);
     let resp = deploy(&server, "md", "python", &example("python-packages"));
-    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.status, 201, "{}", resp.body);
     assert_eq!(
         output(&server, "md", "# Hi\n\n*faas*\n"),
         "<h1>Hi</h1>\n<p><em>faas</em></p>\n"
@@ -508,7 +508,7 @@ fn a_python_project_imports_markdown_from_pypi() {
 fn a_js_project_requires_an_npm_package() {
     let server = TestServer::start("RR", &[]);
     let resp = deploy(&server, "ms", "js", &example("js-packages"));
-    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.status, 201, "{}", resp.body);
     assert_eq!(output(&server, "ms", "3600000"), "1 hour\n");
 }
 
@@ -516,7 +516,7 @@ fn a_js_project_requires_an_npm_package() {
 fn a_rust_project_builds_with_a_crates_io_dependency() {
     let server = TestServer::start("RR", &[]);
     let resp = deploy(&server, "sum", "rust", &example("rust-packages"));
-    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.status, 201, "{}", resp.body);
     assert_eq!(output(&server, "sum", "40 2"), "sum: 42\n");
 }
 
@@ -590,7 +590,7 @@ fn an_npm_packages_install_scripts_never_run_at_deploy() {
         ("index.js", "console.log(require('scripted')());\n"),
     ]);
     let resp = deploy(&server, "scripted", "js", &archive);
-    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.status, 201, "{}", resp.body);
     assert_eq!(output(&server, "scripted", ""), "scripted\n");
     assert!(!stored_files_named(&server, "index.js").is_empty());
     for marker in [
