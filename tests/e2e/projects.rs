@@ -303,11 +303,11 @@ fn compiled_projects_build_from_several_files() {
             write(&[
                 (
                     "Cargo.toml",
-                    "[package]\nname='x'\nversion='0.1.0'\n[dependencies]\nserde='1'\n",
+                    "[package]\nname='x'\nversion='0.1.0'\n[dependencies]\nserde={git='https://github.com/serde-rs/serde'}\n",
                 ),
                 ("src/main.rs", "fn main(){}"),
             ]),
-            "installing packages at deploy is not supported yet",
+            "`git` is refused",
         ),
         (
             "go",
@@ -388,10 +388,11 @@ fn interpreted_projects_import_their_modules_as_tar_gz_and_zip() {
         "{\"slug\":\"hello-big-world\",\"length\":15}\n"
     );
 
-    // Declared packages that are not shipped: the install hook refuses.
+    // Declared packages that cannot be installed (native wheels only):
+    // 422 naming them (tests/e2e/packages.rs has the rest).
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.py"), "print(1)\n").unwrap();
-    std::fs::write(dir.path().join("requirements.txt"), "requests==2.32.0\n").unwrap();
+    std::fs::write(dir.path().join("requirements.txt"), "orjson==3.10.7\n").unwrap();
     let resp = deploy_archive(
         &server,
         "needs",
@@ -399,7 +400,7 @@ fn interpreted_projects_import_their_modules_as_tar_gz_and_zip() {
         "application/gzip",
         &pack_dir(dir.path()),
     );
-    assert!(resp.assert_error(422).contains("requests==2.32.0"));
+    assert!(resp.assert_error(422).contains("orjson==3.10.7"));
     // An entry file that is not there: 400 naming it.
     let resp = send(
         &server,

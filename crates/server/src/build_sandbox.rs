@@ -17,6 +17,13 @@
 //!   processes (when the Server can switch uid), open files, no core dumps;
 //!   and the caller's wall-clock timeout kills the whole sandbox.
 //!
+//! One explicit exception to "no network": a package install step
+//! ([`ToolRun::network`], `pip`, `npm`, `cargo fetch`, `go mod download`)
+//! must reach the registries. It keeps everything else above (build uid,
+//! cleared environment, rlimits, private `/proc`, read-only system) and
+//! gains the host's network namespace plus the few `/etc` files name
+//! resolution and TLS read; the compile step after it stays networkless.
+//!
 //! Where bubblewrap cannot create namespaces (many container profiles),
 //! builds are confined with Landlock instead (unprivileged, kernel >= 5.13):
 //! the tool runs directly as the build uid, with the same environment and
@@ -107,7 +114,23 @@ pub struct ToolRun {
     pub umask: Option<u32>,
     /// Run as the Server's own uid instead of the build uid (trusted steps).
     pub as_server: bool,
+    /// Reach the network (package installs only, never a compile): the
+    /// host's network namespace, and the files resolvers and TLS read.
+    pub network: bool,
 }
+
+/// What a networked install step reads besides the system: name
+/// resolution and the CA certificates (nothing else of `/etc`).
+pub const NETWORK_ETC: &[&str] = &[
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/pki",
+];
 
 /// How tools are confined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +298,61 @@ impl BuildSandbox {
         Ok(path)
     }
 
+    /// A directory only the build uid may use, under `<build
+    /// root>/cache/<uid>` (0711, the Server's), created when missing: a package download
+    /// cache that install steps write and the Server never reads for code.
+    pub fn build_cache_dir(&self, name: &str) -> std::io::Result<PathBuf> {
+        let parent = self.shared_dir("cache")?;
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o711))?;
+        // One set per build uid: servers sharing a build root (tests, or
+        // several on one host) each own theirs.
+        let owner = match self.run_as {
+            Some((uid, _)) => uid.to_string(),
+            None => "self".to_string(),
+        };
+        let parent = parent.join(owner);
+        match std::fs::create_dir(&parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if !std::fs::symlink_metadata(&parent)?.is_dir() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory",
+                parent.display()
+            )));
+        }
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o711))?;
+        let path = parent.join(name);
+        match std::fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        // Never a link planted there: the bind would follow it.
+        if !std::fs::symlink_metadata(&path)?.is_dir() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory",
+                path.display()
+            )));
+        }
+        if let Some((uid, gid)) = self.run_as {
+            nix::unistd::chown(&path, Some(uid), Some(gid))?;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+        Ok(path)
+    }
+
+    /// Where a writable bind of `host` appears to the tool: `guest` inside
+    /// bubblewrap, the host path itself otherwise.
+    pub fn guest_path(&self, host: &Path, guest: &str) -> PathBuf {
+        if self.confined() {
+            PathBuf::from(guest)
+        } else {
+            host.to_path_buf()
+        }
+    }
+
     /// The command that runs `tool` for `job`, confined; run it with
     /// [`crate::toolchain::run_with_timeout`].
     pub fn command(&self, job: &BuildJob, tool: &ToolRun, timeout: Duration) -> Command {
@@ -321,11 +399,16 @@ impl BuildSandbox {
             "--hostname",
             "faas-build",
         ]);
+        if tool.network {
+            // Only the network namespace is shared back: PID, IPC, UTS and
+            // the user namespace stay private.
+            cmd.arg("--share-net");
+        }
         system_binds(&mut cmd);
         for dir in &tool.tool_dirs {
             cmd.arg("--ro-bind").arg(dir).arg(dir);
         }
-        for path in &tool.etc {
+        for path in tool.etc.iter().chain(network_etc(tool)) {
             cmd.args(["--ro-bind-try", path, path]);
         }
         let tmp_bytes = TMP_BYTES.to_string();
@@ -494,19 +577,31 @@ fn landlock_rules(
     .map(PathBuf::from);
     let readable: Vec<PathBuf> = system
         .chain(tool.tool_dirs.iter().cloned())
-        .chain(tool.etc.iter().map(PathBuf::from))
+        .chain(tool.etc.iter().chain(network_etc(tool)).map(PathBuf::from))
+        .filter(|p| p.exists())
         .collect();
     let writable: Vec<PathBuf> = std::iter::once(job.host().to_path_buf())
         .chain(tool.writable.iter().map(|(host, _)| host.clone()))
         .chain(["/dev/null".into()])
         .collect();
-    Ruleset::default()
-        .handle_access(AccessFs::from_all(abi))?
-        .handle_access(AccessNet::from_all(abi))?
+    let ruleset = Ruleset::default().handle_access(AccessFs::from_all(abi))?;
+    // An install step's TCP is left unhandled (so allowed); a compile's is
+    // denied.
+    let ruleset = if tool.network {
+        ruleset
+    } else {
+        ruleset.handle_access(AccessNet::from_all(abi))?
+    };
+    ruleset
         .scope(Scope::from_all(abi))?
         .create()?
         .add_rules(path_beneath_rules(readable, AccessFs::from_read(abi)))?
         .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
+}
+
+/// The `/etc` files a networked run reads ([`NETWORK_ETC`]), none otherwise.
+fn network_etc(tool: &ToolRun) -> impl Iterator<Item = &&'static str> {
+    NETWORK_ETC.iter().filter(|_| tool.network)
 }
 
 /// Starts `cmd` with a worker's environment only (PATH, the locale, the log

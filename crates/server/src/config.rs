@@ -174,6 +174,28 @@ pub struct Cli {
     /// works here (unsafe: a hostile deploy reads what the build uid can).
     #[arg(long, env = "FAAS_ALLOW_UNCONFINED_BUILD")]
     pub allow_unconfined_build: bool,
+    /// The Python package index deploys' `requirements.txt` install from
+    /// (pure-Python wheels only).
+    #[arg(
+        long,
+        env = "FAAS_PIP_INDEX_URL",
+        default_value = "https://pypi.org/simple"
+    )]
+    pub pip_index_url: String,
+    /// The npm registry deploys' `package.json` dependencies come from.
+    #[arg(
+        long,
+        env = "FAAS_NPM_REGISTRY",
+        default_value = "https://registry.npmjs.org/"
+    )]
+    pub npm_registry: String,
+    /// The Go module proxy a deploy's `go.mod` requirements come through
+    /// (a project with `vendor/` needs none). Never `direct`.
+    #[arg(long, env = "FAAS_GOPROXY", default_value = "https://proxy.golang.org")]
+    pub goproxy: String,
+    /// The Go checksum database (`off` only for a trusted private proxy).
+    #[arg(long, env = "FAAS_GOSUMDB", default_value = "sum.golang.org")]
+    pub gosumdb: String,
     /// Threads for the gateway's and the Server's async runtimes (each).
     /// They do microseconds of work per request, so few threads serve many
     /// workers, and fewer threads mean fewer cross-thread wake-ups (measured
@@ -212,6 +234,16 @@ impl Cli {
                 .unwrap_or_else(|| self.worker.native_uid_base.saturating_sub(1)),
             memory_bytes: self.compile_memory_mb.max(64) * 1024 * 1024,
             allow_unconfined: self.allow_unconfined_build,
+        }
+    }
+
+    /// Where deploys' packages come from ([`crate::packages`]).
+    pub fn registries(&self) -> crate::packages::Registries {
+        crate::packages::Registries {
+            pip_index: self.pip_index_url.clone(),
+            npm_registry: self.npm_registry.clone(),
+            goproxy: self.goproxy.clone(),
+            gosumdb: self.gosumdb.clone(),
         }
     }
 

@@ -15,6 +15,9 @@
 //! - [`toolchain`]: finding compilers/runtimes and building functions;
 //! - [`build_sandbox`]: the bubblewrap sandbox and rlimits every compile
 //!   runs in;
+//! - [`packages`]: third-party packages (pip, npm, crates.io, Go modules)
+//!   installed into a project at deploy, in the build sandbox's networked
+//!   mode;
 //! - [`workers`]: worker processes (spawn, pipes, crash replacement,
 //!   recycling);
 //! - [`service`]: what each gateway operation does (deploys and invokes in
@@ -37,6 +40,7 @@ pub mod config;
 pub mod dashboard;
 pub mod invocation_log;
 pub mod metrics;
+pub mod packages;
 pub mod project;
 pub mod reaper;
 pub mod rundir;
@@ -313,7 +317,8 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
             bwrap: cli.worker.bwrap.clone(),
         },
         sandbox,
-    );
+    )
+    .with_packages(cli.registries());
     toolchains.log_summary();
 
     let lb = Arc::new(connect_lb(&cli.lb_socket).await?);

@@ -3,10 +3,10 @@
 //!
 //! 1. [`resolve_entry`]: the entry file (`entry=`, else the language's
 //!    default; JavaScript also reads `package.json`'s `main`); missing: 400.
-//! 2. [`install_packages`]: the hook where installing a project's declared
-//!    packages (pip, npm, crates.io, the Go proxy, Composer) belongs. Today
-//!    nothing is installed: a project that declares packages it does not
-//!    ship is refused with 422 naming them, so it never half-works.
+//! 2. [`install_packages`]: after [`crate::packages`] installed a
+//!    project's pip, npm, crates.io and Go packages into the tree, what is
+//!    left: Composer packages are not installed, so a PHP project that
+//!    declares some it does not ship is refused with 422 naming them.
 //! 3. [`plan`]: what the build needs to know of the tree, checked before
 //!    any compiler runs (C's sources; Rust's edition, no `build.rs`, no
 //!    dependencies; Go's module, no cgo).
@@ -102,11 +102,14 @@ fn package_main(tree: &Path) -> Option<String> {
 /// (422, naming what it declares); one that ships them (`node_modules/`,
 /// `vendor/`) or declares none goes on.
 pub fn install_packages(lang: Lang, tree: &Path) -> Result<(), ServiceError> {
+    // Python, JavaScript, Rust and Go packages were installed before this
+    // ([`crate::packages`]); what is left declared and not shipped here is
+    // Composer's.
     let wanted = match lang {
-        Lang::Python => python_requirements(tree),
-        Lang::Js => npm_dependencies(tree),
-        Lang::Rust => cargo_dependencies(tree)?,
-        Lang::Go => go_requirements(tree),
+        Lang::Rust => {
+            cargo_manifest(tree)?;
+            Vec::new()
+        }
         Lang::Php => composer_requirements(tree),
         _ => Vec::new(),
     };
@@ -131,70 +134,6 @@ pub fn install_packages(lang: Lang, tree: &Path) -> Result<(), ServiceError> {
     ))
 }
 
-/// `requirements.txt`'s requirements (comments and blank lines aside).
-fn python_requirements(tree: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(tree.join("requirements.txt")) else {
-        return Vec::new();
-    };
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// `package.json`'s dependencies when the archive has no `node_modules/`.
-fn npm_dependencies(tree: &Path) -> Vec<String> {
-    if tree.join("node_modules").is_dir() {
-        return Vec::new();
-    }
-    let Ok(text) = std::fs::read_to_string(tree.join("package.json")) else {
-        return Vec::new();
-    };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Vec::new();
-    };
-    json.get("dependencies")
-        .and_then(|d| d.as_object())
-        .map(|d| d.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// `go.mod`'s requirements when the archive has no `vendor/`.
-fn go_requirements(tree: &Path) -> Vec<String> {
-    if tree.join("vendor").is_dir() {
-        return Vec::new();
-    }
-    let Ok(text) = std::fs::read_to_string(tree.join("go.mod")) else {
-        return Vec::new();
-    };
-    let mut wanted = Vec::new();
-    let mut in_block = false;
-    for line in text.lines() {
-        let line = line.split("//").next().unwrap_or("").trim();
-        let spec = if in_block {
-            if line == ")" {
-                in_block = false;
-                continue;
-            }
-            line
-        } else if let Some(rest) = line.strip_prefix("require") {
-            let rest = rest.trim();
-            if rest == "(" {
-                in_block = true;
-                continue;
-            }
-            rest
-        } else {
-            continue;
-        };
-        if let Some(module) = spec.split_whitespace().next() {
-            wanted.push(module.to_string());
-        }
-    }
-    wanted
-}
-
 /// `composer.json`'s requirements (not `php` or extensions) when the
 /// archive has no `vendor/autoload.php`.
 fn composer_requirements(tree: &Path) -> Vec<String> {
@@ -216,28 +155,6 @@ fn composer_requirements(tree: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// `Cargo.toml`: refused outright with a build script (it would run code
-/// on the Server's machine at build time); its dependencies are the
-/// packages to install.
-fn cargo_dependencies(tree: &Path) -> Result<Vec<String>, ServiceError> {
-    let Some(manifest) = cargo_manifest(tree)? else {
-        return Ok(Vec::new());
-    };
-    let mut wanted = Vec::new();
-    let mut tables: Vec<&toml::Table> = vec![&manifest];
-    if let Some(targets) = manifest.get("target").and_then(|t| t.as_table()) {
-        tables.extend(targets.values().filter_map(|t| t.as_table()));
-    }
-    for table in tables {
-        for key in ["dependencies", "build-dependencies"] {
-            if let Some(deps) = table.get(key).and_then(|d| d.as_table()) {
-                wanted.extend(deps.keys().cloned());
-            }
-        }
-    }
-    Ok(wanted)
 }
 
 /// The parsed `Cargo.toml`, if the project has one. A build script
@@ -423,34 +340,17 @@ mod tests {
     }
 
     #[test]
-    fn declared_packages_are_refused_until_installing_exists() {
-        let py = tree(&[("requirements.txt", "# none\n\nrequests==2\n")]);
-        let err = install_packages(Lang::Python, py.path()).unwrap_err();
-        assert!(err.message.contains("requests==2"), "{}", err.message);
-        assert!(
-            install_packages(Lang::Python, tree(&[("requirements.txt", "# x\n")]).path()).is_ok()
-        );
-        let js = tree(&[("package.json", r#"{"dependencies":{"left-pad":"1"}}"#)]);
-        assert!(install_packages(Lang::Js, js.path()).is_err());
-        let shipped = tree(&[
-            ("package.json", r#"{"dependencies":{"left-pad":"1"}}"#),
-            ("node_modules/left-pad/index.js", ""),
-        ]);
-        assert!(install_packages(Lang::Js, shipped.path()).is_ok());
-        let go = tree(&[(
-            "go.mod",
-            "module m\n\nrequire (\n\texample.com/x v1.0.0 // indirect\n)\n",
+    fn composer_packages_not_shipped_are_refused() {
+        let php = tree(&[("composer.json", r#"{"require":{"php":">=8","acme/x":"1"}}"#)]);
+        let err = install_packages(Lang::Php, php.path()).unwrap_err();
+        assert!(err.message.contains("acme/x"), "{}", err.message);
+        // Installed before this hook by crate::packages.
+        let py = tree(&[(
+            "requirements.txt",
+            "requests==2
+",
         )]);
-        let err = install_packages(Lang::Go, go.path()).unwrap_err();
-        assert!(err.message.contains("example.com/x"), "{}", err.message);
-        let rust = tree(&[(
-            "Cargo.toml",
-            "[package]\nname='f'\n[dependencies]\nserde='1'\n",
-        )]);
-        assert!(install_packages(Lang::Rust, rust.path())
-            .unwrap_err()
-            .message
-            .contains("serde"));
+        assert!(install_packages(Lang::Python, py.path()).is_ok());
         let script = tree(&[("Cargo.toml", "[package]\nname='f'\n"), ("build.rs", "")]);
         assert!(install_packages(Lang::Rust, script.path())
             .unwrap_err()

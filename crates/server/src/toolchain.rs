@@ -34,6 +34,7 @@ use faas_proto::Lang;
 use faas_worker::child::{capture, wait_until};
 
 use crate::build_sandbox::{mirror, BuildJob, BuildSandbox, ToolRun};
+use crate::packages::{InstallTools, Installed, Installer, PackageError, Registries};
 use crate::project::Plan;
 
 const PART: &str = "SERVER";
@@ -95,6 +96,8 @@ pub struct Toolchains {
     sandbox: Arc<BuildSandbox>,
     /// Whether the trusted Go cache has been filled (once per Server).
     go_cache_ready: Mutex<bool>,
+    /// Installs projects' packages ([`crate::packages`]).
+    installer: Installer,
 }
 
 /// Why a deploy's build step failed.
@@ -215,7 +218,39 @@ impl Toolchains {
             choice,
             sandbox: Arc::new(sandbox),
             go_cache_ready: Mutex::new(false),
+            installer: Installer {
+                tools: InstallTools::default(),
+                registries: Registries::default(),
+            },
         }
+    }
+
+    /// Finds the package install tools (pip, npm, cargo; the deploys' Go)
+    /// and takes where packages come from.
+    pub fn with_packages(mut self, registries: Registries) -> Self {
+        let go = self
+            .go
+            .as_ref()
+            .filter(|g| !g.tinygo)
+            .map(|g| (g.program.clone(), g.root.clone()));
+        self.installer = Installer {
+            tools: InstallTools::detect(go),
+            registries,
+        };
+        log::info!(target: PART, "package installers: {}", self.installer.tools.summary());
+        self
+    }
+
+    /// Installs the packages `project`'s manifest asks for into it, in the
+    /// build sandbox's networked mode ([`crate::packages`]).
+    pub fn install_packages(
+        &self,
+        lang: Lang,
+        project: &Path,
+        timeout: Duration,
+    ) -> Result<Installed, PackageError> {
+        self.installer
+            .install(lang, project, &self.sandbox, timeout)
     }
 
     /// Whether `lang`'s deploy step runs a host tool in the build sandbox
@@ -344,13 +379,25 @@ impl Toolchains {
                 }
             }
         }
-        let run = build_run(lang, tool, &job, project);
+        let vendored = project.is_some()
+            && lang == Lang::Rust
+            && source.join("Cargo.toml").is_file()
+            && source.join("vendor").is_dir();
+        let run = match (&self.installer.tools.cargo, vendored) {
+            (Some((cargo, root)), true) => cargo_run(tool, cargo, root.as_ref(), &job),
+            _ => build_run(lang, tool, &job, project),
+        };
         if lang == Lang::Go && !tool.tinygo {
             self.go_cache(&job, tool, timeout);
         }
         let cmd = self.sandbox.command(&job, &run, timeout);
         let hidden = [job.host(), dir, job.guest()];
         finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &hidden)?;
+        if vendored && self.installer.tools.cargo.is_some() {
+            cargo_output(&job).map_err(|e| {
+                BuildError::Failed(format!("cargo built no WebAssembly binary: {e}"))
+            })?;
+        }
         if lang.is_compiled() {
             let built = job.host().join("code.wasm");
             let out = dir.join("code.wasm");
@@ -657,6 +704,61 @@ fn build_run(lang: Lang, tool: &Tool, job: &BuildJob, project: Option<&Plan>) ->
     };
     run.args = args;
     run
+}
+
+/// A Rust project whose crates.io dependencies were vendored at deploy
+/// ([`crate::packages`]): `cargo build --offline` with the vendored
+/// sources, no network, a fresh `CARGO_HOME` of the job's own and this
+/// toolchain's rustc. Dependencies' build scripts and proc macros run
+/// here, inside the sandbox, seeing only the job.
+fn cargo_run(tool: &Tool, cargo: &Path, root: Option<&PathBuf>, job: &BuildJob) -> ToolRun {
+    let app = job.guest().join(PROJECT_DIR);
+    let mut replace = OsString::from("source.vendored-sources.directory=\"");
+    replace.push(app.join("vendor"));
+    replace.push("\"");
+    let mut args: Vec<OsString> = [
+        "build",
+        "--offline",
+        "--release",
+        "--target",
+        "wasm32-wasi",
+        "--config",
+        "source.crates-io.replace-with=\"vendored-sources\"",
+        "--config",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(replace);
+    args.push("--manifest-path".into());
+    args.push(app.join("Cargo.toml").into());
+    let env = vec![
+        ("CARGO_HOME".into(), job.guest().join(".cargo-home").into()),
+        ("CARGO_TARGET_DIR".into(), job.guest().join("target").into()),
+        ("RUSTC".into(), tool.program.clone().into()),
+        ("CARGO_TERM_COLOR".into(), "never".into()),
+    ];
+    ToolRun {
+        program: cargo.to_path_buf(),
+        args,
+        env,
+        tool_dirs: tool.root.iter().chain(root).cloned().collect(),
+        ..ToolRun::default()
+    }
+}
+
+/// Puts the binary cargo built at the job's `code.wasm`.
+fn cargo_output(job: &BuildJob) -> std::io::Result<()> {
+    let release = job.host().join("target/wasm32-wasi/release");
+    let built = std::fs::read_dir(&release)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "wasm")
+                && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+        })
+        .ok_or_else(|| std::io::Error::other("no .wasm in target/wasm32-wasi/release"))?;
+    std::fs::copy(built, job.host().join("code.wasm")).map(drop)
 }
 
 /// A compiled project's command line, when it differs from a single

@@ -203,7 +203,7 @@ impl Service {
     /// what the build needs. Whatever it refuses, the reservation's
     /// staging directory is dropped with everything in it.
     async fn unpack(
-        &self,
+        self: &Arc<Self>,
         req: &DeploySpec,
         format: faas_proto::ArchiveFormat,
         staging: &Path,
@@ -214,6 +214,13 @@ impl Service {
         };
         let (code, tree) = (req.code.clone(), staging.join(TREE_DIR));
         let (lang, entry) = (req.lang, req.settings.entry.clone());
+        let (this, timeout) = (self.clone(), self.limits.compile_timeout);
+        // An install is as heavy as a compile: it takes a compile slot.
+        let _permit = self
+            .compile_slots
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         tokio::task::spawn_blocking(move || {
             crate::archive::unpack(format, code.as_bytes(), &tree, limits).map_err(
                 |e| match e {
@@ -226,6 +233,11 @@ impl Service {
                 },
             )?;
             let entry = crate::project::resolve_entry(lang, &tree, entry.as_deref())?;
+            // Packages go into the tree before the build reads it; the
+            // install tools run in the build sandbox (networked mode).
+            this.toolchains
+                .install_packages(lang, &tree, timeout)
+                .map_err(|e| build_error(e.into()))?;
             crate::project::install_packages(lang, &tree)?;
             crate::project::plan(lang, &tree, &entry)
         })

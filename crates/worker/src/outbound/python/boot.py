@@ -63,6 +63,10 @@ def _boot(_status, _exit):
     script = os.environ.get('FAAS_CODE') or '/faas/code.py'
     if script != '/faas/code.py':
         sys.path.insert(0, script.rsplit('/', 1)[0])
+        # The pure-Python wheels requirements.txt installed at deploy, after
+        # the project's own modules.
+        if os.path.isdir('/faas/app/.python_packages'):
+            sys.path.insert(1, '/faas/app/.python_packages')
     main = sys.modules['__main__'].__dict__
     keep = ('__name__', '__doc__', '__package__', '__spec__', '__builtins__')
     for name in [n for n in main if n not in keep]:
