@@ -5,7 +5,9 @@ mod harness;
 mod http;
 
 mod async_calls;
+mod async_cli;
 mod bounds;
+mod callbacks;
 mod browser;
 mod build;
 mod cluster;
