@@ -18,8 +18,8 @@ use crate::harness::{http_with_headers, wait_until, TestServer};
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
-    method: String,
-    path: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
