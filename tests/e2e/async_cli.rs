@@ -54,7 +54,10 @@ fn invoke_async_and_call_wait_follow_a_call_and_its_callback() {
     ok(&server, &["deploy", &source(&dir, "echo.c", ECHO_C)]);
 
     // The id alone on stdout, where to follow it on stderr.
-    let out = faas(&server, &["invoke", "echo", "--async", "-d", "from the cli"]);
+    let out = faas(
+        &server,
+        &["invoke", "echo", "--async", "-d", "from the cli"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let id = stdout(&out).trim().to_string();
     assert!(
@@ -70,7 +73,10 @@ fn invoke_async_and_call_wait_follow_a_call_and_its_callback() {
     assert!(shown.contains("succeeded"), "{shown}");
     assert!(shown.contains("echo"), "{shown}");
     assert!(shown.trim_end().ends_with("got from the cli"), "{shown}");
-    assert!(shown.contains("OUTCOME") && shown.contains(" ok "), "{shown}");
+    assert!(
+        shown.contains("OUTCOME") && shown.contains(" ok "),
+        "{shown}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&ok(&server, &["call", &id, "--json"])).unwrap();
     assert_eq!(json["status"], "succeeded");
@@ -100,7 +106,13 @@ fn invoke_async_and_call_wait_follow_a_call_and_its_callback() {
     // A callback nobody granted: the server's 400, one line, nothing queued.
     let out = faas(
         &server,
-        &["invoke", "echo", "--async", "--callback", "http://10.1.2.3/x"],
+        &[
+            "invoke",
+            "echo",
+            "--async",
+            "--callback",
+            "http://10.1.2.3/x",
+        ],
     );
     assert!(!out.status.success());
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
@@ -113,7 +125,11 @@ fn invoke_async_and_call_wait_follow_a_call_and_its_callback() {
     // An unknown call.
     let out = faas(&server, &["call", "00000000deadbeef"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("00000000deadbeef"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("00000000deadbeef"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -143,7 +159,9 @@ fn dlq_lists_redrives_and_removes_dead_calls_and_deploy_passes_its_settings() {
     assert_eq!(fails["retries"], 1, "{fails}");
     assert_eq!(fails["max_concurrency"], 1, "{fails}");
 
-    let id = ok(&server, &["invoke", "fails", "--async"]).trim().to_string();
+    let id = ok(&server, &["invoke", "fails", "--async"])
+        .trim()
+        .to_string();
     // Dead: exit 1, and retries=1 made it two attempts.
     let out = faas(&server, &["call", &id, "--wait", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -234,7 +234,9 @@ fn refused(server: &TestServer, function: &str, url: &str, named: &str) {
 
 fn nothing_ran(server: &TestServer, function: &str) {
     std::thread::sleep(Duration::from_millis(300));
-    let log = server.get(&format!("/function/{function}/invocations")).json();
+    let log = server
+        .get(&format!("/function/{function}/invocations"))
+        .json();
     assert!(
         log["invocations"].as_array().unwrap().is_empty(),
         "{function} ran: {log}"
@@ -343,7 +345,10 @@ fn without_a_grant_the_callback_url_is_refused_and_nothing_is_queued() {
         &format!("allow={}", receiver.grant()),
     );
     let id = enqueue(&server, "/async/granted", &receiver.url("/ok"), &[]);
-    assert_eq!(callback_done(&server, &id)["callback"]["state"], "delivered");
+    assert_eq!(
+        callback_done(&server, &id)["callback"]["state"],
+        "delivered"
+    );
     assert_eq!(receiver.received().len(), 1);
 }
 
@@ -384,10 +389,7 @@ fn a_receiver_failing_twice_gets_it_on_the_third_try_and_one_never_ok_is_recorde
     let flaky = Receiver::answering(&[500, 500, 200]);
     let broken = Receiver::answering(&[500]);
     let (g1, g2) = (flaky.grant(), broken.grant());
-    let server = TestServer::start(
-        "RR",
-        &["--callback-allow", &g1, "--callback-allow", &g2],
-    );
+    let server = TestServer::start("RR", &["--callback-allow", &g1, "--callback-allow", &g2]);
     server.deploy("echo", "c", ECHO_C);
     let a = enqueue(&server, "/async/echo", &flaky.url("/"), &[]);
     let b = enqueue(&server, "/async/echo", &broken.url("/"), &[]);
@@ -431,12 +433,7 @@ fn a_name_resolving_to_loopback_and_the_platform_s_own_port_are_refused_when_sen
     let server = TestServer::start("RR", &["--callback-allow", &by_name]);
     // The gateway's own port, granted to the function literally.
     let own_port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
-    server.deploy_with(
-        "echo",
-        "c",
-        ECHO_C,
-        &format!("allow=127.0.0.1:{own_port}"),
-    );
+    server.deploy_with("echo", "c", ECHO_C, &format!("allow=127.0.0.1:{own_port}"));
     // Granted by name: queued, but localhost resolves to loopback, which
     // only a literal grant reaches.
     let id = enqueue(
@@ -465,7 +462,10 @@ fn a_name_resolving_to_loopback_and_the_platform_s_own_port_are_refused_when_sen
     let call = callback_done(&server, &id);
     assert_eq!(call["callback"]["state"], "failed", "{call}");
     assert!(
-        call["callback"]["error"].as_str().unwrap().contains("denied"),
+        call["callback"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("denied"),
         "{call}"
     );
     assert!(receiver.received().is_empty());
@@ -495,7 +495,10 @@ fn a_granted_name_resolving_to_a_private_address_is_refused_when_sent() {
     assert_eq!(call["callback"]["state"], "failed", "{call}");
     assert_eq!(call["callback"]["attempts"], 1, "{call}");
     let error = call["callback"]["error"].as_str().unwrap();
-    assert!(error.contains("denied") && error.contains("10.9.8.7"), "{error}");
+    assert!(
+        error.contains("denied") && error.contains("10.9.8.7"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -504,17 +507,17 @@ fn redirects_are_followed_only_within_the_grants() {
     let away = Receiver::redirecting(307, &elsewhere.url("/stolen"));
     let home = Receiver::redirecting(307, "/final");
     let (g1, g2) = (away.grant(), home.grant());
-    let server = TestServer::start(
-        "RR",
-        &["--callback-allow", &g1, "--callback-allow", &g2],
-    );
+    let server = TestServer::start("RR", &["--callback-allow", &g1, "--callback-allow", &g2]);
     server.deploy("echo", "c", ECHO_C);
     let id = enqueue(&server, "/async/echo", &away.url("/hook"), &[]);
     let call = callback_done(&server, &id);
     assert_eq!(call["callback"]["state"], "failed", "{call}");
     assert_eq!(call["callback"]["attempts"], 1, "{call}");
     assert!(
-        call["callback"]["error"].as_str().unwrap().contains("denied"),
+        call["callback"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("denied"),
         "{call}"
     );
     assert!(elsewhere.received().is_empty(), "the redirect was followed");
@@ -526,7 +529,10 @@ fn redirects_are_followed_only_within_the_grants() {
     assert_eq!(call["callback"]["state"], "delivered", "{call}");
     let got = home.received();
     assert_eq!(got.len(), 2, "{got:?}");
-    assert_eq!((got[1].method.as_str(), got[1].path.as_str()), ("POST", "/final"));
+    assert_eq!(
+        (got[1].method.as_str(), got[1].path.as_str()),
+        ("POST", "/final")
+    );
     assert_eq!(got[1].text(), "got payload");
 }
 
@@ -571,7 +577,10 @@ fn no_secret_or_token_reaches_the_receiver() {
         assert_eq!(resp.status, 201, "{}", resp.body);
     }
     let bearer = format!("Bearer {invoke_token}");
-    let auth = [("Authorization", bearer.as_str()), ("Cookie", "session=c00k1e")];
+    let auth = [
+        ("Authorization", bearer.as_str()),
+        ("Cookie", "session=c00k1e"),
+    ];
     let a = enqueue(&server, "/async/leaks", &receiver.url("/a"), &auth);
     let b = enqueue(&server, "/async/echo", &receiver.url("/b"), &auth);
     for id in [&a, &b] {

@@ -483,15 +483,24 @@ fn invoke_async(
     callback: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let payload = payload_of(data)?;
-    let headers: Vec<(&str, &str)> = callback.map(|url| ("X-Callback-Url", url)).into_iter().collect();
-    let answer =
-        client.send_with("POST", &format!("/async/{}", escape(name)), &headers, &payload)?;
+    let headers: Vec<(&str, &str)> = callback
+        .map(|url| ("X-Callback-Url", url))
+        .into_iter()
+        .collect();
+    let answer = client.send_with(
+        "POST",
+        &format!("/async/{}", escape(name)),
+        &headers,
+        &payload,
+    )?;
     let body = client.expect_ok(answer)?;
     if cli.json {
         println!("{body}");
         return Ok(ExitCode::SUCCESS);
     }
-    let id = body["id"].as_str().context("the server's answer has no id")?;
+    let id = body["id"]
+        .as_str()
+        .context("the server's answer has no id")?;
     println!("{id}");
     eprintln!(
         "queued; status: {}{} (or `faas call {id} --wait`)",
@@ -542,7 +551,15 @@ fn call(
 
 /// An invocation as lines: its fields, its attempts, then its output.
 fn show_call(body: &Value) -> anyhow::Result<()> {
-    for field in ["id", "function", "status", "created_ms", "finished_ms", "due_ms", "retries"] {
+    for field in [
+        "id",
+        "function",
+        "status",
+        "created_ms",
+        "finished_ms",
+        "due_ms",
+        "retries",
+    ] {
         if !body[field].is_null() {
             println!("{field:<12}{}", cell(&body[field]));
         }
@@ -567,7 +584,15 @@ fn show_call(body: &Value) -> anyhow::Result<()> {
     print_table(
         body,
         "attempts",
-        &["number", "start_ms", "duration_ms", "exit_code", "outcome", "worker", "error"],
+        &[
+            "number",
+            "start_ms",
+            "duration_ms",
+            "exit_code",
+            "outcome",
+            "worker",
+            "error",
+        ],
     );
     let output = bytes_of(body, "output");
     if !output.is_empty() {

@@ -330,7 +330,8 @@ mod tests {
 
     #[test]
     fn a_url_is_checked_and_the_grants_permitting_it_named() {
-        let grants = Grants::parse(&["hooks.example.com", "127.0.0.1:9000", "*.example.com"]).unwrap();
+        let grants =
+            Grants::parse(&["hooks.example.com", "127.0.0.1:9000", "*.example.com"]).unwrap();
         assert_eq!(
             check_url(&grants, "https://hooks.example.com/x?k=1").unwrap(),
             ["hooks.example.com", "*.example.com"]
@@ -346,7 +347,11 @@ mod tests {
             ("http://user:pw@hooks.example.com/", "error"),
             ("not a url", "error"),
         ] {
-            assert_eq!(check_url(&grants, url).unwrap_err().outcome(), outcome, "{url}");
+            assert_eq!(
+                check_url(&grants, url).unwrap_err().outcome(),
+                outcome,
+                "{url}"
+            );
         }
     }
 

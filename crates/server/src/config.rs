@@ -127,7 +127,12 @@ pub struct Cli {
     /// A host an async call's `X-Callback-Url` may name besides the
     /// function's own `allow=` grants: HOST, HOST:PORT, *.DOMAIN or
     /// IP:PORT, as `allow=` (repeatable; comma-separated in the variable).
-    #[arg(long = "callback-allow", env = "FAAS_CALLBACK_ALLOW", value_name = "HOST[:PORT]", value_delimiter = ',')]
+    #[arg(
+        long = "callback-allow",
+        env = "FAAS_CALLBACK_ALLOW",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
     pub callback_allow: Vec<String>,
     /// Versions kept per function; `PUT /function/NAME` removes older ones.
     #[arg(long, env = "FAAS_KEEP_VERSIONS", default_value_t = 5)]
@@ -273,7 +278,9 @@ impl Cli {
             .map_err(|e| anyhow::anyhow!("--callback-allow: {e}"))?;
         let client = faas_outbound::Client::new(faas_outbound::Config {
             // The body is the call's output: as large as an output may be.
-            max_response_bytes: worker.max_outbound_bytes.max(worker.max_output_bytes as u64),
+            max_response_bytes: worker
+                .max_outbound_bytes
+                .max(worker.max_output_bytes as u64),
             extra_ca_file: worker.outbound_ca_file.clone(),
             protected_ports: worker.outbound_protected_ports.clone(),
         })

@@ -82,7 +82,10 @@ fn request_of(call: &Call, url: &str) -> faas_outbound::Request {
             ("Content-Type".into(), content_type.into()),
             ("X-Call-Id".into(), call.id.clone()),
             ("X-Function-Name".into(), call.spec.function.clone()),
-            ("X-Function-Status".into(), function_status(call).to_string()),
+            (
+                "X-Function-Status".into(),
+                function_status(call).to_string(),
+            ),
             ("X-Attempts".into(), round.len().to_string()),
         ],
         body,
@@ -248,8 +251,9 @@ impl Service {
 
     fn record_callback(&self, call: &Call, mut outcome: CallbackOutcome, started: Instant) {
         outcome.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let stored =
-            tokio::task::block_in_place(|| self.background.queue.record_callback(&call.id, outcome));
+        let stored = tokio::task::block_in_place(|| {
+            self.background.queue.record_callback(&call.id, outcome)
+        });
         if let Err(err) = stored {
             // Purged or forgotten meanwhile: nothing left to record on.
             log::debug!(target: PART, "recording the callback of {}: {err}", call.id);
