@@ -291,7 +291,7 @@ impl Cli {
             std::time::Duration::from_secs(self.keep_results_s),
         )
         .map_err(|e| anyhow::anyhow!("opening the queue of async calls: {e}"))?;
-        background.callbacks = Some(crate::service::Callbacks { client, allow });
+        background.callbacks = Some(crate::service::Callbacks::new(client, allow));
         Ok(background)
     }
 

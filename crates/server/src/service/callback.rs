@@ -40,11 +40,29 @@ pub const TRY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The wait before the second try, doubled before each next one.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
+/// Tries sent at once, over every callback: each holds a blocking thread
+/// while it waits (up to [`TRY_TIMEOUT`]), so thousands of calls ending
+/// together against a receiver that hangs must not take the runtime's
+/// blocking pool; the others wait their turn.
+pub const MAX_IN_FLIGHT: usize = 64;
+
 /// The callbacks' HTTP client and the server's own grants.
 pub struct Callbacks {
     pub client: faas_outbound::Client,
     /// `--callback-allow`.
     pub allow: Grants,
+    /// [`MAX_IN_FLIGHT`] permits.
+    pub slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Callbacks {
+    pub fn new(client: faas_outbound::Client, allow: Grants) -> Self {
+        Self {
+            client,
+            allow,
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
 }
 
 /// `X-Function-Status` of a call that ended this way.
@@ -180,8 +198,14 @@ impl Service {
                 request.clone(),
                 caller.clone(),
             );
+            let Ok(permit) = callbacks.slots.clone().acquire_owned().await else {
+                return;
+            };
             let answer = tokio::task::spawn_blocking(move || {
-                client.fetch_for(&caller, &grants, request, Instant::now() + TRY_TIMEOUT)
+                let answer =
+                    client.fetch_for(&caller, &grants, request, Instant::now() + TRY_TIMEOUT);
+                drop(permit);
+                answer
             })
             .await;
             let retry = match answer {
