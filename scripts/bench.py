@@ -20,6 +20,12 @@ baselines, because a shared VM's speed drifts between runs:
   5d. outbound: a GET to a local HTTP server from a C and from a JS
      function (through the platform's client) vs the same request made by
      curl from the host: the latency each request adds
+  5e. async: N calls of the C hello queued at concurrency 32 (POST
+     /async/NAME) vs sync /invoke at c=32 on the same server: enqueue
+     throughput, completion throughput (until every call succeeded), and
+     enqueue-to-start latency (created_ms to the first attempt's
+     start_ms) p50/p99, under that burst and one call at a time; then the
+     same with --async-concurrency equal to the workers
   6. deploy: C, Rust, Go hellos vs the bare compiler command
   7. scale: p50 with 10 vs 10,000 functions; RSS idle / after 10,000 deploys /
      after invoking 1,000 distinct functions
@@ -31,7 +37,8 @@ baselines, because a shared VM's speed drifts between runs:
 
 FAAS_BENCH_ONLY=cluster runs section 8 alone (the other sections of
 BENCHMARKS.md are kept as they are). FAAS_BENCH_ONLY=outbound runs section
-5d alone and only prints it; FAAS_BENCH_ONLY=interp does the same for 5b.
+5d alone and only prints it; FAAS_BENCH_ONLY=interp does the same for 5b,
+FAAS_BENCH_ONLY=async for 5e.
 
 Needs: build/bin/{server,worker,faas-http-floor} (make build), wrk, clang-19,
 /usr/bin/rustc, go, weed (make toolchains). Standard library only.
@@ -231,14 +238,14 @@ def main():
     for b in ("server", "worker", "faas-http-floor"):
         if not (BIN / b).exists():
             raise SystemExit(f"{BIN / b} missing: run `make build`")
-    if ONLY not in ("", "cluster", "outbound", "interp"):
-        raise SystemExit(f"FAAS_BENCH_ONLY={ONLY}: only `cluster`, `outbound` and `interp` are known")
+    if ONLY not in ("", "cluster", "outbound", "interp", "async"):
+        raise SystemExit(f"FAAS_BENCH_ONLY={ONLY}: only `cluster`, `outbound`, `interp` and `async` are known")
     tmp = tempfile.mkdtemp(prefix="faas-bench-")
     print(f"{'section':<10} {'metric':<44} {'faas':>14} {'baseline':>16} {'ratio':>9} {'target':>14}")
-    if ONLY in ("outbound", "interp"):
+    if ONLY in ("outbound", "interp", "async"):
         server = Server(tmp)
         try:
-            (outbound if ONLY == "outbound" else interpreters)(server)
+            {"outbound": outbound, "interp": interpreters, "async": asynchronous}[ONLY](server)
         finally:
             server.stop()
         log(f"FAAS_BENCH_ONLY={ONLY}: printed only (BENCHMARKS.md unchanged)")
@@ -373,6 +380,9 @@ def run(server, tmp):
 
     # 5d: outbound HTTP.
     outbound(server)
+
+    # 5e: async calls vs sync ones.
+    asynchronous(server)
 
     # 6: deploy.
     log("deploy vs bare compilers")
@@ -576,6 +586,112 @@ def outbound(server):
                    fmt(direct_ms, "ms"), f"{per / direct_ms:.2f}x")
     finally:
         remote.shutdown()
+
+
+# 5e: async calls. Each client thread keeps one connection (as wrk does
+# for the sync figure), so the enqueue rate is the server's, not Python's
+# connection set-up.
+ASYNC_CALLS = 512 if QUICK else 3200  # a multiple of the 32 clients
+ASYNC_IDLE_CALLS = 20 if QUICK else 50
+
+
+def asynchronous(server):
+    from http.client import HTTPConnection
+
+    addr = server.addr
+    workers = len(server.stats()["worker_pids"])
+    server.deploy("async_hello", "c", (EXAMPLES / "hello.c").read_text())
+    warm_every_worker(addr, "async_hello", workers)
+
+    def get_call(conn, id_):
+        conn.request("GET", f"/invocation/{id_}")
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"/invocation/{id_}: {resp.status} {body[:200]}")
+        return json.loads(body)
+
+    def wait_all(srv_addr, ids):
+        """Polls each call (in queue order) until it succeeded."""
+        h, p = srv_addr.rsplit(":", 1)
+        conn = HTTPConnection(h, int(p), timeout=60)
+        calls = []
+        for id_ in ids:
+            while True:
+                call = get_call(conn, id_)
+                if call["status"] == "succeeded":
+                    calls.append(call)
+                    break
+                if call["status"] == "dead":
+                    raise SystemExit(f"async call {id_} is dead: {call}")
+                time.sleep(0.01)
+        conn.close()
+        return calls
+
+    def burst(label, srv_addr):
+        h, p = srv_addr.rsplit(":", 1)
+        per_thread = ASYNC_CALLS // 32
+        ids = [[] for _ in range(32)]
+
+        def client(i):
+            conn = HTTPConnection(h, int(p), timeout=60)
+            for _ in range(per_thread):
+                conn.request("POST", "/async/async_hello", body=b"x", headers={"Content-Type": "text/plain"})
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 202:
+                    raise SystemExit(f"/async: {resp.status} {body[:200]}")
+                ids[i].append(json.loads(body)["id"])
+            conn.close()
+
+        start_ms = time.time() * 1000
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            list(pool.map(client, range(32)))
+        enqueued = time.perf_counter() - t0
+        every = sorted(i for chunk in ids for i in chunk)
+        calls = wait_all(srv_addr, every)
+        done_ms = max(c["finished_ms"] for c in calls)
+        n = len(calls)
+        lat = sorted(c["attempts"][0]["start_ms"] - c["created_ms"] for c in calls)
+        record("async", f"{label}: enqueue throughput, c=32", fmt(n / enqueued, "calls/s"))
+        record("async", f"{label}: completion throughput ({n} calls)", fmt(n * 1000 / (done_ms - start_ms), "calls/s"),
+               fmt(sync["rps"], "req/s"), f"{n * 1000 / (done_ms - start_ms) / sync['rps']:.2f}x")
+        record("async", f"{label}: enqueue-to-start p50 under the burst", fmt(lat[len(lat) // 2], "ms"))
+        record("async", f"{label}: enqueue-to-start p99 under the burst", fmt(lat[int(len(lat) * 0.99)], "ms"))
+
+    def idle(label, srv_addr):
+        h, p = srv_addr.rsplit(":", 1)
+        conn = HTTPConnection(h, int(p), timeout=60)
+        lat = []
+        for _ in range(ASYNC_IDLE_CALLS):
+            conn.request("POST", "/async/async_hello", body=b"x", headers={"Content-Type": "text/plain"})
+            resp = conn.getresponse()
+            id_ = json.loads(resp.read())["id"]
+            while (call := get_call(conn, id_))["status"] != "succeeded":
+                time.sleep(0.002)
+            lat.append(call["attempts"][0]["start_ms"] - call["created_ms"])
+        conn.close()
+        lat.sort()
+        record("async", f"{label}: enqueue-to-start p50, one call at a time", fmt(lat[len(lat) // 2], "ms"))
+        record("async", f"{label}: enqueue-to-start p99, one call at a time", fmt(lat[int(len(lat) * 0.99)], "ms"))
+
+    log(f"async: {ASYNC_CALLS} queued calls at c=32 vs sync /invoke at c=32 (load {os.getloadavg()[0]:.2f})")
+    sync = wrk(f"http://{addr}/invoke?fn=async_hello", 32)
+    record("async", "sync /invoke throughput, c=32 (same server)", fmt(sync["rps"], "req/s"))
+    default = max(1, workers // 2)
+    burst(f"default (--async-concurrency {default})", addr)
+    idle(f"default (--async-concurrency {default})", addr)
+    # With every worker open to async calls (no sync traffic to protect).
+    full = Server(Path(server.tmp) / "async-full", extra=["--async-concurrency", str(workers),
+                                                               "--native-uid-base", "61500"])
+    try:
+        full.deploy("async_hello", "c", (EXAMPLES / "hello.c").read_text())
+        warm_every_worker(full.addr, "async_hello", workers)
+        burst(f"--async-concurrency {workers}", full.addr)
+    finally:
+        full.stop()
+    record("async", "load average (1 min) at the end", f"{os.getloadavg()[0]:.2f}")
 
 
 def warm_every_worker(addr, fn, workers, rounds=3):

@@ -5,9 +5,11 @@ mod harness;
 mod http;
 
 mod async_calls;
+mod async_cli;
 mod bounds;
 mod browser;
 mod build;
+mod callbacks;
 mod cluster;
 mod cluster_attacks;
 mod config;

@@ -13,6 +13,10 @@
 //! faas deploy hook.py --env CHANNEL=ops --secret slack_token --allow hooks.slack.com
 //! faas secret set slack_token -d @token.txt   # or -d VALUE, or -d - for stdin
 //! faas secret ls | secret rm NAME
+//! faas invoke resize -d @in.jpg --async --callback https://hooks.example.com/done
+//! faas call ID --wait                 # the async call's status, attempts and output
+//! faas dlq ls [--function NAME] | dlq redrive ID | dlq rm ID
+//! faas deploy job.c --retries 5 --max-concurrency 2 --schedule '*/5 * * * *'
 //! ```
 //!
 //! `--url` / `FAAS_URL` (default `http://127.0.0.1:8080`), `--token` /
@@ -81,6 +85,16 @@ enum Command {
         /// IP:PORT (repeatable).
         #[arg(long = "allow", value_name = "HOST[:PORT]")]
         allow: Vec<String>,
+        /// Run the function on this schedule (`schedule=`, a cron
+        /// expression).
+        #[arg(long, value_name = "EXPR")]
+        schedule: Option<String>,
+        /// Async calls: attempts after a failed one (0 to 10).
+        #[arg(long, value_name = "N")]
+        retries: Option<String>,
+        /// Most calls of the function running at once.
+        #[arg(long, value_name = "N")]
+        max_concurrency: Option<String>,
     },
     /// Store, list or remove secrets.
     #[command(subcommand)]
@@ -91,7 +105,29 @@ enum Command {
         /// The payload: text, @FILE, or - for stdin.
         #[arg(short = 'd', long = "data", default_value = "")]
         data: String,
+        /// Queue the call (`POST /async/NAME`) and print its id instead of
+        /// waiting for the output.
+        #[arg(long = "async")]
+        queue: bool,
+        /// With --async: POST the outcome to this URL when the call ends
+        /// (allowed by the function's --allow or the server's
+        /// --callback-allow).
+        #[arg(long, value_name = "URL", requires = "queue")]
+        callback: Option<String>,
     },
+    /// An async call: its status, attempts, callback and output.
+    Call {
+        id: String,
+        /// Poll until the call succeeded or is dead.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Dead async calls: list, queue again, remove.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// List the deployed functions.
     Ls,
     /// A function's versions.
@@ -106,6 +142,20 @@ enum Command {
     },
     /// The load balancer's and workers' counters.
     Stats,
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCommand {
+    /// List dead calls, oldest first.
+    Ls {
+        /// Only this function's.
+        #[arg(long)]
+        function: Option<String>,
+    },
+    /// Queue a dead call again with a fresh retry budget.
+    Redrive { id: String },
+    /// Remove a dead call.
+    Rm { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,8 +196,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             env,
             secrets,
             allow,
+            schedule,
+            retries,
+            max_concurrency,
         } => {
             let entries: Vec<String> = entry.iter().cloned().collect();
+            // Passed through as they are: the server names what is wrong.
+            let single = [
+                ("schedule", schedule),
+                ("retries", retries),
+                ("max_concurrency", max_concurrency),
+            ]
+            .map(|(key, value)| (key, value.iter().cloned().collect::<Vec<_>>()));
             let settings: String = [
                 ("env", env),
                 ("secret", secrets),
@@ -155,7 +215,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 ("entry", &entries),
             ]
             .iter()
-            .flat_map(|(key, values)| values.iter().map(move |v| format!("&{key}={}", escape(v))))
+            .map(|(key, values)| (*key, values.to_vec()))
+            .chain(single)
+            .flat_map(|(key, values)| {
+                values
+                    .into_iter()
+                    .map(move |v| format!("&{key}={}", escape(&v)))
+            })
             .collect();
             deploy(
                 &client,
@@ -206,7 +272,74 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Invoke { name, data } => invoke(&client, cli, name, data),
+        Command::Invoke {
+            name,
+            data,
+            queue: true,
+            callback,
+        } => invoke_async(&client, cli, name, data, callback.as_deref()),
+        Command::Invoke { name, data, .. } => invoke(&client, cli, name, data),
+        Command::Call { id, wait, timeout } => call(&client, cli, id, *wait, *timeout),
+        Command::Dlq(DlqCommand::Ls { function }) => {
+            let path = match function {
+                Some(f) => format!("/dead-letters?function={}", escape(f)),
+                None => "/dead-letters".into(),
+            };
+            let body = client.expect_ok(client.get(&path)?)?;
+            if cli.json {
+                println!("{body}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Value> = body["dead_letters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|call| {
+                    let last = call["attempts"]
+                        .as_array()
+                        .and_then(|a| a.last())
+                        .cloned()
+                        .unwrap_or_default();
+                    serde_json::json!({
+                        "id": call["id"],
+                        "function": call["function"],
+                        "attempts": call["attempts"].as_array().map_or(0, Vec::len),
+                        "finished_ms": call["finished_ms"],
+                        "last_outcome": last["outcome"],
+                        "last_error": last["error"],
+                    })
+                })
+                .collect();
+            let columns = [
+                "id",
+                "function",
+                "attempts",
+                "finished_ms",
+                "last_outcome",
+                "last_error",
+            ];
+            table(cli, &serde_json::json!({ "rows": rows }), "rows", &columns)
+        }
+        Command::Dlq(DlqCommand::Redrive { id }) => {
+            let path = format!("/dead-letters/{}/redrive", escape(id));
+            let body = client.expect_ok(client.send("POST", &path, &[])?)?;
+            if cli.json {
+                println!("{body}");
+            } else {
+                println!("queued {id} again");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq(DlqCommand::Rm { id }) => {
+            let path = format!("/dead-letters/{}", escape(id));
+            let body = client.expect_ok(client.send("DELETE", &path, &[])?)?;
+            if cli.json {
+                println!("{body}");
+            } else {
+                println!("removed dead letter {id}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ls => listing(
             &client,
             cli,
@@ -378,6 +511,135 @@ fn invoke(client: &Client, cli: &Cli, name: &str, data: &str) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// `faas invoke NAME --async`: queues the call; prints its id (alone on
+/// stdout, for scripts) and where to follow it (on stderr).
+fn invoke_async(
+    client: &Client,
+    cli: &Cli,
+    name: &str,
+    data: &str,
+    callback: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let payload = payload_of(data)?;
+    let headers: Vec<(&str, &str)> = callback
+        .map(|url| ("X-Callback-Url", url))
+        .into_iter()
+        .collect();
+    let answer = client.send_with(
+        "POST",
+        &format!("/async/{}", escape(name)),
+        &headers,
+        &payload,
+    )?;
+    let body = client.expect_ok(answer)?;
+    if cli.json {
+        println!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = body["id"]
+        .as_str()
+        .context("the server's answer has no id")?;
+    println!("{id}");
+    eprintln!(
+        "queued; status: {}{} (or `faas call {id} --wait`)",
+        client.url,
+        body["status_url"].as_str().unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `faas call ID [--wait]`: the invocation, polled until it ends with
+/// `--wait`. Exits 1 when the call is dead, so a script can tell.
+fn call(
+    client: &Client,
+    cli: &Cli,
+    id: &str,
+    wait: bool,
+    timeout_s: u64,
+) -> anyhow::Result<ExitCode> {
+    let path = format!("/invocation/{}", escape(id));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    let mut pause = std::time::Duration::from_millis(50);
+    let body = loop {
+        let body = client.expect_ok(client.get(&path)?)?;
+        let ended = matches!(body["status"].as_str(), Some("succeeded" | "dead"));
+        if !wait || ended {
+            break body;
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "call {id} is still {} after {timeout_s} s",
+                body["status"].as_str().unwrap_or("?")
+            );
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+    };
+    if cli.json {
+        println!("{body}");
+    } else {
+        show_call(&body)?;
+    }
+    Ok(if body["status"] == "dead" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// An invocation as lines: its fields, its attempts, then its output.
+fn show_call(body: &Value) -> anyhow::Result<()> {
+    for field in [
+        "id",
+        "function",
+        "status",
+        "created_ms",
+        "finished_ms",
+        "due_ms",
+        "retries",
+    ] {
+        if !body[field].is_null() {
+            println!("{field:<12}{}", cell(&body[field]));
+        }
+    }
+    let callback = &body["callback"];
+    if !callback.is_null() {
+        let mut line = format!(
+            "{} {} ({} tries",
+            cell(&callback["url"]),
+            cell(&callback["state"]),
+            cell(&callback["attempts"])
+        );
+        if !callback["status_code"].is_null() {
+            line.push_str(&format!(", last answer {}", callback["status_code"]));
+        }
+        if let Some(error) = callback["error"].as_str() {
+            line.push_str(&format!(", {error}"));
+        }
+        println!("{:<12}{line})", "callback");
+    }
+    println!();
+    print_table(
+        body,
+        "attempts",
+        &[
+            "number",
+            "start_ms",
+            "duration_ms",
+            "exit_code",
+            "outcome",
+            "worker",
+            "error",
+        ],
+    );
+    let output = bytes_of(body, "output");
+    if !output.is_empty() {
+        println!();
+        std::io::stdout().write_all(&output)?;
+    }
+    Ok(())
+}
+
 /// `output` or `output_base64` as bytes.
 fn bytes_of(body: &Value, field: &str) -> Vec<u8> {
     if let Some(text) = body[field].as_str() {
@@ -503,8 +765,14 @@ fn lang_of(file: &Path) -> anyhow::Result<String> {
 fn table(cli: &Cli, body: &Value, key: &str, columns: &[&str]) -> anyhow::Result<ExitCode> {
     if cli.json {
         println!("{body}");
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        print_table(body, key, columns);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `body[key]` (a list of objects) as a table of `columns`.
+fn print_table(body: &Value, key: &str, columns: &[&str]) {
     let rows: Vec<Vec<String>> = body[key]
         .as_array()
         .into_iter()
@@ -534,7 +802,6 @@ fn table(cli: &Cli, body: &Value, key: &str, columns: &[&str]) -> anyhow::Result
     for row in rows {
         line(row);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn cell(v: &Value) -> String {
@@ -597,10 +864,21 @@ impl Client {
         body: &[u8],
         content_type: &str,
     ) -> anyhow::Result<(u16, Value)> {
-        let mut req = self
-            .agent
-            .request(method, &format!("{}{path}", self.url))
-            .set("Content-Type", content_type);
+        self.send_with(method, path, &[("Content-Type", content_type)], body)
+    }
+
+    /// [`send`](Self::send) with extra headers.
+    fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self.agent.request(method, &format!("{}{path}", self.url));
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
         if let Some(token) = &self.token {
             req = req.set("Authorization", &format!("Bearer {token}"));
         }

@@ -691,6 +691,7 @@ async fn async_operation(
     rest: String,
     request_id: &str,
 ) -> Result<Operation, ServiceError> {
+    let callback_url = callback_url(req.headers())?;
     let (http, payload) =
         named_request(state, req, &name, rest, ("POST /async/NAME", "payload")).await?;
     Ok(Operation::AsyncInvoke {
@@ -698,7 +699,38 @@ async fn async_operation(
         payload: payload.to_vec().into(),
         request_id: Some(request_id.to_string()),
         http: Some(http),
+        callback_url,
     })
+}
+
+/// Longest `X-Callback-Url` taken (browsers' practical URL limit).
+const MAX_CALLBACK_URL: usize = 2048;
+
+/// The `X-Callback-Url` header, once: visible ASCII (a URL, not arbitrary
+/// bytes to echo into logs), at most [`MAX_CALLBACK_URL`] bytes. Whether it
+/// is a URL the function may call back is the Server's check.
+fn callback_url(headers: &hyper::HeaderMap) -> Result<Option<String>, ServiceError> {
+    let mut values = headers.get_all("x-callback-url").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ServiceError::bad_request(
+            "X-Callback-Url is given more than once (give one URL)",
+        ));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_CALLBACK_URL {
+        return Err(ServiceError::bad_request(format!(
+            "X-Callback-Url must be a URL of 1 to {MAX_CALLBACK_URL} characters"
+        )));
+    }
+    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(ServiceError::bad_request(
+            "X-Callback-Url must be a URL in printable ASCII, without spaces (percent-encode the rest)",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// The request a function sees as `FAAS_HTTP_*` variables (`rest`: the

@@ -150,6 +150,23 @@ pub fn origin_of(url: &str) -> String {
     }
 }
 
+/// Checks `url` against the rules a request's first URL must pass before
+/// any name is resolved (only `http`/`https`, no credentials, a host, and
+/// a host and port `grants` permit), and returns the entries of `grants`
+/// that permit it. The Server checks a callback URL with it when the call
+/// is queued; the addresses are still checked by [`Client::fetch`] when
+/// the request is sent.
+pub fn check_url(grants: &Grants, url: &str) -> Result<Vec<String>> {
+    let parsed = Url::parse(url)
+        .map_err(|e| FetchError::Invalid(format!("the URL cannot be parsed: {e}")))?;
+    let target = policy::check_url(grants, &parsed)?;
+    Ok(grants
+        .iter()
+        .filter(|g| g.permits(&target.host, target.port))
+        .map(ToString::to_string)
+        .collect())
+}
+
 /// The final answer (after redirects).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -310,6 +327,34 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_checked_and_the_grants_permitting_it_named() {
+        let grants =
+            Grants::parse(&["hooks.example.com", "127.0.0.1:9000", "*.example.com"]).unwrap();
+        assert_eq!(
+            // In the grants' own (sorted) order.
+            check_url(&grants, "https://hooks.example.com/x?k=1").unwrap(),
+            ["*.example.com", "hooks.example.com"]
+        );
+        assert_eq!(
+            check_url(&grants, "http://127.0.0.1:9000/").unwrap(),
+            ["127.0.0.1:9000"]
+        );
+        for (url, outcome) in [
+            ("http://127.0.0.1:9001/", "denied"),
+            ("http://localhost:9000/", "denied"),
+            ("ftp://hooks.example.com/", "error"),
+            ("http://user:pw@hooks.example.com/", "error"),
+            ("not a url", "error"),
+        ] {
+            assert_eq!(
+                check_url(&grants, url).unwrap_err().outcome(),
+                outcome,
+                "{url}"
+            );
+        }
+    }
 
     #[test]
     fn the_client_is_send_sync_and_clone() {

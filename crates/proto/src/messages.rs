@@ -89,6 +89,10 @@ pub enum Operation {
         request_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         http: Option<HttpRequest>,
+        /// `X-Callback-Url`: where the outcome is POSTed when the call
+        /// ends (checked against the grants by the Server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        callback_url: Option<String>,
     },
     /// An async call's status, attempts and result (`GET /invocation/ID`).
     GetCall { id: String },

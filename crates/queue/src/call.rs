@@ -55,6 +55,53 @@ pub struct NewCall {
     /// once). The key lives as long as its call's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedupe: Option<String>,
+    /// Where the outcome is POSTed when the call ends (`X-Callback-Url`),
+    /// checked against the grants when it was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// The `allow=` entries (the function's or `--callback-allow`'s) that
+    /// permitted `callback_url` when the call was queued: the delivery
+    /// runs under these, like the retry settings copied into the call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callback_allow: Vec<String>,
+}
+
+/// Where a call's callback delivery is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackState {
+    /// The call ended; the callback is not delivered yet (a server that
+    /// restarts delivers it then).
+    #[default]
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Every try failed, or the policy refused the URL.
+    Failed,
+}
+
+/// How a call's callback went (`callback` in `GET /invocation/ID`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallbackOutcome {
+    pub state: CallbackState,
+    /// Tries made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The last try's HTTP status, when the receiver answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Why the last try failed (refused, unreachable, timed out, non-2xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the first try started (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When the delivery ended, delivered or failed (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// Time spent on the tries, backoff included.
+    #[serde(default)]
+    pub duration_ms: f64,
 }
 
 /// One run of a call on a worker.
@@ -104,6 +151,9 @@ pub struct Call {
     pub round_start: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Blob>,
+    /// The delivery of `callback_url` once the call ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackOutcome>,
 }
 
 impl Call {
@@ -150,6 +200,34 @@ impl Call {
                 }
             }
         }
+        if let Some(url) = &self.spec.callback_url {
+            let mut callback = match &self.callback {
+                Some(outcome) => json!(outcome),
+                // The call has not ended: nothing sent yet.
+                None => json!({"state": "waiting", "attempts": 0}),
+            };
+            callback["url"] = json!(shown_url(url));
+            view["callback"] = callback;
+        }
         view
     }
+
+    /// Whether the call ended and its callback is still to deliver.
+    pub fn callback_pending(&self) -> bool {
+        matches!(self.status, Status::Succeeded | Status::Dead)
+            && self.spec.callback_url.is_some()
+            && self
+                .callback
+                .as_ref()
+                .is_some_and(|c| c.state == CallbackState::Pending)
+    }
+}
+
+/// A callback URL as the invocation shows it: without its query and
+/// fragment (a receiver's token often rides there, and the invocation is
+/// readable with the invoke token alone). Its user info never got in: such
+/// URLs are refused when queued.
+pub fn shown_url(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    url[..end].to_string()
 }

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use faas_proto::Blob;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::call::{Attempt, Call, NewCall, Status, INTERRUPTED};
+use crate::call::{Attempt, Call, CallbackOutcome, NewCall, Status, INTERRUPTED};
 use crate::{Queue, QueueError, Result};
 
 /// id → the call's JSON.
@@ -169,6 +169,16 @@ impl EmbeddedQueue {
     }
 }
 
+/// The callback record of a call that just ended: pending when it has a
+/// callback URL, committed with the end itself, so that a server stopped
+/// before the delivery finds it at its next start.
+fn ended_callback(call: &Call) -> Option<CallbackOutcome> {
+    call.spec
+        .callback_url
+        .as_ref()
+        .map(|_| CallbackOutcome::default())
+}
+
 /// Queued when this round has no counted attempt yet, else failed.
 fn waiting_status(call: &Call) -> Status {
     if call.counted_attempts() == 0 {
@@ -231,6 +241,7 @@ impl Queue for EmbeddedQueue {
                 attempts: Vec::new(),
                 round_start: 0,
                 output: None,
+                callback: None,
             };
             calls
                 .insert(call.id.as_str(), encode(&call).as_slice())
@@ -282,6 +293,7 @@ impl Queue for EmbeddedQueue {
             call.status = Status::Succeeded;
             call.output = Some(output);
             call.finished_ms = Some(now_ms());
+            call.callback = ended_callback(call);
         })
     }
 
@@ -296,6 +308,7 @@ impl Queue for EmbeddedQueue {
                 None => {
                     call.status = Status::Dead;
                     call.finished_ms = Some(now_ms());
+                    call.callback = ended_callback(call);
                 }
             }
         })
@@ -337,6 +350,8 @@ impl Queue for EmbeddedQueue {
         call.due_ms = now;
         call.updated_ms = now;
         call.finished_ms = None;
+        // Its next end is delivered afresh.
+        call.callback = None;
         self.write(&[&call])?;
         index.dead.remove(id);
         index.due.insert((now, call.id.clone()));
@@ -371,6 +386,25 @@ impl Queue for EmbeddedQueue {
             index.dead.remove(&call.id);
         }
         Ok(old.len())
+    }
+
+    fn record_callback(&self, id: &str, outcome: CallbackOutcome) -> Result<Call> {
+        let _index = self.index.lock().expect("queue index");
+        let mut call = self
+            .read(id)?
+            .ok_or_else(|| QueueError::NotFound(id.into()))?;
+        call.callback = Some(outcome);
+        self.write(&[&call])?;
+        Ok(call)
+    }
+
+    fn pending_callbacks(&self) -> Result<Vec<Call>> {
+        let _index = self.index.lock().expect("queue index");
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(Call::callback_pending)
+            .collect())
     }
 
     fn depth(&self) -> (usize, usize) {
@@ -547,5 +581,65 @@ mod tests {
         assert_eq!(q.purge(now_ms() + 1).unwrap(), 1);
         assert!(q.get(&a.id).unwrap().is_none());
         assert_eq!(q.depth(), (1, 0));
+    }
+
+    #[test]
+    fn an_ended_call_s_callback_stays_pending_across_a_reopen_until_recorded() {
+        use crate::call::CallbackState;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let with_callback = NewCall {
+            callback_url: Some("http://hooks.example.com/done?key=k".into()),
+            callback_allow: vec!["hooks.example.com".into()],
+            ..new_call("f")
+        };
+        let (ok, dead) = {
+            let q = EmbeddedQueue::open(&path).unwrap();
+            let ok = q.enqueue(with_callback.clone(), 1).unwrap().id;
+            let dead = q.enqueue(with_callback, 1).unwrap().id;
+            q.enqueue(new_call("f"), 1).unwrap();
+            // Not ended: nothing to deliver, and the view says it waits.
+            assert!(q.pending_callbacks().unwrap().is_empty());
+            let view = q.get(&ok).unwrap().unwrap().to_json();
+            assert_eq!(view["callback"]["state"], "waiting");
+            // The query (a receiver's key) is never shown.
+            assert_eq!(view["callback"]["url"], "http://hooks.example.com/done");
+            q.claim(1, 3).unwrap();
+            q.complete(&ok, attempt("ok"), "out".into()).unwrap();
+            q.fail(&dead, attempt("exit"), None).unwrap();
+            (ok, dead)
+        };
+        let q = EmbeddedQueue::open(&path).unwrap();
+        let mut pending: Vec<String> = q
+            .pending_callbacks()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        pending.sort();
+        assert_eq!(pending, [ok.clone(), dead.clone()]);
+        let delivered = CallbackOutcome {
+            state: CallbackState::Delivered,
+            attempts: 1,
+            status_code: Some(200),
+            ..Default::default()
+        };
+        let call = q.record_callback(&ok, delivered).unwrap();
+        assert_eq!(call.to_json()["callback"]["status_code"], 200);
+        assert_eq!(q.pending_callbacks().unwrap().len(), 1);
+        // A redrive forgets the old delivery: its next end is sent afresh.
+        let again = q.redrive(&dead, 2).unwrap();
+        assert!(again.callback.is_none());
+        assert!(q.pending_callbacks().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_call_stored_before_callbacks_existed_still_reads() {
+        let old = r#"{"id":"00ab","function":"f","payload":"","policy":{"retries":2,"backoff_ms":1000,"max_age_ms":5},
+            "status":"succeeded","created_ms":1,"updated_ms":2,"due_ms":1,"attempts":[],"round_start":0}"#;
+        let call: Call = serde_json::from_str(old).unwrap();
+        assert!(call.spec.callback_url.is_none() && call.callback.is_none());
+        assert!(!call.callback_pending());
+        assert!(call.to_json().get("callback").is_none());
     }
 }

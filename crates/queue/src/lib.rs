@@ -6,7 +6,8 @@
 //!
 //! [`Queue`] is the small interface every backend implements: enqueue,
 //! claim, complete or fail (with the time of the next attempt, or none:
-//! dead), release, dead letters, redrive, forget, purge. The one backend
+//! dead), release, dead letters, redrive, forget, purge, and the record of
+//! a call's callback (`X-Callback-Url`), which the Server delivers. The one backend
 //! today is [`embedded::EmbeddedQueue`], a single file under the functions
 //! directory. A cluster backend (NATS JetStream, phase 2) implements the
 //! same trait: `claim` is a pull consumer's fetch, `fail` with a retry time
@@ -24,7 +25,7 @@ pub mod call;
 pub mod embedded;
 pub mod retry;
 
-pub use call::{Attempt, Call, NewCall, Status};
+pub use call::{Attempt, Call, CallbackOutcome, CallbackState, NewCall, Status};
 pub use embedded::EmbeddedQueue;
 pub use retry::RetryPolicy;
 
@@ -79,6 +80,11 @@ pub trait Queue: Send + Sync {
     /// Removes finished calls (succeeded or dead) that ended before
     /// `before_ms`; returns how many.
     fn purge(&self, before_ms: u64) -> Result<usize>;
+    /// Stores how the callback of the ended call `id` went.
+    fn record_callback(&self, id: &str, outcome: CallbackOutcome) -> Result<Call>;
+    /// Ended calls whose callback is not delivered yet (the server was
+    /// stopped before it was): a starting server delivers them.
+    fn pending_callbacks(&self) -> Result<Vec<Call>>;
     /// How many calls are queued (waiting or due for a retry) and running.
     fn depth(&self) -> (usize, usize);
     /// How many dead calls are kept (`faas_dead_letters`). A backend that

@@ -89,6 +89,7 @@ mod tests {
                 .collect(),
             round_start: 0,
             output: None,
+            callback: None,
         }
     }
 

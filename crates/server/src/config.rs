@@ -124,6 +124,16 @@ pub struct Cli {
     /// least one), so that sync calls always find workers.
     #[arg(long, env = "FAAS_ASYNC_CONCURRENCY")]
     pub async_concurrency: Option<usize>,
+    /// A host an async call's `X-Callback-Url` may name besides the
+    /// function's own `allow=` grants: HOST, HOST:PORT, *.DOMAIN or
+    /// IP:PORT, as `allow=` (repeatable; comma-separated in the variable).
+    #[arg(
+        long = "callback-allow",
+        env = "FAAS_CALLBACK_ALLOW",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub callback_allow: Vec<String>,
     /// Versions kept per function; `PUT /function/NAME` removes older ones.
     #[arg(long, env = "FAAS_KEEP_VERSIONS", default_value_t = 5)]
     pub keep_versions: usize,
@@ -293,17 +303,33 @@ impl Cli {
             .max(1)
     }
 
-    /// The queue of async calls in `functions_dir`, with its bounds.
+    /// The queue of async calls in `functions_dir`, with its bounds, and
+    /// the client that delivers their callbacks (under the same outbound
+    /// settings as the workers': `worker`'s CA file and protected ports).
     pub fn open_background(
         &self,
         functions_dir: &std::path::Path,
+        worker: &WorkerArgs,
     ) -> anyhow::Result<crate::service::Background> {
-        crate::service::Background::open(
+        let allow = faas_proto::Grants::parse(&self.callback_allow)
+            .map_err(|e| anyhow::anyhow!("--callback-allow: {e}"))?;
+        let client = faas_outbound::Client::new(faas_outbound::Config {
+            // The body is the call's output: as large as an output may be.
+            max_response_bytes: worker
+                .max_outbound_bytes
+                .max(worker.max_output_bytes as u64),
+            extra_ca_file: worker.outbound_ca_file.clone(),
+            protected_ports: worker.outbound_protected_ports.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!("the callbacks' HTTP client: {e}"))?;
+        let mut background = crate::service::Background::open(
             functions_dir,
             self.async_in_flight(),
             std::time::Duration::from_secs(self.keep_results_s),
         )
-        .map_err(|e| anyhow::anyhow!("opening the queue of async calls: {e}"))
+        .map_err(|e| anyhow::anyhow!("opening the queue of async calls: {e}"))?;
+        background.callbacks = Some(crate::service::Callbacks::new(client, allow));
+        Ok(background)
     }
 
     /// Threads per async runtime (gateway, Server).

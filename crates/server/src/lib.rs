@@ -351,7 +351,7 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
     // here and reaped.
     reaper::start();
     let workers = WorkerPool::start(usize::from(cli.workers), spec, lb.clone())?;
-    let background = cli.open_background(store.dir())?;
+    let background = cli.open_background(store.dir(), &worker_args)?;
 
     let service = Arc::new(Service {
         store,
@@ -386,6 +386,8 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
     let refresher = service.clone();
     tokio::task::spawn_blocking(move || refresher.refresh_artifacts());
     tokio::spawn(service.clone().follow_cluster());
+    // Before the dispatcher: a call it ends is not in this list too.
+    service.deliver_pending_callbacks();
     tokio::spawn(service.clone().run_background());
     Ok(service)
 }

@@ -5,7 +5,9 @@
 //! most `--async-concurrency` async calls run at once, so sync traffic
 //! always finds workers. A failed attempt (non-zero exit, timeout, worker
 //! crash) is retried with the function's backoff until its `retries` are
-//! spent or the call is older than its `max_age_s`; then it is dead.
+//! spent or the call is older than its `max_age_s`; then it is dead. A
+//! call that ends (succeeded or dead) with an `X-Callback-Url` has its
+//! outcome delivered there ([`super::callback`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub struct Background {
     keep_results: Duration,
     /// The schedules' fired ticks.
     pub schedules: super::schedule::Schedules,
+    /// What delivers `X-Callback-Url` callbacks (none: a queue opened
+    /// without them, which refuses callback URLs).
+    pub callbacks: Option<super::Callbacks>,
 }
 
 impl Background {
@@ -58,6 +63,7 @@ impl Background {
             slots: Arc::new(Semaphore::new(in_flight.max(1))),
             keep_results,
             schedules: super::schedule::Schedules::open(functions_dir),
+            callbacks: None,
         })
     }
 
@@ -131,8 +137,9 @@ impl Service {
                 payload,
                 request_id,
                 http,
+                callback_url,
             } => self
-                .enqueue(&function, payload, request_id, http)
+                .enqueue(&function, payload, request_id, http, callback_url)
                 .await
                 .map(|id| Reply::Queued { id }),
             Operation::GetCall { id } => {
@@ -177,20 +184,26 @@ impl Service {
         }
     }
 
-    /// Queues a call of `function` (404 when it is not deployed: nothing
-    /// is queued); returns its id once it is stored durably.
+    /// Queues a call of `function` (404 when it is not deployed, 400 for a
+    /// callback URL its grants and `--callback-allow` do not permit:
+    /// nothing is queued); returns its id once it is stored durably.
     async fn enqueue(
         self: &Arc<Self>,
         function: &str,
         payload: faas_proto::Blob,
         request_id: Option<String>,
         http: Option<HttpRequest>,
+        callback_url: Option<String>,
     ) -> Result<String, ServiceError> {
         let Some(meta) = self.resolve_shared(function).await else {
             self.metrics.unknown_function();
             return Err(ServiceError::not_found(format!(
                 "function '{function}' not found"
             )));
+        };
+        let callback_allow = match &callback_url {
+            Some(url) => self.check_callback(url, &meta.settings.allow)?,
+            None => Vec::new(),
         };
         let spec = NewCall {
             function: meta.name.clone(),
@@ -199,6 +212,8 @@ impl Service {
             http,
             policy: policy_of(&meta.settings),
             dedupe: None,
+            callback_url,
+            callback_allow,
         };
         let call =
             blocking(|| self.background.queue.enqueue(spec, now_millis())).map_err(queue_error)?;
@@ -302,7 +317,8 @@ impl Service {
         let stored = match outcome {
             Ok(inv) if inv.result.ok => {
                 let attempt = attempt_of(number, start_ms, &inv);
-                blocking(|| queue.complete(&call.id, attempt, inv.result.output)).map(drop)
+                blocking(|| queue.complete(&call.id, attempt, inv.result.output))
+                    .map(|done| self.spawn_callback(done))
             }
             Ok(inv) => self.failed(call, attempt_of(number, start_ms, &inv), true),
             Err(err) if matches!(err.kind, ErrorKind::Overloaded | ErrorKind::Unavailable) => {
@@ -328,7 +344,12 @@ impl Service {
 
     /// Stores a failed attempt: the call is retried when its policy allows
     /// (and `retry`), else it is dead.
-    fn failed(&self, call: Call, attempt: Attempt, retry: bool) -> Result<(), QueueError> {
+    fn failed(
+        self: &Arc<Self>,
+        call: Call,
+        attempt: Attempt,
+        retry: bool,
+    ) -> Result<(), QueueError> {
         let now = now_millis();
         let mut after = call.clone();
         after.attempts.push(attempt.clone());
@@ -346,6 +367,7 @@ impl Service {
                 stored.spec.function,
                 stored.attempts.len()
             );
+            self.spawn_callback(stored);
         }
         Ok(())
     }

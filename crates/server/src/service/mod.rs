@@ -1,7 +1,8 @@
 //! What the Server does for each gateway operation: deploy ([`deploy`]:
 //! validate, store, compile), invoke ([`invoke`]: ask the LB for a worker,
 //! run the job there, report the end to the LB), source, list, delete and
-//! stats; async calls and dead letters in [`background`], cron schedules in
+//! stats; async calls and dead letters in [`background`], their
+//! `X-Callback-Url` deliveries in [`callback`], cron schedules in
 //! [`schedule`]; the dashboard's data is in [`crate::dashboard`] and the recent
 //! calls in [`crate::invocation_log`]. Every operation returns a domain
 //! result or a [`ServiceError`]; turning those into wire replies is
@@ -26,6 +27,7 @@ use crate::toolchain::{run_with_timeout, Toolchains};
 use crate::workers::WorkerPool;
 
 mod background;
+mod callback;
 mod deploy;
 mod invoke;
 mod replica;
@@ -33,6 +35,7 @@ mod schedule;
 mod secrets;
 
 pub use background::Background;
+pub use callback::Callbacks;
 pub use invoke::{Invocation, InvokeRequest};
 
 const PART: &str = "SERVER";
