@@ -48,6 +48,10 @@ pub struct NewCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpRequest>,
     pub policy: RetryPolicy,
+    /// A call whose dedupe key was already enqueued (and is still kept)
+    /// is not queued again: enqueue returns the existing one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe: Option<String>,
 }
 
 /// One run of a call on a worker.

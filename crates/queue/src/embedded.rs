@@ -179,7 +179,7 @@ fn decode(bytes: &[u8]) -> Result<Call> {
 /// A new call id, in hex: the time, a sequence number (calls queued in
 /// the same millisecond keep their order: the due index sorts by id after
 /// time) and 16 random bits (ids from two runs of the server differ).
-fn new_id(now: u64) -> String {
+pub(crate) fn new_id(now: u64) -> String {
     static SEQ: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{now:012x}{seq:04x}{:04x}", fastrand::u16(..))

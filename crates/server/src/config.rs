@@ -124,6 +124,11 @@ pub struct Cli {
     /// least one), so that sync calls always find workers.
     #[arg(long, env = "FAAS_ASYNC_CONCURRENCY")]
     pub async_concurrency: Option<usize>,
+    /// Keep async calls in NATS JetStream, shared by every replica:
+    /// `nats://[USER:PASS@|TOKEN@]HOST:PORT`. Without it, each server keeps
+    /// its own queue in the functions directory.
+    #[arg(long, env = "FAAS_QUEUE", value_name = "nats://HOST:PORT")]
+    pub queue: Option<String>,
     /// Versions kept per function; `PUT /function/NAME` removes older ones.
     #[arg(long, env = "FAAS_KEEP_VERSIONS", default_value_t = 5)]
     pub keep_versions: usize,
@@ -263,6 +268,7 @@ impl Cli {
     ) -> anyhow::Result<crate::service::Background> {
         crate::service::Background::open(
             functions_dir,
+            self.queue.as_deref(),
             self.async_in_flight(),
             std::time::Duration::from_secs(self.keep_results_s),
         )
