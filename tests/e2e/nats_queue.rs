@@ -215,7 +215,7 @@ fn statuses_and_dead_letters_are_shared_and_redriven_across_replicas() {
     let dead = enqueue(&replicas[0], "fails", "");
     wait_status(&replicas[1], &dead, "dead", Duration::from_secs(60));
     let listed = replicas[2].get("/dead-letters?function=fails").json();
-    let calls = listed["calls"].as_array().expect("calls");
+    let calls = listed["dead_letters"].as_array().expect("dead_letters");
     assert_eq!(calls.len(), 1, "{listed}");
     assert_eq!(calls[0]["id"], dead.as_str());
     let redrive = replicas[1].post(&format!("/dead-letters/{dead}/redrive"), "");
@@ -231,7 +231,11 @@ fn statuses_and_dead_letters_are_shared_and_redriven_across_replicas() {
     for r in &replicas {
         r.get(&format!("/invocation/{dead}")).assert_error(404);
         let listed = r.get("/dead-letters").json();
-        assert_eq!(listed["calls"].as_array().unwrap().len(), 0, "{listed}");
+        assert_eq!(
+            listed["dead_letters"].as_array().unwrap().len(),
+            0,
+            "{listed}"
+        );
     }
 }
 
@@ -278,6 +282,24 @@ fn an_unreachable_nats_stops_the_start_with_one_line_naming_it_without_credentia
     );
     assert!(!log.contains("hunter2"), "the password leaked: {log}");
     assert!(!log.contains("panicked"), "{log}");
+
+    // An address that is not NATS's is refused the same way, unechoed.
+    for bad in [
+        "redis://faas:hunter2-secret@127.0.0.1:6379",
+        "hunter2-secret",
+    ] {
+        let args: Vec<String> = ["RR", "--workers", "1", "--queue", bad]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (mut child, log, _) = spawn_server_with_env(dir.path(), &args, &[]);
+        let status = child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let log = log.lock().unwrap().join("\n");
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(log.contains("not a NATS address"), "{log}");
+        assert!(!log.contains("hunter2"), "the password leaked: {log}");
+    }
 }
 
 #[test]
