@@ -111,7 +111,7 @@ fn three_replicas(weed: &Seaweed, nats: &Nats) -> Vec<TestServer> {
                     port: ports[i],
                     peers: &[],
                     poll_ms: 200,
-                    extra: &["--queue", &url],
+                    extra: &["--queue", url.as_str()],
                 },
             )
         })
