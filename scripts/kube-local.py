@@ -15,7 +15,10 @@ plain env values, and the cluster key as a hostPath directory holding the
 file `cluster-key`. There is no API or invoke token, so that the README's
 curl session works as it does against `make run`.
 
-usage: kube-local.py MANIFESTS_DIR REPLICAS BASE_PORT S3_ENDPOINT CREDENTIALS_FILE SECRETS_DIR
+The ConfigMap's NATS address (the queue of async calls) becomes QUEUE_URL,
+the NATS server make cluster runs on the host.
+
+usage: kube-local.py MANIFESTS_DIR REPLICAS BASE_PORT S3_ENDPOINT CREDENTIALS_FILE SECRETS_DIR [QUEUE_URL]
 """
 import os
 import sys
@@ -30,6 +33,7 @@ def load(path):
 
 def main():
     manifests, replicas, base, endpoint, credentials, secrets_dir = sys.argv[1:7]
+    queue = sys.argv[7] if len(sys.argv) > 7 else None
     replicas, base = int(replicas), int(base)
     docs = []
     for name in ("configmap.yaml", "secret.example.yaml", "deployment.yaml"):
@@ -49,6 +53,10 @@ def main():
         FAAS_DRAIN_DELAY_MS="1000",
         FAAS_GRACE_MS="5000",
     )
+    if queue:
+        data["FAAS_QUEUE"] = queue
+    else:
+        data.pop("FAAS_QUEUE", None)
 
     values = dict(line.split("=", 1) for line in open(credentials).read().split())
 

@@ -20,6 +20,7 @@ mod fs_attacks;
 mod languages;
 mod limits;
 mod manifests;
+mod nats_queue;
 mod operations;
 mod outbound;
 mod outbound_attacks;

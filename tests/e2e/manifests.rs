@@ -229,6 +229,7 @@ fn deployment_gives_only_flags_the_server_has() {
 fn a_replica_starts_with_the_deployments_arguments_and_environment() {
     use std::io::BufRead;
     let weed = crate::cluster::Seaweed::start();
+    let nats = crate::nats_queue::Nats::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let deployment = object("Deployment", "faas");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
@@ -293,6 +294,8 @@ fn a_replica_starts_with_the_deployments_arguments_and_environment() {
         ("FAAS_S3_ENDPOINT", weed.endpoint.clone()),
         ("AWS_ACCESS_KEY_ID", crate::cluster::KEY_ID.to_string()),
         ("AWS_SECRET_ACCESS_KEY", crate::cluster::SECRET.to_string()),
+        // The queue is this test's NATS.
+        ("FAAS_QUEUE", nats.url()),
         // A free port on loopback instead of 0.0.0.0:8080.
         ("FAAS_HOST", "127.0.0.1".to_string()),
         ("FAAS_PORT", port.clone()),
@@ -361,6 +364,33 @@ fn a_replica_starts_with_the_deployments_arguments_and_environment() {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("deployed by the manifest replica"));
+    // An async call goes through the ConfigMap's queue (here NATS).
+    let (status, _, body) = crate::harness::http_bytes(
+        &addr,
+        "POST",
+        "/async/from-yaml",
+        &[("Authorization", &invoke)],
+        b"",
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::harness::wait_until(
+        "the async call through NATS",
+        std::time::Duration::from_secs(30),
+        || {
+            let (_, _, body) = crate::harness::http_bytes(
+                &addr,
+                "GET",
+                &format!("/invocation/{id}"),
+                &[("Authorization", &invoke)],
+                b"",
+            );
+            String::from_utf8_lossy(&body).contains("\"succeeded\"")
+        },
+    );
     // SIGTERM: readiness fails first (the ConfigMap's drain delay), then it stops.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -212,6 +212,16 @@ impl Call {
         view
     }
 
+    /// The callback record of a call that just ended: pending when it has
+    /// a callback URL. Backends store it with the end itself, so that a
+    /// server stopped before the delivery finds it at its next start.
+    pub fn ended_callback(&self) -> Option<CallbackOutcome> {
+        self.spec
+            .callback_url
+            .as_ref()
+            .map(|_| CallbackOutcome::default())
+    }
+
     /// Whether the call ended and its callback is still to deliver.
     pub fn callback_pending(&self) -> bool {
         matches!(self.status, Status::Succeeded | Status::Dead)

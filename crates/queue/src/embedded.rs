@@ -169,16 +169,6 @@ impl EmbeddedQueue {
     }
 }
 
-/// The callback record of a call that just ended: pending when it has a
-/// callback URL, committed with the end itself, so that a server stopped
-/// before the delivery finds it at its next start.
-fn ended_callback(call: &Call) -> Option<CallbackOutcome> {
-    call.spec
-        .callback_url
-        .as_ref()
-        .map(|_| CallbackOutcome::default())
-}
-
 /// Queued when this round has no counted attempt yet, else failed.
 fn waiting_status(call: &Call) -> Status {
     if call.counted_attempts() == 0 {
@@ -207,7 +197,7 @@ fn decode(bytes: &[u8]) -> Result<Call> {
 /// A new call id, in hex: the time, a sequence number (calls queued in
 /// the same millisecond keep their order: the due index sorts by id after
 /// time) and 16 random bits (ids from two runs of the server differ).
-fn new_id(now: u64) -> String {
+pub(crate) fn new_id(now: u64) -> String {
     static SEQ: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{now:012x}{seq:04x}{:04x}", fastrand::u16(..))
@@ -293,7 +283,7 @@ impl Queue for EmbeddedQueue {
             call.status = Status::Succeeded;
             call.output = Some(output);
             call.finished_ms = Some(now_ms());
-            call.callback = ended_callback(call);
+            call.callback = call.ended_callback();
         })
     }
 
@@ -308,7 +298,7 @@ impl Queue for EmbeddedQueue {
                 None => {
                     call.status = Status::Dead;
                     call.finished_ms = Some(now_ms());
-                    call.callback = ended_callback(call);
+                    call.callback = call.ended_callback();
                 }
             }
         })

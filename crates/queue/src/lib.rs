@@ -7,11 +7,12 @@
 //! [`Queue`] is the small interface every backend implements: enqueue,
 //! claim, complete or fail (with the time of the next attempt, or none:
 //! dead), release, dead letters, redrive, forget, purge, and the record of
-//! a call's callback (`X-Callback-Url`), which the Server delivers. The one backend
-//! today is [`embedded::EmbeddedQueue`], a single file under the functions
-//! directory. A cluster backend (NATS JetStream, phase 2) implements the
-//! same trait: `claim` is a pull consumer's fetch, `fail` with a retry time
-//! a negative acknowledgement with that delay.
+//! a call's callback (`X-Callback-Url`), which the Server delivers. Two backends:
+//! [`embedded::EmbeddedQueue`], a single file under the functions
+//! directory (one machine), and [`nats::NatsQueue`], NATS JetStream shared
+//! by every replica (`--queue nats://`): there `claim` is a pull
+//! consumer's fetch, `fail` with a retry time a negative acknowledgement
+//! with that delay, and the records live in a JetStream KV bucket.
 //!
 //! Why redb for the embedded store: it is pure Rust (no C compiled, unlike
 //! SQLite through rusqlite), one file, ACID with crash-safe commits, and
@@ -19,14 +20,17 @@
 //! minimum Rust). The queue needs a key-value table, not SQL.
 //!
 //! Modules: [`call`] (the records and their JSON), [`retry`] (backoff and
-//! the retry decision), [`embedded`] (the redb backend).
+//! the retry decision), [`embedded`] (the redb backend), [`nats`] (the
+//! JetStream backend).
 
 pub mod call;
 pub mod embedded;
+pub mod nats;
 pub mod retry;
 
 pub use call::{Attempt, Call, CallbackOutcome, CallbackState, NewCall, Status};
 pub use embedded::EmbeddedQueue;
+pub use nats::NatsQueue;
 pub use retry::RetryPolicy;
 
 /// What a queue operation can fail with.
@@ -45,12 +49,20 @@ pub enum QueueError {
     /// The durable store failed (I/O, corruption): the message says which.
     #[error("queue store: {0}")]
     Store(String),
+    /// The queue's server (NATS) cannot be reached or did not answer in
+    /// time: nothing was changed, or the change is safe to ask again.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// The call is larger than the queue's server takes.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 pub type Result<T> = std::result::Result<T, QueueError>;
 
 /// A durable queue of asynchronous calls. Every method is synchronous and
-/// may block on disk: call it off the async reactor (`block_in_place`).
+/// may block on disk or the network: call it off the async reactor
+/// (`block_in_place`).
 pub trait Queue: Send + Sync {
     /// Stores a new call, due now; returns it with its id. A call whose
     /// `dedupe` key was already enqueued (and is still kept: keys live as

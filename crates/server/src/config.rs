@@ -134,6 +134,11 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub callback_allow: Vec<String>,
+    /// Keep async calls in NATS JetStream, shared by every replica:
+    /// `nats://[USER:PASS@|TOKEN@]HOST:PORT`. Without it, each server keeps
+    /// its own queue in the functions directory.
+    #[arg(long, env = "FAAS_QUEUE", value_name = "nats://HOST:PORT")]
+    pub queue: Option<String>,
     /// Versions kept per function; `PUT /function/NAME` removes older ones.
     #[arg(long, env = "FAAS_KEEP_VERSIONS", default_value_t = 5)]
     pub keep_versions: usize,
@@ -324,6 +329,7 @@ impl Cli {
         .map_err(|e| anyhow::anyhow!("the callbacks' HTTP client: {e}"))?;
         let mut background = crate::service::Background::open(
             functions_dir,
+            self.queue.as_deref(),
             self.async_in_flight(),
             std::time::Duration::from_secs(self.keep_results_s),
         )

@@ -78,18 +78,24 @@ const MIB: u64 = 1024 * 1024;
 /// before any thread starts (changing the environment is not thread-safe).
 pub fn protect_secrets(cli: &mut Cli) -> anyhow::Result<()> {
     cli.gateway.load_token_files().map_err(anyhow::Error::msg)?;
-    let secrets: Vec<String> = [&cli.gateway.api_token, &cli.gateway.invoke_token]
+    let mut secrets: Vec<String> = [&cli.gateway.api_token, &cli.gateway.invoke_token]
         .into_iter()
         .flatten()
         .cloned()
         .collect();
+    // A NATS URL may carry a password or token: blanked like the tokens.
+    if let Some(queue) = &cli.queue {
+        if queue.contains('@') {
+            secrets.push(queue.clone());
+        }
+    }
     // The S3 keys too: kept in the Cli, gone from the environment. Taken
     // before the scrub below, which blanks them where they were.
     cli.s3_credentials = cluster::Credentials::take_from_env();
     if let Err(err) = scrub_proc_self(&secrets) {
         log::warn!(target: PART, "cannot blank the tokens in this process's command line: {err}");
     }
-    for var in ["FAAS_API_TOKEN", "FAAS_INVOKE_TOKEN"] {
+    for var in ["FAAS_API_TOKEN", "FAAS_INVOKE_TOKEN", "FAAS_QUEUE"] {
         std::env::remove_var(var);
     }
     raise_open_files_limit();
@@ -155,6 +161,9 @@ fn scrub_proc_self(secrets: &[String]) -> std::io::Result<()> {
         // tools that read it), so the S3 secrets are blanked there too.
         "AWS_SECRET_ACCESS_KEY=",
         "AWS_SESSION_TOKEN=",
+        // The NATS URL, which may carry a password or token.
+        "--queue=",
+        "FAAS_QUEUE=",
     ];
     // (arg_start, arg_end) and (env_start, env_end): fields 48 to 51.
     for (start, end) in [(field(48), field(49)), (field(50), field(51))] {
@@ -350,8 +359,10 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
     // Before the first worker: what a dying worker leaves is reparented
     // here and reaped.
     reaper::start();
+    // The queue before the workers: an unreachable NATS stops the start
+    // with nothing to tear down.
+    let background = tokio::task::block_in_place(|| cli.open_background(store.dir(), &worker_args))?;
     let workers = WorkerPool::start(usize::from(cli.workers), spec, lb.clone())?;
-    let background = cli.open_background(store.dir(), &worker_args)?;
 
     let service = Arc::new(Service {
         store,

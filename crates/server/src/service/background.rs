@@ -46,19 +46,30 @@ pub struct Background {
 }
 
 impl Background {
-    /// Opens the embedded queue in `functions_dir`.
+    /// Opens the queue: in NATS JetStream at `nats_url` (shared by the
+    /// replicas), else the embedded one in `functions_dir`.
     pub fn open(
         functions_dir: &Path,
+        nats_url: Option<&str>,
         in_flight: usize,
         keep_results: Duration,
     ) -> Result<Self, QueueError> {
-        let queue = faas_queue::EmbeddedQueue::open(&functions_dir.join(QUEUE_FILE))?;
+        let queue: Arc<dyn Queue> = match nats_url {
+            Some(url) => {
+                let queue = faas_queue::NatsQueue::connect(url)?;
+                log::info!(target: PART, "async calls in NATS JetStream at {}", queue.address());
+                Arc::new(queue)
+            }
+            None => Arc::new(faas_queue::EmbeddedQueue::open(
+                &functions_dir.join(QUEUE_FILE),
+            )?),
+        };
         let (queued, _) = queue.depth();
         if queued > 0 {
             log::info!(target: PART, "{queued} async calls waiting in the queue");
         }
         Ok(Self {
-            queue: Arc::new(queue),
+            queue,
             wake: Notify::new(),
             slots: Arc::new(Semaphore::new(in_flight.max(1))),
             keep_results,
@@ -116,6 +127,13 @@ fn queue_error(err: QueueError) -> ServiceError {
             log::error!(target: PART, "{err}");
             ServiceError::internal("the queue of async calls could not be read or written")
         }
+        QueueError::Unavailable(_) => {
+            log::error!(target: PART, "{err}");
+            ServiceError::unavailable(
+                "the queue of async calls is unreachable; nothing was queued or changed, send again later",
+            )
+        }
+        QueueError::TooLarge(message) => ServiceError::new(ErrorKind::TooLarge, message),
     }
 }
 
