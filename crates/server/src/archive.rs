@@ -290,7 +290,12 @@ fn refused_kind(name: &str, what: &str) -> ArchiveError {
 /// Reads a little-endian field of `N` bytes at `at`, if it is there.
 fn le(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
     let field = bytes.get(at..at.checked_add(n)?)?;
-    Some(field.iter().rev().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    Some(
+        field
+            .iter()
+            .rev()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+    )
 }
 
 /// One entry of a zip's central directory: what it says of itself.
@@ -338,8 +343,11 @@ fn zip_directory(bytes: &[u8], max_files: usize) -> Result<Vec<ZipEntry>> {
             return Err(bad("a central directory entry is missing"));
         }
         let made_by = field(4, 2)?;
-        let (name_len, extra_len, comment_len) =
-            (field(28, 2)? as usize, field(30, 2)? as usize, field(32, 2)? as usize);
+        let (name_len, extra_len, comment_len) = (
+            field(28, 2)? as usize,
+            field(30, 2)? as usize,
+            field(32, 2)? as usize,
+        );
         let raw_name = bytes
             .get(at + 46..at + 46 + name_len)
             .ok_or_else(|| bad("truncated"))?;
@@ -363,6 +371,12 @@ fn zip_directory(bytes: &[u8], max_files: usize) -> Result<Vec<ZipEntry>> {
         at += 46 + name_len + extra_len + comment_len;
     }
     Ok(entries)
+}
+
+fn unsupported_method(path: &str, method: u64) -> ArchiveError {
+    ArchiveError::Refused(format!(
+        "'{path}' is compressed with method {method}; only stored (0) and deflate (8) are read"
+    ))
 }
 
 fn unpack_zip(bytes: &[u8], tree: &mut Tree<'_>) -> Result<()> {
@@ -420,11 +434,7 @@ fn unpack_zip(bytes: &[u8], tree: &mut Tree<'_>) -> Result<()> {
         let mut reader: Box<dyn Read> = match entry.method {
             0 => Box::new(data),
             8 => Box::new(flate2::read::DeflateDecoder::new(data)),
-            m => {
-                return Err(ArchiveError::Refused(format!(
-                    "'{path}' is compressed with method {m}; only stored (0) and deflate (8) are read"
-                )))
-            }
+            m => return Err(unsupported_method(&path, m)),
         };
         let mut checked = flate2::CrcReader::new(&mut reader);
         tree.file(&path, &mut checked)?;
@@ -635,7 +645,10 @@ mod tests {
 
     #[test]
     fn zips_unpack_and_links_are_refused() {
-        let good = zip_of(&[("lib/util.py", b"X = 1\n", 0o100_644), ("pkg/", b"", 0o040_755)]);
+        let good = zip_of(&[
+            ("lib/util.py", b"X = 1\n", 0o100_644),
+            ("pkg/", b"", 0o040_755),
+        ]);
         let files = unpack_into(ArchiveFormat::Zip, &good).unwrap();
         assert_eq!(files[0].path, "lib/util.py");
         assert_eq!(files[0].size, 6);
@@ -650,7 +663,10 @@ mod tests {
         let err = unpack_into(ArchiveFormat::Zip, &bad).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         let dup = zip_of(&[("a", b"1", 0o100_644), ("./a", b"2", 0o100_644)]);
-        assert!(unpack_into(ArchiveFormat::Zip, &dup).unwrap_err().to_string().contains("twice"));
+        assert!(unpack_into(ArchiveFormat::Zip, &dup)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
         let bomb = zip_of(&[("zeros", &vec![0u8; 2 << 20], 0o100_644)]);
         assert!(matches!(
             unpack_into(ArchiveFormat::Zip, &bomb).unwrap_err(),
@@ -663,5 +679,4 @@ mod tests {
         assert!(unpack_into(ArchiveFormat::Zip, b"not a zip").is_err());
         assert!(unpack_into(ArchiveFormat::TarGz, b"not a tar").is_err());
     }
-
 }
