@@ -4,7 +4,8 @@
 //! directory), shared by real replicas: a call survives the SIGKILL of the
 //! replica running it, every replica reads every status and dead letter,
 //! an unreachable NATS stops the start with one line, and a NATS outage
-//! answers 503 and loses nothing.
+//! answers 503 and loses nothing; a schedule every replica fires runs
+//! once per tick.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -354,4 +355,50 @@ fn a_nats_outage_answers_503_and_loses_no_accepted_call() {
         !String::from_utf8_lossy(&cmdline).contains("s3cr3t-pw"),
         "the password is on the command line"
     );
+}
+
+const TICK_PY: &str = "import os\nprint('tick ' + os.environ.get('FAAS_SCHEDULE_TICK', '?'))\n";
+
+#[test]
+fn a_schedule_fired_by_three_replicas_runs_once_per_tick() {
+    let weed = Seaweed::start();
+    let nats = Nats::start(&[]);
+    let replicas = three_replicas(&weed, &nats);
+    replicas[0].deploy_with("ticker", "python", TICK_PY, "schedule=*+*+*+*+*+*");
+    deployed_everywhere(&replicas, "ticker");
+    // Every replica knows the schedule and fires its ticks.
+    std::thread::sleep(Duration::from_secs(6));
+    let stop = replicas[1].request("PUT", "/function/ticker?lang=python&schedule=", TICK_PY.as_bytes());
+    assert_eq!(stop.status, 201, "{}", stop.body);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Tick -> the call ids the replicas got for it.
+    let mut calls: std::collections::BTreeMap<u64, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut fired_by_several = 0;
+    let mut by_replica: std::collections::BTreeMap<u64, usize> = Default::default();
+    for r in &replicas {
+        for (tick, id) in crate::schedules::fired(r, "ticker") {
+            calls.entry(tick).or_default().insert(id);
+            *by_replica.entry(tick).or_default() += 1;
+        }
+    }
+    for count in by_replica.values() {
+        if *count > 1 {
+            fired_by_several += 1;
+        }
+    }
+    assert!(calls.len() >= 3, "too few ticks fired: {calls:?}");
+    assert!(
+        fired_by_several >= 2,
+        "the replicas did not race on the same ticks: {by_replica:?}"
+    );
+    for (tick, ids) in &calls {
+        assert_eq!(ids.len(), 1, "tick {tick} queued several calls: {ids:?}");
+        let id = ids.iter().next().unwrap();
+        let call = wait_status(&replicas[2], id, "succeeded", Duration::from_secs(60));
+        assert_eq!(call["output"], format!("tick {tick}\n"), "{call}");
+        let attempts = call["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 1, "tick {tick} ran more than once: {call}");
+    }
 }

@@ -52,7 +52,7 @@ fn now_secs_f64() -> f64 {
 }
 
 /// `GET /schedules`' entry of `function`, if it has one.
-fn schedule_of(server: &TestServer, function: &str) -> Option<serde_json::Value> {
+pub(crate) fn schedule_of(server: &TestServer, function: &str) -> Option<serde_json::Value> {
     let resp = server.get("/schedules");
     assert_eq!(resp.status, 200, "{}", resp.body);
     let json = resp.json();
@@ -66,7 +66,7 @@ fn schedule_of(server: &TestServer, function: &str) -> Option<serde_json::Value>
 }
 
 /// The ticks fired for `function` (oldest first) with their call ids.
-fn fired(server: &TestServer, function: &str) -> Vec<(u64, String)> {
+pub(crate) fn fired(server: &TestServer, function: &str) -> Vec<(u64, String)> {
     let Some(entry) = schedule_of(server, function) else {
         return Vec::new();
     };

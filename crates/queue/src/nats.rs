@@ -972,6 +972,7 @@ mod tests {
             attempts: Vec::new(),
             round_start: 0,
             output: None,
+            callback: None,
         };
         assert_eq!(message_id(&call), "00ff");
         call.spec.dedupe = Some("schedule:report:1700000000".into());

@@ -373,6 +373,12 @@ fn zip_directory(bytes: &[u8], max_files: usize) -> Result<Vec<ZipEntry>> {
     Ok(entries)
 }
 
+fn unsupported_method(path: &str, method: u64) -> ArchiveError {
+    ArchiveError::Refused(format!(
+        "'{path}' is compressed with method {method}; only stored (0) and deflate (8) are read"
+    ))
+}
+
 fn unpack_zip(bytes: &[u8], tree: &mut Tree<'_>) -> Result<()> {
     let bad = |why: String| ArchiveError::Refused(format!("not a valid .zip archive: {why}"));
     for entry in zip_directory(bytes, tree.limits.max_files)? {
@@ -428,11 +434,7 @@ fn unpack_zip(bytes: &[u8], tree: &mut Tree<'_>) -> Result<()> {
         let mut reader: Box<dyn Read> = match entry.method {
             0 => Box::new(data),
             8 => Box::new(flate2::read::DeflateDecoder::new(data)),
-            m => {
-                return Err(ArchiveError::Refused(format!(
-                "'{path}' is compressed with method {m}; only stored (0) and deflate (8) are read"
-            )))
-            }
+            m => return Err(unsupported_method(&path, m)),
         };
         let mut checked = flate2::CrcReader::new(&mut reader);
         tree.file(&path, &mut checked)?;

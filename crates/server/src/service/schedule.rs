@@ -340,6 +340,8 @@ impl Service {
             http: None,
             policy: policy_of(&meta.settings),
             dedupe: Some(format!("{KEY_PREFIX}{}:{tick}", meta.name)),
+            callback_url: None,
+            callback_allow: Vec::new(),
         };
         let queued_at = now_millis();
         let queue = &self.background.queue;
@@ -493,6 +495,7 @@ mod tests {
             attempts: Vec::new(),
             round_start: 0,
             output: None,
+            callback: None,
         };
         assert_eq!(tick_of(&call), Some(1_700_000_000));
     }
