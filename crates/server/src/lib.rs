@@ -361,7 +361,8 @@ async fn start_service(cli: &Cli, http_port: u16) -> anyhow::Result<Arc<Service>
     reaper::start();
     // The queue before the workers: an unreachable NATS stops the start
     // with nothing to tear down.
-    let background = tokio::task::block_in_place(|| cli.open_background(store.dir(), &worker_args))?;
+    let background =
+        tokio::task::block_in_place(|| cli.open_background(store.dir(), &worker_args))?;
     let workers = WorkerPool::start(usize::from(cli.workers), spec, lb.clone())?;
 
     let service = Arc::new(Service {
