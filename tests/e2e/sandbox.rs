@@ -138,13 +138,29 @@ fn hostile_functions_in_every_language_reach_nothing() {
     assert_eq!(server.get("/functions").body, listed);
     assert!(!std::path::Path::new("/escape.txt").exists());
     // What PHP left running died with its call, even the setsid one.
-    crate::harness::wait_until(
-        "a function's process outlived its call",
-        // Generous: the reaping is what is tested, not its speed (the whole
-        // suite running beside it slowed it past 3 s once).
-        Duration::from_secs(30),
-        || leftover_sleeps(&["300", "301"]) == 0,
-    );
+    // Generous: the reaping is what is tested, not its speed (the whole
+    // suite running beside it slowed it past 3 s once). A failure shows
+    // the survivors' pid, parent, user, state and age, to say which path
+    // let them live.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while leftover_sleeps(&["300", "301"]) > 0 {
+        if std::time::Instant::now() > deadline {
+            let ps = std::process::Command::new("ps")
+                .args(["-eo", "pid,ppid,user,stat,etime,args"])
+                .output()
+                .unwrap();
+            let survivors: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+                .lines()
+                .filter(|l| l.contains("sleep 30") || l.contains("bwrap") || l.contains("php"))
+                .map(str::to_string)
+                .collect();
+            panic!(
+                "a function's process outlived its call:\n{}",
+                survivors.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // And the platform still serves.
     server.deploy("after", "c", &example("hello.c"));
     assert_eq!(server.post("/invoke?fn=after", "").status, 200);
