@@ -170,7 +170,7 @@ impl EmbeddedQueue {
 }
 
 /// Queued when this round has no counted attempt yet, else failed.
-fn waiting_status(call: &Call) -> Status {
+pub(crate) fn waiting_status(call: &Call) -> Status {
     if call.counted_attempts() == 0 {
         Status::Queued
     } else {
@@ -178,7 +178,7 @@ fn waiting_status(call: &Call) -> Status {
     }
 }
 
-fn wrong(call: &Call, wanted: Status) -> QueueError {
+pub(crate) fn wrong(call: &Call, wanted: Status) -> QueueError {
     QueueError::WrongStatus {
         id: call.id.clone(),
         status: call.status,

@@ -41,7 +41,7 @@ use faas_proto::Blob;
 use futures_util::StreamExt;
 
 use crate::call::{Attempt, Call, CallbackOutcome, NewCall, Status, INTERRUPTED};
-use crate::embedded::{new_id, now_ms};
+use crate::embedded::{new_id, now_ms, waiting_status, wrong};
 use crate::{Queue, QueueError, Result};
 
 /// The KV bucket of call records and dedupe keys.
@@ -185,23 +185,6 @@ fn message_id(call: &Call) -> String {
         Some(key) if !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic()) => key.clone(),
         Some(key) => dedupe_key(key),
         None => call.id.clone(),
-    }
-}
-
-/// Queued when this round has no counted attempt yet, else failed.
-fn waiting_status(call: &Call) -> Status {
-    if call.counted_attempts() == 0 {
-        Status::Queued
-    } else {
-        Status::Failed
-    }
-}
-
-fn wrong(call: &Call, wanted: Status) -> QueueError {
-    QueueError::WrongStatus {
-        id: call.id.clone(),
-        status: call.status,
-        wanted,
     }
 }
 
