@@ -171,6 +171,24 @@ if s.count(a) != 1:
 open(p, "w").write(s.replace(a, "    if (delay < 0)\n        delay = 0;\n"))
 PY
 
+# 2f. Compiling an ES module also loads every module it imports (quickjs-ng resolves at
+#     compile time). The prelude's deploy-time check and its ES-module detection must only
+#     parse: faas_parse_only (set by qjs_snapshot.c's compileModule) skips that resolution.
+python3 - "$BUILD/quickjs.c" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+subs = [("static JSValue __JS_EvalInternal(JSContext *ctx, JSValueConst this_obj,\n",
+         "bool faas_parse_only; /* faas: compile modules without loading their imports */\n"
+         "static JSValue __JS_EvalInternal(JSContext *ctx, JSValueConst this_obj,\n"),
+        ("        m->func_obj = fun_obj;\n        if (js_resolve_module(ctx, m) < 0)\n",
+         "        m->func_obj = fun_obj;\n        if (!faas_parse_only && js_resolve_module(ctx, m) < 0)\n")]
+for a, b in subs:
+    if s.count(a) != 1:
+        sys.exit("parse-only patch does not apply: %r" % a[:50])
+    s = s.replace(a, b)
+open(p, "w").write(s)
+PY
+
 # 3. Compile (JOBS in parallel) and link.
 start=$(date +%s%N)
 cd "$BUILD"

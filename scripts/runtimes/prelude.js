@@ -2,13 +2,15 @@
 // It is evaluated once, at build time, inside the snapshot that build-qjs.sh makes with
 // `wasmtime wizer` (see qjs_snapshot.c): everything below runs then, except the function this
 // script evaluates to, start(args), which every call runs on its own fresh copy of that state.
-// Run:    qjs.wasm [args...]   -> start(args): runs /faas/code.js as CommonJS (stdin = payload)
+// Run:    qjs.wasm [args...]   -> start(args): runs /faas/code.js, CommonJS or an ES module (stdin = payload)
 // Check:  qjs.wasm --check     -> parse only; exit 0, or SyntaxError on stderr + exit 1
 // Env FAAS_CODE overrides the code path (default /faas/code.js).
 // Nothing that differs between calls (environment, arguments, clocks) may be read at top level.
 (function (g) {
 'use strict';
 const std = g.std, os = g.os, bjson = g.bjson;
+const compileModule = g.__faas_compile_module;   // qjs_snapshot.c: parse an ES module, imports unresolved
+delete g.__faas_compile_module;
 let ARGS = [];
 const PRELUDE = '/faas/prelude.js';
 let CODE = '/faas/code.js';
@@ -856,10 +858,14 @@ const osMod = { EOL: '\n', platform: () => 'linux', type: () => 'Linux', arch: (
 const timersMod = { setTimeout, clearTimeout, setInterval, clearInterval: clearTimeout, setImmediate, clearImmediate,
   promises: { setTimeout: setTimeout[util.promisify.custom], setImmediate: setImmediate[util.promisify.custom] } };
 
+// Function code gets its own path object: replacing its functions must not change how the
+// prelude resolves require() and import.
+const userPath = Object.assign({}, path);
+userPath.posix = userPath;
 const builtins = {
-  fs, path, util, events: EventEmitter, process, buffer: { Buffer, constants: { MAX_LENGTH: 2 ** 31 - 1 } }, os: osMod, assert,
+  fs, path: userPath, util, events: EventEmitter, process, buffer: { Buffer, constants: { MAX_LENGTH: 2 ** 31 - 1 } }, os: osMod, assert,
   'assert/strict': assert, readline, string_decoder: { StringDecoder }, timers: timersMod, 'timers/promises': timersMod.promises,
-  'fs/promises': fs.promises, 'path/posix': path, 'readline/promises': readline.promises,
+  'fs/promises': fs.promises, 'path/posix': userPath, 'readline/promises': readline.promises,
 };
 
 // ---------------------------------------------------------------- fetch: outbound HTTP through the platform's client
@@ -1045,7 +1051,7 @@ function compile(file, src, opts) {
       const line = r ? Math.min(+r[1], nLines) : 1;
       e._faasLoc = { file, line };
       Object.defineProperty(e, '_faasLoc', { enumerable: false });
-      if (/^\s*(import\s*[\w{*'"]|export\s+[\w{*])/m.test(src)) e.message += ' (ES module syntax is not supported: use require() and module.exports)';
+      if (ESM_SYNTAX.test(src)) e.message += ' (ES module syntax in a CommonJS file: name it .mjs, or set "type": "module" in package.json)';
       e.stack = `SyntaxError: ${e.message}\n    at ${file}:${line}`;
     }
     throw e;
@@ -1056,25 +1062,63 @@ class Module {
   constructor(id, parent) { this.id = id; this.filename = id; this.path = path.dirname(id); this.exports = {}; this.loaded = false; this.children = []; this.paths = []; this.parent = parent; }
   require(id) { return makeRequire(this)(id); }
 }
+const isFile = (f) => { const st = os.stat(f); return st[1] === 0 && (st[0].mode & os.S_IFMT) === os.S_IFREG; };
+const readJson = (f) => { try { return JSON.parse(fs.readFileSync(f, 'utf8')); } catch { return undefined; } };
 function resolveFile(req, base) {
   const p = req.startsWith('/') ? path.normalize(req) : path.resolve(base, req);
-  for (const c of [p, p + '.js', p + '.json', p + '.cjs', p + '/index.js', p + '/index.json']) {
-    const st = os.stat(c); if (st[1] === 0 && (st[0].mode & os.S_IFMT) === os.S_IFREG) return c;
-  }
+  for (const c of [p, p + '.js', p + '.json', p + '.cjs', p + '.mjs']) if (isFile(c)) return c;
+  const pkg = readJson(p + '/package.json');
+  return (pkg && typeof pkg.main === 'string' && pkg.main && resolveFile(pkg.main.startsWith('/') ? '.' + pkg.main : pkg.main, p)) ||
+    [p + '/index.js', p + '/index.json', p + '/index.mjs'].find(isFile) || null;
+}
+// Conditions of package.json "exports", in Node's order of preference for each loader.
+const REQUIRE_CONDITIONS = ['require', 'node', 'default'];
+const IMPORT_CONDITIONS = ['import', 'node', 'default'];
+// One "exports" target: a string ('*' replaced by what a pattern matched), the first
+// target of an array that resolves, or the first key of a conditions object in `conds`.
+function exportTarget(t, conds, star) {
+  if (typeof t === 'string') return star === undefined ? t : t.split('*').join(star);
+  if (Array.isArray(t)) { for (const x of t) { const r = exportTarget(x, conds, star); if (r) return r; } return null; }
+  if (t && typeof t === 'object') for (const k of Object.keys(t)) if (conds.includes(k)) { const r = exportTarget(t[k], conds, star); if (r) return r; }
   return null;
 }
-// A package directory: its package.json's main, else what resolveFile finds there.
-function resolvePackageDir(dir) {
-  let main;
-  try { main = JSON.parse(fs.readFileSync(dir + '/package.json', 'utf8')).main; } catch { main = undefined; }
-  return (typeof main === 'string' && main && resolveFile(main.startsWith('/') ? '.' + main : main, dir)) || resolveFile(dir, '/');
+// The file "exports" maps subpath `sub` ('.' or './x') to, inside the package directory only.
+function resolveExports(dir, exp, sub, conds) {
+  const isMap = exp && typeof exp === 'object' && !Array.isArray(exp) && Object.keys(exp).some((k) => k.startsWith('.'));
+  const map = isMap ? exp : { '.': exp };
+  let target = null;
+  if (Object.prototype.hasOwnProperty.call(map, sub)) target = exportTarget(map[sub], conds);
+  else {
+    let best = -1;                                   // the longest matching "./prefix*suffix" pattern wins
+    for (const k of Object.keys(map)) {
+      const i = k.indexOf('*');
+      if (i < 0 || i <= best) continue;
+      const pre = k.slice(0, i), post = k.slice(i + 1);
+      if (sub.length >= pre.length + post.length && sub.startsWith(pre) && sub.endsWith(post)) {
+        best = i; target = exportTarget(map[k], conds, sub.slice(pre.length, sub.length - post.length));
+      }
+    }
+  }
+  if (typeof target !== 'string' || !target.startsWith('./')) return null;
+  const f = path.join(dir, target);
+  return f.startsWith(dir + '/') && isFile(f) ? f : null;
 }
-// Node's lookup of a bare name: node_modules/NAME in the requiring file's
-// directory, then in each parent's (a project ships its node_modules/).
-function resolveBare(req, base) {
+// Node's lookup of a bare name ('pkg', 'pkg/sub', '@scope/pkg/sub'): node_modules/pkg in the
+// importing file's directory, then in each parent's (a project ships its node_modules/),
+// through the package's "exports" when it has them, else its "main" and plain file lookup.
+function resolveBare(req, base, conds) {
+  const parts = req.split('/'), n = req.startsWith('@') ? 2 : 1;
+  const name = parts.slice(0, n).join('/'), sub = parts.length > n ? './' + parts.slice(n).join('/') : '.';
   for (let dir = base; ; dir = path.dirname(dir)) {
     if (path.basename(dir) !== 'node_modules') {
-      const f = resolvePackageDir(path.join(dir, 'node_modules', req));
+      const pkgDir = path.join(dir, 'node_modules', name);
+      const pkg = readJson(pkgDir + '/package.json');
+      if (pkg && pkg.exports !== undefined && pkg.exports !== null) {
+        const f = resolveExports(pkgDir, pkg.exports, sub, conds);
+        if (f) return f;
+        throw makeErr(Error, 'ERR_PACKAGE_PATH_NOT_EXPORTED', `Package subpath '${sub}' is not defined by "exports" in ${pkgDir}/package.json`);
+      }
+      const f = resolveFile(sub, pkgDir);
       if (f) return f;
     }
     if (dir === '/' || dir === '.' || dir === '') return null;
@@ -1086,11 +1130,11 @@ function makeRequire(mod) {
     if (typeof id !== 'string' || id === '') throw makeErr(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'id' must be a non-empty string. Received ${inspect(id)}`);
     const name = id.startsWith('node:') ? id.slice(5) : id;
     if (Object.prototype.hasOwnProperty.call(builtins, name)) return builtins[name];
-    const file = isPathLike(id) ? resolveFile(id, mod.path) : resolveBare(id, mod.path);
+    const file = isPathLike(id) ? resolveFile(id, mod.path) : resolveBare(id, mod.path, REQUIRE_CONDITIONS);
     if (!file) { const e = makeErr(Error, 'MODULE_NOT_FOUND', `Cannot find module '${id}'\nRequire stack:\n- ${mod.filename}`); e.requireStack = [mod.filename]; throw e; }
     return loadModule(file, mod).exports;
   };
-  require.resolve = (id) => { const n = id.startsWith('node:') ? id.slice(5) : id; if (builtins[n]) return id; const f = isPathLike(id) ? resolveFile(id, mod.path) : resolveBare(id, mod.path); if (!f) throw makeErr(Error, 'MODULE_NOT_FOUND', `Cannot find module '${id}'`); return f; };
+  require.resolve = (id) => { const n = id.startsWith('node:') ? id.slice(5) : id; if (builtins[n]) return id; const f = isPathLike(id) ? resolveFile(id, mod.path) : resolveBare(id, mod.path, REQUIRE_CONDITIONS); if (!f) throw makeErr(Error, 'MODULE_NOT_FOUND', `Cannot find module '${id}'`); return f; };
   require.cache = moduleCache;
   require.main = mainModule;
   return require;
@@ -1111,9 +1155,63 @@ function loadModule(file, parent) {
 }
 let mainModule;
 
+// ---------------------------------------------------------------- ES modules (import)
+// qjs_snapshot.c's module normalizer and loader call resolveImport and loadImport (they are
+// properties of start, out of function code's reach). An ES module is a .mjs file, a .js file
+// under a package.json with "type": "module", or a .js file that does not parse as CommonJS
+// but does as a module (Node's syntax detection: import/export or top-level await). .cjs,
+// .json and other .js files load as CommonJS and are imported as their module.exports (the
+// default export) with its keys as named exports, as in Node; so are the builtins ('fs' or
+// 'node:fs').
+const ESM_SYNTAX = /^\s*(import\s*[\w{*'"]|export\s+[\w{*])/m;
+function packageType(file) {        // "type" of the nearest package.json
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    const pkg = readJson(dir + '/package.json');
+    if (pkg) return pkg.type;
+    if (dir === '/' || dir === '.' || dir === '') return undefined;
+  }
+}
+function isEsModule(file, src) {
+  if (file.endsWith('.mjs')) return true;
+  if (file.endsWith('.cjs') || file.endsWith('.json')) return false;
+  const type = packageType(file);
+  if (type === 'module' || type === 'commonjs') return type === 'module';
+  const esmSyntax = ESM_SYNTAX.test(src);
+  if (!esmSyntax && !/\bawait\b/.test(src)) return false;
+  try { compile(file, src, { compile_only: true }); return false; } catch { /* not CommonJS */ }
+  // Parsed under another name: the runtime keeps every module it compiled, by name.
+  try { compileModule(src, '<detect>'); return true; } catch { return esmSyntax; }
+}
+function resolveImport(base, id) {
+  const name = id.startsWith('node:') ? id.slice(5) : id;
+  if (Object.prototype.hasOwnProperty.call(builtins, name)) return 'node:' + name;
+  if (id.startsWith('file://')) id = decodeURIComponent(id.slice(7));
+  // import() in CommonJS code has no file of its own to QuickJS: it resolves from the entry's directory
+  const from = base.startsWith('/') && base !== PRELUDE ? base : CODE;
+  const file = isPathLike(id) ? resolveFile(id, path.dirname(from)) : resolveBare(id, path.dirname(from), IMPORT_CONDITIONS);
+  if (!file) throw makeErr(Error, 'ERR_MODULE_NOT_FOUND', `Cannot find module '${id}' imported from ${from}`);
+  return file;
+}
+const exportNames = (x) => Object.freeze(x !== null && (typeof x === 'object' || typeof x === 'function')
+  ? Object.keys(x).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k)) : []);
+const importRecords = new Map();    // the loader asks twice for a CommonJS module: same answer
+function loadImport(name) {
+  let rec = importRecords.get(name);
+  if (rec !== undefined) return rec;
+  if (name.startsWith('node:')) { const x = builtins[name.slice(5)]; rec = { exports: x, names: exportNames(x) }; }
+  else {
+    let src = fs.readFileSync(name, 'utf8');
+    if (src.charCodeAt(0) === 0xfeff) src = src.slice(1);
+    if (isEsModule(name, src)) rec = src;
+    else { const x = loadModule(name, null).exports; rec = { exports: x, names: name.endsWith('.json') ? Object.freeze([]) : exportNames(x) }; }
+  }
+  importRecords.set(name, rec);
+  return rec;
+}
+
 // ---------------------------------------------------------------- main
 // One call (qjs_snapshot.c's faas_main calls this with argv after argv[0]).
-return function start(args) {
+function start(args) {
 ARGS = args;
 timeOrigin = Date.now() - perfNow();
 Object.assign(env, std.getenviron());
@@ -1122,7 +1220,7 @@ process.argv = ['/usr/local/bin/node', CODE].concat(ARGS.filter((a) => a !== '--
 if (ARGS[0] === '--check') {
   let src;
   try { src = fs.readFileSync(CODE, 'utf8'); } catch (e) { std.err.puts(`Error: cannot read ${CODE}: ${e.message}\n`); std.exit(2); }
-  try { compile(CODE, src, { compile_only: true }); }
+  try { if (isEsModule(CODE, src)) compileModule(src.charCodeAt(0) === 0xfeff ? src.slice(1) : src, CODE); else compile(CODE, src, { compile_only: true }); }
   catch (e) { std.err.puts(locationHeader(e) + (e instanceof Error ? e.stack : String(e)) + '\n'); std.exit(1); }
   std.exit(0);
 }
@@ -1131,6 +1229,11 @@ mainModule.id = '.';
 try {
   let src;
   try { src = fs.readFileSync(CODE, 'utf8'); } catch (e) { std.err.puts(`Error: Cannot find module '${CODE}'\n`); std.exit(1); }
+  if (isEsModule(CODE, src)) {
+    import(CODE).catch(fatal);      // top-level await keeps the call going while it has work
+    afterCallback();
+    return;
+  }
   moduleCache[CODE] = mainModule;
   const fn = compile(CODE, src);
   codeMap.set(fn, CODE);
@@ -1138,5 +1241,8 @@ try {
   mainModule.loaded = true;
 } catch (e) { fatal(e); }
 afterCallback();
-};
+}
+start.resolveImport = resolveImport;
+start.loadImport = loadImport;
+return start;
 })(globalThis);

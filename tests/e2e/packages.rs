@@ -513,6 +513,17 @@ fn a_js_project_requires_an_npm_package() {
 }
 
 #[test]
+fn a_js_project_of_es_modules_imports_an_esm_only_npm_package() {
+    let server = TestServer::start("RR", &[]);
+    let resp = deploy(&server, "camel", "js", &example("js-esm"));
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    assert_eq!(
+        output(&server, "camel", "hello big world"),
+        "{\"camel\":\"helloBigWorld\",\"pascal\":\"HelloBigWorld\",\"words\":3,\"first\":\"hello\"}\n"
+    );
+}
+
+#[test]
 fn a_rust_project_builds_with_a_crates_io_dependency() {
     let server = TestServer::start("RR", &[]);
     let resp = deploy(&server, "sum", "rust", &example("rust-packages"));

@@ -430,6 +430,156 @@ fn interpreted_projects_import_their_modules_as_tar_gz_and_zip() {
     assert_eq!(invoke(&server, "other", ""), "");
 }
 
+/// Writes `files` (path, contents) under `dir`, making directories.
+fn write_tree(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// A project of ES modules, as Node runs it: relative imports, a package's
+/// conditional "exports" (its `import` target, a subpath), a CommonJS file
+/// and a CommonJS package imported as their `module.exports`, builtins,
+/// JSON, `import.meta`, top-level await and `import()`, also from CommonJS.
+const ESM_PROJECT: &[(&str, &str)] = &[
+    ("package.json", r#"{"main": "index.mjs"}"#),
+    (
+        "index.mjs",
+        r#"import { greet } from './lib/greet.js';
+import fs, { readFileSync } from 'node:fs';
+import path from 'path';
+import old, { twice } from './lib/old.cjs';
+import data from './data.json';
+import esmOnly from 'esm-only';
+import { sub } from 'esm-only/sub';
+import cjsPkg from 'cjs-pkg';
+const input = readFileSync(0, 'utf8').trim();
+await new Promise((r) => setTimeout(r, 5));
+const dynamic = await import('./lib/greet.js');
+const fromCjs = await old.later();
+console.log(JSON.stringify([greet(input), twice(21), old.twice === twice, data.n, esmOnly(), sub,
+  cjsPkg.name, typeof fs.readFileSync, path.basename(import.meta.url), import.meta.dirname,
+  import.meta.filename, dynamic.greet('again'), fromCjs]));
+"#,
+    ),
+    ("lib/package.json", r#"{"type": "module"}"#),
+    ("lib/greet.js", "export function greet(n) { return `hello ${n}`; }\n"),
+    ("lib/old.cjs", "exports.twice = (x) => x * 2;\nexports.later = () => import('./lib/greet.js').then((m) => m.greet('from cjs'));\n"),
+    ("data.json", r#"{"n": 7}"#),
+    (
+        "node_modules/esm-only/package.json",
+        r#"{"type": "module", "exports": {".": {"require": "./dist/index.cjs", "import": "./dist/index.js"}, "./sub": "./dist/sub.js", "./escape": "./../../../lib/greet.js"}}"#,
+    ),
+    ("node_modules/esm-only/dist/index.js", "export default () => 'esm default';\n"),
+    ("node_modules/esm-only/dist/index.cjs", "module.exports = () => 'the require target';\n"),
+    ("node_modules/esm-only/dist/sub.js", "export const sub = 'subpath';\n"),
+    ("node_modules/esm-only/dist/hidden.js", "export const hidden = 1;\n"),
+    ("node_modules/cjs-pkg/package.json", r#"{"main": "main.js"}"#),
+    ("node_modules/cjs-pkg/main.js", "module.exports = { name: 'cjs-pkg' };\n"),
+];
+
+#[test]
+fn a_project_of_es_modules_imports_files_packages_commonjs_and_builtins() {
+    let server = TestServer::start("RR", &["--workers", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), ESM_PROJECT);
+    let resp = deploy_archive(
+        &server,
+        "esm",
+        "js",
+        "application/gzip",
+        &pack_dir(dir.path()),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    assert_eq!(resp.json()["entry"], "index.mjs", "{}", resp.body);
+    let out: serde_json::Value = serde_json::from_str(&invoke(&server, "esm", "world")).unwrap();
+    assert_eq!(
+        out,
+        serde_json::json!([
+            "hello world",
+            42,
+            true,
+            7,
+            "esm default",
+            "subpath",
+            "cjs-pkg",
+            "function",
+            "index.mjs",
+            "/faas/app",
+            "/faas/app/index.mjs",
+            "hello again",
+            "hello from cjs"
+        ])
+    );
+
+    // What a package does not export, or exports outside itself, is not
+    // importable; neither is a file that is not there. The call fails
+    // with the reason and the next call runs as before.
+    for (i, (import, reason)) in [
+        ("esm-only/dist/hidden.js", "not defined by \"exports\""),
+        ("esm-only/escape", "not defined by \"exports\""),
+        ("./missing.js", "Cannot find module './missing.js'"),
+        ("no-such-package", "Cannot find module 'no-such-package'"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let code = format!("import x from '{import}';\nconsole.log('imported', x);\n");
+        write_tree(dir.path(), &[("index.mjs", &code)]);
+        let name = format!("esm_unresolved_{i}");
+        let resp = deploy_archive(
+            &server,
+            &name,
+            "js",
+            "application/gzip",
+            &pack_dir(dir.path()),
+        );
+        assert_eq!(resp.status, 201, "{import}: {}", resp.body);
+        let resp = server.post(&format!("/invoke?fn={name}"), "");
+        assert_eq!(resp.status, 500, "{import}: {}", resp.body);
+        let stderr = resp.json()["stderr"].as_str().unwrap().to_string();
+        assert!(stderr.contains(reason), "{import}: {stderr}");
+        assert_eq!(resp.json()["output"], "", "{import}");
+    }
+    assert_eq!(invoke(&server, "esm", "again").lines().count(), 1);
+
+    // One file with import statements is an ES module too (Node's syntax
+    // detection), and so is one with only a top-level await.
+    server.deploy(
+        "esm_one",
+        "js",
+        "import { basename } from 'path';\nimport os from 'os';\nconsole.log(basename('/a/b.txt'), typeof os.platform);\n",
+    );
+    assert_eq!(invoke(&server, "esm_one", ""), "b.txt function\n");
+    server.deploy(
+        "tla_one",
+        "js",
+        "const v = await new Promise((r) => setTimeout(() => r(5), 1));\nconsole.log('awaited', v);\n",
+    );
+    assert_eq!(invoke(&server, "tla_one", ""), "awaited 5\n");
+    // An error thrown by a module names its file and line; a syntax error
+    // in an ES module is refused at deploy, with its line.
+    server.deploy(
+        "esm_throw",
+        "js",
+        "import fs from 'fs';\nconst a = 1;\nthrow new Error('boom ' + a);\n",
+    );
+    let resp = server.post("/invoke?fn=esm_throw", "");
+    assert_eq!(resp.status, 500, "{}", resp.body);
+    let stderr = resp.json()["stderr"].as_str().unwrap().to_string();
+    assert!(stderr.contains("Error: boom 1"), "{stderr}");
+    assert!(stderr.contains("/faas/code.js:3"), "{stderr}");
+    let resp = server.post(
+        "/deploy?name=esm_bad&lang=js",
+        "import fs from 'fs';\nexport const x = ;\n",
+    );
+    let error = resp.assert_error(422);
+    assert!(resp.body.contains("code.js:2"), "{error}: {}", resp.body);
+    assert_eq!(server.get("/function/esm_bad").status, 404);
+}
+
 #[test]
 fn an_archive_reads_back_as_deployed_lists_its_files_and_updates_to_and_from_one_file() {
     let server = TestServer::start("RR", &[]);
