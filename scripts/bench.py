@@ -26,6 +26,14 @@ baselines, because a shared VM's speed drifts between runs:
      enqueue-to-start latency (created_ms to the first attempt's
      start_ms) p50/p99, under that burst and one call at a time; then the
      same with --async-concurrency equal to the workers
+  5f. projects (issue 24): each project of examples/projects/, packed as
+     `faas deploy DIR` packs it (tar.gz), deployed cold (a Server of its own
+     with a fresh, empty --build-dir: no package in its download caches, real
+     downloads from PyPI / npm / crates.io) vs warm (the same archive again
+     under another name, on that Server: downloads from its cache; median
+     of 3, or the one deploy when it took over 20 s); then the Python and JS
+     projects vs the one-file hello of their language: p50 at c=1 and
+     throughput at c=32 (wrk, 3 alternating rounds), ratio project / hello
   6. deploy: C, Rust, Go hellos vs the bare compiler command
   7. scale: p50 with 10 vs 10,000 functions; RSS idle / after 10,000 deploys /
      after invoking 1,000 distinct functions
@@ -38,10 +46,11 @@ baselines, because a shared VM's speed drifts between runs:
 FAAS_BENCH_ONLY=cluster runs section 8 alone (the other sections of
 BENCHMARKS.md are kept as they are). FAAS_BENCH_ONLY=outbound runs section
 5d alone and only prints it; FAAS_BENCH_ONLY=interp does the same for 5b,
-FAAS_BENCH_ONLY=async for 5e.
+FAAS_BENCH_ONLY=async for 5e, FAAS_BENCH_ONLY=projects for 5f.
 
 Needs: build/bin/{server,worker,faas-http-floor} (make build), wrk, clang-19,
-/usr/bin/rustc, go, weed (make toolchains). Standard library only.
+/usr/bin/rustc, go, weed, pip, npm, cargo (make toolchains), and network
+access to PyPI, npm and crates.io for 5f. Standard library only.
 """
 import concurrent.futures
 import json
@@ -72,7 +81,7 @@ SECS = 2 if QUICK else 5
 ROUNDS = 1 if QUICK else 3
 SCALE_FUNCTIONS = 300 if QUICK else 10_000
 SCALE_DISTINCT = 100 if QUICK else 1_000
-ONLY = os.environ.get("FAAS_BENCH_ONLY", "")  # "cluster": section 8 alone; "outbound": 5d
+ONLY = os.environ.get("FAAS_BENCH_ONLY", "")  # "cluster": section 8 alone; "outbound": 5d; "projects": 5f
 PROPAGATION_UPDATES = 20 if QUICK else 100
 
 rows = []  # (section, metric, value, baseline, ratio, target, ok)
@@ -90,10 +99,10 @@ def record(section, metric, value, baseline="", ratio="", target="", ok=None):
     print(f"{section:<10} {metric:<44} {value:>14} {baseline:>16} {ratio:>9} {target:>14}{status}", flush=True)
 
 
-def http(addr, method, path, body=b""):
+def http(addr, method, path, body=b"", content_type="text/plain"):
     req = urllib.request.Request(f"http://{addr}{path}", data=body if method in ("POST", "PUT") else None,
                                  method=method)
-    req.add_header("Content-Type", "text/plain")
+    req.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(req, timeout=300) as resp:
             return resp.status, resp.read()
@@ -168,12 +177,14 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def wrk(url, connections, seconds=SECS, body=""):
+def wrk(url, connections, seconds=SECS, body="", timeout_s=None):
+    """`timeout_s`: wrk's --timeout (its default, 2 s, counts slower answers as errors)."""
     threads = min(2, connections)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "text/plain"\n')
         script.write(f"wrk.body = {json.dumps(body)}\n")
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+    extra = [f"--timeout={timeout_s}s"] if timeout_s else []
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra,
                           "-s", script.name, url], capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)
     res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
@@ -238,14 +249,15 @@ def main():
     for b in ("server", "worker", "faas-http-floor"):
         if not (BIN / b).exists():
             raise SystemExit(f"{BIN / b} missing: run `make build`")
-    if ONLY not in ("", "cluster", "outbound", "interp", "async"):
-        raise SystemExit(f"FAAS_BENCH_ONLY={ONLY}: only `cluster`, `outbound`, `interp` and `async` are known")
+    if ONLY not in ("", "cluster", "outbound", "interp", "async", "projects"):
+        raise SystemExit(f"FAAS_BENCH_ONLY={ONLY}: only `cluster`, `outbound`, `interp`, `async` and `projects` "
+                         "are known")
     tmp = tempfile.mkdtemp(prefix="faas-bench-")
     print(f"{'section':<10} {'metric':<44} {'faas':>14} {'baseline':>16} {'ratio':>9} {'target':>14}")
-    if ONLY in ("outbound", "interp", "async"):
+    if ONLY in ("outbound", "interp", "async", "projects"):
         server = Server(tmp)
         try:
-            {"outbound": outbound, "interp": interpreters, "async": asynchronous}[ONLY](server)
+            {"outbound": outbound, "interp": interpreters, "async": asynchronous, "projects": projects}[ONLY](server)
         finally:
             server.stop()
         log(f"FAAS_BENCH_ONLY={ONLY}: printed only (BENCHMARKS.md unchanged)")
@@ -383,6 +395,9 @@ def run(server, tmp):
 
     # 5e: async calls vs sync ones.
     asynchronous(server)
+
+    # 5f: project archives (issue 24), on a server of its own.
+    projects(server)
 
     # 6: deploy.
     log("deploy vs bare compilers")
@@ -692,6 +707,163 @@ def asynchronous(server):
     finally:
         full.stop()
     record("async", "load average (1 min) at the end", f"{os.getloadavg()[0]:.2f}")
+
+
+# 5f: projects (issue 24). Each example project of examples/projects/ is
+# packed as the CLI packs a directory (a tar.gz of the tree, paths relative
+# to its root, no .git) and POSTed with Content-Type application/gzip.
+# (directory, lang, sample payload, expected output), from examples/EXAMPLES.md.
+PROJECTS = [
+    ("c", "c", "one two\nthree\n", '{"bytes":14,"words":3,"lines":2}\n'),
+    ("go", "go", "a loud world", "Hello, WORLD!\n"),
+    ("js", "js", "hello big world", '{"title":"Hello Big World","words":3}\n'),
+    ("js-packages", "js", "3600000", "1 hour\n"),
+    ("php", "php", "Hello, Big World!", '{"slug":"hello-big-world","length":15}\n'),
+    ("python", "python", "The  cat SAW the\ncat", '{"words": 5, "unique": 3, "longest": "the"}\n'),
+    ("python-packages", "python", "# Hi\n\n*faas*\n", "<h1>Hi</h1>\n<p><em>faas</em></p>\n"),
+    ("rust", "rust", "b a b c b a", '[["b",3],["a",2],["c",1]]\n'),
+    ("rust-packages", "rust", "40 2", "sum: 42\n"),
+]
+# A warm deploy is timed this many times (median), unless its first one
+# took longer than PROJECT_SLOW_MS: then that one is the figure.
+PROJECT_WARM_DEPLOYS = 1 if QUICK else 3
+PROJECT_SLOW_MS = 20_000
+
+
+def pack_project(directory):
+    """The tree as `faas deploy DIR` sends it: a gzipped tar, names relative
+    to the root, directories before their files, sorted, without .git."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory)
+            if ".git" in rel.parts:
+                continue
+            tar.add(path, arcname=rel.as_posix(), recursive=False)
+    return buf.getvalue()
+
+
+def deploy_project(server, name, lang, archive):
+    """Deploys a packed project; returns the time to the 201, in ms."""
+    t = time.perf_counter()
+    status, body = http(server.addr, "POST", f"/deploy?name={name}&lang={lang}", archive, "application/gzip")
+    ms = (time.perf_counter() - t) * 1000
+    if status != 201:
+        raise SystemExit(f"deploy {name} failed: {status} {body[:500]}")
+    return ms
+
+
+def projects(server):
+    """5f: deploy time of each example project with cold and with warm
+    download caches, and the per-call cost of the Python and JS projects
+    against the one-file hello of their language.
+
+    Cold means a Server started for this section with a fresh, empty
+    --build-dir: its download caches (`cache/<build uid>/{pip,npm,cargo,go}`)
+    are empty, so pip, npm and cargo fetch the index and the packages from
+    PyPI, npm and crates.io over the real network, and Go's trusted build
+    cache (the standard library, compiled once per Server at its first Go
+    build) is empty, so the first Go deploy fills it. Every project is
+    deployed once that way, in the order of PROJECTS, and that single deploy
+    is the cold figure (a second cold one would need another fresh Server).
+    Warm means the same archive deployed again under another name on that
+    Server: package downloads come from the cache (pip and npm may still ask
+    the index whether it changed); the build itself (cargo building the
+    vendored crates, Go's build, cranelift) runs again, as it does at every
+    deploy. The host's page cache and DNS cache are not cleared."""
+    # Two levels below the bench's directory: cluster_server_flags opens
+    # the two above it to the build uid.
+    base = Path(server.tmp) / "projects" / "server"
+    started = time.time()
+    load_start = os.getloadavg()[0]
+    log(f"projects: deploys with a fresh --build-dir (cold caches), then again (warm) (load {load_start:.2f})")
+    fresh = Server(base, cluster_server_flags(base))
+    try:
+        addr = fresh.addr
+        archives = {d: pack_project(EXAMPLES / "projects" / d) for d, *_ in PROJECTS}
+        cold, names = {}, {}
+        for d, lang, _, _ in PROJECTS:
+            names[d] = f"proj_{d.replace('-', '_')}"
+            cold[d] = deploy_project(fresh, names[d], lang, archives[d])
+            log(f"projects: {d} cold deploy {cold[d]:.0f} ms")
+        wrong = []
+        for d, _, payload, expected in PROJECTS:
+            status, body = http(addr, "POST", f"/invoke?fn={names[d]}", payload.encode())
+            out = json.loads(body).get("output") if status == 200 else None
+            if out != expected:
+                wrong.append(d)
+                log(f"projects: {d} answered {status} {body[:300]!r}")
+        warm = {}
+        for d, lang, _, _ in PROJECTS:
+            times = [deploy_project(fresh, f"{names[d]}_w1", lang, archives[d])]
+            if times[0] <= PROJECT_SLOW_MS:
+                times += [deploy_project(fresh, f"{names[d]}_w{i}", lang, archives[d])
+                          for i in range(2, PROJECT_WARM_DEPLOYS + 1)]
+            warm[d] = statistics.median(times)
+            log(f"projects: {d} warm deploys " + ", ".join(f"{t:.0f}" for t in times) + " ms")
+        for d, lang, _, _ in PROJECTS:
+            record("projects", f"{d} project deploy: cold vs warm cache", fmt(cold[d], "ms"), fmt(warm[d], "ms"),
+                   f"{cold[d] / warm[d]:.2f}x")
+        record("projects", "projects answering as in EXAMPLES.md", f"{len(PROJECTS) - len(wrong)}/{len(PROJECTS)}",
+               "", "", "all", not wrong)
+
+        # Per call: each Python and JS project against the one-file hello
+        # of its language, with the project's sample payload (the hello
+        # echoes it), on this Server; ROUNDS alternating rounds of wrk at
+        # c=1 (p50) and c=32 (throughput), medians.
+        fns = {"python": ("hello.py", ["python", "python-packages"]), "js": ("hello.js", ["js", "js-packages"])}
+        payloads = {d: p for d, _, p, _ in PROJECTS}
+        calls = {}  # key: (function, payload)
+        for lang, (file, dirs) in fns.items():
+            fresh.deploy(f"proj_hello_{lang}", lang, (EXAMPLES / file).read_text())
+            calls[f"hello:{lang}"] = (f"proj_hello_{lang}", payloads[dirs[0]])
+            for d in dirs:
+                calls[d] = (names[d], payloads[d])
+        for fn, body in calls.values():  # warm-up: every worker's first calls of each
+            for _ in range(8):
+                http(addr, "POST", f"/invoke?fn={fn}", body.encode())
+        log(f"projects: per call, {ROUNDS} alternating rounds of c=1 and c=32 per function "
+            f"(load {os.getloadavg()[0]:.2f})")
+        # python-packages imports `markdown` at each call (about half a
+        # second here): at c=32 on 4 workers its calls wait several seconds
+        # in the queue, so wrk's timeout is 30 s, not 2 s; and each run is
+        # followed by a wait until the Server has finished the calls wrk left
+        # behind, so that they do not slow the next function's run.
+        runs = {(k, c): [] for k in calls for c in (1, 32)}
+        for _ in range(ROUNDS):
+            for c in (1, 32):
+                for key, (fn, body) in calls.items():
+                    runs[(key, c)].append(wrk(f"http://{addr}/invoke?fn={fn}", c, body=body, timeout_s=30))
+                    wait_idle(fresh)
+        errors = sum(r["errors"] for rs in runs.values() for r in rs)
+        for lang, (_, dirs) in fns.items():
+            for d in dirs:
+                p1, h1 = median_run(runs[(d, 1)], "p50")["p50"], median_run(runs[(f"hello:{lang}", 1)], "p50")["p50"]
+                record("projects", f"{d} project p50 (c=1) vs {lang} hello", fmt(p1, "ms"), fmt(h1, "ms"),
+                       f"{p1 / h1:.2f}x")
+                p32 = median_run(runs[(d, 32)], "rps")["rps"]
+                h32 = median_run(runs[(f"hello:{lang}", 32)], "rps")["rps"]
+                record("projects", f"{d} project throughput (c=32) vs {lang} hello", fmt(p32, "req/s"),
+                       fmt(h32, "req/s"), f"{p32 / h32:.2f}x")
+        record("projects", f"errors (all {len(runs) * ROUNDS} per-call runs)", str(errors), "", "", "0", errors == 0)
+    finally:
+        fresh.stop()
+    record("projects", "load average (1 min) at the start, at the end", f"{load_start:.2f}, {os.getloadavg()[0]:.2f}")
+    log(f"projects: section took {time.time() - started:.0f} s")
+
+
+def wait_idle(server, limit_s=60):
+    """Waits until no call is queued or running on `server`."""
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        stats = server.stats()
+        if stats["queue_len"] == 0 and not any(w["in_flight"] for w in stats["workers"]):
+            return
+        time.sleep(0.05)
+    log(f"{server.addr} still busy after {limit_s} s")
 
 
 def warm_every_worker(addr, fn, workers, rounds=3):
