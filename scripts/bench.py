@@ -718,6 +718,8 @@ PROJECTS = [
     ("go", "go", "a loud world", "Hello, WORLD!\n"),
     ("js", "js", "hello big world", '{"title":"Hello Big World","words":3}\n'),
     ("js-packages", "js", "3600000", "1 hour\n"),
+    ("js-esm", "js", "hello big world",
+     '{"camel":"helloBigWorld","pascal":"HelloBigWorld","words":3,"first":"hello"}\n'),
     ("php", "php", "Hello, Big World!", '{"slug":"hello-big-world","length":15}\n'),
     ("python", "python", "The  cat SAW the\ncat", '{"words": 5, "unique": 3, "longest": "the"}\n'),
     ("python-packages", "python", "# Hi\n\n*faas*\n", "<h1>Hi</h1>\n<p><em>faas</em></p>\n"),
@@ -814,7 +816,7 @@ def projects(server):
         # of its language, with the project's sample payload (the hello
         # echoes it), on this Server; ROUNDS alternating rounds of wrk at
         # c=1 (p50) and c=32 (throughput), medians.
-        fns = {"python": ("hello.py", ["python", "python-packages"]), "js": ("hello.js", ["js", "js-packages"])}
+        fns = {"python": ("hello.py", ["python", "python-packages"]), "js": ("hello.js", ["js", "js-packages", "js-esm"])}
         payloads = {d: p for d, _, p, _ in PROJECTS}
         calls = {}  # key: (function, payload)
         for lang, (file, dirs) in fns.items():
