@@ -155,8 +155,9 @@ fn hostile_functions_in_every_language_reach_nothing() {
                 .map(str::to_string)
                 .collect();
             panic!(
-                "a function's process outlived its call:\n{}",
-                survivors.join("\n")
+                "a function's process outlived its call:\n{}\n{}",
+                survivors.join("\n"),
+                ancestry_of_sleeps(&["300", "301"])
             );
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -164,6 +165,68 @@ fn hostile_functions_in_every_language_reach_nothing() {
     // And the platform still serves.
     server.deploy("after", "c", &example("hello.c"));
     assert_eq!(server.post("/invoke?fn=after", "").status, 200);
+}
+
+/// For each live `sleep N` (N in `seconds`): its line of ancestors, each
+/// with its session, PID namespace, pending signals (a SIGKILL sent but not
+/// yet acted on shows in `ShdPnd`/`SigPnd` as bit 9, 0x100) and what it
+/// waits in: whether it was never signalled, or was and is stuck dying.
+fn ancestry_of_sleeps(seconds: &[&str]) -> String {
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    };
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let slept = args.trim().strip_prefix("sleep ").unwrap_or("");
+        if !seconds.contains(&slept) {
+            continue;
+        }
+        let mut at = pid;
+        for _ in 0..8 {
+            let status = std::fs::read_to_string(format!("/proc/{at}/status")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{at}/stat")).unwrap_or_default();
+            let session = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(3))
+                .unwrap_or("?")
+                .to_string();
+            let ns = std::fs::read_link(format!("/proc/{at}/ns/pid"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let wchan = std::fs::read_to_string(format!("/proc/{at}/wchan")).unwrap_or_default();
+            let cmd = std::fs::read(format!("/proc/{at}/cmdline")).unwrap_or_default();
+            out.push_str(&format!(
+                "{}{at} {} state {} ppid {} sid {session} uid {} {ns} NSpid {} SigPnd {} ShdPnd {} wchan {wchan}\n",
+                if at == pid { "" } else { "  <- " },
+                String::from_utf8_lossy(&cmd).replace('\0', " ").chars().take(60).collect::<String>(),
+                field(&status, "State:"),
+                field(&status, "PPid:"),
+                field(&status, "Uid:")
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("?"),
+                field(&status, "NSpid:"),
+                field(&status, "SigPnd:"),
+                field(&status, "ShdPnd:"),
+            ));
+            match field(&status, "PPid:").parse::<u32>() {
+                Ok(parent) if parent > 1 => at = parent,
+                _ => break,
+            }
+        }
+    }
+    out
 }
 
 /// Live `sleep N` processes on the host, for each N of `seconds` (each test

@@ -79,23 +79,38 @@ pub fn children(parent: i32) -> Vec<ProcStat> {
 /// call's leftovers can be there: a worker has no other children between
 /// calls) and reaps them all, waiting at most `within` for them to die.
 /// Returns how many were reaped.
+///
+/// The children are looked up again every [`RESCAN`] while some are alive,
+/// and each one found is killed: a process can become a child of this
+/// subreaper after a scan, when its parent dies of the kill that scan sent
+/// (an orphan reparented here, such as the sandbox's PID 1 once the
+/// `bwrap` above it is killed, or an unconfined call's `setsid`
+/// grandchild, which no process-group kill reaches). Killed only once, at
+/// the first scan, such an orphan was never signalled and lived on after
+/// the call (for good, if it was the sandbox's PID 1 still setting up,
+/// before bubblewrap's `--die-with-parent` is in place).
 pub fn reap_leftovers(within: Duration) -> usize {
     let deadline = Instant::now() + within;
     let mut reaped = 0;
-    let mut killed = false;
+    let mut next_scan = Instant::now();
     let mut pause = Duration::from_micros(100);
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {
-                if !killed {
+                let now = Instant::now();
+                if now >= next_scan {
                     // Usually the sandbox's PID 1, already dying with the
                     // call's process group; anything else is killed too.
+                    // A zombie is skipped: it is dead, and the next
+                    // waitpid takes it.
                     for child in children(std::process::id() as i32) {
-                        let _ = kill(Pid::from_raw(child.pid), Signal::SIGKILL);
+                        if child.state != 'Z' {
+                            let _ = kill(Pid::from_raw(child.pid), Signal::SIGKILL);
+                        }
                     }
-                    killed = true;
+                    next_scan = now + RESCAN;
                 }
-                if Instant::now() >= deadline {
+                if now >= deadline {
                     log::warn!("children of a call still alive after {within:?}; reaped later");
                     return reaped;
                 }
@@ -113,6 +128,10 @@ pub fn reap_leftovers(within: Duration) -> usize {
         }
     }
 }
+
+/// How often [`reap_leftovers`] looks for children to kill while some are
+/// still alive (a scan reads every `/proc/PID/stat`: not at every poll).
+const RESCAN: Duration = Duration::from_millis(20);
 
 #[cfg(test)]
 mod tests {
@@ -135,28 +154,35 @@ mod tests {
         assert_eq!(me.pid, std::process::id() as i32);
     }
 
+    /// Runs test `name` again in a process of its own and asserts that it
+    /// passed; true when the caller is that process (and so must run the
+    /// test's body). A subreaper test binary would collect the orphans of
+    /// every other test.
+    fn in_own_process(name: &str) -> bool {
+        if std::env::var_os("FAAS_REAP_TEST_CHILD").is_some() {
+            return true;
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture"])
+            .env("FAAS_REAP_TEST_CHILD", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name} failed in its own process");
+        false
+    }
+
+    // The sleeps last numbers of their own: the end-to-end tests look for
+    // `sleep 300`, `sleep 301` and `sleep 302` left on the host.
     #[test]
     fn an_orphaned_grandchild_is_killed_and_reaped() {
-        // Runs in its own process: a subreaper test binary would collect
-        // the orphans of every other test.
-        if std::env::var_os("FAAS_REAP_TEST_CHILD").is_none() {
-            let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "reap::tests::an_orphaned_grandchild_is_killed_and_reaped",
-                    "--nocapture",
-                ])
-                .env("FAAS_REAP_TEST_CHILD", "1")
-                .status()
-                .unwrap();
-            assert!(status.success());
+        if !in_own_process("reap::tests::an_orphaned_grandchild_is_killed_and_reaped") {
             return;
         }
         become_subreaper().unwrap();
         // sh starts a sleep in the background and exits: the sleep is
         // reparented to us.
         let status = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 300 & exit 0"])
+            .args(["-c", "sleep 306 & exit 0"])
             .status()
             .unwrap();
         assert!(status.success());
@@ -164,5 +190,37 @@ mod tests {
         assert_eq!(children(me).len(), 1, "the orphaned sleep is ours");
         assert_eq!(reap_leftovers(Duration::from_secs(5)), 1);
         assert!(children(me).is_empty());
+    }
+
+    #[test]
+    fn an_orphan_that_becomes_ours_while_reaping_is_killed_too() {
+        if !in_own_process("reap::tests::an_orphan_that_becomes_ours_while_reaping_is_killed_too") {
+            return;
+        }
+        become_subreaper().unwrap();
+        // Our child (sleep 309) has a child of its own in another session
+        // (sleep 308), as bubblewrap has the sandbox's PID 1, or an
+        // unconfined call's shell a `setsid` process: no process-group
+        // kill reaches it, and it becomes ours only once its parent has
+        // died of the kill `reap_leftovers` sends, after its first scan.
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "setsid sleep 308 & exec sleep 309"])
+            .spawn()
+            .unwrap();
+        let parent = child.id() as i32;
+        let started = Instant::now();
+        while children(parent).is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(10), "no grandchild");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let me = std::process::id() as i32;
+        let reaped = reap_leftovers(Duration::from_secs(5));
+        let left = children(me);
+        for stat in &left {
+            let _ = kill(Pid::from_raw(stat.pid), Signal::SIGKILL);
+        }
+        let _ = child.try_wait();
+        assert!(left.is_empty(), "still alive after the reaping: {left:?}");
+        assert_eq!(reaped, 2);
     }
 }
