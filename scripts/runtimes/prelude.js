@@ -1043,7 +1043,7 @@ function compile(file, src, opts) {
   if (src.startsWith('#!')) src = '//' + src.slice(2);         // shebang keeps its line
   if (src.charCodeAt(0) === 0xfeff) src = src.slice(1);
   loadingFile = file;
-  try { return std.evalScript(WRAP + src + '\n})', Object.assign({ backtrace_barrier: true }, opts)); }
+  try { return std.evalScript(WRAP + src + '\n})', Object.assign(Object.create(null), { backtrace_barrier: true }, opts)); }
   catch (e) {
     if (e instanceof SyntaxError) {
       const r = /^ {4}at .*?:(\d+)/m.exec(e.stack || '');
@@ -1157,13 +1157,14 @@ let mainModule;
 
 // ---------------------------------------------------------------- ES modules (import)
 // qjs_snapshot.c's module normalizer and loader call resolveImport and loadImport (they are
-// properties of start, out of function code's reach). An ES module is a .mjs file, a .js file
+// properties of start; qjs_snapshot.c keeps its own references to them). An ES module is a .mjs file, a .js file
 // under a package.json with "type": "module", or a .js file that does not parse as CommonJS
 // but does as a module (Node's syntax detection: import/export or top-level await). .cjs,
 // .json and other .js files load as CommonJS and are imported as their module.exports (the
 // default export) with its keys as named exports, as in Node; so are the builtins ('fs' or
 // 'node:fs').
-const ESM_SYNTAX = /^\s*(import\s*[\w{*'"]|export\s+[\w{*])/m;
+// Line by line, without \s spanning lines: /^\s*.../m backtracks quadratically on blank lines.
+const ESM_SYNTAX = /^[ \t]*(import[ \t]*[\w{*'"]|export[ \t]+[\w{*])/m;
 function packageType(file) {        // "type" of the nearest package.json
   for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
     const pkg = readJson(dir + '/package.json');
@@ -1195,8 +1196,9 @@ function resolveImport(base, id) {
 const exportNames = (x) => Object.freeze(x !== null && (typeof x === 'object' || typeof x === 'function')
   ? Object.keys(x).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k)) : []);
 const importRecords = new Map();    // the loader asks twice for a CommonJS module: same answer
+const mapGet = Map.prototype.get, mapSet = Map.prototype.set;   // function code may replace them
 function loadImport(name) {
-  let rec = importRecords.get(name);
+  let rec = Reflect.apply(mapGet, importRecords, [name]);
   if (rec !== undefined) return rec;
   if (name.startsWith('node:')) { const x = builtins[name.slice(5)]; rec = { exports: x, names: exportNames(x) }; }
   else {
@@ -1205,7 +1207,7 @@ function loadImport(name) {
     if (isEsModule(name, src)) rec = src;
     else { const x = loadModule(name, null).exports; rec = { exports: x, names: name.endsWith('.json') ? Object.freeze([]) : exportNames(x) }; }
   }
-  importRecords.set(name, rec);
+  Reflect.apply(mapSet, importRecords, [name, rec]);
   return rec;
 }
 

@@ -15,8 +15,8 @@
  * and the function's code are read by start() on every call.
  *
  * ES modules (`import`) are resolved and read by the prelude (resolveImport and
- * loadImport, properties of the start function, so no function code can reach
- * or replace them): the normalizer and loader below only call them, compile
+ * loadImport, properties of the start function; this file keeps its own
+ * references, so replacing them changes nothing): the normalizer and loader below only call them, compile
  * what they return and refuse any name that is not a file path or one of the
  * prelude's node: builtins, so QuickJS's own qjs:std, qjs:os and qjs:bjson
  * (std.open, os.exec, ...) stay out of reach even if function code tampered
@@ -156,8 +156,17 @@ static int faas_each_export(JSContext *ctx, JSModuleDef *m, JSValueConst rec, bo
             ret = -1;
         else if (add)
             ret = JS_AddModuleExport(ctx, m, s);
-        else
-            ret = JS_SetModuleExport(ctx, m, s, JS_GetPropertyStr(ctx, exports, s));
+        else {
+            /* A getter that throws fails the import (never stores JS_EXCEPTION); a
+             * name that was not declared at load (the record changed) too. */
+            JSValue value = JS_GetPropertyStr(ctx, exports, s);
+            if (JS_IsException(value))
+                ret = -1;
+            else if (JS_SetModuleExport(ctx, m, s, value) < 0) {
+                JS_ThrowTypeError(ctx, "module '%s' changed its exports while loading", s);
+                ret = -1;
+            }
+        }
         if (s)
             JS_FreeCString(ctx, s);
     }

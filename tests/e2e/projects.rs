@@ -578,6 +578,59 @@ fn a_project_of_es_modules_imports_files_packages_commonjs_and_builtins() {
     let error = resp.assert_error(422);
     assert!(resp.body.contains("code.js:2"), "{error}: {}", resp.body);
     assert_eq!(server.get("/function/esm_bad").status, 404);
+
+    // The red team's attacks on the loader. Options polluted through
+    // Object.prototype no longer make require() compile a module inside
+    // the loader (that trapped the interpreter); a CommonJS export whose
+    // getter throws fails the import with that error; 40,000 blank lines
+    // are parsed in a moment, not the 30 s check deadline.
+    let polluted = r#"import fs from 'fs';
+fs.writeFileSync('/tmp/x.mjs', "import '/tmp/b.cjs';\nimport { y } from '/tmp/c.mjs';\nconsole.log('x evaluated', y);\n");
+fs.writeFileSync('/tmp/b.cjs', "Object.prototype.compile_module = true;\ntry { require('/tmp/d.js'); } catch (e) { console.log('d threw'); }\ndelete Object.prototype.compile_module;\n");
+fs.writeFileSync('/tmp/d.js', "}); import '/tmp/x.mjs'; (function () {\n");
+fs.writeFileSync('/tmp/c.mjs', "export const y = 5;\n");
+await import('/tmp/x.mjs');
+"#;
+    server.deploy("esm_polluted", "js", polluted);
+    let resp = server.post("/invoke?fn=esm_polluted", "");
+    assert_eq!(
+        resp.json()["output"],
+        "d threw\nx evaluated 5\n",
+        "{}",
+        resp.body
+    );
+    assert_ne!(resp.json()["kind"], "trap", "{}", resp.body);
+    write_tree(
+        dir.path(),
+        &[
+            ("index.mjs", "try { const m = await import('./p.cjs'); console.log('imported', m.a); } catch (e) { console.log('refused:', e.message); }\n"),
+            ("p.cjs", "module.exports = { a: 1, get b() { throw new Error('getter b threw'); } };\n"),
+        ],
+    );
+    let resp = deploy_archive(
+        &server,
+        "esm_getter",
+        "js",
+        "application/gzip",
+        &pack_dir(dir.path()),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    assert_eq!(
+        invoke(&server, "esm_getter", ""),
+        "refused: getter b threw\n"
+    );
+    let started = Instant::now();
+    server.deploy(
+        "blank_lines",
+        "js",
+        &format!("{}console.log('ok');\n", "\n".repeat(40_000)),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(invoke(&server, "blank_lines", ""), "ok\n");
 }
 
 #[test]
@@ -606,6 +659,21 @@ fn an_archive_reads_back_as_deployed_lists_its_files_and_updates_to_and_from_one
             )
         })
         .collect();
+    // The deploy compiled each module's bytecode beside it (the tree is
+    // read-only at run time, so calls could not cache it).
+    let (pycs, listed): (Vec<_>, Vec<_>) = listed
+        .into_iter()
+        .partition(|(p, _)| p.contains("__pycache__/"));
+    let pycs: Vec<&str> = pycs.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        pycs,
+        [
+            "__pycache__/main.cpython-315.pyc",
+            "textkit/__pycache__/__init__.cpython-315.pyc",
+            "textkit/__pycache__/clean.cpython-315.pyc",
+            "textkit/__pycache__/stats.cpython-315.pyc"
+        ]
+    );
     let root = repo_root().join("examples/projects/python");
     let size = |p: &str| std::fs::metadata(root.join(p)).unwrap().len();
     assert_eq!(

@@ -355,7 +355,11 @@ impl Toolchains {
         if tool.interpreter {
             let entry = project.map(|p| source.join(&p.entry));
             let cmd = self.check_command(lang, entry.as_deref().unwrap_or(source), timeout);
-            return finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &[dir]);
+            finish(lang, tool, run_with_timeout(cmd, timeout), timeout, &[dir])?;
+            if lang == Lang::Python && project.is_some() {
+                self.precompile(source, timeout);
+            }
+            return Ok(());
         }
         let setup =
             |e: std::io::Error| BuildError::Failed(format!("cannot prepare the build: {e}"));
@@ -493,6 +497,30 @@ impl Toolchains {
             .args(["check", "--lang", lang.name()])
             .arg(source);
         cmd
+    }
+
+    /// `worker precompile`: the interpreter in WebAssembly compiles a Python
+    /// project's modules once, here, instead of at every call that imports
+    /// them (see `faas_worker::bytecode`). A failure costs only speed: the
+    /// calls compile those sources, as they would without it.
+    fn precompile(&self, tree: &Path, timeout: Duration) {
+        let started = Instant::now();
+        let mut cmd = self.sandbox.trusted_command(&self.choice.worker, timeout);
+        cmd.arg("--runtimes-dir")
+            .arg(&self.choice.runtimes_dir)
+            .arg("precompile")
+            .arg(tree);
+        let why = match run_with_timeout(cmd, timeout) {
+            Ok(Some((status, out))) if status.success() => {
+                let secs = started.elapsed().as_secs_f64();
+                log::info!(target: PART, "python: bytecode {} in {secs:.1} s", out.trim());
+                return;
+            }
+            Ok(Some((_, out))) => out.trim().to_string(),
+            Ok(None) => format!("timed out after {} s", timeout.as_secs()),
+            Err(err) => err.to_string(),
+        };
+        log::warn!(target: PART, "python: no bytecode for the project (its calls compile its modules): {why}");
     }
 
     /// Builds `dir/code.wasmu` with `worker compile` (exit 3: the module is

@@ -51,6 +51,7 @@
 pub mod args;
 pub mod artifact;
 pub mod bench;
+pub mod bytecode;
 pub mod cache;
 pub mod child;
 pub mod environ;

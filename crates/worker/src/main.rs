@@ -18,7 +18,7 @@ use faas_worker::args::WorkerArgs;
 use faas_worker::artifact;
 use faas_worker::hostdir::DirMapping;
 use faas_worker::interpreters::Interpreter;
-use faas_worker::jobs::{JobRunner, RunnerSettings};
+use faas_worker::jobs::{JobRunner, RunnerSettings, PROJECT_GUEST_DIR};
 use faas_worker::native::{NativeConfig, NativeRunner};
 use faas_worker::wasm::{PrepareOptions, RunOptions, Sandbox};
 
@@ -86,6 +86,14 @@ enum Command {
         /// The script.
         file: PathBuf,
     },
+    /// Compile every `.py` file of a Python project's tree to bytecode with
+    /// the interpreter in WebAssembly, and write each beside its source
+    /// (`__pycache__/`), as a deploy does; prints `compiled N of M`. A file
+    /// that does not compile gets none.
+    Precompile {
+        /// The project's tree.
+        tree: PathBuf,
+    },
     /// Build the artifacts of the interpreter modules in the runtimes dir
     /// that have none or a stale one (run by `make` and by the Server at
     /// start); prints `prepared N`.
@@ -142,6 +150,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Compile { dir }) => compile(&dir),
         Some(Command::Check { lang, file }) => check(&cli.worker, lang, &file),
+        Some(Command::Precompile { tree }) => precompile(&cli.worker, &tree),
         Some(Command::PrepareRuntimes) => {
             let dir = cli.worker.runtimes_dir_for(&current_exe());
             faas_worker::interpreters::prepare_all(&dir)
@@ -319,6 +328,72 @@ fn check(args: &WorkerArgs, lang: faas_proto::Lang, file: &Path) -> anyhow::Resu
         (_, None, 0) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
+}
+
+/// `worker precompile`: see [`faas_worker::bytecode`].
+fn precompile(args: &WorkerArgs, tree: &Path) -> anyhow::Result<ExitCode> {
+    use faas_worker::bytecode;
+    let sources = bytecode::sources(tree)?;
+    if sources.is_empty() {
+        println!("compiled 0 of 0");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sandbox = Sandbox::new()?;
+    let dir = args.runtimes_dir_for(&current_exe());
+    let interpreter = Interpreter::load(sandbox.engine(), &dir, faas_proto::Lang::Python)?;
+    let stdin: String = sources
+        .iter()
+        .map(|(rel, _)| format!("{PROJECT_GUEST_DIR}{rel}\n"))
+        .collect();
+    let names: std::collections::HashSet<String> =
+        sources.iter().map(|(rel, _)| rel.clone()).collect();
+    let tree_files = sources
+        .into_iter()
+        .map(|(rel, bytes)| (format!("{PROJECT_GUEST_DIR}{rel}"), bytes.into()))
+        .collect::<Vec<_>>();
+    let out = sandbox.run(
+        &interpreter.module,
+        RunOptions {
+            instance: PrepareOptions {
+                args: ["python", "-I", "-c", bytecode::SCRIPT]
+                    .map(String::from)
+                    .to_vec(),
+                env: Vec::new(),
+                capture: true,
+                inherit_stdin: false,
+                dirs: Vec::new(),
+                files: interpreter.project_files(&tree_files),
+                secrets: Default::default(),
+                max_tmp_bytes: Some(16 * 1024 * 1024),
+                max_memory_bytes: 512 * 1024 * 1024,
+                outbound: None,
+                memory_image: interpreter.memory_image.clone(),
+                entry: interpreter.entry,
+            },
+            stdin: stdin.into_bytes(),
+            max_output_bytes: 512 * 1024 * 1024,
+            timeout: None,
+        },
+    )?;
+    if out.exit_code != 0 || out.trap.is_some() {
+        eprintln!(
+            "compiling the project's bytecode failed (exit {}, {:?}): {}",
+            out.exit_code,
+            out.trap,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let pycs = match bytecode::parse(&out.stdout, &names) {
+        Ok(pycs) => pycs,
+        Err(why) => {
+            eprintln!("the interpreter's bytecode output is not usable: {why}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let written = bytecode::write(tree, &pycs)?;
+    println!("compiled {written} of {}", names.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn refresh_artifacts(functions_dir: &Path) -> anyhow::Result<ExitCode> {
